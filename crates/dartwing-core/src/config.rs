@@ -1,0 +1,384 @@
+//! Configuration structs with their defaults and validation (SPEC §10).
+//!
+//! Loading (TOML file + `DARTWING_*` environment) happens in the binary; this module defines
+//! every key once. `docs/configuration.md` documents each key and a test checks it lists them all.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// The whole runtime configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address of the HTTP listener (API, Socket.IO, metrics, health).
+    pub listen: SocketAddr,
+    /// Stable id of this node in metrics and logs; default `<hostname>:<port>`.
+    pub node_id: Option<String>,
+    /// Roles this process runs.
+    pub roles: Roles,
+    /// Directory for the embedded SQLite database and generated secrets.
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; default: `dartwing.db` in `data_dir`.
+    pub database_url: Option<String>,
+    /// `redis://…`; set to run in cluster mode.
+    pub redis_url: Option<String>,
+    /// HS256 secret for end-user JWTs; default in embedded mode: generated into `data_dir`.
+    pub jwt_secret: Option<String>,
+    /// Production mode: refuse to start without explicit secrets instead of generating them.
+    pub production: bool,
+    /// Connection pool and query settings.
+    pub database: DatabaseConfig,
+    /// HTTP listener settings.
+    pub http: HttpConfig,
+    /// End-user authentication.
+    pub auth: AuthConfig,
+    /// Metrics, logs and health.
+    pub observability: ObservabilityConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            node_id: None,
+            roles: Roles::all(),
+            data_dir: PathBuf::from("./dartwing-data"),
+            database_url: None,
+            redis_url: None,
+            jwt_secret: None,
+            production: false,
+            database: DatabaseConfig::default(),
+            http: HttpConfig::default(),
+            auth: AuthConfig::default(),
+            observability: ObservabilityConfig::default(),
+        }
+    }
+}
+
+/// Connection pool and query settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// Most connections the pool opens.
+    pub max_connections: u32,
+    /// Connections kept open when idle.
+    pub min_connections: u32,
+    /// How long a request waits for a free connection before failing with 503.
+    pub acquire_timeout_ms: u64,
+    /// Queries slower than this count in `db_slow_queries_total` and are logged.
+    pub slow_query_ms: u64,
+    /// SQLite only: how long a writer waits for the database lock.
+    pub sqlite_busy_timeout_ms: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            min_connections: 1,
+            acquire_timeout_ms: 5_000,
+            slow_query_ms: 200,
+            sqlite_busy_timeout_ms: 5_000,
+        }
+    }
+}
+
+/// HTTP listener settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Largest accepted request body in bytes (413 beyond).
+    pub body_limit_bytes: usize,
+    /// On SIGTERM/SIGINT, how long in-flight requests may take to finish.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self { body_limit_bytes: 5 * 1024 * 1024, shutdown_grace_secs: 30 }
+    }
+}
+
+/// End-user authentication (JWT) settings. The HS256 secret is the top-level `jwt_secret`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// JWKS URL for RS256/ES256 tokens (e.g. Keycloak's `…/protocol/openid-connect/certs`).
+    pub jwks_url: Option<String>,
+    /// Expected `iss`; unchecked when unset.
+    pub issuer: Option<String>,
+    /// Expected `aud`; unchecked when unset.
+    pub audience: Option<String>,
+    /// Claim holding the user's email.
+    pub user_claim: String,
+    /// Dotted path of the claim listing roles (Keycloak realm roles by default).
+    pub roles_claim: String,
+    /// Role value that makes a user a platform administrator.
+    pub admin_role: String,
+    /// How long fetched JWKS keys are trusted before a refetch.
+    pub jwks_cache_secs: u64,
+    /// Clock skew tolerated on `exp` and `nbf`.
+    pub leeway_secs: u64,
+    /// Lifetime of tokens printed by `dartwing token issue`.
+    pub dev_token_ttl_secs: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            jwks_url: None,
+            issuer: None,
+            audience: None,
+            user_claim: "email".into(),
+            roles_claim: "realm_access.roles".into(),
+            admin_role: "System Manager".into(),
+            jwks_cache_secs: 300,
+            leeway_secs: 30,
+            dev_token_ttl_secs: 86_400,
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line (default).
+    Json,
+    /// Human-readable lines, for a terminal.
+    Text,
+}
+
+/// Metrics, logs and health settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ObservabilityConfig {
+    /// Log filter in `tracing` syntax, e.g. `info` or `info,sqlx=warn`.
+    pub log_level: String,
+    /// `json` or `text`.
+    pub log_format: LogFormat,
+    /// Log one line per HTTP request.
+    pub access_log: bool,
+    /// Record metrics (turning it off is for measuring their cost).
+    pub metrics_enabled: bool,
+    /// When set, scraping metrics requires `Authorization: Bearer <token>`.
+    pub metrics_token: Option<String>,
+    /// Distinct tenant values (`org` label) tracked per metric family before they fold into `other`.
+    pub max_org_label_values: usize,
+    /// A worker whose heartbeat is older than this is considered dead.
+    pub worker_heartbeat_timeout_secs: u64,
+    /// Time limit of each health check.
+    pub health_check_timeout_ms: u64,
+}
+
+impl Default for ObservabilityConfig {
+    fn default() -> Self {
+        Self {
+            log_level: "info".into(),
+            log_format: LogFormat::Json,
+            access_log: true,
+            metrics_enabled: true,
+            metrics_token: None,
+            max_org_label_values: 500,
+            worker_heartbeat_timeout_secs: 60,
+            health_check_timeout_ms: 2_000,
+        }
+    }
+}
+
+/// A role a process can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// HTTP API.
+    Api,
+    /// Socket.IO gateway.
+    Realtime,
+    /// Job workers.
+    Worker,
+    /// Cron scheduler.
+    Scheduler,
+}
+
+impl Role {
+    /// Every role, in the order they are listed.
+    pub const ALL: [Role; 4] = [Role::Api, Role::Realtime, Role::Worker, Role::Scheduler];
+
+    /// The role's name in configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Api => "api",
+            Role::Realtime => "realtime",
+            Role::Worker => "worker",
+            Role::Scheduler => "scheduler",
+        }
+    }
+}
+
+/// The set of roles a process runs; written `api,realtime,worker,scheduler` or as a list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Roles(Vec<Role>);
+
+impl Roles {
+    /// All four roles (the default).
+    pub fn all() -> Self {
+        Self(Role::ALL.to_vec())
+    }
+
+    /// Whether `role` is enabled.
+    pub fn contains(&self, role: Role) -> bool {
+        self.0.contains(&role)
+    }
+
+    /// Parses a comma-separated list such as `api,worker`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut roles = Vec::new();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let role = Role::ALL
+                .into_iter()
+                .find(|r| r.as_str() == part)
+                .ok_or_else(|| format!("unknown role '{part}' (expected api, realtime, worker or scheduler)"))?;
+            if !roles.contains(&role) {
+                roles.push(role);
+            }
+        }
+        if roles.is_empty() {
+            return Err("at least one role is required".into());
+        }
+        Ok(Self(roles))
+    }
+}
+
+impl std::fmt::Display for Roles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<_> = self.0.iter().map(|r| r.as_str()).collect();
+        f.write_str(&names.join(","))
+    }
+}
+
+impl Serialize for Roles {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Roles {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Text {
+            One(String),
+            Many(Vec<String>),
+        }
+        let text = match Text::deserialize(deserializer)? {
+            Text::One(s) => s,
+            Text::Many(list) => list.join(","),
+        };
+        Roles::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A configuration value that is well-typed but unusable; names the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidConfig {
+    /// Dotted key, e.g. `database.max_connections`.
+    pub key: &'static str,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl std::fmt::Display for InvalidConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid configuration key `{}`: {}", self.key, self.reason)
+    }
+}
+
+impl std::error::Error for InvalidConfig {}
+
+impl Config {
+    /// Checks the values that types alone cannot; the error names the offending key.
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        let fail = |key, reason: &str| Err(InvalidConfig { key, reason: reason.to_string() });
+        if let Some(url) = &self.database_url
+            && !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            return fail("database_url", "must start with sqlite:, postgres:// or postgresql://");
+        }
+        if let Some(url) = &self.redis_url
+            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+        {
+            return fail("redis_url", "must start with redis:// or rediss://");
+        }
+        if let Some(node_id) = &self.node_id
+            && (node_id.is_empty() || node_id.len() > 128 || node_id.chars().any(char::is_control))
+        {
+            return fail("node_id", "must be 1-128 printable characters");
+        }
+        if let Some(secret) = &self.jwt_secret
+            && secret.len() < 32
+        {
+            return fail("jwt_secret", "must be at least 32 characters");
+        }
+        if self.production && self.jwt_secret.is_none() && self.auth.jwks_url.is_none() {
+            return fail("jwt_secret", "production mode needs jwt_secret or auth.jwks_url");
+        }
+        if let Some(url) = &self.auth.jwks_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return fail("auth.jwks_url", "must be an http:// or https:// URL");
+        }
+        if self.auth.user_claim.is_empty() {
+            return fail("auth.user_claim", "must not be empty");
+        }
+        if self.database.max_connections == 0 {
+            return fail("database.max_connections", "must be at least 1");
+        }
+        if self.database.min_connections > self.database.max_connections {
+            return fail("database.min_connections", "must not exceed database.max_connections");
+        }
+        if self.http.body_limit_bytes < 1024 {
+            return fail("http.body_limit_bytes", "must be at least 1024");
+        }
+        if self.observability.max_org_label_values == 0 {
+            return fail("observability.max_org_label_values", "must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// The node id: configured, else `<hostname>:<port>`.
+    pub fn node_id(&self) -> String {
+        self.node_id.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "localhost".into());
+            format!("{host}:{}", self.listen.port())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_roles_parse() {
+        assert_eq!(Config::default().validate(), Ok(()));
+        assert_eq!(Roles::parse("worker, api,worker").map(|r| r.to_string()), Ok("worker,api".into()));
+        assert!(Roles::parse("api,web").is_err());
+        assert!(Roles::parse("").is_err());
+    }
+
+    #[test]
+    fn invalid_values_name_their_key() {
+        let config = Config {
+            database: DatabaseConfig { max_connections: 0, ..Default::default() },
+            ..Default::default()
+        };
+        assert_eq!(config.validate().map_err(|e| e.key), Err("database.max_connections"));
+        let config = Config { database_url: Some("mysql://x".into()), ..Default::default() };
+        assert_eq!(config.validate().map_err(|e| e.key), Err("database_url"));
+    }
+}

@@ -1,0 +1,272 @@
+//! The permission module: the single place that decides what a principal may do (SPEC §3).
+//!
+//! The REST API, Socket.IO subscriptions, sync, jobs and the token vault all ask
+//! [`Principal::authorize`]; none of them re-implements a check. A [`Principal`] is loaded
+//! fresh for each request or socket operation, so membership changes take effect at once.
+
+use crate::tenancy::{MemberRole, MemberStatus, OrgStatus};
+use crate::{Error, Result};
+use std::fmt;
+
+/// What a principal wants to do within one organization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Read the organization's documents, feed and rooms.
+    Read,
+    /// Create, change or delete the organization's documents; enqueue its jobs.
+    Write,
+    /// Add, change or remove the organization's members.
+    ManageMembers,
+    /// Change the organization's own settings (its name).
+    ManageOrganization,
+    /// Connect, disconnect and inspect the organization's integrations.
+    ManageIntegrations,
+}
+
+impl Action {
+    /// Every action, for exhaustive tests and docs.
+    pub const ALL: &'static [Action] =
+        &[Action::Read, Action::Write, Action::ManageMembers, Action::ManageOrganization, Action::ManageIntegrations];
+
+    fn verb(self) -> &'static str {
+        match self {
+            Action::Read => "read",
+            Action::Write => "write",
+            Action::ManageMembers => "manage members of",
+            Action::ManageOrganization => "change settings of",
+            Action::ManageIntegrations => "manage integrations of",
+        }
+    }
+}
+
+/// One organization membership of a principal, with the organization's own status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    /// The Organization's name.
+    pub organization: String,
+    /// Role in that organization.
+    pub role: MemberRole,
+    /// Status of the membership.
+    pub status: MemberStatus,
+    /// Status of the organization.
+    pub org_status: OrgStatus,
+}
+
+/// Who is acting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrincipalKind {
+    /// An end user authenticated by JWT.
+    User {
+        /// Lower-cased email (the user's identity).
+        email: String,
+        /// The Person document's name.
+        person: String,
+    },
+    /// A service authenticated by API key, scoped to the system or to one organization.
+    Service {
+        /// The public part of the key.
+        api_key: String,
+        /// `None` for a system-scoped key.
+        organization: Option<String>,
+    },
+}
+
+/// An authenticated actor and everything needed to decide its access.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// User or service.
+    pub kind: PrincipalKind,
+    /// Platform administrator (System Manager role, or a system-scoped API key): everything is allowed.
+    pub system_admin: bool,
+    /// Memberships (for a service key scoped to an organization: one Admin membership of it).
+    pub memberships: Vec<Membership>,
+}
+
+/// Which organizations' documents a principal can list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrgScope {
+    /// Every organization (system administrators).
+    All,
+    /// Only these organizations.
+    Only(Vec<String>),
+}
+
+impl Principal {
+    /// A system-scoped operator principal, for administrative commands run on the server itself.
+    pub fn system(name: &str) -> Self {
+        Principal {
+            kind: PrincipalKind::Service { api_key: name.to_string(), organization: None },
+            system_admin: true,
+            memberships: Vec::new(),
+        }
+    }
+
+    /// The identity written to `owner`/`modified_by` and to logs: email for users, key for services.
+    pub fn id(&self) -> &str {
+        match &self.kind {
+            PrincipalKind::User { email, .. } => email,
+            PrincipalKind::Service { api_key, .. } => api_key,
+        }
+    }
+
+    /// The user's email, if this is a user.
+    pub fn email(&self) -> Option<&str> {
+        match &self.kind {
+            PrincipalKind::User { email, .. } => Some(email),
+            PrincipalKind::Service { .. } => None,
+        }
+    }
+
+    /// The user's Person name, if this is a user.
+    pub fn person(&self) -> Option<&str> {
+        match &self.kind {
+            PrincipalKind::User { person, .. } => Some(person),
+            PrincipalKind::Service { .. } => None,
+        }
+    }
+
+    /// The membership that is in force for `organization`, if any.
+    pub fn membership(&self, organization: &str) -> Option<&Membership> {
+        self.memberships
+            .iter()
+            .find(|m| m.organization == organization && m.status == MemberStatus::Active)
+    }
+
+    /// Whether the principal may do `action` in `organization`.
+    pub fn can(&self, action: Action, organization: &str) -> bool {
+        if self.system_admin {
+            return true;
+        }
+        let Some(membership) = self.membership(organization) else {
+            return false;
+        };
+        let org_active = membership.org_status == OrgStatus::Active;
+        let role = membership.role;
+        match action {
+            Action::Read => true,
+            Action::Write => org_active && role != MemberRole::Guest,
+            Action::ManageMembers | Action::ManageOrganization | Action::ManageIntegrations => {
+                org_active && matches!(role, MemberRole::Owner | MemberRole::Admin)
+            }
+        }
+    }
+
+    /// [`Principal::can`] as a result: a 403 naming the action when denied.
+    pub fn authorize(&self, action: Action, organization: &str) -> Result<()> {
+        if self.can(action, organization) {
+            Ok(())
+        } else {
+            Err(Error::permission_denied(format!(
+                "Not permitted to {} organization {organization}",
+                action.verb()
+            )))
+        }
+    }
+
+    /// Allows only platform administrators (system-wide operations such as API keys).
+    pub fn authorize_system(&self) -> Result<()> {
+        if self.system_admin {
+            Ok(())
+        } else {
+            Err(Error::permission_denied("Only system administrators may do this"))
+        }
+    }
+
+    /// Whether the principal may grant or revoke the Owner role in `organization`.
+    pub fn can_manage_owners(&self, organization: &str) -> bool {
+        self.system_admin
+            || self.membership(organization).is_some_and(|m| {
+                m.role == MemberRole::Owner && m.org_status == OrgStatus::Active
+            })
+    }
+
+    /// Organizations whose documents this principal can read.
+    pub fn readable_organizations(&self) -> OrgScope {
+        if self.system_admin {
+            OrgScope::All
+        } else {
+            OrgScope::Only(
+                self.memberships
+                    .iter()
+                    .filter(|m| m.status == MemberStatus::Active)
+                    .map(|m| m.organization.clone())
+                    .collect(),
+            )
+        }
+    }
+}
+
+impl fmt::Display for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.id())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Permission matrix: every role (plus non-member and system admin) × every action ×
+    /// same organization / other organization, for an Active and a Suspended organization.
+    #[test]
+    fn permission_matrix() {
+        let user = |role: Option<MemberRole>, org_status: OrgStatus, admin: bool| Principal {
+            kind: PrincipalKind::User { email: "u@example.com".into(), person: "PERS-1".into() },
+            system_admin: admin,
+            memberships: role
+                .map(|role| Membership {
+                    organization: "ORG-A".into(),
+                    role,
+                    status: MemberStatus::Active,
+                    org_status,
+                })
+                .into_iter()
+                .collect(),
+        };
+        use Action::*;
+        use MemberRole::*;
+        // (role, read, write, manage members, manage organization, manage integrations) in the own, Active org.
+        let expected = [
+            (Some(Owner), [true, true, true, true, true]),
+            (Some(Admin), [true, true, true, true, true]),
+            (Some(Member), [true, true, false, false, false]),
+            (Some(Guest), [true, false, false, false, false]),
+            (None, [false, false, false, false, false]),
+        ];
+        for (role, allowed) in expected {
+            let p = user(role, OrgStatus::Active, false);
+            for (action, allow) in [Read, Write, ManageMembers, ManageOrganization, ManageIntegrations].into_iter().zip(allowed) {
+                assert_eq!(p.can(action, "ORG-A"), allow, "{role:?} {action:?} same org");
+                assert!(!p.can(action, "ORG-B"), "{role:?} {action:?} other org");
+            }
+            // Suspended organization: reading stays, nothing else.
+            let suspended = user(role, OrgStatus::Suspended, false);
+            for action in Action::ALL {
+                let allow = role.is_some() && *action == Read;
+                assert_eq!(suspended.can(*action, "ORG-A"), allow, "{role:?} {action:?} suspended");
+            }
+        }
+        let admin = user(None, OrgStatus::Active, true);
+        for action in Action::ALL {
+            assert!(admin.can(*action, "ORG-A") && admin.can(*action, "ORG-B"));
+        }
+        assert!(admin.authorize_system().is_ok());
+        assert!(user(Some(Owner), OrgStatus::Active, false).authorize_system().is_err());
+    }
+
+    #[test]
+    fn inactive_membership_grants_nothing() {
+        let p = Principal {
+            kind: PrincipalKind::User { email: "u@example.com".into(), person: "PERS-1".into() },
+            system_admin: false,
+            memberships: vec![Membership {
+                organization: "ORG-A".into(),
+                role: MemberRole::Owner,
+                status: MemberStatus::Inactive,
+                org_status: OrgStatus::Active,
+            }],
+        };
+        assert!(Action::ALL.iter().all(|a| !p.can(*a, "ORG-A")));
+        assert_eq!(p.readable_organizations(), OrgScope::Only(vec![]));
+    }
+}

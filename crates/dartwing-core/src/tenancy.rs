@@ -1,0 +1,180 @@
+//! Tenancy entities shared by every capability: Organization, Person and Org Member (SPEC §3).
+
+use crate::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// DocType name of [`Organization`].
+pub const ORGANIZATION: &str = "Organization";
+/// DocType name of [`Person`].
+pub const PERSON: &str = "Person";
+/// DocType name of [`OrgMember`].
+pub const ORG_MEMBER: &str = "Org Member";
+
+/// Declares a closed set of values written as fixed strings in JSON and in the database.
+macro_rules! text_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $($(#[$vmeta])* #[doc = $text] #[serde(rename = $text)] $variant),+
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The stored and transmitted text of this value.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    other => Err(format!(
+                        "'{other}' is not one of {}",
+                        [$($text),+].join(", ")
+                    )),
+                }
+            }
+        }
+    };
+}
+
+text_enum! {
+    /// Kind of organization; immutable after insert.
+    OrgType { Family => "Family", Company => "Company", Association => "Association", Nonprofit => "Nonprofit" }
+}
+
+text_enum! {
+    /// Whether an organization operates. Suspended organizations' users cannot write and their jobs pause.
+    OrgStatus { Active => "Active", Suspended => "Suspended" }
+}
+
+text_enum! {
+    /// Whether a person may use the platform.
+    PersonStatus { Active => "Active", Inactive => "Inactive" }
+}
+
+text_enum! {
+    /// A member's role in one organization.
+    MemberRole { Owner => "Owner", Admin => "Admin", Member => "Member", Guest => "Guest" }
+}
+
+text_enum! {
+    /// Whether a membership is in force. Only Active memberships grant access.
+    MemberStatus { Active => "Active", Inactive => "Inactive", Pending => "Pending" }
+}
+
+/// An Organization document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Organization {
+    /// Primary key, e.g. `ORG-2026-00001`.
+    pub name: String,
+    /// Display name.
+    pub org_name: String,
+    /// Family, Company, Association or Nonprofit; immutable.
+    pub org_type: OrgType,
+    /// Active or Suspended.
+    pub status: OrgStatus,
+    /// When the document was inserted.
+    pub creation: Timestamp,
+    /// When the document last changed.
+    pub modified: Timestamp,
+    /// Who inserted it (email or API key).
+    pub owner: String,
+    /// Who changed it last.
+    pub modified_by: String,
+}
+
+/// A Person document: one human identity, found by a unique lower-cased email.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Person {
+    /// Primary key, e.g. `PERS-2026-00001`.
+    pub name: String,
+    /// Unique, lower-cased email address.
+    pub primary_email: String,
+    /// Display name.
+    pub full_name: String,
+    /// Active or Inactive.
+    pub status: PersonStatus,
+    /// When the document was inserted.
+    pub creation: Timestamp,
+    /// When the document last changed.
+    pub modified: Timestamp,
+    /// Who inserted it.
+    pub owner: String,
+    /// Who changed it last.
+    pub modified_by: String,
+}
+
+/// An Org Member document: one person's role in one organization. Unique per (person, organization).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrgMember {
+    /// Primary key, e.g. `MEM-2026-00001`.
+    pub name: String,
+    /// The Person's name.
+    pub person: String,
+    /// The Organization's name.
+    pub organization: String,
+    /// Owner, Admin, Member or Guest.
+    pub role: MemberRole,
+    /// Active, Inactive or Pending.
+    pub status: MemberStatus,
+    /// When the document was inserted.
+    pub creation: Timestamp,
+    /// When the document last changed.
+    pub modified: Timestamp,
+    /// Who inserted it.
+    pub owner: String,
+    /// Who changed it last.
+    pub modified_by: String,
+}
+
+/// Lower-cases and checks an email address; the form stored in `primary_email`.
+pub fn normalize_email(email: &str) -> Result<String, String> {
+    let email = email.trim().to_lowercase();
+    let valid = email.len() <= 254
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && !domain.is_empty()
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !domain.contains('@')
+        })
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if valid { Ok(email) } else { Err(format!("'{email}' is not a valid email address")) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enums_round_trip_through_text() {
+        for role in MemberRole::ALL {
+            assert_eq!(role.as_str().parse::<MemberRole>(), Ok(*role));
+        }
+        assert!("owner".parse::<MemberRole>().is_err());
+        assert_eq!(serde_json::to_string(&OrgType::Nonprofit).ok().as_deref(), Some("\"Nonprofit\""));
+    }
+
+    #[test]
+    fn emails_are_lower_cased_and_checked() {
+        assert_eq!(normalize_email(" Ann@Example.COM "), Ok("ann@example.com".to_string()));
+        assert!(normalize_email("no-at-sign").is_err());
+        assert!(normalize_email("a@b@c").is_err());
+        assert!(normalize_email("@example.com").is_err());
+    }
+}

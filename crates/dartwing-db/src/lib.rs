@@ -1,0 +1,220 @@
+//! Database plumbing for SQLite (embedded default) and PostgreSQL (cluster): one pool type over
+//! both through sqlx's `Any` driver, migrations per backend, a transaction helper, error mapping,
+//! query metrics and the database and worker-heartbeat health checks.
+//!
+//! SQL shared by both backends uses `$1`-style parameters, which SQLite also accepts; where the
+//! dialects differ, code branches on [`Backend`].
+
+mod error;
+pub mod heartbeat;
+
+pub use error::{DbError, map_db_error};
+pub use sqlx;
+
+use dartwing_core::config::DatabaseConfig;
+use dartwing_observe::{HealthCheck, Metrics};
+use futures::future::BoxFuture;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
+use std::future::Future;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Which database engine a [`Db`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite file.
+    Sqlite,
+    /// PostgreSQL server.
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a URL selects.
+    pub fn of_url(url: &str) -> Result<Self, DbError> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(DbError::UnsupportedUrl)
+        }
+    }
+
+    /// Short name for logs and health output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// A connection pool to the runtime's database, with query metrics.
+#[derive(Clone)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+    metrics: Option<Arc<Metrics>>,
+    slow_query: Duration,
+}
+
+impl Db {
+    /// The URL of the embedded database in `data_dir` (created on connect).
+    pub fn sqlite_url_in(data_dir: &Path) -> String {
+        format!("sqlite://{}?mode=rwc", data_dir.join("dartwing.db").display())
+    }
+
+    /// Opens a pool. For SQLite the parent directory is created, and every connection uses WAL,
+    /// a busy timeout and foreign keys.
+    pub async fn connect(url: &str, config: &DatabaseConfig, metrics: Option<Arc<Metrics>>) -> Result<Self, DbError> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::of_url(url)?;
+        if backend == Backend::Sqlite
+            && let Some(parent) = sqlite_path(url).and_then(|p| Path::new(p).parent().map(Path::to_path_buf))
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(&parent).map_err(|e| DbError::DataDir(parent.display().to_string(), e))?;
+        }
+        let options = AnyConnectOptions::from_str(url).map_err(DbError::Connect)?;
+        let busy_timeout_ms = config.sqlite_busy_timeout_ms;
+        let pool = AnyPoolOptions::new()
+            .max_connections(config.max_connections)
+            .min_connections(config.min_connections)
+            .acquire_timeout(Duration::from_millis(config.acquire_timeout_ms))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                        conn.execute(format!("PRAGMA busy_timeout = {busy_timeout_ms}").as_str()).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(DbError::Connect)?;
+        let db = Self { pool, backend, metrics, slow_query: Duration::from_millis(config.slow_query_ms) };
+        if let Some(metrics) = &db.metrics {
+            metrics.db.pool_size.set(i64::from(config.max_connections));
+            let pool = db.pool.clone();
+            let active = metrics.db.connections_active.clone();
+            metrics.on_scrape(Box::new(move || {
+                let in_use = pool.size().saturating_sub(u32::try_from(pool.num_idle()).unwrap_or(u32::MAX));
+                active.set(i64::from(in_use));
+            }));
+        }
+        Ok(db)
+    }
+
+    /// Applies pending migrations of this backend (PostgreSQL serializes concurrent migrators
+    /// with an advisory lock, so several nodes may start at once).
+    pub async fn migrate(&self) -> Result<(), DbError> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATOR,
+            Backend::Postgres => &POSTGRES_MIGRATOR,
+        };
+        migrator.run(&self.pool).await.map_err(DbError::Migrate)
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Begins a write transaction (`BEGIN IMMEDIATE` on SQLite so that writers queue on the
+    /// busy timeout instead of failing when a read lock would need upgrading).
+    pub async fn begin(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
+    /// Runs `work` in a write transaction: commits when it returns `Ok`, rolls back otherwise.
+    pub async fn transaction<T, F>(&self, work: F) -> dartwing_core::Result<T>
+    where
+        T: Send,
+        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, dartwing_core::Result<T>> + Send,
+    {
+        let mut tx = self.begin().await.map_err(map_db_error)?;
+        let value = work(&mut tx).await?;
+        tx.commit().await.map_err(map_db_error)?;
+        Ok(value)
+    }
+
+    /// Runs a query future, recording `db_queries_total`, `db_query_duration_seconds` and slow
+    /// queries under `doctype`/`operation`.
+    pub async fn observe<T, Fut>(&self, doctype: &str, operation: &str, query: Fut) -> Result<T, sqlx::Error>
+    where
+        Fut: Future<Output = Result<T, sqlx::Error>>,
+    {
+        let Some(metrics) = self.metrics.as_ref().filter(|m| m.enabled()) else {
+            return query.await;
+        };
+        let started = Instant::now();
+        let result = query.await;
+        let elapsed = started.elapsed();
+        let labels = [doctype, operation];
+        metrics.db.queries_total.with_label_values(&labels).inc();
+        metrics.db.query_duration.with_label_values(&labels).observe(elapsed.as_secs_f64());
+        if elapsed >= self.slow_query {
+            metrics.db.slow_queries_total.with_label_values(&labels).inc();
+            tracing::warn!(doctype, operation, duration_ms = elapsed.as_millis() as u64, "slow query");
+        }
+        result
+    }
+
+    /// A health check that runs `SELECT 1`.
+    pub fn health_check(&self) -> Arc<dyn HealthCheck> {
+        Arc::new(DatabaseCheck(self.clone()))
+    }
+}
+
+fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next()?;
+    (!path.is_empty() && path != ":memory:").then_some(path)
+}
+
+struct DatabaseCheck(Db);
+
+#[async_trait::async_trait]
+impl HealthCheck for DatabaseCheck {
+    fn name(&self) -> &'static str {
+        "database"
+    }
+
+    async fn check(&self) -> Result<String, String> {
+        sqlx::query("SELECT 1")
+            .execute(&self.0.pool)
+            .await
+            .map(|_| format!("{} reachable", self.0.backend.as_str()))
+            .map_err(|e| format!("{} unreachable: {}", self.0.backend.as_str(), error::describe(&e)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_paths_are_found_in_urls() {
+        assert_eq!(sqlite_path("sqlite://./data/x.db?mode=rwc"), Some("./data/x.db"));
+        assert_eq!(sqlite_path("sqlite:x.db"), Some("x.db"));
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+        assert!(Backend::of_url("mysql://x").is_err());
+    }
+}

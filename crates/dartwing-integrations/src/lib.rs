@@ -1,0 +1,1 @@
+//! Dartwing integrations capability (not implemented yet).

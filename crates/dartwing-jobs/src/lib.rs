@@ -1,0 +1,1 @@
+//! Dartwing jobs capability (not implemented yet).

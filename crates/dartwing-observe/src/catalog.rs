@@ -1,0 +1,152 @@
+//! The metric catalog: the one place where a metric's name, type, labels and buckets are defined.
+//!
+//! Capabilities register families from these specs through [`crate::Metrics`]; documentation and
+//! the catalog test read [`ALL`].
+
+/// Type of a metric family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    /// Monotonic count.
+    Counter,
+    /// Value that goes up and down.
+    Gauge,
+    /// Distribution in buckets.
+    Histogram,
+}
+
+impl MetricKind {
+    /// The name Prometheus uses in `# TYPE` lines.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricKind::Counter => "counter",
+            MetricKind::Gauge => "gauge",
+            MetricKind::Histogram => "histogram",
+        }
+    }
+}
+
+/// Definition of one metric family.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MetricSpec {
+    /// Exported name.
+    pub name: &'static str,
+    /// `# HELP` text.
+    pub help: &'static str,
+    /// Counter, gauge or histogram.
+    pub kind: MetricKind,
+    /// Label names, in order.
+    pub labels: &'static [&'static str],
+    /// Histogram bucket bounds; empty for other kinds.
+    pub buckets: &'static [f64],
+}
+
+const fn counter(name: &'static str, help: &'static str, labels: &'static [&'static str]) -> MetricSpec {
+    MetricSpec { name, help, kind: MetricKind::Counter, labels, buckets: &[] }
+}
+
+const fn gauge(name: &'static str, help: &'static str, labels: &'static [&'static str]) -> MetricSpec {
+    MetricSpec { name, help, kind: MetricKind::Gauge, labels, buckets: &[] }
+}
+
+const fn histogram(
+    name: &'static str,
+    help: &'static str,
+    labels: &'static [&'static str],
+    buckets: &'static [f64],
+) -> MetricSpec {
+    MetricSpec { name, help, kind: MetricKind::Histogram, labels, buckets }
+}
+
+/// Buckets of `http_request_duration_seconds`: 10 ms to 10 s.
+pub const HTTP_DURATION_BUCKETS: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+/// Buckets of `db_query_duration_seconds`: 1 ms to 5 s.
+pub const DB_DURATION_BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+/// Buckets of body-size histograms: 64 B to 16 MiB.
+pub const SIZE_BUCKETS: &[f64] =
+    &[64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0];
+
+/// HTTP requests served.
+pub const HTTP_REQUESTS_TOTAL: MetricSpec = counter(
+    "http_requests_total",
+    "HTTP requests served, by method, route template, status and organization.",
+    &["method", "endpoint", "status", "org"],
+);
+/// HTTP request latency.
+pub const HTTP_REQUEST_DURATION_SECONDS: MetricSpec = histogram(
+    "http_request_duration_seconds",
+    "Time from request received to response headers sent.",
+    &["method", "endpoint"],
+    HTTP_DURATION_BUCKETS,
+);
+/// HTTP request body sizes.
+pub const HTTP_REQUEST_SIZE_BYTES: MetricSpec = histogram(
+    "http_request_size_bytes",
+    "Request body size as declared by Content-Length.",
+    &["method", "endpoint"],
+    SIZE_BUCKETS,
+);
+/// HTTP response body sizes.
+pub const HTTP_RESPONSE_SIZE_BYTES: MetricSpec = histogram(
+    "http_response_size_bytes",
+    "Response body size where known.",
+    &["method", "endpoint"],
+    SIZE_BUCKETS,
+);
+/// Requests in flight.
+pub const HTTP_ACTIVE_REQUESTS: MetricSpec =
+    gauge("http_active_requests", "HTTP requests being served right now.", &[]);
+
+/// Database queries run.
+pub const DB_QUERIES_TOTAL: MetricSpec =
+    counter("db_queries_total", "Database queries, by doctype and operation.", &["doctype", "operation"]);
+/// Database query latency.
+pub const DB_QUERY_DURATION_SECONDS: MetricSpec = histogram(
+    "db_query_duration_seconds",
+    "Database query latency, by doctype and operation.",
+    &["doctype", "operation"],
+    DB_DURATION_BUCKETS,
+);
+/// Connections checked out of the pool.
+pub const DB_CONNECTIONS_ACTIVE: MetricSpec =
+    gauge("db_connections_active", "Database connections in use.", &[]);
+/// Pool capacity.
+pub const DB_CONNECTIONS_POOL_SIZE: MetricSpec =
+    gauge("db_connections_pool_size", "Maximum size of the database connection pool.", &[]);
+/// Slow queries.
+pub const DB_SLOW_QUERIES_TOTAL: MetricSpec = counter(
+    "db_slow_queries_total",
+    "Database queries slower than database.slow_query_ms.",
+    &["doctype", "operation"],
+);
+
+/// Every metric family the runtime exports, for documentation and the catalog test.
+pub const ALL: &[MetricSpec] = &[
+    HTTP_REQUESTS_TOTAL,
+    HTTP_REQUEST_DURATION_SECONDS,
+    HTTP_REQUEST_SIZE_BYTES,
+    HTTP_RESPONSE_SIZE_BYTES,
+    HTTP_ACTIVE_REQUESTS,
+    DB_QUERIES_TOTAL,
+    DB_QUERY_DURATION_SECONDS,
+    DB_CONNECTIONS_ACTIVE,
+    DB_CONNECTIONS_POOL_SIZE,
+    DB_SLOW_QUERIES_TOTAL,
+];
+
+/// Label value used for tenants beyond the tracked budget.
+pub const OTHER_LABEL_VALUE: &str = "other";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn names_are_unique_and_histograms_have_buckets() {
+        let mut seen = HashSet::new();
+        for spec in ALL {
+            assert!(seen.insert(spec.name), "{} defined twice", spec.name);
+            assert_eq!(spec.kind == MetricKind::Histogram, !spec.buckets.is_empty(), "{}", spec.name);
+        }
+    }
+}

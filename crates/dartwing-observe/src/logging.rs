@@ -1,0 +1,171 @@
+//! Structured logging: one JSON object per line with the SPEC §9 fields.
+//!
+//! Fields recorded on enclosing spans (`trace_id`, `user`, `organization`, `doctype`, …) are
+//! lifted to the top level of every event inside them, so a request's trace id reaches every
+//! line it causes. Each line also carries `timestamp`, `level`, `message`, `target` and `node_id`.
+
+use dartwing_core::config::{LogFormat, ObservabilityConfig};
+use serde_json::{Map, Value};
+use std::fmt;
+use std::io::Write;
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+/// Installs the global subscriber for this process: JSON lines (or text) on stdout, filtered by
+/// `log_level`. Fails when the filter does not parse or a subscriber is already installed.
+pub fn init(config: &ObservabilityConfig, node_id: &str) -> Result<(), String> {
+    let filter = EnvFilter::try_new(&config.log_level)
+        .map_err(|e| format!("invalid configuration key `observability.log_level`: {e}"))?;
+    let result = match config.log_format {
+        LogFormat::Json => tracing_subscriber::registry()
+            .with(filter)
+            .with(JsonLayer::new(node_id, std::io::stdout))
+            .try_init(),
+        LogFormat::Text => tracing_subscriber::registry()
+            .with(filter)
+            .with(tracing_subscriber::fmt::layer().with_target(false))
+            .try_init(),
+    };
+    result.map_err(|e| e.to_string())
+}
+
+/// A [`Layer`] writing one JSON object per event.
+pub struct JsonLayer<W> {
+    node_id: String,
+    make_writer: W,
+}
+
+impl<W> JsonLayer<W> {
+    /// A layer stamping `node_id` on every line and writing through `make_writer`.
+    pub fn new(node_id: &str, make_writer: W) -> Self {
+        Self { node_id: node_id.to_string(), make_writer }
+    }
+}
+
+/// Fields recorded on a span, stored in its extensions.
+struct SpanFields(Map<String, Value>);
+
+struct JsonVisitor<'a>(&'a mut Map<String, Value>);
+
+impl Visit for JsonVisitor<'_> {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.0.insert(field.name().into(), Value::from(value));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.insert(field.name().into(), Value::from(value));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.insert(field.name().into(), Value::from(value));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0.insert(field.name().into(), Value::from(value));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().into(), Value::from(value));
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.0.insert(field.name().into(), Value::from(value.to_string()));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.0.insert(field.name().into(), Value::from(format!("{value:?}")));
+    }
+}
+
+impl<S, W> Layer<S> for JsonLayer<W>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'a> MakeWriter<'a> + 'static,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        if let Some(span) = ctx.span(id) {
+            let mut fields = Map::new();
+            attrs.record(&mut JsonVisitor(&mut fields));
+            span.extensions_mut().insert(SpanFields(fields));
+        }
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        if let Some(span) = ctx.span(id)
+            && let Some(fields) = span.extensions_mut().get_mut::<SpanFields>()
+        {
+            values.record(&mut JsonVisitor(&mut fields.0));
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let mut line = Map::new();
+        line.insert("timestamp".into(), Value::from(dartwing_core::Timestamp::now().to_string()));
+        line.insert("level".into(), Value::from(event.metadata().level().as_str().to_ascii_lowercase()));
+        line.insert("message".into(), Value::from(""));
+        if let Some(scope) = ctx.event_scope(event) {
+            for span in scope.from_root() {
+                if let Some(fields) = span.extensions().get::<SpanFields>() {
+                    line.extend(fields.0.iter().map(|(k, v)| (k.clone(), v.clone())));
+                }
+            }
+        }
+        event.record(&mut JsonVisitor(&mut line));
+        line.insert("target".into(), Value::from(event.metadata().target()));
+        line.insert("node_id".into(), Value::from(self.node_id.as_str()));
+        if let Ok(mut text) = serde_json::to_vec(&line) {
+            text.push(b'\n');
+            let mut writer = self.make_writer.make_writer();
+            // A failed log write has nowhere better to be reported.
+            let _ = writer.write_all(&text);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().map_err(|_| std::io::Error::other("poisoned"))?.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Capture {
+        type Writer = Capture;
+        fn make_writer(&'a self) -> Self::Writer {
+            self.clone()
+        }
+    }
+
+    #[test]
+    fn span_fields_reach_every_line_at_top_level() -> Result<(), Box<dyn std::error::Error>> {
+        let capture = Capture::default();
+        let subscriber = tracing_subscriber::registry().with(JsonLayer::new("node-1", capture.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("request", trace_id = "abc123", user = tracing::field::Empty);
+            let _guard = span.enter();
+            span.record("user", "ann@example.com");
+            tracing::warn!(duration_ms = 12u64, "slow thing");
+        });
+        let text = String::from_utf8(capture.0.lock().map_err(|_| "poisoned")?.clone())?;
+        let line: Value = serde_json::from_str(text.trim())?;
+        assert_eq!(line["message"], "slow thing");
+        assert_eq!(line["level"], "warn");
+        assert_eq!(line["trace_id"], "abc123");
+        assert_eq!(line["user"], "ann@example.com");
+        assert_eq!(line["node_id"], "node-1");
+        assert_eq!(line["duration_ms"], 12);
+        assert!(line["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')));
+        Ok(())
+    }
+}

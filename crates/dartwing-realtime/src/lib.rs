@@ -1,0 +1,1 @@
+//! Dartwing realtime capability (not implemented yet).

@@ -1,0 +1,1 @@
+//! Dartwing sync capability (not implemented yet).

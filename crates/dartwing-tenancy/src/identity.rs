@@ -1,0 +1,240 @@
+//! The identity store: verified users and service API keys become principals with their
+//! current memberships, loaded fresh on every call so membership changes apply at once.
+
+use crate::store::{TenancyStore, validate_name};
+use crate::NewPerson;
+use async_trait::async_trait;
+use dartwing_core::identity::{IdentityStore, VerifiedUser};
+use dartwing_core::ids::random_hex;
+use dartwing_core::tenancy::{MemberRole, MemberStatus, OrgStatus, PersonStatus};
+use dartwing_core::{Error, ErrorKind, Membership, Principal, PrincipalKind, Result, Timestamp};
+use dartwing_db::map_db_error;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// Actor recorded on People provisioned at first login.
+const PROVISIONER: &str = "system:jit";
+
+type MembershipRow = (String, String, Option<String>, Option<String>, Option<String>, Option<String>);
+
+/// A newly created API key. The secret is shown once and stored only as a hash.
+#[derive(Debug, Clone, Serialize)]
+pub struct IssuedApiKey {
+    /// Public part, sent as `token <api_key>:<api_secret>`.
+    pub api_key: String,
+    /// Secret part.
+    pub api_secret: String,
+    /// Organization the key is scoped to; `None` for a system key.
+    pub organization: Option<String>,
+}
+
+/// A stored API key, without its secret.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiKeyInfo {
+    /// Public part.
+    pub api_key: String,
+    /// Scope; `None` for system.
+    pub organization: Option<String>,
+    /// Free text.
+    pub description: String,
+    /// Creation time.
+    pub created_at: String,
+    /// Who created it.
+    pub created_by: String,
+    /// Revocation time, if revoked.
+    pub revoked_at: Option<String>,
+}
+
+fn secret_digest(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+fn same_digest(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn parse<T: std::str::FromStr<Err = String>>(text: &str) -> Result<T> {
+    text.parse().map_err(|e: String| {
+        tracing::error!(error_type = "CorruptRow", error = %e, "stored value does not parse");
+        Error::internal()
+    })
+}
+
+impl TenancyStore {
+    async fn membership_rows(&self, email: &str) -> Result<Vec<MembershipRow>> {
+        self.db()
+            .observe(
+                "Person",
+                "principal",
+                sqlx::query_as(
+                    "SELECT p.name, p.status, m.organization, m.role, m.status, o.status \
+                     FROM person p \
+                     LEFT JOIN org_member m ON m.person = p.name \
+                     LEFT JOIN organization o ON o.name = m.organization \
+                     WHERE p.primary_email = $1",
+                )
+                .bind(email)
+                .fetch_all(self.db().pool()),
+            )
+            .await
+            .map_err(map_db_error)
+    }
+
+    /// Creates an API key, system-wide or scoped to `organization` (system administrators).
+    pub async fn create_api_key(&self, actor: &Principal, organization: Option<&str>, description: &str) -> Result<IssuedApiKey> {
+        actor.authorize_system()?;
+        if let Some(org) = organization {
+            validate_name(org)?;
+            let exists: Option<(String,)> = sqlx::query_as("SELECT name FROM organization WHERE name = $1")
+                .bind(org)
+                .fetch_optional(self.db().pool())
+                .await
+                .map_err(map_db_error)?;
+            if exists.is_none() {
+                return Err(Error::not_found(format!("Organization {org} not found")));
+            }
+        }
+        let issued = IssuedApiKey {
+            api_key: random_hex(8),
+            api_secret: random_hex(24),
+            organization: organization.map(str::to_string),
+        };
+        sqlx::query(
+            "INSERT INTO api_key (api_key, secret_sha256, organization, description, created_at, created_by) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&issued.api_key)
+        .bind(secret_digest(&issued.api_secret))
+        .bind(organization)
+        .bind(description)
+        .bind(Timestamp::now().to_string())
+        .bind(actor.id())
+        .execute(self.db().pool())
+        .await
+        .map_err(map_db_error)?;
+        tracing::info!(api_key = %issued.api_key, organization = organization.unwrap_or("system"), "API key created");
+        Ok(issued)
+    }
+
+    /// Revokes an API key (system administrators).
+    pub async fn revoke_api_key(&self, actor: &Principal, api_key: &str) -> Result<()> {
+        actor.authorize_system()?;
+        let result = sqlx::query("UPDATE api_key SET revoked_at = $1 WHERE api_key = $2 AND revoked_at IS NULL")
+            .bind(Timestamp::now().to_string())
+            .bind(api_key)
+            .execute(self.db().pool())
+            .await
+            .map_err(map_db_error)?;
+        if result.rows_affected() == 0 {
+            return Err(Error::not_found(format!("No active API key {api_key}")));
+        }
+        Ok(())
+    }
+
+    /// Lists API keys without secrets (system administrators).
+    pub async fn list_api_keys(&self, actor: &Principal) -> Result<Vec<ApiKeyInfo>> {
+        actor.authorize_system()?;
+        let rows: Vec<(String, Option<String>, String, String, String, Option<String>)> = sqlx::query_as(
+            "SELECT api_key, organization, description, created_at, created_by, revoked_at FROM api_key ORDER BY created_at",
+        )
+        .fetch_all(self.db().pool())
+        .await
+        .map_err(map_db_error)?;
+        Ok(rows
+            .into_iter()
+            .map(|(api_key, organization, description, created_at, created_by, revoked_at)| ApiKeyInfo {
+                api_key,
+                organization,
+                description,
+                created_at,
+                created_by,
+                revoked_at,
+            })
+            .collect())
+    }
+}
+
+#[async_trait]
+impl IdentityStore for TenancyStore {
+    async fn user_principal(&self, user: &VerifiedUser) -> Result<Principal> {
+        let mut rows = self.membership_rows(&user.email).await?;
+        if rows.is_empty() {
+            let new = NewPerson {
+                name: None,
+                primary_email: user.email.clone(),
+                full_name: user.full_name.clone().filter(|n| !n.trim().is_empty()),
+                status: None,
+            };
+            match self.insert_person(PROVISIONER, new).await {
+                Ok(person) => tracing::info!(doctype = "Person", docname = %person.name, "person provisioned at first login"),
+                // A concurrent first request provisioned it; read it below.
+                Err(e) if e.kind() == ErrorKind::Conflict => {}
+                Err(e) => return Err(e),
+            }
+            rows = self.membership_rows(&user.email).await?;
+        }
+        let Some((person, person_status, ..)) = rows.first().cloned() else {
+            return Err(Error::unavailable("The user could not be provisioned, try again"));
+        };
+        if parse::<PersonStatus>(&person_status)? != PersonStatus::Active {
+            return Err(Error::permission_denied("This account is inactive"));
+        }
+        let mut memberships = Vec::new();
+        for (_, _, organization, role, status, org_status) in rows {
+            if let (Some(organization), Some(role), Some(status), Some(org_status)) = (organization, role, status, org_status) {
+                memberships.push(Membership {
+                    organization,
+                    role: parse(&role)?,
+                    status: parse(&status)?,
+                    org_status: parse(&org_status)?,
+                });
+            }
+        }
+        Ok(Principal {
+            kind: PrincipalKind::User { email: user.email.clone(), person },
+            system_admin: user.system_admin,
+            memberships,
+        })
+    }
+
+    async fn service_principal(&self, api_key: &str, api_secret: &str) -> Result<Principal> {
+        let invalid = || Error::unauthenticated("Invalid API key or secret");
+        if api_key.len() > 64 || api_secret.len() > 256 {
+            return Err(invalid());
+        }
+        let row: Option<(String, Option<String>, Option<String>, Option<String>)> = self
+            .db()
+            .observe(
+                "API Key",
+                "select",
+                sqlx::query_as(
+                    "SELECT k.secret_sha256, k.organization, k.revoked_at, o.status \
+                     FROM api_key k LEFT JOIN organization o ON o.name = k.organization WHERE k.api_key = $1",
+                )
+                .bind(api_key)
+                .fetch_optional(self.db().pool()),
+            )
+            .await
+            .map_err(map_db_error)?;
+        let Some((digest, organization, revoked_at, org_status)) = row else {
+            return Err(invalid());
+        };
+        if revoked_at.is_some() || !same_digest(&digest, &secret_digest(api_secret)) {
+            return Err(invalid());
+        }
+        let memberships = match (&organization, org_status) {
+            (Some(org), Some(status)) => vec![Membership {
+                organization: org.clone(),
+                role: MemberRole::Admin,
+                status: MemberStatus::Active,
+                org_status: parse::<OrgStatus>(&status)?,
+            }],
+            _ => Vec::new(),
+        };
+        Ok(Principal {
+            kind: PrincipalKind::Service { api_key: api_key.to_string(), organization: organization.clone() },
+            system_admin: organization.is_none(),
+            memberships,
+        })
+    }
+}

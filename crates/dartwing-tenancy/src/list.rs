@@ -1,0 +1,330 @@
+//! Frappe-style list queries on tenancy tables: `filters`, `fields`, `order_by`, `limit_start`,
+//! `limit_page_length`, validated against each DocType's columns and turned into parameterized SQL.
+
+use dartwing_core::{Error, Result};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+/// A DocType stored in one table whose columns are all text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DocTable {
+    /// DocType name, e.g. `Org Member`.
+    pub doctype: &'static str,
+    /// SQL table.
+    pub table: &'static str,
+    /// Columns, in output order.
+    pub fields: &'static [&'static str],
+}
+
+/// Largest page a list returns; larger requests are capped.
+pub const MAX_PAGE_LENGTH: i64 = 1000;
+/// Page length when none is asked for (Frappe's default).
+pub const DEFAULT_PAGE_LENGTH: i64 = 20;
+
+/// Query parameters of `GET /api/resource/<DocType>`, as sent.
+#[derive(Debug, Default, Deserialize)]
+pub struct ListParams {
+    /// JSON: `[[field, op, value], …]`, `[[doctype, field, op, value], …]` or `{field: value | [op, value]}`.
+    pub filters: Option<String>,
+    /// JSON list of field names, or `["*"]`; default `["name"]`.
+    pub fields: Option<String>,
+    /// `<field> asc|desc`; default `modified desc`.
+    pub order_by: Option<String>,
+    /// Offset of the first row.
+    pub limit_start: Option<String>,
+    /// Rows per page (capped at [`MAX_PAGE_LENGTH`]).
+    pub limit_page_length: Option<String>,
+    /// Alias of `limit_page_length`.
+    pub limit: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Like,
+    NotLike,
+    In,
+    NotIn,
+}
+
+impl Op {
+    fn parse(text: &str) -> Result<Self> {
+        Ok(match text.trim().to_ascii_lowercase().as_str() {
+            "=" | "==" => Op::Eq,
+            "!=" | "<>" => Op::Ne,
+            "<" => Op::Lt,
+            "<=" => Op::Le,
+            ">" => Op::Gt,
+            ">=" => Op::Ge,
+            "like" => Op::Like,
+            "not like" => Op::NotLike,
+            "in" => Op::In,
+            "not in" => Op::NotIn,
+            other => return Err(Error::validation(format!("Unsupported filter operator '{other}'"))),
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Filter {
+    field: &'static str,
+    op: Op,
+    values: Vec<String>,
+}
+
+/// A validated list query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListQuery {
+    filters: Vec<Filter>,
+    fields: Vec<&'static str>,
+    order_field: &'static str,
+    descending: bool,
+    start: i64,
+    page_length: i64,
+}
+
+/// A restriction on visible rows: SQL with `{}` standing for the next parameter placeholders,
+/// and its parameters.
+#[derive(Debug, Clone, Default)]
+pub struct Visibility {
+    /// SQL condition (e.g. `organization IN (…)`), `None` for everything.
+    pub condition: Option<String>,
+    /// Parameters of the condition, in order.
+    pub params: Vec<String>,
+}
+
+impl ListQuery {
+    /// Validates `params` against `table`'s columns.
+    pub fn parse(table: &DocTable, params: &ListParams) -> Result<Self> {
+        let field = |name: &str| -> Result<&'static str> {
+            table
+                .fields
+                .iter()
+                .copied()
+                .find(|f| *f == name)
+                .ok_or_else(|| Error::validation(format!("Field '{name}' does not exist on {}", table.doctype)))
+        };
+        let fields = match params.fields.as_deref() {
+            None => vec!["name"],
+            Some(text) => {
+                let list: Vec<String> = serde_json::from_str(text)
+                    .map_err(|_| Error::bad_request("'fields' must be a JSON list of field names"))?;
+                if list.iter().any(|f| f == "*") {
+                    table.fields.to_vec()
+                } else if list.is_empty() {
+                    vec!["name"]
+                } else {
+                    list.iter().map(|f| field(f)).collect::<Result<_>>()?
+                }
+            }
+        };
+        let mut filters = Vec::new();
+        if let Some(text) = params.filters.as_deref() {
+            let json: Value =
+                serde_json::from_str(text).map_err(|_| Error::bad_request("'filters' must be JSON"))?;
+            match json {
+                Value::Array(items) => {
+                    for item in items {
+                        let parts = item
+                            .as_array()
+                            .ok_or_else(|| Error::bad_request("Each filter must be [field, operator, value]"))?;
+                        let parts = match parts.len() {
+                            3 => &parts[..],
+                            4 if parts[0].as_str() == Some(table.doctype) => &parts[1..],
+                            _ => return Err(Error::bad_request("Each filter must be [field, operator, value]")),
+                        };
+                        let name = parts[0].as_str().ok_or_else(|| Error::bad_request("Filter field must be text"))?;
+                        let op = parts[1].as_str().ok_or_else(|| Error::bad_request("Filter operator must be text"))?;
+                        filters.push(Filter { field: field(name)?, op: Op::parse(op)?, values: values(&parts[2])? });
+                    }
+                }
+                Value::Object(map) => {
+                    for (name, value) in map {
+                        let (op, value) = match &value {
+                            Value::Array(pair) if pair.len() == 2 && pair[0].is_string() => {
+                                (Op::parse(pair[0].as_str().unwrap_or_default())?, &pair[1])
+                            }
+                            _ => (Op::Eq, &value),
+                        };
+                        filters.push(Filter { field: field(&name)?, op, values: values(value)? });
+                    }
+                }
+                _ => return Err(Error::bad_request("'filters' must be a JSON list or object")),
+            }
+        }
+        for filter in &filters {
+            let list_op = matches!(filter.op, Op::In | Op::NotIn);
+            if !list_op && filter.values.len() != 1 {
+                return Err(Error::bad_request(format!("Filter on '{}' needs a single value", filter.field)));
+            }
+        }
+        let (order_field, descending) = match params.order_by.as_deref().map(str::trim) {
+            None | Some("") => ("modified", true),
+            Some(text) => {
+                let mut words = text.split_whitespace();
+                let name = words.next().unwrap_or_default();
+                let descending = match words.next().map(str::to_ascii_lowercase).as_deref() {
+                    None | Some("asc") => false,
+                    Some("desc") => true,
+                    Some(_) => return Err(Error::bad_request("'order_by' must be '<field> [asc|desc]'")),
+                };
+                if words.next().is_some() {
+                    return Err(Error::bad_request("'order_by' must be '<field> [asc|desc]'"));
+                }
+                (field(name.trim_matches('`'))?, descending)
+            }
+        };
+        let number = |name: &str, value: Option<&String>, default: i64| -> Result<i64> {
+            match value {
+                None => Ok(default),
+                Some(text) => text
+                    .trim()
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| *n >= 0)
+                    .ok_or_else(|| Error::bad_request(format!("'{name}' must be a non-negative integer"))),
+            }
+        };
+        let start = number("limit_start", params.limit_start.as_ref(), 0)?;
+        let length = number(
+            "limit_page_length",
+            params.limit_page_length.as_ref().or(params.limit.as_ref()),
+            DEFAULT_PAGE_LENGTH,
+        )?;
+        let page_length = if length == 0 { MAX_PAGE_LENGTH } else { length.min(MAX_PAGE_LENGTH) };
+        Ok(Self { filters, fields, order_field, descending, start, page_length })
+    }
+
+    /// The fields returned, in order.
+    pub fn fields(&self) -> &[&'static str] {
+        &self.fields
+    }
+
+    /// SQL and parameters for this query on `table`, restricted by `visibility`.
+    pub fn to_sql(&self, table: &DocTable, visibility: &Visibility) -> (String, Vec<String>) {
+        let mut params: Vec<String> = Vec::new();
+        let mut conditions: Vec<String> = Vec::new();
+        let placeholder = |params: &mut Vec<String>, value: &str| {
+            params.push(value.to_string());
+            format!("${}", params.len())
+        };
+        if let Some(condition) = &visibility.condition {
+            let mut sql = String::new();
+            let mut pieces = condition.split("{}");
+            sql.push_str(pieces.next().unwrap_or_default());
+            for (piece, value) in pieces.zip(&visibility.params) {
+                sql.push_str(&placeholder(&mut params, value));
+                sql.push_str(piece);
+            }
+            conditions.push(format!("({sql})"));
+        }
+        for filter in &self.filters {
+            let column = filter.field;
+            let condition = match filter.op {
+                Op::In | Op::NotIn if filter.values.is_empty() => {
+                    (if filter.op == Op::In { "1 = 0" } else { "1 = 1" }).to_string()
+                }
+                Op::In | Op::NotIn => {
+                    let list: Vec<String> = filter.values.iter().map(|v| placeholder(&mut params, v)).collect();
+                    let not = if filter.op == Op::NotIn { "NOT " } else { "" };
+                    format!("{column} {not}IN ({})", list.join(", "))
+                }
+                Op::Like | Op::NotLike => {
+                    let p = placeholder(&mut params, &filter.values[0]);
+                    let not = if filter.op == Op::NotLike { "NOT " } else { "" };
+                    format!("LOWER({column}) {not}LIKE LOWER({p})")
+                }
+                op => {
+                    let symbol = match op {
+                        Op::Eq => "=",
+                        Op::Ne => "<>",
+                        Op::Lt => "<",
+                        Op::Le => "<=",
+                        Op::Gt => ">",
+                        _ => ">=",
+                    };
+                    format!("{column} {symbol} {}", placeholder(&mut params, &filter.values[0]))
+                }
+            };
+            conditions.push(condition);
+        }
+        let where_clause =
+            if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) };
+        let direction = if self.descending { "DESC" } else { "ASC" };
+        let sql = format!(
+            "SELECT {} FROM {}{where_clause} ORDER BY {} {direction}, name {direction} LIMIT {} OFFSET {}",
+            self.fields.join(", "),
+            table.table,
+            self.order_field,
+            self.page_length,
+            self.start
+        );
+        (sql, params)
+    }
+}
+
+fn values(value: &Value) -> Result<Vec<String>> {
+    let one = |v: &Value| match v {
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) => Ok(n.to_string()),
+        _ => Err(Error::bad_request("Filter values must be text or numbers")),
+    };
+    match value {
+        Value::Array(items) => items.iter().map(one).collect(),
+        other => one(other).map(|v| vec![v]),
+    }
+}
+
+/// Turns a row of text columns into a JSON object keyed by `fields`.
+pub fn row_to_object(row: &sqlx::any::AnyRow, fields: &[&'static str]) -> Result<Map<String, Value>> {
+    use sqlx::Row;
+    fields
+        .iter()
+        .enumerate()
+        .map(|(i, field)| {
+            let value: Option<String> = row.try_get(i).map_err(dartwing_db::map_db_error)?;
+            Ok((field.to_string(), value.map_or(Value::Null, Value::from)))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TABLE: DocTable = DocTable { doctype: "Thing", table: "thing", fields: &["name", "status", "modified"] };
+
+    fn params(filters: &str) -> ListParams {
+        ListParams { filters: Some(filters.into()), ..Default::default() }
+    }
+
+    #[test]
+    fn filters_become_parameters_never_sql() -> Result<()> {
+        let query = ListQuery::parse(&TABLE, &params(r#"[["status","in",["A","B"]],["name","like","x%"]]"#))?;
+        let visibility = Visibility { condition: Some("name IN ({}, {})".into()), params: vec!["n1".into(), "n2".into()] };
+        let (sql, params) = query.to_sql(&TABLE, &visibility);
+        assert_eq!(
+            sql,
+            "SELECT name FROM thing WHERE (name IN ($1, $2)) AND status IN ($3, $4) AND LOWER(name) LIKE LOWER($5) \
+             ORDER BY modified DESC, name DESC LIMIT 20 OFFSET 0"
+        );
+        assert_eq!(params, ["n1", "n2", "A", "B", "x%"]);
+        Ok(())
+    }
+
+    #[test]
+    fn unknown_fields_and_operators_are_refused() {
+        assert!(ListQuery::parse(&TABLE, &params(r#"[["password","=","x"]]"#)).is_err());
+        assert!(ListQuery::parse(&TABLE, &params(r#"[["name","; drop table","x"]]"#)).is_err());
+        assert!(ListQuery::parse(&TABLE, &params(r#"{"status": "Active"}"#)).is_ok());
+        let order = ListParams { order_by: Some("name; delete".into()), ..Default::default() };
+        assert!(ListQuery::parse(&TABLE, &order).is_err());
+        let limit = ListParams { limit_page_length: Some("5000".into()), ..Default::default() };
+        assert_eq!(ListQuery::parse(&TABLE, &limit).map(|q| q.page_length).ok(), Some(MAX_PAGE_LENGTH));
+    }
+}

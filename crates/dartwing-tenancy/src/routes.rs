@@ -1,0 +1,295 @@
+//! `/api/resource/<DocType>` routes for Organization, Person and Org Member (Frappe conventions:
+//! documents in `{"data": …}`, list parameters as in [`crate::list`]).
+
+use crate::list::ListParams;
+use crate::{MemberChanges, NewMember, NewOrganization, NewPerson, OrganizationChanges, PersonChanges, TenancyStore};
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Extension, Router};
+use dartwing_core::Error;
+use dartwing_core::tenancy::{
+    MemberRole, MemberStatus, ORG_MEMBER, ORGANIZATION, OrgStatus, OrgType, PERSON, PersonStatus,
+};
+use dartwing_http::openapi::error_ref;
+use dartwing_http::{ApiResult, Auth, Data, RequestContext, StrictJson, StrictQuery};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+/// The tenancy routes, with their state applied.
+pub fn routes(store: TenancyStore) -> Router {
+    Router::new()
+        .route("/api/resource/{doctype}", get(list).post(create))
+        .route("/api/resource/{doctype}/{name}", get(read).put(update).delete(remove))
+        .with_state(store)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DocType {
+    Organization,
+    Person,
+    OrgMember,
+}
+
+impl DocType {
+    fn parse(name: &str) -> Result<Self, Error> {
+        match name {
+            ORGANIZATION => Ok(DocType::Organization),
+            PERSON => Ok(DocType::Person),
+            ORG_MEMBER => Ok(DocType::OrgMember),
+            other => Err(Error::not_found(format!("DocType {other} not found"))),
+        }
+    }
+}
+
+/// Fields the server sets; clients may send them back unchanged and they are ignored.
+const SERVER_MANAGED: [&str; 5] = ["doctype", "creation", "modified", "owner", "modified_by"];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OrganizationBody {
+    name: Option<String>,
+    org_name: Option<String>,
+    org_type: Option<OrgType>,
+    status: Option<OrgStatus>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PersonBody {
+    name: Option<String>,
+    primary_email: Option<String>,
+    full_name: Option<String>,
+    status: Option<PersonStatus>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MemberBody {
+    name: Option<String>,
+    person: Option<String>,
+    organization: Option<String>,
+    role: Option<MemberRole>,
+    status: Option<MemberStatus>,
+}
+
+fn body<T: DeserializeOwned>(doctype: &str, value: Value) -> Result<T, Error> {
+    let Value::Object(mut fields) = value else {
+        return Err(Error::bad_request("The body must be a JSON object"));
+    };
+    if fields.get("doctype").is_some_and(|d| d.as_str() != Some(doctype)) {
+        return Err(Error::validation(format!("Body doctype does not match {doctype}")));
+    }
+    for key in SERVER_MANAGED {
+        fields.remove(key);
+    }
+    serde_json::from_value(Value::Object(fields)).map_err(|e| Error::bad_request(format!("Invalid {doctype}: {e}")))
+}
+
+fn required<T>(field: &str, value: Option<T>) -> Result<T, Error> {
+    value.ok_or_else(|| Error::validation(format!("'{field}' is required")))
+}
+
+fn same_name(path: &str, body: Option<&String>) -> Result<(), Error> {
+    match body {
+        Some(name) if name != path => Err(Error::validation("The document name cannot be changed")),
+        _ => Ok(()),
+    }
+}
+
+fn to_value<T: serde::Serialize>(doc: &T, doctype: &str) -> Value {
+    let mut value = serde_json::to_value(doc).unwrap_or(Value::Null);
+    if let Some(object) = value.as_object_mut() {
+        object.insert("doctype".into(), Value::from(doctype));
+    }
+    value
+}
+
+async fn list(
+    State(store): State<TenancyStore>,
+    Auth(actor): Auth,
+    Path(doctype): Path<String>,
+    StrictQuery(params): StrictQuery<ListParams>,
+) -> ApiResult<Data<Vec<serde_json::Map<String, Value>>>> {
+    let rows = match DocType::parse(&doctype)? {
+        DocType::Organization => store.list_organizations(&actor, &params).await?,
+        DocType::Person => store.list_people(&actor, &params).await?,
+        DocType::OrgMember => store.list_members(&actor, &params).await?,
+    };
+    Ok(Data(rows))
+}
+
+async fn create(
+    State(store): State<TenancyStore>,
+    Extension(context): Extension<RequestContext>,
+    Auth(actor): Auth,
+    Path(doctype): Path<String>,
+    StrictJson(value): StrictJson<Value>,
+) -> ApiResult<Data<Value>> {
+    let doc = match DocType::parse(&doctype)? {
+        DocType::Organization => {
+            let b: OrganizationBody = body(ORGANIZATION, value)?;
+            let new = NewOrganization {
+                name: b.name,
+                org_name: required("org_name", b.org_name)?,
+                org_type: required("org_type", b.org_type)?,
+                status: b.status,
+            };
+            let org = store.create_organization(&actor, new).await?;
+            context.set_organization(&org.name);
+            to_value(&org, ORGANIZATION)
+        }
+        DocType::Person => {
+            let b: PersonBody = body(PERSON, value)?;
+            let new = NewPerson {
+                name: b.name,
+                primary_email: required("primary_email", b.primary_email)?,
+                full_name: b.full_name,
+                status: b.status,
+            };
+            to_value(&store.create_person(&actor, new).await?, PERSON)
+        }
+        DocType::OrgMember => {
+            let b: MemberBody = body(ORG_MEMBER, value)?;
+            if b.name.is_some() {
+                return Err(Error::validation("Org Member names are assigned by the server").into());
+            }
+            let organization = required("organization", b.organization)?;
+            context.set_organization(&organization);
+            let new = NewMember {
+                person: required("person", b.person)?,
+                organization,
+                role: required("role", b.role)?,
+                status: b.status,
+            };
+            to_value(&store.add_member(&actor, new).await?, ORG_MEMBER)
+        }
+    };
+    Ok(Data(doc))
+}
+
+async fn read(
+    State(store): State<TenancyStore>,
+    Extension(context): Extension<RequestContext>,
+    Auth(actor): Auth,
+    Path((doctype, name)): Path<(String, String)>,
+) -> ApiResult<Data<Value>> {
+    let doc = match DocType::parse(&doctype)? {
+        DocType::Organization => {
+            context.set_organization(&name);
+            to_value(&store.organization(&actor, &name).await?, ORGANIZATION)
+        }
+        DocType::Person => to_value(&store.person(&actor, &name).await?, PERSON),
+        DocType::OrgMember => {
+            let member = store.member(&actor, &name).await?;
+            context.set_organization(&member.organization);
+            to_value(&member, ORG_MEMBER)
+        }
+    };
+    Ok(Data(doc))
+}
+
+async fn update(
+    State(store): State<TenancyStore>,
+    Extension(context): Extension<RequestContext>,
+    Auth(actor): Auth,
+    Path((doctype, name)): Path<(String, String)>,
+    StrictJson(value): StrictJson<Value>,
+) -> ApiResult<Data<Value>> {
+    let doc = match DocType::parse(&doctype)? {
+        DocType::Organization => {
+            let b: OrganizationBody = body(ORGANIZATION, value)?;
+            same_name(&name, b.name.as_ref())?;
+            context.set_organization(&name);
+            let changes = OrganizationChanges { org_name: b.org_name, org_type: b.org_type, status: b.status };
+            to_value(&store.update_organization(&actor, &name, changes).await?, ORGANIZATION)
+        }
+        DocType::Person => {
+            let b: PersonBody = body(PERSON, value)?;
+            same_name(&name, b.name.as_ref())?;
+            let changes = PersonChanges { primary_email: b.primary_email, full_name: b.full_name, status: b.status };
+            to_value(&store.update_person(&actor, &name, changes).await?, PERSON)
+        }
+        DocType::OrgMember => {
+            let b: MemberBody = body(ORG_MEMBER, value)?;
+            same_name(&name, b.name.as_ref())?;
+            let current = store.member(&actor, &name).await?;
+            context.set_organization(&current.organization);
+            if b.person.is_some_and(|p| p != current.person)
+                || b.organization.is_some_and(|o| o != current.organization)
+            {
+                return Err(Error::validation("person and organization of a membership cannot change").into());
+            }
+            let changes = MemberChanges { role: b.role, status: b.status };
+            to_value(&store.update_member(&actor, &name, changes).await?, ORG_MEMBER)
+        }
+    };
+    Ok(Data(doc))
+}
+
+async fn remove(
+    State(store): State<TenancyStore>,
+    Extension(context): Extension<RequestContext>,
+    Auth(actor): Auth,
+    Path((doctype, name)): Path<(String, String)>,
+) -> ApiResult<Data<&'static str>> {
+    match DocType::parse(&doctype)? {
+        DocType::Organization => {
+            context.set_organization(&name);
+            store.delete_organization(&actor, &name).await?
+        }
+        DocType::Person => store.delete_person(&actor, &name).await?,
+        DocType::OrgMember => store.remove_member(&actor, &name).await?,
+    }
+    Ok(Data("ok"))
+}
+
+/// OpenAPI path items of these routes.
+pub fn openapi_paths() -> Vec<(String, Value)> {
+    let doctype = json!({
+        "name": "doctype", "in": "path", "required": true,
+        "schema": { "type": "string", "enum": [ORGANIZATION, PERSON, ORG_MEMBER] },
+        "description": "DocType, URL-encoded (e.g. Org%20Member)"
+    });
+    let name = json!({ "name": "name", "in": "path", "required": true, "schema": { "type": "string" } });
+    let list_params: Vec<Value> = ["filters", "fields", "order_by", "limit_start", "limit_page_length"]
+        .iter()
+        .map(|p| json!({ "name": p, "in": "query", "required": false, "schema": { "type": "string" } }))
+        .collect();
+    let errors = json!({
+        "400": error_ref("BadRequest"), "401": error_ref("Unauthenticated"), "403": error_ref("Forbidden"),
+        "404": error_ref("NotFound"), "409": error_ref("Conflict"), "413": error_ref("TooLarge"),
+        "422": error_ref("Invalid"), "503": error_ref("Unavailable")
+    });
+    let ok = |description: &str| {
+        let mut responses = errors.clone();
+        responses["200"] = json!({ "description": description, "content": { "application/json": { "schema": {
+            "type": "object", "properties": { "data": {} } } } } });
+        responses
+    };
+    let body = json!({ "required": true, "content": { "application/json": { "schema": { "type": "object" } } } });
+    let mut list_parameters = vec![doctype.clone()];
+    list_parameters.extend(list_params);
+    vec![
+        (
+            "/api/resource/{doctype}".to_string(),
+            json!({
+                "get": { "summary": "List documents the caller can read", "tags": ["Tenancy"],
+                         "parameters": list_parameters, "responses": ok("Rows with the requested fields") },
+                "post": { "summary": "Create a document", "tags": ["Tenancy"], "parameters": [doctype],
+                          "requestBody": body, "responses": ok("The created document") }
+            }),
+        ),
+        (
+            "/api/resource/{doctype}/{name}".to_string(),
+            json!({
+                "get": { "summary": "Read a document", "tags": ["Tenancy"], "parameters": [doctype, name],
+                         "responses": ok("The document") },
+                "put": { "summary": "Change a document", "tags": ["Tenancy"], "parameters": [doctype, name],
+                         "requestBody": body, "responses": ok("The changed document") },
+                "delete": { "summary": "Delete a document", "tags": ["Tenancy"], "parameters": [doctype, name],
+                            "responses": ok("\"ok\"") }
+            }),
+        ),
+    ]
+}

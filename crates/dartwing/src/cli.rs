@@ -1,0 +1,356 @@
+//! The command-line interface: `serve`, `migrate`, `token issue`, and administrative commands
+//! for organizations, people, members and API keys. Administrative commands print JSON.
+
+use crate::server::{self, App};
+use crate::settings::{self, FlagOverrides};
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use dartwing_core::Principal;
+use dartwing_core::tenancy::{MemberRole, OrgType};
+use dartwing_tenancy::list::ListParams;
+use dartwing_tenancy::{NewMember, NewOrganization, NewPerson};
+use serde::Serialize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Dartwing Core runtime: realtime gateway, token vault, offline sync, observability and
+/// background jobs for multi-tenant Dartwing apps, in one binary.
+#[derive(Debug, Parser)]
+#[command(name = "dartwing", version)]
+pub struct Cli {
+    /// TOML configuration file [env: DARTWING_CONFIG; default: ./dartwing.toml if present].
+    #[arg(long, global = true, env = "DARTWING_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    flags: GlobalFlags,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args)]
+struct GlobalFlags {
+    /// Listen address host:port [env: DARTWING_LISTEN; default 127.0.0.1:8000].
+    #[arg(long, global = true)]
+    listen: Option<String>,
+    /// sqlite:… or postgres://… [env: DARTWING_DATABASE_URL; default: SQLite in the data dir].
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+    /// redis://… enables cluster mode [env: DARTWING_REDIS_URL].
+    #[arg(long, global = true)]
+    redis_url: Option<String>,
+    /// Data directory [env: DARTWING_DATA_DIR; default ./dartwing-data].
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// Node id in metrics and logs [env: DARTWING_NODE_ID; default hostname:port].
+    #[arg(long, global = true)]
+    node_id: Option<String>,
+    /// Roles to run: api,realtime,worker,scheduler [env: DARTWING_ROLES; default all].
+    #[arg(long, global = true)]
+    roles: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (all configured roles).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Development tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Organizations.
+    #[command(subcommand)]
+    Org(OrgCommand),
+    /// People.
+    #[command(subcommand)]
+    Person(PersonCommand),
+    /// Organization memberships.
+    #[command(subcommand)]
+    Member(MemberCommand),
+    /// Service API keys (`Authorization: token <key>:<secret>`).
+    #[command(subcommand)]
+    Apikey(ApiKeyCommand),
+    /// Configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Print an HS256 JWT signed with the configured secret.
+    Issue {
+        /// The user's email.
+        #[arg(long)]
+        email: String,
+        /// Grant the platform-administrator role.
+        #[arg(long)]
+        admin: bool,
+        /// Lifetime in seconds [default: auth.dev_token_ttl_secs].
+        #[arg(long)]
+        ttl_secs: Option<u64>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum OrgCommand {
+    /// Create an organization, optionally with an Owner.
+    Create {
+        /// Display name.
+        #[arg(long)]
+        org_name: String,
+        /// Family, Company, Association or Nonprofit.
+        #[arg(long, value_parser = parse_text::<OrgType>)]
+        org_type: OrgType,
+        /// Explicit name (default ORG-YYYY-NNNNN).
+        #[arg(long)]
+        name: Option<String>,
+        /// Email of the Owner to add (created if needed).
+        #[arg(long)]
+        owner: Option<String>,
+    },
+    /// List organizations.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+enum PersonCommand {
+    /// Create a person.
+    Create {
+        /// Email (unique).
+        #[arg(long)]
+        email: String,
+        /// Display name.
+        #[arg(long)]
+        full_name: Option<String>,
+    },
+    /// List people.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+enum MemberCommand {
+    /// Add a person (by email, created if needed) to an organization.
+    Add {
+        /// Organization name.
+        #[arg(long)]
+        org: String,
+        /// The person's email.
+        #[arg(long)]
+        email: String,
+        /// Owner, Admin, Member or Guest.
+        #[arg(long, value_parser = parse_text::<MemberRole>)]
+        role: MemberRole,
+    },
+    /// Remove a membership by its name.
+    Remove {
+        /// Org Member name (MEM-…).
+        name: String,
+    },
+    /// List memberships.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+enum ApiKeyCommand {
+    /// Create a key; prints the secret once.
+    Create {
+        /// Scope the key to one organization (default: system-wide).
+        #[arg(long)]
+        org: Option<String>,
+        /// What the key is for.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List keys (without secrets).
+    List,
+    /// Revoke a key.
+    Revoke {
+        /// The key.
+        api_key: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate the configuration and print it with secrets hidden.
+    Check,
+}
+
+fn parse_text<T: std::str::FromStr<Err = String>>(text: &str) -> Result<T, String> {
+    text.parse()
+}
+
+fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+impl Cli {
+    /// Whether this invocation runs the server (which logs JSON to stdout).
+    pub fn is_serve(&self) -> bool {
+        matches!(self.command, Command::Serve)
+    }
+
+    /// Loads the configuration from file, environment and flags.
+    pub fn load_config(&self) -> Result<dartwing_core::config::Config, String> {
+        let flags = FlagOverrides {
+            listen: self.flags.listen.clone(),
+            database_url: self.flags.database_url.clone(),
+            redis_url: self.flags.redis_url.clone(),
+            data_dir: self.flags.data_dir.clone(),
+            node_id: self.flags.node_id.clone(),
+            roles: self.flags.roles.clone(),
+        };
+        settings::load(self.config.as_deref(), &flags)
+    }
+
+    /// Runs the command.
+    pub async fn run(self, config: dartwing_core::config::Config) -> anyhow::Result<()> {
+        let operator = Principal::system("cli");
+        match self.command {
+            Command::Serve => serve(config).await,
+            Command::Migrate => {
+                App::build(config).await?;
+                println!("migrations applied");
+                Ok(())
+            }
+            Command::Config(ConfigCommand::Check) => {
+                let mut shown = serde_json::to_value(&config)?;
+                for key in ["jwt_secret", "database_url", "redis_url"] {
+                    if shown.get(key).is_some_and(|v| !v.is_null()) {
+                        shown[key] = "<set>".into();
+                    }
+                }
+                if shown["observability"].get("metrics_token").is_some_and(|v| !v.is_null()) {
+                    shown["observability"]["metrics_token"] = "<set>".into();
+                }
+                print_json(&shown)
+            }
+            Command::Token(TokenCommand::Issue { email, admin, ttl_secs }) => {
+                let ttl = Duration::from_secs(ttl_secs.unwrap_or(config.auth.dev_token_ttl_secs));
+                let secret = crate::secrets::jwt_secret(&config).map_err(anyhow::Error::msg)?;
+                let verifier = dartwing_http::JwtVerifier::new(secret.as_deref(), &config.auth);
+                println!("{}", verifier.issue_dev_token(&email, admin, ttl)?);
+                Ok(())
+            }
+            Command::Org(command) => {
+                let app = App::build(config).await?;
+                match command {
+                    OrgCommand::Create { org_name, org_type, name, owner } => {
+                        let org = app
+                            .tenancy
+                            .create_organization(&operator, NewOrganization { name, org_name, org_type, status: None })
+                            .await?;
+                        if let Some(email) = owner {
+                            add_member(&app, &operator, &org.name, &email, MemberRole::Owner).await?;
+                        }
+                        print_json(&org)
+                    }
+                    OrgCommand::List => {
+                        print_json(&app.tenancy.list_organizations(&operator, &all_fields()).await?)
+                    }
+                }
+            }
+            Command::Person(command) => {
+                let app = App::build(config).await?;
+                match command {
+                    PersonCommand::Create { email, full_name } => print_json(
+                        &app.tenancy
+                            .create_person(&operator, NewPerson { name: None, primary_email: email, full_name, status: None })
+                            .await?,
+                    ),
+                    PersonCommand::List => print_json(&app.tenancy.list_people(&operator, &all_fields()).await?),
+                }
+            }
+            Command::Member(command) => {
+                let app = App::build(config).await?;
+                match command {
+                    MemberCommand::Add { org, email, role } => {
+                        print_json(&add_member(&app, &operator, &org, &email, role).await?)
+                    }
+                    MemberCommand::Remove { name } => {
+                        app.tenancy.remove_member(&operator, &name).await?;
+                        println!("removed {name}");
+                        Ok(())
+                    }
+                    MemberCommand::List => print_json(&app.tenancy.list_members(&operator, &all_fields()).await?),
+                }
+            }
+            Command::Apikey(command) => {
+                let app = App::build(config).await?;
+                match command {
+                    ApiKeyCommand::Create { org, description } => {
+                        print_json(&app.tenancy.create_api_key(&operator, org.as_deref(), &description).await?)
+                    }
+                    ApiKeyCommand::List => print_json(&app.tenancy.list_api_keys(&operator).await?),
+                    ApiKeyCommand::Revoke { api_key } => {
+                        app.tenancy.revoke_api_key(&operator, &api_key).await?;
+                        println!("revoked {api_key}");
+                        Ok(())
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn all_fields() -> ListParams {
+    ListParams { fields: Some(r#"["*"]"#.into()), limit_page_length: Some("0".into()), ..Default::default() }
+}
+
+async fn add_member(
+    app: &App,
+    operator: &Principal,
+    org: &str,
+    email: &str,
+    role: MemberRole,
+) -> anyhow::Result<dartwing_core::tenancy::OrgMember> {
+    let person = match app.tenancy.person_by_email(email).await? {
+        Some(person) => person,
+        None => {
+            let new = NewPerson { name: None, primary_email: email.to_string(), full_name: None, status: None };
+            app.tenancy.create_person(operator, new).await?
+        }
+    };
+    let new = NewMember { person: person.name, organization: org.to_string(), role, status: None };
+    Ok(app.tenancy.add_member(operator, new).await?)
+}
+
+async fn serve(config: dartwing_core::config::Config) -> anyhow::Result<()> {
+    let app = App::build(config).await.context("startup failed")?;
+    let running = server::start(&app).await?;
+    let url = format!("http://{}", running.addr);
+    tracing::info!(
+        url = %url,
+        roles = %app.config.roles,
+        database = app.db.backend().as_str(),
+        health = %format!("{url}/health"),
+        dev_token = "dartwing token issue --email you@example.com",
+        "dartwing listening on {url}; get a development token with `dartwing token issue --email you@example.com`"
+    );
+    shutdown_signal().await;
+    tracing::info!("shutdown requested; finishing in-flight requests");
+    running.shutdown().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {},
+                    _ = terminate.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}

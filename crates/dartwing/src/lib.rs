@@ -1,0 +1,7 @@
+//! The `dartwing` binary's library: configuration loading, secrets of the embedded default,
+//! wiring of roles into one server, and the command-line interface.
+
+pub mod cli;
+pub mod secrets;
+pub mod server;
+pub mod settings;

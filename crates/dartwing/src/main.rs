@@ -1,0 +1,44 @@
+//! `dartwing`: parse the command line, load configuration, set up logging, run.
+
+use clap::Parser;
+use dartwing::cli::Cli;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match cli.load_config() {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let logging = if cli.is_serve() {
+        dartwing_observe::logging::init(&config.observability, &config.node_id())
+    } else {
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
+            .try_init()
+            .map_err(|e| e.to_string())
+    };
+    if let Err(message) = logging {
+        eprintln!("error: {message}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cli.run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error_type = "Startup", error = %format!("{error:#}"), "dartwing failed");
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

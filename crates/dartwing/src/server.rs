@@ -1,0 +1,220 @@
+//! Wiring: one process serving the roles it is configured for on one HTTP listener.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use dartwing_core::config::{Config, Role};
+use dartwing_db::Db;
+use dartwing_db::heartbeat::WorkerHeartbeats;
+use dartwing_http::stack::{self, StackConfig};
+use dartwing_http::{ApiError, Authenticator, JwtVerifier, Message};
+use dartwing_observe::{Health, HealthCheck, Metrics};
+use dartwing_tenancy::TenancyStore;
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Everything a running node holds.
+#[derive(Clone)]
+pub struct App {
+    /// Effective configuration.
+    pub config: Arc<Config>,
+    /// This node's id.
+    pub node_id: String,
+    /// The database.
+    pub db: Db,
+    /// Metrics registry.
+    pub metrics: Arc<Metrics>,
+    /// Health checks.
+    pub health: Health,
+    /// Tenancy storage (also the identity store).
+    pub tenancy: TenancyStore,
+    /// Credential verification.
+    pub authenticator: Arc<Authenticator>,
+    /// JWT verifier (also signs development tokens).
+    pub jwt: Arc<JwtVerifier>,
+}
+
+impl App {
+    /// Connects to the database, applies migrations and builds the node's services.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let node_id = config.node_id();
+        let metrics = Arc::new(
+            Metrics::new(config.observability.metrics_enabled, config.observability.max_org_label_values)
+                .map_err(|e| anyhow::anyhow!(e.to_string()))?,
+        );
+        let url = config.database_url.clone().unwrap_or_else(|| Db::sqlite_url_in(&config.data_dir));
+        let db = Db::connect(&url, &config.database, Some(metrics.clone())).await?;
+        db.migrate().await?;
+        let jwt_secret = crate::secrets::jwt_secret(&config).map_err(anyhow::Error::msg)?;
+        let jwt = Arc::new(JwtVerifier::new(jwt_secret.as_deref(), &config.auth));
+        let tenancy = TenancyStore::new(db.clone());
+        let authenticator = Arc::new(Authenticator::new(
+            JwtVerifier::new(jwt_secret.as_deref(), &config.auth),
+            Arc::new(tenancy.clone()),
+        ));
+        let heartbeats = WorkerHeartbeats::new(
+            db.clone(),
+            node_id.clone(),
+            Duration::from_secs(config.observability.worker_heartbeat_timeout_secs),
+        );
+        let mut health = Health::new(node_id.clone(), Duration::from_millis(config.observability.health_check_timeout_ms))
+            .with_check(db.health_check())
+            .with_check(heartbeats.health_check());
+        if let Some(url) = &config.redis_url {
+            health = health.with_check(Arc::new(RedisCheck::new(url)?));
+        }
+        Ok(Self { config: Arc::new(config), node_id, db, metrics, health, tenancy, authenticator, jwt })
+    }
+
+    /// The HTTP application of this node's roles, behind the standard middleware stack.
+    pub fn router(&self) -> Router {
+        let mut routes = Router::new()
+            .route("/health", get(health))
+            .route("/api/method/dartwing_core.observability.health.health", get(health_method))
+            .route("/metrics", get(metrics))
+            .route("/api/method/dartwing_core.observability.api.metrics", get(metrics))
+            .route("/api/openapi.json", get(openapi))
+            .with_state(self.clone());
+        if self.config.roles.contains(Role::Api) {
+            routes = routes.merge(dartwing_tenancy::routes::routes(self.tenancy.clone()));
+        }
+        stack::apply(
+            routes,
+            StackConfig {
+                metrics: self.metrics.clone(),
+                access_log: self.config.observability.access_log,
+                body_limit_bytes: self.config.http.body_limit_bytes,
+                authenticator: self.authenticator.clone(),
+            },
+        )
+    }
+}
+
+async fn health(State(app): State<App>) -> Response {
+    let report = app.health.report().await;
+    let status = if report.healthy() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, axum::Json(report)).into_response()
+}
+
+async fn health_method(State(app): State<App>) -> Response {
+    let report = app.health.report().await;
+    let status = if report.healthy() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Message(report)).into_response()
+}
+
+async fn metrics(State(app): State<App>, headers: HeaderMap) -> Result<Response, ApiError> {
+    if let Some(token) = &app.config.observability.metrics_token {
+        let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        if given != Some(token.as_str()) {
+            return Err(ApiError(dartwing_core::Error::unauthenticated("Metrics need the configured bearer token")));
+        }
+    }
+    Ok(([(header::CONTENT_TYPE, Metrics::CONTENT_TYPE)], app.metrics.render()).into_response())
+}
+
+async fn openapi() -> axum::Json<Value> {
+    axum::Json(dartwing_http::openapi::document(env!("CARGO_PKG_VERSION"), dartwing_tenancy::routes::openapi_paths()))
+}
+
+/// Redis reachability, through a connection manager that reconnects on its own.
+struct RedisCheck {
+    client: redis::Client,
+    connection: tokio::sync::Mutex<Option<redis::aio::ConnectionManager>>,
+}
+
+impl RedisCheck {
+    fn new(url: &str) -> anyhow::Result<Self> {
+        let client = redis::Client::open(url).map_err(|_| anyhow::anyhow!("invalid configuration key `redis_url`: not a Redis URL"))?;
+        Ok(Self { client, connection: tokio::sync::Mutex::new(None) })
+    }
+}
+
+#[async_trait::async_trait]
+impl HealthCheck for RedisCheck {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn check(&self) -> Result<String, String> {
+        let mut slot = self.connection.lock().await;
+        if slot.is_none() {
+            let manager = self.client.get_connection_manager().await.map_err(|e| format!("unreachable: {}", e.kind_str()))?;
+            *slot = Some(manager);
+        }
+        let Some(connection) = slot.as_mut() else {
+            return Err("no connection".into());
+        };
+        let pong: Result<String, _> = redis::cmd("PING").query_async(connection).await;
+        match pong {
+            Ok(_) => Ok("reachable".into()),
+            Err(e) => Err(format!("unreachable: {}", e.kind_str())),
+        }
+    }
+}
+
+trait RedisErrorKind {
+    fn kind_str(&self) -> String;
+}
+
+impl RedisErrorKind for redis::RedisError {
+    fn kind_str(&self) -> String {
+        if self.is_connection_refusal() || self.is_io_error() || self.is_timeout() || self.is_connection_dropped() {
+            "connection failed".into()
+        } else {
+            format!("{:?}", self.kind())
+        }
+    }
+}
+
+/// A node serving on a bound address until shut down.
+pub struct RunningServer {
+    /// The bound address (useful with port 0).
+    pub addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    /// Stops accepting connections, lets in-flight requests finish, and waits.
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        let _ = self.shutdown.send(true);
+        self.task.await.unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    }
+}
+
+/// Binds the configured listener and serves `app` in the background.
+pub async fn start(app: &App) -> anyhow::Result<RunningServer> {
+    let listener = TcpListener::bind(app.config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {} (`listen`): {e}", app.config.listen))?;
+    let addr = listener.local_addr()?;
+    let (shutdown, mut signal) = watch::channel(false);
+    let router = app.router();
+    let grace = Duration::from_secs(app.config.http.shutdown_grace_secs);
+    let task = tokio::spawn(async move {
+        let mut grace_timer = signal.clone();
+        let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move {
+                let _ = signal.wait_for(|stop| *stop).await;
+            })
+            .into_future();
+        tokio::select! {
+            result = server => result,
+            _ = async {
+                let _ = grace_timer.wait_for(|stop| *stop).await;
+                tokio::time::sleep(grace).await;
+            } => {
+                tracing::warn!(grace_secs = grace.as_secs(), "shutdown grace period over; closing remaining connections");
+                Ok(())
+            }
+        }
+    });
+    Ok(RunningServer { addr, shutdown, task })
+}

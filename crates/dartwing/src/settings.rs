@@ -1,0 +1,88 @@
+//! Loading the configuration: defaults, then a TOML file, then `DARTWING_*` environment
+//! variables (nested keys with `__`, e.g. `DARTWING_DATABASE__MAX_CONNECTIONS`), then flags.
+
+use dartwing_core::config::Config;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use std::path::{Path, PathBuf};
+
+/// Name of the configuration file looked for in the working directory when none is given.
+pub const DEFAULT_CONFIG_FILE: &str = "dartwing.toml";
+
+/// Overrides given as command-line flags (highest precedence).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct FlagOverrides {
+    /// `--listen`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// `--database-url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// `--redis-url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_url: Option<String>,
+    /// `--data-dir`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// `--node-id`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<String>,
+    /// `--roles`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub roles: Option<String>,
+}
+
+/// Top-level keys that `DARTWING_*` variables may set; other `DARTWING_*` variables (for example
+/// `DARTWING_CONFIG` or test settings) belong to other programs and are not configuration keys.
+fn is_config_key(key: &str) -> bool {
+    let top = key.split('.').next().unwrap_or_default();
+    matches!(
+        top,
+        "listen"
+            | "node_id"
+            | "roles"
+            | "data_dir"
+            | "database_url"
+            | "redis_url"
+            | "jwt_secret"
+            | "production"
+            | "database"
+            | "http"
+            | "auth"
+            | "observability"
+    )
+}
+
+/// Loads and validates the configuration. `file` defaults to `dartwing.toml` when it exists.
+/// Errors name the offending key.
+pub fn load(file: Option<&Path>, flags: &FlagOverrides) -> Result<Config, String> {
+    let mut figment = Figment::from(Serialized::defaults(Config::default()));
+    match file {
+        Some(path) if !path.exists() => return Err(format!("configuration file {} does not exist", path.display())),
+        Some(path) => figment = figment.merge(Toml::file_exact(path)),
+        None if Path::new(DEFAULT_CONFIG_FILE).exists() => figment = figment.merge(Toml::file_exact(DEFAULT_CONFIG_FILE)),
+        None => {}
+    }
+    figment = figment
+        .merge(Env::prefixed("DARTWING_").split("__").filter(|key| is_config_key(key.as_str())))
+        .merge(Serialized::defaults(flags));
+    let config: Config = figment.extract().map_err(|error| {
+        let mut messages = Vec::new();
+        for e in error {
+            let key = e.path.join(".");
+            let source = e.metadata.as_ref().map(|m| m.name.to_string()).unwrap_or_default();
+            let mut kind = e.kind.to_string();
+            if let Some(secretish) = ["jwt_secret", "database_url", "redis_url"].iter().find(|k| key.ends_with(*k)) {
+                kind = format!("invalid value for {secretish}");
+            }
+            messages.push(if key.is_empty() {
+                format!("invalid configuration ({source}): {kind}")
+            } else {
+                format!("invalid configuration key `{key}` ({source}): {kind}")
+            });
+        }
+        messages.join("; ")
+    })?;
+    config.validate().map_err(|e| e.to_string())?;
+    Ok(config)
+}
