@@ -1,0 +1,255 @@
+//! Test harness for end-to-end suites: a fresh database per test (a temporary SQLite file, or a
+//! fresh PostgreSQL schema when `DARTWING_TEST_DATABASE_URL` is set), a real server on an
+//! ephemeral port, and a real HTTP client.
+//!
+//! Outside CI, suites skip PostgreSQL/Redis with a printed reason when their URLs are unset.
+//! With `CI=true` a missing or unreachable service fails the test instead.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use dartwing::server::{self, App, RunningServer};
+use dartwing_core::config::Config;
+use dartwing_db::Backend;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use std::time::Duration;
+use tempfile::TempDir;
+
+/// HS256 secret every test server uses.
+pub const TEST_JWT_SECRET: &str = "test-secret-0123456789abcdef0123456789abcdef";
+
+/// Whether this run must have PostgreSQL and Redis (CI).
+pub fn services_required() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+fn service_url(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if services_required() => panic!("{var} must be set when CI=true: PostgreSQL and Redis tests may not be skipped"),
+        _ => {
+            eprintln!("skipped: {var} is not set, so this test runs without that service");
+            None
+        }
+    }
+}
+
+/// The Redis URL for tests, if configured.
+pub fn redis_url() -> Option<String> {
+    service_url("DARTWING_TEST_REDIS_URL")
+}
+
+/// A random lowercase suffix for names that must not collide between parallel tests.
+pub fn unique(prefix: &str) -> String {
+    let mut bytes = [0u8; 6];
+    rand::Rng::fill(&mut rand::rng(), &mut bytes[..]);
+    format!("{prefix}{}", hex::encode(bytes))
+}
+
+/// A database private to one test.
+pub struct TestDatabase {
+    pub backend: Backend,
+    pub url: String,
+    pub dir: TempDir,
+    pg_cleanup: Option<(String, String)>,
+}
+
+impl TestDatabase {
+    /// A fresh SQLite file.
+    pub fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("dartwing.db").display());
+        Self { backend: Backend::Sqlite, url, dir, pg_cleanup: None }
+    }
+
+    /// A fresh schema in the test PostgreSQL, or `None` (with a printed reason) outside CI when unset.
+    pub async fn postgres() -> Option<Self> {
+        let admin_url = service_url("DARTWING_TEST_DATABASE_URL")?;
+        let schema = unique("dw_test_");
+        sqlx::any::install_default_drivers();
+        let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin_url)
+            .await
+            .unwrap_or_else(|e| panic!("DARTWING_TEST_DATABASE_URL is set but PostgreSQL is unreachable: {e}"));
+        sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&mut admin).await.expect("create schema");
+        let separator = if admin_url.contains('?') { '&' } else { '?' };
+        let url = format!("{admin_url}{separator}options=-c%20search_path%3D{schema}");
+        Some(Self {
+            backend: Backend::Postgres,
+            url,
+            dir: tempfile::tempdir().expect("temp dir"),
+            pg_cleanup: Some((admin_url, schema)),
+        })
+    }
+
+    /// SQLite always, PostgreSQL when available: run every storage scenario on each.
+    pub async fn all() -> Vec<Self> {
+        let mut all = vec![Self::sqlite()];
+        all.extend(Self::postgres().await);
+        all
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Some((admin_url, schema)) = self.pg_cleanup.take() {
+            // Drop runs outside any runtime guarantee: clean up on a thread of our own.
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+                runtime.block_on(async {
+                    let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin_url).await.ok()?;
+                    sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).execute(&mut admin).await.ok()
+                })
+            })
+            .join();
+        }
+    }
+}
+
+/// A configuration for a test node on `db`, listening on an ephemeral port, quiet.
+pub fn test_config(db: &TestDatabase) -> Config {
+    let mut config = Config::default();
+    config.listen = "127.0.0.1:0".parse().expect("addr");
+    config.database_url = Some(db.url.clone());
+    config.data_dir = db.dir.path().to_path_buf();
+    config.jwt_secret = Some(TEST_JWT_SECRET.into());
+    config.node_id = Some(unique("node-"));
+    config.database.max_connections = 5;
+    config.observability.access_log = false;
+    config
+}
+
+/// A running node and an HTTP client for it.
+pub struct TestServer {
+    pub app: App,
+    pub base: String,
+    pub client: reqwest::Client,
+    running: Option<RunningServer>,
+}
+
+/// A response as a test sees it.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Reply {
+    /// The body as JSON (panics with the body when it is not).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|_| panic!("not JSON ({}): {}", self.status, self.text))
+    }
+}
+
+impl TestServer {
+    /// A node on `db` with the default test configuration.
+    pub async fn start(db: &TestDatabase) -> Self {
+        Self::start_with(db, |_| {}).await
+    }
+
+    /// A node on `db` with the test configuration changed by `adjust`.
+    pub async fn start_with(db: &TestDatabase, adjust: impl FnOnce(&mut Config)) -> Self {
+        let mut config = test_config(db);
+        adjust(&mut config);
+        let app = App::build(config).await.expect("app builds");
+        let running = server::start(&app).await.expect("server starts");
+        let base = format!("http://{}", running.addr);
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
+        Self { app, base, client, running: Some(running) }
+    }
+
+    /// Full URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A valid user token for `email`.
+    pub fn token(&self, email: &str) -> String {
+        self.app.jwt.issue_dev_token(email, false, Duration::from_secs(600)).expect("token")
+    }
+
+    /// A valid platform-administrator token.
+    pub fn admin_token(&self, email: &str) -> String {
+        self.app.jwt.issue_dev_token(email, true, Duration::from_secs(600)).expect("token")
+    }
+
+    /// Sends a request with an optional `Authorization` header value and JSON body.
+    pub async fn send(&self, method: Method, path: &str, authorization: Option<&str>, body: Option<&Value>) -> Reply {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("body");
+        Reply { status, headers, text }
+    }
+
+    /// GET with a bearer token.
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        self.send(Method::GET, path, Some(&format!("Bearer {token}")), None).await
+    }
+
+    /// POST JSON with a bearer token.
+    pub async fn post(&self, path: &str, token: &str, body: &Value) -> Reply {
+        self.send(Method::POST, path, Some(&format!("Bearer {token}")), Some(body)).await
+    }
+
+    /// PUT JSON with a bearer token.
+    pub async fn put(&self, path: &str, token: &str, body: &Value) -> Reply {
+        self.send(Method::PUT, path, Some(&format!("Bearer {token}")), Some(body)).await
+    }
+
+    /// DELETE with a bearer token.
+    pub async fn delete(&self, path: &str, token: &str) -> Reply {
+        self.send(Method::DELETE, path, Some(&format!("Bearer {token}")), None).await
+    }
+
+    /// Creates an organization as `owner_email` (who becomes its Owner) and returns its name.
+    pub async fn create_org(&self, owner_email: &str, org_name: &str) -> String {
+        let reply = self
+            .post(
+                "/api/resource/Organization",
+                &self.token(owner_email),
+                &serde_json::json!({ "org_name": org_name, "org_type": "Company" }),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        reply.json()["data"]["name"].as_str().expect("name").to_string()
+    }
+
+    /// Adds `email` (provisioning the Person through a first request) to `org` with `role`,
+    /// acting as a platform administrator. Returns the Org Member name.
+    pub async fn add_member(&self, org: &str, email: &str, role: &str) -> String {
+        let me = self.get("/api/resource/Person?fields=[\"name\"]", &self.token(email)).await;
+        assert_eq!(me.status, StatusCode::OK, "{}", me.text);
+        let person = self
+            .app
+            .tenancy
+            .person_by_email(email)
+            .await
+            .expect("lookup")
+            .expect("provisioned")
+            .name;
+        let reply = self
+            .post(
+                "/api/resource/Org%20Member",
+                &self.admin_token("root@example.com"),
+                &serde_json::json!({ "person": person, "organization": org, "role": role }),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        reply.json()["data"]["name"].as_str().expect("name").to_string()
+    }
+
+    /// Stops the node gracefully.
+    pub async fn stop(mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown().await.expect("clean shutdown");
+        }
+    }
+}
