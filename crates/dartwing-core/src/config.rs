@@ -14,16 +14,20 @@ pub struct Config {
     /// Address of the HTTP listener (API, Socket.IO, metrics, health).
     pub listen: SocketAddr,
     /// Stable id of this node in metrics and logs; default `<hostname>:<port>`.
+    #[serde(deserialize_with = "text::optional")]
     pub node_id: Option<String>,
     /// Roles this process runs.
     pub roles: Roles,
     /// Directory for the embedded SQLite database and generated secrets.
     pub data_dir: PathBuf,
     /// `sqlite://…` or `postgres://…`; default: `dartwing.db` in `data_dir`.
+    #[serde(deserialize_with = "text::optional")]
     pub database_url: Option<String>,
     /// `redis://…`; set to run in cluster mode.
+    #[serde(deserialize_with = "text::optional")]
     pub redis_url: Option<String>,
     /// HS256 secret for end-user JWTs; default in embedded mode: generated into `data_dir`.
+    #[serde(deserialize_with = "text::optional")]
     pub jwt_secret: Option<String>,
     /// Production mode: refuse to start without explicit secrets instead of generating them.
     pub production: bool,
@@ -96,7 +100,10 @@ pub struct HttpConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { body_limit_bytes: 5 * 1024 * 1024, shutdown_grace_secs: 30 }
+        Self {
+            body_limit_bytes: 5 * 1024 * 1024,
+            shutdown_grace_secs: 30,
+        }
     }
 }
 
@@ -105,16 +112,22 @@ impl Default for HttpConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
     /// JWKS URL for RS256/ES256 tokens (e.g. Keycloak's `…/protocol/openid-connect/certs`).
+    #[serde(deserialize_with = "text::optional")]
     pub jwks_url: Option<String>,
     /// Expected `iss`; unchecked when unset.
+    #[serde(deserialize_with = "text::optional")]
     pub issuer: Option<String>,
     /// Expected `aud`; unchecked when unset.
+    #[serde(deserialize_with = "text::optional")]
     pub audience: Option<String>,
     /// Claim holding the user's email.
+    #[serde(deserialize_with = "text::required")]
     pub user_claim: String,
     /// Dotted path of the claim listing roles (Keycloak realm roles by default).
+    #[serde(deserialize_with = "text::required")]
     pub roles_claim: String,
     /// Role value that makes a user a platform administrator.
+    #[serde(deserialize_with = "text::required")]
     pub admin_role: String,
     /// How long fetched JWKS keys are trusted before a refetch.
     pub jwks_cache_secs: u64,
@@ -155,6 +168,7 @@ pub enum LogFormat {
 #[serde(default, deny_unknown_fields)]
 pub struct ObservabilityConfig {
     /// Log filter in `tracing` syntax, e.g. `info` or `info,sqlx=warn`.
+    #[serde(deserialize_with = "text::required")]
     pub log_level: String,
     /// `json` or `text`.
     pub log_format: LogFormat,
@@ -163,6 +177,7 @@ pub struct ObservabilityConfig {
     /// Record metrics (turning it off is for measuring their cost).
     pub metrics_enabled: bool,
     /// When set, scraping metrics requires `Authorization: Bearer <token>`.
+    #[serde(deserialize_with = "text::optional")]
     pub metrics_token: Option<String>,
     /// Distinct tenant values (`org` label) tracked per metric family before they fold into `other`.
     pub max_org_label_values: usize,
@@ -238,7 +253,9 @@ impl Roles {
             let role = Role::ALL
                 .into_iter()
                 .find(|r| r.as_str() == part)
-                .ok_or_else(|| format!("unknown role '{part}' (expected api, realtime, worker or scheduler)"))?;
+                .ok_or_else(|| {
+                    format!("unknown role '{part}' (expected api, realtime, worker or scheduler)")
+                })?;
             if !roles.contains(&role) {
                 roles.push(role);
             }
@@ -279,6 +296,43 @@ impl<'de> Deserialize<'de> for Roles {
     }
 }
 
+/// Text values that environment variables may deliver as numbers or booleans (`DARTWING_NODE_ID=7`).
+mod text {
+    use serde::{Deserialize, Deserializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        Text(String),
+        Unsigned(u64),
+        Signed(i64),
+        Float(f64),
+        Bool(bool),
+    }
+
+    impl Scalar {
+        fn into_text(self) -> String {
+            match self {
+                Scalar::Text(s) => s,
+                Scalar::Unsigned(n) => n.to_string(),
+                Scalar::Signed(n) => n.to_string(),
+                Scalar::Float(n) => n.to_string(),
+                Scalar::Bool(b) => b.to_string(),
+            }
+        }
+    }
+
+    pub fn required<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+        Scalar::deserialize(deserializer).map(Scalar::into_text)
+    }
+
+    pub fn optional<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<String>, D::Error> {
+        Option::<Scalar>::deserialize(deserializer).map(|v| v.map(Scalar::into_text))
+    }
+}
+
 /// A configuration value that is well-typed but unusable; names the key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvalidConfig {
@@ -290,7 +344,11 @@ pub struct InvalidConfig {
 
 impl std::fmt::Display for InvalidConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "invalid configuration key `{}`: {}", self.key, self.reason)
+        write!(
+            f,
+            "invalid configuration key `{}`: {}",
+            self.key, self.reason
+        )
     }
 }
 
@@ -299,11 +357,21 @@ impl std::error::Error for InvalidConfig {}
 impl Config {
     /// Checks the values that types alone cannot; the error names the offending key.
     pub fn validate(&self) -> Result<(), InvalidConfig> {
-        let fail = |key, reason: &str| Err(InvalidConfig { key, reason: reason.to_string() });
+        let fail = |key, reason: &str| {
+            Err(InvalidConfig {
+                key,
+                reason: reason.to_string(),
+            })
+        };
         if let Some(url) = &self.database_url
-            && !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://"))
+            && !(url.starts_with("sqlite:")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://"))
         {
-            return fail("database_url", "must start with sqlite:, postgres:// or postgresql://");
+            return fail(
+                "database_url",
+                "must start with sqlite:, postgres:// or postgresql://",
+            );
         }
         if let Some(url) = &self.redis_url
             && !(url.starts_with("redis://") || url.starts_with("rediss://"))
@@ -321,7 +389,10 @@ impl Config {
             return fail("jwt_secret", "must be at least 32 characters");
         }
         if self.production && self.jwt_secret.is_none() && self.auth.jwks_url.is_none() {
-            return fail("jwt_secret", "production mode needs jwt_secret or auth.jwks_url");
+            return fail(
+                "jwt_secret",
+                "production mode needs jwt_secret or auth.jwks_url",
+            );
         }
         if let Some(url) = &self.auth.jwks_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
@@ -335,7 +406,10 @@ impl Config {
             return fail("database.max_connections", "must be at least 1");
         }
         if self.database.min_connections > self.database.max_connections {
-            return fail("database.min_connections", "must not exceed database.max_connections");
+            return fail(
+                "database.min_connections",
+                "must not exceed database.max_connections",
+            );
         }
         if self.http.body_limit_bytes < 1024 {
             return fail("http.body_limit_bytes", "must be at least 1024");
@@ -366,7 +440,10 @@ mod tests {
     #[test]
     fn defaults_are_valid_and_roles_parse() {
         assert_eq!(Config::default().validate(), Ok(()));
-        assert_eq!(Roles::parse("worker, api,worker").map(|r| r.to_string()), Ok("worker,api".into()));
+        assert_eq!(
+            Roles::parse("worker, api,worker").map(|r| r.to_string()),
+            Ok("worker,api".into())
+        );
         assert!(Roles::parse("api,web").is_err());
         assert!(Roles::parse("").is_err());
     }
@@ -374,11 +451,20 @@ mod tests {
     #[test]
     fn invalid_values_name_their_key() {
         let config = Config {
-            database: DatabaseConfig { max_connections: 0, ..Default::default() },
+            database: DatabaseConfig {
+                max_connections: 0,
+                ..Default::default()
+            },
             ..Default::default()
         };
-        assert_eq!(config.validate().map_err(|e| e.key), Err("database.max_connections"));
-        let config = Config { database_url: Some("mysql://x".into()), ..Default::default() };
+        assert_eq!(
+            config.validate().map_err(|e| e.key),
+            Err("database.max_connections")
+        );
+        let config = Config {
+            database_url: Some("mysql://x".into()),
+            ..Default::default()
+        };
         assert_eq!(config.validate().map_err(|e| e.key), Err("database_url"));
     }
 }

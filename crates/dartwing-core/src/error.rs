@@ -79,7 +79,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// An error of `kind` with a client-safe `message`.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, exc_type: None, message: message.into() }
+        Self {
+            kind,
+            exc_type: None,
+            message: message.into(),
+        }
     }
 
     /// Overrides the `exc_type` sent to clients (e.g. `LinkExistsError` for a 409).

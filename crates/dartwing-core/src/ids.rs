@@ -18,14 +18,17 @@ impl TraceId {
     pub fn from_header(value: &str) -> Option<Self> {
         let ok = !value.is_empty()
             && value.len() <= 64
-            && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         ok.then(|| Self(value.to_string()))
     }
 
     /// The trace id of a W3C `traceparent` header (`00-<32 hex>-<16 hex>-<2 hex>`), if valid.
     pub fn from_traceparent(value: &str) -> Option<Self> {
         let mut parts = value.trim().split('-');
-        let (version, trace, parent, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let (version, trace, parent, flags) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
         let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
         let valid = hex(version, 2)
             && version != "ff"
@@ -90,20 +93,33 @@ mod tests {
     #[test]
     fn trace_ids_from_headers() {
         let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-        assert_eq!(TraceId::from_traceparent(tp).map(|t| t.0), Some("4bf92f3577b34da6a3ce929d0e0e4736".into()));
-        assert!(TraceId::from_traceparent("00-00000000000000000000000000000000-00f067aa0ba902b7-01").is_none());
+        assert_eq!(
+            TraceId::from_traceparent(tp).map(|t| t.0),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736".into())
+        );
+        assert!(
+            TraceId::from_traceparent("00-00000000000000000000000000000000-00f067aa0ba902b7-01")
+                .is_none()
+        );
         assert!(TraceId::from_traceparent("garbage").is_none());
         assert!(TraceId::from_header("abc-123_X").is_some());
         assert!(TraceId::from_header("bad\nvalue").is_none());
         assert!(TraceId::from_header(&"x".repeat(65)).is_none());
         let generated = TraceId::generate();
         assert_eq!(generated.as_str().len(), 32);
-        assert!(generated.traceparent().is_some_and(|tp| TraceId::from_traceparent(&tp) == Some(generated.clone())));
+        assert!(
+            generated
+                .traceparent()
+                .is_some_and(|tp| TraceId::from_traceparent(&tp) == Some(generated.clone()))
+        );
     }
 
     #[test]
     fn naming_series_pads() {
-        let series = NamingSeries { prefix: "ORG", digits: 5 };
+        let series = NamingSeries {
+            prefix: "ORG",
+            digits: 5,
+        };
         assert_eq!(series.name(2026, 1), "ORG-2026-00001");
     }
 }

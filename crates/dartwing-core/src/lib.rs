@@ -7,8 +7,8 @@
 
 pub mod config;
 pub mod error;
-pub mod ids;
 pub mod identity;
+pub mod ids;
 pub mod permission;
 pub mod tenancy;
 pub mod time;

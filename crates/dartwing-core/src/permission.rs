@@ -25,8 +25,13 @@ pub enum Action {
 
 impl Action {
     /// Every action, for exhaustive tests and docs.
-    pub const ALL: &'static [Action] =
-        &[Action::Read, Action::Write, Action::ManageMembers, Action::ManageOrganization, Action::ManageIntegrations];
+    pub const ALL: &'static [Action] = &[
+        Action::Read,
+        Action::Write,
+        Action::ManageMembers,
+        Action::ManageOrganization,
+        Action::ManageIntegrations,
+    ];
 
     fn verb(self) -> &'static str {
         match self {
@@ -95,7 +100,10 @@ impl Principal {
     /// A system-scoped operator principal, for administrative commands run on the server itself.
     pub fn system(name: &str) -> Self {
         Principal {
-            kind: PrincipalKind::Service { api_key: name.to_string(), organization: None },
+            kind: PrincipalKind::Service {
+                api_key: name.to_string(),
+                organization: None,
+            },
             system_admin: true,
             memberships: Vec::new(),
         }
@@ -168,16 +176,18 @@ impl Principal {
         if self.system_admin {
             Ok(())
         } else {
-            Err(Error::permission_denied("Only system administrators may do this"))
+            Err(Error::permission_denied(
+                "Only system administrators may do this",
+            ))
         }
     }
 
     /// Whether the principal may grant or revoke the Owner role in `organization`.
     pub fn can_manage_owners(&self, organization: &str) -> bool {
         self.system_admin
-            || self.membership(organization).is_some_and(|m| {
-                m.role == MemberRole::Owner && m.org_status == OrgStatus::Active
-            })
+            || self
+                .membership(organization)
+                .is_some_and(|m| m.role == MemberRole::Owner && m.org_status == OrgStatus::Active)
     }
 
     /// Organizations whose documents this principal can read.
@@ -211,7 +221,10 @@ mod tests {
     #[test]
     fn permission_matrix() {
         let user = |role: Option<MemberRole>, org_status: OrgStatus, admin: bool| Principal {
-            kind: PrincipalKind::User { email: "u@example.com".into(), person: "PERS-1".into() },
+            kind: PrincipalKind::User {
+                email: "u@example.com".into(),
+                person: "PERS-1".into(),
+            },
             system_admin: admin,
             memberships: role
                 .map(|role| Membership {
@@ -235,15 +248,32 @@ mod tests {
         ];
         for (role, allowed) in expected {
             let p = user(role, OrgStatus::Active, false);
-            for (action, allow) in [Read, Write, ManageMembers, ManageOrganization, ManageIntegrations].into_iter().zip(allowed) {
-                assert_eq!(p.can(action, "ORG-A"), allow, "{role:?} {action:?} same org");
+            for (action, allow) in [
+                Read,
+                Write,
+                ManageMembers,
+                ManageOrganization,
+                ManageIntegrations,
+            ]
+            .into_iter()
+            .zip(allowed)
+            {
+                assert_eq!(
+                    p.can(action, "ORG-A"),
+                    allow,
+                    "{role:?} {action:?} same org"
+                );
                 assert!(!p.can(action, "ORG-B"), "{role:?} {action:?} other org");
             }
             // Suspended organization: reading stays, nothing else.
             let suspended = user(role, OrgStatus::Suspended, false);
             for action in Action::ALL {
                 let allow = role.is_some() && *action == Read;
-                assert_eq!(suspended.can(*action, "ORG-A"), allow, "{role:?} {action:?} suspended");
+                assert_eq!(
+                    suspended.can(*action, "ORG-A"),
+                    allow,
+                    "{role:?} {action:?} suspended"
+                );
             }
         }
         let admin = user(None, OrgStatus::Active, true);
@@ -251,13 +281,20 @@ mod tests {
             assert!(admin.can(*action, "ORG-A") && admin.can(*action, "ORG-B"));
         }
         assert!(admin.authorize_system().is_ok());
-        assert!(user(Some(Owner), OrgStatus::Active, false).authorize_system().is_err());
+        assert!(
+            user(Some(Owner), OrgStatus::Active, false)
+                .authorize_system()
+                .is_err()
+        );
     }
 
     #[test]
     fn inactive_membership_grants_nothing() {
         let p = Principal {
-            kind: PrincipalKind::User { email: "u@example.com".into(), person: "PERS-1".into() },
+            kind: PrincipalKind::User {
+                email: "u@example.com".into(),
+                person: "PERS-1".into(),
+            },
             system_admin: false,
             memberships: vec![Membership {
                 organization: "ORG-A".into(),

@@ -154,7 +154,11 @@ pub fn normalize_email(email: &str) -> Result<String, String> {
                 && !domain.contains('@')
         })
         && !email.chars().any(|c| c.is_whitespace() || c.is_control());
-    if valid { Ok(email) } else { Err(format!("'{email}' is not a valid email address")) }
+    if valid {
+        Ok(email)
+    } else {
+        Err(format!("'{email}' is not a valid email address"))
+    }
 }
 
 #[cfg(test)]
@@ -167,12 +171,18 @@ mod tests {
             assert_eq!(role.as_str().parse::<MemberRole>(), Ok(*role));
         }
         assert!("owner".parse::<MemberRole>().is_err());
-        assert_eq!(serde_json::to_string(&OrgType::Nonprofit).ok().as_deref(), Some("\"Nonprofit\""));
+        assert_eq!(
+            serde_json::to_string(&OrgType::Nonprofit).ok().as_deref(),
+            Some("\"Nonprofit\"")
+        );
     }
 
     #[test]
     fn emails_are_lower_cased_and_checked() {
-        assert_eq!(normalize_email(" Ann@Example.COM "), Ok("ann@example.com".to_string()));
+        assert_eq!(
+            normalize_email(" Ann@Example.COM "),
+            Ok("ann@example.com".to_string())
+        );
         assert!(normalize_email("no-at-sign").is_err());
         assert!(normalize_email("a@b@c").is_err());
         assert!(normalize_email("@example.com").is_err());

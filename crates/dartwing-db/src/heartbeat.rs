@@ -18,7 +18,11 @@ pub struct WorkerHeartbeats {
 impl WorkerHeartbeats {
     /// Heartbeats of `node_id`; a worker silent for longer than `timeout` counts as dead.
     pub fn new(db: Db, node_id: impl Into<String>, timeout: Duration) -> Self {
-        Self { db, node_id: node_id.into(), timeout }
+        Self {
+            db,
+            node_id: node_id.into(),
+            timeout,
+        }
     }
 
     /// Records that `worker_id`, serving `queue`, is alive now.
@@ -68,15 +72,27 @@ impl HealthCheck for WorkerHeartbeats {
                 .fetch_all(self.db.pool())
                 .await
                 .map_err(|e| format!("cannot read heartbeats: {}", crate::error::describe(&e)))?;
-        let live_in_cluster = rows.iter().filter(|(_, _, beat)| *beat >= deadline_us).count();
-        let mine: Vec<_> = rows.iter().filter(|(_, node, _)| *node == self.node_id).collect();
+        let live_in_cluster = rows
+            .iter()
+            .filter(|(_, _, beat)| *beat >= deadline_us)
+            .count();
+        let mine: Vec<_> = rows
+            .iter()
+            .filter(|(_, node, _)| *node == self.node_id)
+            .collect();
         if let Some((worker, _, beat)) = mine.iter().find(|(_, _, beat)| *beat < deadline_us) {
-            return Err(format!("worker {worker} last beat {} s ago", (now_us - beat) / 1_000_000));
+            return Err(format!(
+                "worker {worker} last beat {} s ago",
+                (now_us - beat) / 1_000_000
+            ));
         }
         Ok(if mine.is_empty() {
             format!("no workers on this node; {live_in_cluster} live in the cluster")
         } else {
-            format!("{} workers on this node beating; {live_in_cluster} live in the cluster", mine.len())
+            format!(
+                "{} workers on this node beating; {live_in_cluster} live in the cluster",
+                mine.len()
+            )
         })
     }
 }

@@ -67,19 +67,28 @@ pub struct Db {
 impl Db {
     /// The URL of the embedded database in `data_dir` (created on connect).
     pub fn sqlite_url_in(data_dir: &Path) -> String {
-        format!("sqlite://{}?mode=rwc", data_dir.join("dartwing.db").display())
+        format!(
+            "sqlite://{}?mode=rwc",
+            data_dir.join("dartwing.db").display()
+        )
     }
 
     /// Opens a pool. For SQLite the parent directory is created, and every connection uses WAL,
     /// a busy timeout and foreign keys.
-    pub async fn connect(url: &str, config: &DatabaseConfig, metrics: Option<Arc<Metrics>>) -> Result<Self, DbError> {
+    pub async fn connect(
+        url: &str,
+        config: &DatabaseConfig,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Result<Self, DbError> {
         sqlx::any::install_default_drivers();
         let backend = Backend::of_url(url)?;
         if backend == Backend::Sqlite
-            && let Some(parent) = sqlite_path(url).and_then(|p| Path::new(p).parent().map(Path::to_path_buf))
+            && let Some(parent) =
+                sqlite_path(url).and_then(|p| Path::new(p).parent().map(Path::to_path_buf))
             && !parent.as_os_str().is_empty()
         {
-            std::fs::create_dir_all(&parent).map_err(|e| DbError::DataDir(parent.display().to_string(), e))?;
+            std::fs::create_dir_all(&parent)
+                .map_err(|e| DbError::DataDir(parent.display().to_string(), e))?;
         }
         let options = AnyConnectOptions::from_str(url).map_err(DbError::Connect)?;
         let busy_timeout_ms = config.sqlite_busy_timeout_ms;
@@ -93,7 +102,8 @@ impl Db {
                         conn.execute("PRAGMA journal_mode = WAL").await?;
                         conn.execute("PRAGMA synchronous = NORMAL").await?;
                         conn.execute("PRAGMA foreign_keys = ON").await?;
-                        conn.execute(format!("PRAGMA busy_timeout = {busy_timeout_ms}").as_str()).await?;
+                        conn.execute(format!("PRAGMA busy_timeout = {busy_timeout_ms}").as_str())
+                            .await?;
                     }
                     Ok(())
                 })
@@ -101,13 +111,20 @@ impl Db {
             .connect_with(options)
             .await
             .map_err(DbError::Connect)?;
-        let db = Self { pool, backend, metrics, slow_query: Duration::from_millis(config.slow_query_ms) };
+        let db = Self {
+            pool,
+            backend,
+            metrics,
+            slow_query: Duration::from_millis(config.slow_query_ms),
+        };
         if let Some(metrics) = &db.metrics {
             metrics.db.pool_size.set(i64::from(config.max_connections));
             let pool = db.pool.clone();
             let active = metrics.db.connections_active.clone();
             metrics.on_scrape(Box::new(move || {
-                let in_use = pool.size().saturating_sub(u32::try_from(pool.num_idle()).unwrap_or(u32::MAX));
+                let in_use = pool
+                    .size()
+                    .saturating_sub(u32::try_from(pool.num_idle()).unwrap_or(u32::MAX));
                 active.set(i64::from(in_use));
             }));
         }
@@ -157,7 +174,12 @@ impl Db {
 
     /// Runs a query future, recording `db_queries_total`, `db_query_duration_seconds` and slow
     /// queries under `doctype`/`operation`.
-    pub async fn observe<T, Fut>(&self, doctype: &str, operation: &str, query: Fut) -> Result<T, sqlx::Error>
+    pub async fn observe<T, Fut>(
+        &self,
+        doctype: &str,
+        operation: &str,
+        query: Fut,
+    ) -> Result<T, sqlx::Error>
     where
         Fut: Future<Output = Result<T, sqlx::Error>>,
     {
@@ -169,10 +191,23 @@ impl Db {
         let elapsed = started.elapsed();
         let labels = [doctype, operation];
         metrics.db.queries_total.with_label_values(&labels).inc();
-        metrics.db.query_duration.with_label_values(&labels).observe(elapsed.as_secs_f64());
+        metrics
+            .db
+            .query_duration
+            .with_label_values(&labels)
+            .observe(elapsed.as_secs_f64());
         if elapsed >= self.slow_query {
-            metrics.db.slow_queries_total.with_label_values(&labels).inc();
-            tracing::warn!(doctype, operation, duration_ms = elapsed.as_millis() as u64, "slow query");
+            metrics
+                .db
+                .slow_queries_total
+                .with_label_values(&labels)
+                .inc();
+            tracing::warn!(
+                doctype,
+                operation,
+                duration_ms = elapsed.as_millis() as u64,
+                "slow query"
+            );
         }
         result
     }
@@ -184,7 +219,9 @@ impl Db {
 }
 
 fn sqlite_path(url: &str) -> Option<&str> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next()?;
     (!path.is_empty() && path != ":memory:").then_some(path)
 }
@@ -202,7 +239,13 @@ impl HealthCheck for DatabaseCheck {
             .execute(&self.0.pool)
             .await
             .map(|_| format!("{} reachable", self.0.backend.as_str()))
-            .map_err(|e| format!("{} unreachable: {}", self.0.backend.as_str(), error::describe(&e)))
+            .map_err(|e| {
+                format!(
+                    "{} unreachable: {}",
+                    self.0.backend.as_str(),
+                    error::describe(&e)
+                )
+            })
     }
 }
 
@@ -212,7 +255,10 @@ mod tests {
 
     #[test]
     fn sqlite_paths_are_found_in_urls() {
-        assert_eq!(sqlite_path("sqlite://./data/x.db?mode=rwc"), Some("./data/x.db"));
+        assert_eq!(
+            sqlite_path("sqlite://./data/x.db?mode=rwc"),
+            Some("./data/x.db")
+        );
         assert_eq!(sqlite_path("sqlite:x.db"), Some("x.db"));
         assert_eq!(sqlite_path("sqlite::memory:"), None);
         assert!(Backend::of_url("mysql://x").is_err());

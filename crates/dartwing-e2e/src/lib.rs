@@ -26,7 +26,9 @@ pub fn services_required() -> bool {
 fn service_url(var: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(url) if !url.is_empty() => Some(url),
-        _ if services_required() => panic!("{var} must be set when CI=true: PostgreSQL and Redis tests may not be skipped"),
+        _ if services_required() => {
+            panic!("{var} must be set when CI=true: PostgreSQL and Redis tests may not be skipped")
+        }
         _ => {
             eprintln!("skipped: {var} is not set, so this test runs without that service");
             None
@@ -58,8 +60,16 @@ impl TestDatabase {
     /// A fresh SQLite file.
     pub fn sqlite() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("dartwing.db").display());
-        Self { backend: Backend::Sqlite, url, dir, pg_cleanup: None }
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("dartwing.db").display()
+        );
+        Self {
+            backend: Backend::Sqlite,
+            url,
+            dir,
+            pg_cleanup: None,
+        }
     }
 
     /// A fresh schema in the test PostgreSQL, or `None` (with a printed reason) outside CI when unset.
@@ -69,8 +79,13 @@ impl TestDatabase {
         sqlx::any::install_default_drivers();
         let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin_url)
             .await
-            .unwrap_or_else(|e| panic!("DARTWING_TEST_DATABASE_URL is set but PostgreSQL is unreachable: {e}"));
-        sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&mut admin).await.expect("create schema");
+            .unwrap_or_else(|e| {
+                panic!("DARTWING_TEST_DATABASE_URL is set but PostgreSQL is unreachable: {e}")
+            });
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&mut admin)
+            .await
+            .expect("create schema");
         let separator = if admin_url.contains('?') { '&' } else { '?' };
         let url = format!("{admin_url}{separator}options=-c%20search_path%3D{schema}");
         Some(Self {
@@ -94,10 +109,18 @@ impl Drop for TestDatabase {
         if let Some((admin_url, schema)) = self.pg_cleanup.take() {
             // Drop runs outside any runtime guarantee: clean up on a thread of our own.
             let _ = std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()?;
                 runtime.block_on(async {
-                    let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin_url).await.ok()?;
-                    sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).execute(&mut admin).await.ok()
+                    let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin_url)
+                        .await
+                        .ok()?;
+                    sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                        .execute(&mut admin)
+                        .await
+                        .ok()
                 })
             })
             .join();
@@ -107,12 +130,14 @@ impl Drop for TestDatabase {
 
 /// A configuration for a test node on `db`, listening on an ephemeral port, quiet.
 pub fn test_config(db: &TestDatabase) -> Config {
-    let mut config = Config::default();
-    config.listen = "127.0.0.1:0".parse().expect("addr");
-    config.database_url = Some(db.url.clone());
-    config.data_dir = db.dir.path().to_path_buf();
-    config.jwt_secret = Some(TEST_JWT_SECRET.into());
-    config.node_id = Some(unique("node-"));
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        database_url: Some(db.url.clone()),
+        data_dir: db.dir.path().to_path_buf(),
+        jwt_secret: Some(TEST_JWT_SECRET.into()),
+        node_id: Some(unique("node-")),
+        ..Default::default()
+    };
     config.database.max_connections = 5;
     config.observability.access_log = false;
     config
@@ -137,7 +162,8 @@ pub struct Reply {
 impl Reply {
     /// The body as JSON (panics with the body when it is not).
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.text).unwrap_or_else(|_| panic!("not JSON ({}): {}", self.status, self.text))
+        serde_json::from_str(&self.text)
+            .unwrap_or_else(|_| panic!("not JSON ({}): {}", self.status, self.text))
     }
 }
 
@@ -154,8 +180,16 @@ impl TestServer {
         let app = App::build(config).await.expect("app builds");
         let running = server::start(&app).await.expect("server starts");
         let base = format!("http://{}", running.addr);
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
-        Self { app, base, client, running: Some(running) }
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client");
+        Self {
+            app,
+            base,
+            client,
+            running: Some(running),
+        }
     }
 
     /// Full URL of `path`.
@@ -165,16 +199,28 @@ impl TestServer {
 
     /// A valid user token for `email`.
     pub fn token(&self, email: &str) -> String {
-        self.app.jwt.issue_dev_token(email, false, Duration::from_secs(600)).expect("token")
+        self.app
+            .jwt
+            .issue_dev_token(email, false, Duration::from_secs(600))
+            .expect("token")
     }
 
     /// A valid platform-administrator token.
     pub fn admin_token(&self, email: &str) -> String {
-        self.app.jwt.issue_dev_token(email, true, Duration::from_secs(600)).expect("token")
+        self.app
+            .jwt
+            .issue_dev_token(email, true, Duration::from_secs(600))
+            .expect("token")
     }
 
     /// Sends a request with an optional `Authorization` header value and JSON body.
-    pub async fn send(&self, method: Method, path: &str, authorization: Option<&str>, body: Option<&Value>) -> Reply {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        authorization: Option<&str>,
+        body: Option<&Value>,
+    ) -> Reply {
         let mut request = self.client.request(method, self.url(path));
         if let Some(value) = authorization {
             request = request.header("authorization", value);
@@ -186,27 +232,45 @@ impl TestServer {
         let status = response.status();
         let headers = response.headers().clone();
         let text = response.text().await.expect("body");
-        Reply { status, headers, text }
+        Reply {
+            status,
+            headers,
+            text,
+        }
     }
 
     /// GET with a bearer token.
     pub async fn get(&self, path: &str, token: &str) -> Reply {
-        self.send(Method::GET, path, Some(&format!("Bearer {token}")), None).await
+        self.send(Method::GET, path, Some(&format!("Bearer {token}")), None)
+            .await
     }
 
     /// POST JSON with a bearer token.
     pub async fn post(&self, path: &str, token: &str, body: &Value) -> Reply {
-        self.send(Method::POST, path, Some(&format!("Bearer {token}")), Some(body)).await
+        self.send(
+            Method::POST,
+            path,
+            Some(&format!("Bearer {token}")),
+            Some(body),
+        )
+        .await
     }
 
     /// PUT JSON with a bearer token.
     pub async fn put(&self, path: &str, token: &str, body: &Value) -> Reply {
-        self.send(Method::PUT, path, Some(&format!("Bearer {token}")), Some(body)).await
+        self.send(
+            Method::PUT,
+            path,
+            Some(&format!("Bearer {token}")),
+            Some(body),
+        )
+        .await
     }
 
     /// DELETE with a bearer token.
     pub async fn delete(&self, path: &str, token: &str) -> Reply {
-        self.send(Method::DELETE, path, Some(&format!("Bearer {token}")), None).await
+        self.send(Method::DELETE, path, Some(&format!("Bearer {token}")), None)
+            .await
     }
 
     /// Creates an organization as `owner_email` (who becomes its Owner) and returns its name.
@@ -219,13 +283,18 @@ impl TestServer {
             )
             .await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
-        reply.json()["data"]["name"].as_str().expect("name").to_string()
+        reply.json()["data"]["name"]
+            .as_str()
+            .expect("name")
+            .to_string()
     }
 
     /// Adds `email` (provisioning the Person through a first request) to `org` with `role`,
     /// acting as a platform administrator. Returns the Org Member name.
     pub async fn add_member(&self, org: &str, email: &str, role: &str) -> String {
-        let me = self.get("/api/resource/Person?fields=[\"name\"]", &self.token(email)).await;
+        let me = self
+            .get("/api/resource/Person?fields=[\"name\"]", &self.token(email))
+            .await;
         assert_eq!(me.status, StatusCode::OK, "{}", me.text);
         let person = self
             .app
@@ -243,7 +312,10 @@ impl TestServer {
             )
             .await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
-        reply.json()["data"]["name"].as_str().expect("name").to_string()
+        reply.json()["data"]["name"]
+            .as_str()
+            .expect("name")
+            .to_string()
     }
 
     /// Stops the node gracefully.

@@ -29,24 +29,40 @@ fn promtool_accepts(text: &str) {
     let mut child = match child {
         Ok(child) => child,
         Err(_) if !dartwing_e2e::services_required() => {
-            eprintln!("skipped: promtool not installed, exposition format checked by the TYPE parser only");
+            eprintln!(
+                "skipped: promtool not installed, exposition format checked by the TYPE parser only"
+            );
             return;
         }
         Err(e) => panic!("promtool is required in CI: {e}"),
     };
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     let output = child.wait_with_output().unwrap();
-    let problems = String::from_utf8_lossy(&output.stdout).to_string() + &String::from_utf8_lossy(&output.stderr);
+    let problems = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
     // promtool exits 1 for lint findings (e.g. naming advice) as well as for parse errors; parse
     // errors never come with a "metric name" finding, so tell them apart by the message.
-    assert!(!problems.contains("error while linting") && !problems.contains("text format parsing error"), "{problems}");
+    assert!(
+        !problems.contains("error while linting")
+            && !problems.contains("text format parsing error"),
+        "{problems}"
+    );
 }
 
 /// Whether a sample line of `family` carries every `label="value"` pair.
 fn has_sample(text: &str, family: &str, labels: &[(&str, &str)]) -> bool {
-    text.lines().filter(|l| l.starts_with(&format!("{family}{{"))).any(|line| {
-        labels.iter().all(|(k, v)| line.contains(&format!("{k}=\"{v}\"")))
-    })
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{family}{{")))
+        .any(|line| {
+            labels
+                .iter()
+                .all(|(k, v)| line.contains(&format!("{k}=\"{v}\"")))
+        })
 }
 
 #[tokio::test]
@@ -56,31 +72,78 @@ async fn metrics_parse_as_prometheus_text_with_route_templates_as_endpoints() {
         let server = TestServer::start_with(&db, |c| c.database.slow_query_ms = 0).await;
         let org = server.create_org("ann@example.com", "Acme").await;
         let token = server.token("ann@example.com");
-        server.get(&format!("/api/resource/Organization/{org}"), &token).await;
-        server.get("/api/resource/Organization/ORG-NOPE", &token).await;
+        server
+            .get(&format!("/api/resource/Organization/{org}"), &token)
+            .await;
+        server
+            .get("/api/resource/Organization/ORG-NOPE", &token)
+            .await;
         server.send(Method::GET, "/no/such/path", None, None).await;
 
         let reply = server.send(Method::GET, "/metrics", None, None).await;
         assert_eq!(reply.status, StatusCode::OK);
-        assert!(reply.headers["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+        assert!(
+            reply.headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/plain; version=0.0.4")
+        );
         promtool_accepts(&reply.text);
         let types = declared_types(&reply.text);
         for spec in dartwing_observe::catalog::ALL {
             let declared = types.get(spec.name).map(String::as_str);
-            assert_eq!(declared, Some(spec.kind.as_str()), "family {} missing or mistyped", spec.name);
+            assert_eq!(
+                declared,
+                Some(spec.kind.as_str()),
+                "family {} missing or mistyped",
+                spec.name
+            );
         }
         let text = &reply.text;
-        assert!(has_sample(text, "http_requests_total", &[("endpoint", "/api/resource/{doctype}/{name}"), ("org", &org), ("status", "200")]));
-        assert!(has_sample(text, "http_requests_total", &[("endpoint", "unmatched"), ("status", "404")]));
+        assert!(has_sample(
+            text,
+            "http_requests_total",
+            &[
+                ("endpoint", "/api/resource/{doctype}/{name}"),
+                ("org", &org),
+                ("status", "200")
+            ]
+        ));
+        assert!(has_sample(
+            text,
+            "http_requests_total",
+            &[("endpoint", "unmatched"), ("status", "404")]
+        ));
         assert!(
-            !text.lines().any(|l| l.starts_with("http_") && l.contains("endpoint=\"/api/resource/Organization")),
+            !text
+                .lines()
+                .any(|l| l.starts_with("http_")
+                    && l.contains("endpoint=\"/api/resource/Organization")),
             "raw paths never become labels"
         );
-        assert!(has_sample(text, "db_queries_total", &[("doctype", "Organization"), ("operation", "select")]));
-        assert!(has_sample(text, "db_slow_queries_total", &[("doctype", "Organization")]));
-        assert!(text.lines().any(|l| l == "db_connections_pool_size 5"), "pool size gauge");
+        assert!(has_sample(
+            text,
+            "db_queries_total",
+            &[("doctype", "Organization"), ("operation", "select")]
+        ));
+        assert!(has_sample(
+            text,
+            "db_slow_queries_total",
+            &[("doctype", "Organization")]
+        ));
+        assert!(
+            text.lines().any(|l| l == "db_connections_pool_size 5"),
+            "pool size gauge"
+        );
 
-        let alias = server.send(Method::GET, "/api/method/dartwing_core.observability.api.metrics", None, None).await;
+        let alias = server
+            .send(
+                Method::GET,
+                "/api/method/dartwing_core.observability.api.metrics",
+                None,
+                None,
+            )
+            .await;
         assert_eq!(alias.status, StatusCode::OK);
         assert!(declared_types(&alias.text).contains_key("http_requests_total"));
         server.stop().await;
@@ -90,13 +153,20 @@ async fn metrics_parse_as_prometheus_text_with_route_templates_as_endpoints() {
 #[tokio::test]
 async fn metrics_can_require_a_bearer_token() {
     let db = TestDatabase::sqlite();
-    let server = TestServer::start_with(&db, |c| c.observability.metrics_token = Some("scrape-secret".into())).await;
+    let server = TestServer::start_with(&db, |c| {
+        c.observability.metrics_token = Some("scrape-secret".into())
+    })
+    .await;
     let anonymous = server.send(Method::GET, "/metrics", None, None).await;
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
     assert!(!anonymous.text.contains("scrape-secret"));
-    let wrong = server.send(Method::GET, "/metrics", Some("Bearer nope"), None).await;
+    let wrong = server
+        .send(Method::GET, "/metrics", Some("Bearer nope"), None)
+        .await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
-    let right = server.send(Method::GET, "/metrics", Some("Bearer scrape-secret"), None).await;
+    let right = server
+        .send(Method::GET, "/metrics", Some("Bearer scrape-secret"), None)
+        .await;
     assert_eq!(right.status, StatusCode::OK);
     server.stop().await;
 }
@@ -112,17 +182,28 @@ async fn every_response_carries_a_trace_id_from_the_request_or_a_new_one() {
         }
         request.send()
     };
-    let given = send(vec![("x-trace-id", "req-42_abc")], "/health").await.unwrap();
+    let given = send(vec![("x-trace-id", "req-42_abc")], "/health")
+        .await
+        .unwrap();
     assert_eq!(given.headers()["x-trace-id"], "req-42_abc");
 
     let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-    let w3c = send(vec![("traceparent", parent)], "/api/resource/Organization").await.unwrap();
+    let w3c = send(vec![("traceparent", parent)], "/api/resource/Organization")
+        .await
+        .unwrap();
     assert_eq!(w3c.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(w3c.headers()["x-trace-id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(
+        w3c.headers()["x-trace-id"],
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
     let emitted = w3c.headers()["traceparent"].to_str().unwrap();
-    assert!(emitted.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-") && emitted.ends_with("-01"));
+    assert!(
+        emitted.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-") && emitted.ends_with("-01")
+    );
 
-    let hostile = send(vec![("x-trace-id", "bad value with spaces")], "/nowhere").await.unwrap();
+    let hostile = send(vec![("x-trace-id", "bad value with spaces")], "/nowhere")
+        .await
+        .unwrap();
     assert_eq!(hostile.status(), StatusCode::NOT_FOUND);
     let generated = hostile.headers()["x-trace-id"].to_str().unwrap();
     assert_eq!(generated.len(), 32);
@@ -134,11 +215,18 @@ async fn every_response_carries_a_trace_id_from_the_request_or_a_new_one() {
 async fn health_reports_each_check_and_answers_503_when_one_fails() {
     for db in TestDatabase::all().await {
         let server = TestServer::start(&db).await;
-        for path in ["/health", "/api/method/dartwing_core.observability.health.health"] {
+        for path in [
+            "/health",
+            "/api/method/dartwing_core.observability.health.health",
+        ] {
             let reply = server.send(Method::GET, path, None, None).await;
             assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
             let body = reply.json();
-            let report = if path == "/health" { body } else { body["message"].clone() };
+            let report = if path == "/health" {
+                body
+            } else {
+                body["message"].clone()
+            };
             assert_eq!(report["status"], "ok");
             assert_eq!(report["checks"]["database"]["status"], "ok");
             assert_eq!(report["checks"]["workers"]["status"], "ok");
@@ -153,7 +241,12 @@ async fn health_reports_each_check_and_answers_503_when_one_fails() {
         assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
         let report = reply.json();
         assert_eq!(report["checks"]["workers"]["status"], "unhealthy");
-        assert!(report["checks"]["workers"]["detail"].as_str().unwrap().contains("w1"));
+        assert!(
+            report["checks"]["workers"]["detail"]
+                .as_str()
+                .unwrap()
+                .contains("w1")
+        );
         assert_eq!(report["checks"]["database"]["status"], "ok");
         server.stop().await;
     }
@@ -162,7 +255,8 @@ async fn health_reports_each_check_and_answers_503_when_one_fails() {
 #[tokio::test]
 async fn health_checks_redis_when_configured() {
     let db = TestDatabase::sqlite();
-    let unreachable = TestServer::start_with(&db, |c| c.redis_url = Some("redis://127.0.0.1:1/".into())).await;
+    let unreachable =
+        TestServer::start_with(&db, |c| c.redis_url = Some("redis://127.0.0.1:1/".into())).await;
     let reply = unreachable.send(Method::GET, "/health", None, None).await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(reply.json()["checks"]["redis"]["status"], "unhealthy");
@@ -181,13 +275,24 @@ async fn health_checks_redis_when_configured() {
 async fn openapi_document_describes_the_resource_routes() {
     let db = TestDatabase::sqlite();
     let server = TestServer::start(&db).await;
-    let reply = server.send(Method::GET, "/api/openapi.json", None, None).await;
+    let reply = server
+        .send(Method::GET, "/api/openapi.json", None, None)
+        .await;
     assert_eq!(reply.status, StatusCode::OK);
     let doc = reply.json();
     assert_eq!(doc["openapi"], "3.1.0");
-    for (path, methods) in [("/api/resource/{doctype}", &["get", "post"][..]), ("/api/resource/{doctype}/{name}", &["get", "put", "delete"][..])] {
+    for (path, methods) in [
+        ("/api/resource/{doctype}", &["get", "post"][..]),
+        (
+            "/api/resource/{doctype}/{name}",
+            &["get", "put", "delete"][..],
+        ),
+    ] {
         for method in methods {
-            assert!(doc["paths"][path][method].is_object(), "{method} {path} documented");
+            assert!(
+                doc["paths"][path][method].is_object(),
+                "{method} {path} documented"
+            );
         }
     }
     server.stop().await;

@@ -43,7 +43,9 @@ impl Authenticator {
                 .ok_or_else(|| Error::unauthenticated("Expected 'token <api_key>:<api_secret>'"))?;
             self.identities.service_principal(key, secret).await
         } else {
-            Err(Error::unauthenticated("Unsupported Authorization scheme; use 'Bearer <JWT>' or 'token <key>:<secret>'"))
+            Err(Error::unauthenticated(
+                "Unsupported Authorization scheme; use 'Bearer <JWT>' or 'token <key>:<secret>'",
+            ))
         }
     }
 
@@ -67,10 +69,17 @@ impl<S: Send + Sync> FromRequestParts<S> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let authenticator = parts.extensions.get::<Arc<Authenticator>>().cloned().ok_or_else(|| {
-            tracing::error!(error_type = "Misconfiguration", "no authenticator in request extensions");
-            ApiError(Error::internal())
-        })?;
+        let authenticator = parts
+            .extensions
+            .get::<Arc<Authenticator>>()
+            .cloned()
+            .ok_or_else(|| {
+                tracing::error!(
+                    error_type = "Misconfiguration",
+                    "no authenticator in request extensions"
+                );
+                ApiError(Error::internal())
+            })?;
         let header = parts
             .headers
             .get(AUTHORIZATION)
@@ -96,10 +105,21 @@ impl JwtVerifier {
     /// A verifier accepting HS256 tokens signed with `hs256_secret` (when set) and RS256/ES256
     /// tokens whose key is in `config.jwks_url` (when set).
     pub fn new(hs256_secret: Option<&str>, config: &AuthConfig) -> Self {
-        let hs256 = hs256_secret
-            .map(|s| (DecodingKey::from_secret(s.as_bytes()), EncodingKey::from_secret(s.as_bytes())));
-        let jwks = config.jwks_url.as_ref().map(|url| JwksCache::new(url, Duration::from_secs(config.jwks_cache_secs)));
-        Self { hs256, jwks, config: config.clone() }
+        let hs256 = hs256_secret.map(|s| {
+            (
+                DecodingKey::from_secret(s.as_bytes()),
+                EncodingKey::from_secret(s.as_bytes()),
+            )
+        });
+        let jwks = config
+            .jwks_url
+            .as_ref()
+            .map(|url| JwksCache::new(url, Duration::from_secs(config.jwks_cache_secs)));
+        Self {
+            hs256,
+            jwks,
+            config: config.clone(),
+        }
     }
 
     /// Checks signature, `exp`, `nbf`, and issuer/audience when configured.
@@ -108,18 +128,19 @@ impl JwtVerifier {
             .map_err(|_| Error::unauthenticated("Malformed token or unsupported algorithm"))?;
         let key = match header.alg {
             Algorithm::HS256 => {
-                let (key, _) = self
-                    .hs256
-                    .as_ref()
-                    .ok_or_else(|| Error::unauthenticated("HS256 tokens are not accepted by this server"))?;
+                let (key, _) = self.hs256.as_ref().ok_or_else(|| {
+                    Error::unauthenticated("HS256 tokens are not accepted by this server")
+                })?;
                 key.clone()
             }
             Algorithm::RS256 | Algorithm::ES256 => {
-                let jwks = self
-                    .jwks
-                    .as_ref()
-                    .ok_or_else(|| Error::unauthenticated("Tokens signed with public keys need auth.jwks_url"))?;
-                let kid = header.kid.as_deref().ok_or_else(|| Error::unauthenticated("Token has no key id (kid)"))?;
+                let jwks = self.jwks.as_ref().ok_or_else(|| {
+                    Error::unauthenticated("Tokens signed with public keys need auth.jwks_url")
+                })?;
+                let kid = header
+                    .kid
+                    .as_deref()
+                    .ok_or_else(|| Error::unauthenticated("Token has no key id (kid)"))?;
                 jwks.key(kid).await?
             }
             _ => return Err(Error::unauthenticated("Unsupported token algorithm")),
@@ -155,22 +176,44 @@ impl JwtVerifier {
         let email = claims
             .get(&self.config.user_claim)
             .and_then(Value::as_str)
-            .ok_or_else(|| Error::unauthenticated(format!("Token lacks the '{}' claim", self.config.user_claim)))?;
+            .ok_or_else(|| {
+                Error::unauthenticated(format!(
+                    "Token lacks the '{}' claim",
+                    self.config.user_claim
+                ))
+            })?;
         let email = normalize_email(email).map_err(Error::unauthenticated)?;
-        let roles = self.config.roles_claim.split('.').try_fold(claims, |value, key| value.get(key));
-        let system_admin = roles
-            .and_then(Value::as_array)
-            .is_some_and(|roles| roles.iter().any(|r| r.as_str() == Some(self.config.admin_role.as_str())));
-        let full_name = claims.get("name").and_then(Value::as_str).map(str::to_string);
-        Ok(VerifiedUser { email, full_name, system_admin })
+        let roles = self
+            .config
+            .roles_claim
+            .split('.')
+            .try_fold(claims, |value, key| value.get(key));
+        let system_admin = roles.and_then(Value::as_array).is_some_and(|roles| {
+            roles
+                .iter()
+                .any(|r| r.as_str() == Some(self.config.admin_role.as_str()))
+        });
+        let full_name = claims
+            .get("name")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        Ok(VerifiedUser {
+            email,
+            full_name,
+            system_admin,
+        })
     }
 
     /// Signs a development HS256 token for `email` valid for `ttl`; fails without a secret.
-    pub fn issue_dev_token(&self, email: &str, system_admin: bool, ttl: Duration) -> Result<String> {
-        let (_, key) = self
-            .hs256
-            .as_ref()
-            .ok_or_else(|| Error::validation("No HS256 secret configured (set DARTWING_JWT_SECRET)"))?;
+    pub fn issue_dev_token(
+        &self,
+        email: &str,
+        system_admin: bool,
+        ttl: Duration,
+    ) -> Result<String> {
+        let (_, key) = self.hs256.as_ref().ok_or_else(|| {
+            Error::validation("No HS256 secret configured (set DARTWING_JWT_SECRET)")
+        })?;
         let email = normalize_email(email).map_err(Error::validation)?;
         let now = jsonwebtoken::get_current_timestamp();
         let mut claims = serde_json::json!({
@@ -219,7 +262,10 @@ impl JwksCache {
         Self {
             url: url.to_string(),
             ttl,
-            client: reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap_or_default(),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .unwrap_or_default(),
             keys: RwLock::new((HashMap::new(), None)),
             refetch: Mutex::new(()),
         }
@@ -249,7 +295,10 @@ impl JwksCache {
             *self.keys.write().await = (fetched, Some(Instant::now()));
         }
         let keys = self.keys.read().await;
-        let key = keys.0.get(kid).ok_or_else(|| Error::unauthenticated("Token key id is unknown"))?;
+        let key = keys
+            .0
+            .get(kid)
+            .ok_or_else(|| Error::unauthenticated("Token key id is unknown"))?;
         Ok(key.clone())
     }
 
@@ -258,11 +307,19 @@ impl JwksCache {
             tracing::warn!(error_type = "JwksUnavailable", url = %self.url, "{what}");
             Error::unavailable("The identity provider's keys cannot be fetched")
         };
-        let response = self.client.get(&self.url).send().await.map_err(|_| unavailable("JWKS request failed"))?;
+        let response = self
+            .client
+            .get(&self.url)
+            .send()
+            .await
+            .map_err(|_| unavailable("JWKS request failed"))?;
         if !response.status().is_success() {
             return Err(unavailable("JWKS endpoint answered an error status"));
         }
-        let set: JwkSet = response.json().await.map_err(|_| unavailable("JWKS document is not a key set"))?;
+        let set: JwkSet = response
+            .json()
+            .await
+            .map_err(|_| unavailable("JWKS document is not a key set"))?;
         Ok(set
             .keys
             .iter()

@@ -20,7 +20,12 @@ struct Inner {
 impl RequestContext {
     /// A context for a request traced as `trace_id`, logging inside `span`.
     pub fn new(trace_id: TraceId, span: Span) -> Self {
-        Self(Arc::new(Inner { trace_id, span, user: OnceLock::new(), organization: OnceLock::new() }))
+        Self(Arc::new(Inner {
+            trace_id,
+            span,
+            user: OnceLock::new(),
+            organization: OnceLock::new(),
+        }))
     }
 
     /// The request's trace id.

@@ -3,6 +3,7 @@
 
 use crate::{ApiError, Authenticator, RequestContext};
 use axum::Router;
+use axum::body::HttpBody as _;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, header};
 use axum::middleware::{self, Next};
@@ -10,7 +11,6 @@ use axum::response::{IntoResponse, Response};
 use dartwing_core::Error;
 use dartwing_core::ids::TraceId;
 use dartwing_observe::Metrics;
-use axum::body::HttpBody as _;
 use http_body_util::BodyExt;
 use std::sync::Arc;
 use std::time::Instant;
@@ -49,12 +49,18 @@ pub fn apply(routes: Router, config: StackConfig) -> Router {
 }
 
 async fn unknown_route(method: Method, uri: axum::http::Uri) -> ApiError {
-    ApiError(Error::not_found(format!("No route for {method} {}", uri.path())))
+    ApiError(Error::not_found(format!(
+        "No route for {method} {}",
+        uri.path()
+    )))
 }
 
 async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Response {
-    let error = Error::new(dartwing_core::ErrorKind::BadRequest, format!("{method} is not allowed on {}", uri.path()))
-        .with_exc_type("MethodNotAllowed");
+    let error = Error::new(
+        dartwing_core::ErrorKind::BadRequest,
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+    .with_exc_type("MethodNotAllowed");
     let mut response = ApiError(error).into_response();
     *response.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
     response
@@ -66,11 +72,20 @@ pub fn trace_id_of(headers: &axum::http::HeaderMap) -> TraceId {
         .get(TRACE_ID_HEADER)
         .and_then(|v| v.to_str().ok())
         .and_then(TraceId::from_header)
-        .or_else(|| headers.get("traceparent").and_then(|v| v.to_str().ok()).and_then(TraceId::from_traceparent))
+        .or_else(|| {
+            headers
+                .get("traceparent")
+                .and_then(|v| v.to_str().ok())
+                .and_then(TraceId::from_traceparent)
+        })
         .unwrap_or_else(TraceId::generate)
 }
 
-async fn observe_request(State(config): State<Arc<StackConfig>>, mut request: Request, next: Next) -> Response {
+async fn observe_request(
+    State(config): State<Arc<StackConfig>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let trace_id = trace_id_of(request.headers());
     let method = request.method().clone();
@@ -95,7 +110,11 @@ async fn observe_request(State(config): State<Arc<StackConfig>>, mut request: Re
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse::<f64>().ok())
             .unwrap_or(0.0);
-        metrics.http.request_size.with_label_values(&[method.as_str(), &endpoint]).observe(declared);
+        metrics
+            .http
+            .request_size
+            .with_label_values(&[method.as_str(), &endpoint])
+            .observe(declared);
     }
 
     let mut response = next.run(request).instrument(span.clone()).await;
@@ -104,18 +123,35 @@ async fn observe_request(State(config): State<Arc<StackConfig>>, mut request: Re
     if let Ok(value) = HeaderValue::from_str(trace_id.as_str()) {
         response.headers_mut().insert(TRACE_ID_HEADER, value);
     }
-    if let Some(traceparent) = trace_id.traceparent().and_then(|tp| HeaderValue::from_str(&tp).ok()) {
+    if let Some(traceparent) = trace_id
+        .traceparent()
+        .and_then(|tp| HeaderValue::from_str(&tp).ok())
+    {
         response.headers_mut().insert("traceparent", traceparent);
     }
     let elapsed = started.elapsed();
     if let Some(metrics) = metrics {
-        let org = metrics.org_label(context.organization().unwrap_or_default()).into_owned();
+        let org = metrics
+            .org_label(context.organization().unwrap_or_default())
+            .into_owned();
         let labels = [method.as_str(), endpoint.as_str()];
         metrics.http.active_requests.dec();
-        metrics.http.requests_total.with_label_values(&[method.as_str(), &endpoint, status.as_str(), &org]).inc();
-        metrics.http.request_duration.with_label_values(&labels).observe(elapsed.as_secs_f64());
+        metrics
+            .http
+            .requests_total
+            .with_label_values(&[method.as_str(), &endpoint, status.as_str(), &org])
+            .inc();
+        metrics
+            .http
+            .request_duration
+            .with_label_values(&labels)
+            .observe(elapsed.as_secs_f64());
         if let Some(size) = response.body().size_hint().exact() {
-            metrics.http.response_size.with_label_values(&labels).observe(size as f64);
+            metrics
+                .http
+                .response_size
+                .with_label_values(&labels)
+                .observe(size as f64);
         }
     }
     if config.access_log {

@@ -40,12 +40,32 @@ pub struct MetricSpec {
     pub buckets: &'static [f64],
 }
 
-const fn counter(name: &'static str, help: &'static str, labels: &'static [&'static str]) -> MetricSpec {
-    MetricSpec { name, help, kind: MetricKind::Counter, labels, buckets: &[] }
+const fn counter(
+    name: &'static str,
+    help: &'static str,
+    labels: &'static [&'static str],
+) -> MetricSpec {
+    MetricSpec {
+        name,
+        help,
+        kind: MetricKind::Counter,
+        labels,
+        buckets: &[],
+    }
 }
 
-const fn gauge(name: &'static str, help: &'static str, labels: &'static [&'static str]) -> MetricSpec {
-    MetricSpec { name, help, kind: MetricKind::Gauge, labels, buckets: &[] }
+const fn gauge(
+    name: &'static str,
+    help: &'static str,
+    labels: &'static [&'static str],
+) -> MetricSpec {
+    MetricSpec {
+        name,
+        help,
+        kind: MetricKind::Gauge,
+        labels,
+        buckets: &[],
+    }
 }
 
 const fn histogram(
@@ -54,16 +74,25 @@ const fn histogram(
     labels: &'static [&'static str],
     buckets: &'static [f64],
 ) -> MetricSpec {
-    MetricSpec { name, help, kind: MetricKind::Histogram, labels, buckets }
+    MetricSpec {
+        name,
+        help,
+        kind: MetricKind::Histogram,
+        labels,
+        buckets,
+    }
 }
 
 /// Buckets of `http_request_duration_seconds`: 10 ms to 10 s.
 pub const HTTP_DURATION_BUCKETS: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 /// Buckets of `db_query_duration_seconds`: 1 ms to 5 s.
-pub const DB_DURATION_BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+pub const DB_DURATION_BUCKETS: &[f64] = &[
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
 /// Buckets of body-size histograms: 64 B to 16 MiB.
-pub const SIZE_BUCKETS: &[f64] =
-    &[64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0];
+pub const SIZE_BUCKETS: &[f64] = &[
+    64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0,
+];
 
 /// HTTP requests served.
 pub const HTTP_REQUESTS_TOTAL: MetricSpec = counter(
@@ -93,12 +122,18 @@ pub const HTTP_RESPONSE_SIZE_BYTES: MetricSpec = histogram(
     SIZE_BUCKETS,
 );
 /// Requests in flight.
-pub const HTTP_ACTIVE_REQUESTS: MetricSpec =
-    gauge("http_active_requests", "HTTP requests being served right now.", &[]);
+pub const HTTP_ACTIVE_REQUESTS: MetricSpec = gauge(
+    "http_active_requests",
+    "HTTP requests being served right now.",
+    &[],
+);
 
 /// Database queries run.
-pub const DB_QUERIES_TOTAL: MetricSpec =
-    counter("db_queries_total", "Database queries, by doctype and operation.", &["doctype", "operation"]);
+pub const DB_QUERIES_TOTAL: MetricSpec = counter(
+    "db_queries_total",
+    "Database queries, by doctype and operation.",
+    &["doctype", "operation"],
+);
 /// Database query latency.
 pub const DB_QUERY_DURATION_SECONDS: MetricSpec = histogram(
     "db_query_duration_seconds",
@@ -110,8 +145,11 @@ pub const DB_QUERY_DURATION_SECONDS: MetricSpec = histogram(
 pub const DB_CONNECTIONS_ACTIVE: MetricSpec =
     gauge("db_connections_active", "Database connections in use.", &[]);
 /// Pool capacity.
-pub const DB_CONNECTIONS_POOL_SIZE: MetricSpec =
-    gauge("db_connections_pool_size", "Maximum size of the database connection pool.", &[]);
+pub const DB_CONNECTIONS_POOL_SIZE: MetricSpec = gauge(
+    "db_connections_pool_size",
+    "Maximum size of the database connection pool.",
+    &[],
+);
 /// Slow queries.
 pub const DB_SLOW_QUERIES_TOTAL: MetricSpec = counter(
     "db_slow_queries_total",
@@ -146,7 +184,12 @@ mod tests {
         let mut seen = HashSet::new();
         for spec in ALL {
             assert!(seen.insert(spec.name), "{} defined twice", spec.name);
-            assert_eq!(spec.kind == MetricKind::Histogram, !spec.buckets.is_empty(), "{}", spec.name);
+            assert_eq!(
+                spec.kind == MetricKind::Histogram,
+                !spec.buckets.is_empty(),
+                "{}",
+                spec.name
+            );
         }
     }
 }

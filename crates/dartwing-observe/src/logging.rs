@@ -44,7 +44,10 @@ pub struct JsonLayer<W> {
 impl<W> JsonLayer<W> {
     /// A layer stamping `node_id` on every line and writing through `make_writer`.
     pub fn new(node_id: &str, make_writer: W) -> Self {
-        Self { node_id: node_id.to_string(), make_writer }
+        Self {
+            node_id: node_id.to_string(),
+            make_writer,
+        }
     }
 }
 
@@ -70,10 +73,12 @@ impl Visit for JsonVisitor<'_> {
         self.0.insert(field.name().into(), Value::from(value));
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.0.insert(field.name().into(), Value::from(value.to_string()));
+        self.0
+            .insert(field.name().into(), Value::from(value.to_string()));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.0.insert(field.name().into(), Value::from(format!("{value:?}")));
+        self.0
+            .insert(field.name().into(), Value::from(format!("{value:?}")));
     }
 }
 
@@ -100,8 +105,14 @@ where
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let mut line = Map::new();
-        line.insert("timestamp".into(), Value::from(dartwing_core::Timestamp::now().to_string()));
-        line.insert("level".into(), Value::from(event.metadata().level().as_str().to_ascii_lowercase()));
+        line.insert(
+            "timestamp".into(),
+            Value::from(dartwing_core::Timestamp::now().to_string()),
+        );
+        line.insert(
+            "level".into(),
+            Value::from(event.metadata().level().as_str().to_ascii_lowercase()),
+        );
         line.insert("message".into(), Value::from(""));
         if let Some(scope) = ctx.event_scope(event) {
             for span in scope.from_root() {
@@ -132,7 +143,10 @@ mod tests {
 
     impl Write for Capture {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().map_err(|_| std::io::Error::other("poisoned"))?.extend_from_slice(buf);
+            self.0
+                .lock()
+                .map_err(|_| std::io::Error::other("poisoned"))?
+                .extend_from_slice(buf);
             Ok(buf.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
@@ -150,9 +164,11 @@ mod tests {
     #[test]
     fn span_fields_reach_every_line_at_top_level() -> Result<(), Box<dyn std::error::Error>> {
         let capture = Capture::default();
-        let subscriber = tracing_subscriber::registry().with(JsonLayer::new("node-1", capture.clone()));
+        let subscriber =
+            tracing_subscriber::registry().with(JsonLayer::new("node-1", capture.clone()));
         tracing::subscriber::with_default(subscriber, || {
-            let span = tracing::info_span!("request", trace_id = "abc123", user = tracing::field::Empty);
+            let span =
+                tracing::info_span!("request", trace_id = "abc123", user = tracing::field::Empty);
             let _guard = span.enter();
             span.record("user", "ann@example.com");
             tracing::warn!(duration_ms = 12u64, "slow thing");

@@ -3,7 +3,8 @@
 
 use crate::catalog::{self, MetricSpec, OTHER_LABEL_VALUE};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -76,10 +77,15 @@ impl Metrics {
     /// families but asks recorders to skip their work (to measure the cost of metrics).
     pub fn new(enabled: bool, max_org_values: usize) -> Result<Self, RegistrationError> {
         let registry = Registry::new();
-        registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
         let http = HttpMetrics {
             requests_total: register_counter(&registry, &catalog::HTTP_REQUESTS_TOTAL)?,
-            request_duration: register_histogram(&registry, &catalog::HTTP_REQUEST_DURATION_SECONDS)?,
+            request_duration: register_histogram(
+                &registry,
+                &catalog::HTTP_REQUEST_DURATION_SECONDS,
+            )?,
             request_size: register_histogram(&registry, &catalog::HTTP_REQUEST_SIZE_BYTES)?,
             response_size: register_histogram(&registry, &catalog::HTTP_RESPONSE_SIZE_BYTES)?,
             active_requests: register_plain_gauge(&registry, &catalog::HTTP_ACTIVE_REQUESTS)?,
@@ -137,7 +143,11 @@ impl Metrics {
         if organization.is_empty() {
             return Cow::Borrowed("");
         }
-        if self.org_values.read().is_ok_and(|seen| seen.contains(organization)) {
+        if self
+            .org_values
+            .read()
+            .is_ok_and(|seen| seen.contains(organization))
+        {
             return Cow::Borrowed(organization);
         }
         match self.org_values.write() {
@@ -167,20 +177,29 @@ impl Metrics {
     pub const CONTENT_TYPE: &'static str = "text/plain; version=0.0.4; charset=utf-8";
 }
 
-fn register_counter(registry: &Registry, spec: &MetricSpec) -> Result<IntCounterVec, RegistrationError> {
+fn register_counter(
+    registry: &Registry,
+    spec: &MetricSpec,
+) -> Result<IntCounterVec, RegistrationError> {
     let counter = IntCounterVec::new(Opts::new(spec.name, spec.help), spec.labels)?;
     registry.register(Box::new(counter.clone()))?;
     Ok(counter)
 }
 
-fn register_histogram(registry: &Registry, spec: &MetricSpec) -> Result<HistogramVec, RegistrationError> {
+fn register_histogram(
+    registry: &Registry,
+    spec: &MetricSpec,
+) -> Result<HistogramVec, RegistrationError> {
     let opts = HistogramOpts::new(spec.name, spec.help).buckets(spec.buckets.to_vec());
     let histogram = HistogramVec::new(opts, spec.labels)?;
     registry.register(Box::new(histogram.clone()))?;
     Ok(histogram)
 }
 
-fn register_plain_gauge(registry: &Registry, spec: &MetricSpec) -> Result<IntGauge, RegistrationError> {
+fn register_plain_gauge(
+    registry: &Registry,
+    spec: &MetricSpec,
+) -> Result<IntGauge, RegistrationError> {
     let gauge = IntGauge::new(spec.name, spec.help)?;
     registry.register(Box::new(gauge.clone()))?;
     Ok(gauge)
@@ -203,16 +222,48 @@ mod tests {
     #[test]
     fn render_lists_every_catalog_family() -> Result<(), RegistrationError> {
         let metrics = Metrics::new(true, 10)?;
-        metrics.http.requests_total.with_label_values(&["GET", "/health", "200", ""]).inc();
-        metrics.http.request_duration.with_label_values(&["GET", "/health"]).observe(0.01);
-        metrics.http.request_size.with_label_values(&["GET", "/health"]).observe(0.0);
-        metrics.http.response_size.with_label_values(&["GET", "/health"]).observe(10.0);
-        metrics.db.queries_total.with_label_values(&["Organization", "select"]).inc();
-        metrics.db.query_duration.with_label_values(&["Organization", "select"]).observe(0.001);
-        metrics.db.slow_queries_total.with_label_values(&["Organization", "select"]).inc();
+        metrics
+            .http
+            .requests_total
+            .with_label_values(&["GET", "/health", "200", ""])
+            .inc();
+        metrics
+            .http
+            .request_duration
+            .with_label_values(&["GET", "/health"])
+            .observe(0.01);
+        metrics
+            .http
+            .request_size
+            .with_label_values(&["GET", "/health"])
+            .observe(0.0);
+        metrics
+            .http
+            .response_size
+            .with_label_values(&["GET", "/health"])
+            .observe(10.0);
+        metrics
+            .db
+            .queries_total
+            .with_label_values(&["Organization", "select"])
+            .inc();
+        metrics
+            .db
+            .query_duration
+            .with_label_values(&["Organization", "select"])
+            .observe(0.001);
+        metrics
+            .db
+            .slow_queries_total
+            .with_label_values(&["Organization", "select"])
+            .inc();
         let text = metrics.render();
         for spec in catalog::ALL {
-            assert!(text.contains(&format!("# TYPE {} {}", spec.name, spec.kind.as_str())), "{}", spec.name);
+            assert!(
+                text.contains(&format!("# TYPE {} {}", spec.name, spec.kind.as_str())),
+                "{}",
+                spec.name
+            );
         }
         Ok(())
     }

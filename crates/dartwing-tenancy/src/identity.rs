@@ -1,8 +1,8 @@
 //! The identity store: verified users and service API keys become principals with their
 //! current memberships, loaded fresh on every call so membership changes apply at once.
 
-use crate::store::{TenancyStore, validate_name};
 use crate::NewPerson;
+use crate::store::{TenancyStore, validate_name};
 use async_trait::async_trait;
 use dartwing_core::identity::{IdentityStore, VerifiedUser};
 use dartwing_core::ids::random_hex;
@@ -15,7 +15,14 @@ use sha2::{Digest, Sha256};
 /// Actor recorded on People provisioned at first login.
 const PROVISIONER: &str = "system:jit";
 
-type MembershipRow = (String, String, Option<String>, Option<String>, Option<String>, Option<String>);
+type MembershipRow = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
 
 /// A newly created API key. The secret is shown once and stored only as a hash.
 #[derive(Debug, Clone, Serialize)]
@@ -29,7 +36,7 @@ pub struct IssuedApiKey {
 }
 
 /// A stored API key, without its secret.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct ApiKeyInfo {
     /// Public part.
     pub api_key: String,
@@ -50,7 +57,11 @@ fn secret_digest(secret: &str) -> String {
 }
 
 fn same_digest(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 fn parse<T: std::str::FromStr<Err = String>>(text: &str) -> Result<T> {
@@ -81,15 +92,21 @@ impl TenancyStore {
     }
 
     /// Creates an API key, system-wide or scoped to `organization` (system administrators).
-    pub async fn create_api_key(&self, actor: &Principal, organization: Option<&str>, description: &str) -> Result<IssuedApiKey> {
+    pub async fn create_api_key(
+        &self,
+        actor: &Principal,
+        organization: Option<&str>,
+        description: &str,
+    ) -> Result<IssuedApiKey> {
         actor.authorize_system()?;
         if let Some(org) = organization {
             validate_name(org)?;
-            let exists: Option<(String,)> = sqlx::query_as("SELECT name FROM organization WHERE name = $1")
-                .bind(org)
-                .fetch_optional(self.db().pool())
-                .await
-                .map_err(map_db_error)?;
+            let exists: Option<(String,)> =
+                sqlx::query_as("SELECT name FROM organization WHERE name = $1")
+                    .bind(org)
+                    .fetch_optional(self.db().pool())
+                    .await
+                    .map_err(map_db_error)?;
             if exists.is_none() {
                 return Err(Error::not_found(format!("Organization {org} not found")));
             }
@@ -119,12 +136,14 @@ impl TenancyStore {
     /// Revokes an API key (system administrators).
     pub async fn revoke_api_key(&self, actor: &Principal, api_key: &str) -> Result<()> {
         actor.authorize_system()?;
-        let result = sqlx::query("UPDATE api_key SET revoked_at = $1 WHERE api_key = $2 AND revoked_at IS NULL")
-            .bind(Timestamp::now().to_string())
-            .bind(api_key)
-            .execute(self.db().pool())
-            .await
-            .map_err(map_db_error)?;
+        let result = sqlx::query(
+            "UPDATE api_key SET revoked_at = $1 WHERE api_key = $2 AND revoked_at IS NULL",
+        )
+        .bind(Timestamp::now().to_string())
+        .bind(api_key)
+        .execute(self.db().pool())
+        .await
+        .map_err(map_db_error)?;
         if result.rows_affected() == 0 {
             return Err(Error::not_found(format!("No active API key {api_key}")));
         }
@@ -134,23 +153,12 @@ impl TenancyStore {
     /// Lists API keys without secrets (system administrators).
     pub async fn list_api_keys(&self, actor: &Principal) -> Result<Vec<ApiKeyInfo>> {
         actor.authorize_system()?;
-        let rows: Vec<(String, Option<String>, String, String, String, Option<String>)> = sqlx::query_as(
+        sqlx::query_as::<_, ApiKeyInfo>(
             "SELECT api_key, organization, description, created_at, created_by, revoked_at FROM api_key ORDER BY created_at",
         )
         .fetch_all(self.db().pool())
         .await
-        .map_err(map_db_error)?;
-        Ok(rows
-            .into_iter()
-            .map(|(api_key, organization, description, created_at, created_by, revoked_at)| ApiKeyInfo {
-                api_key,
-                organization,
-                description,
-                created_at,
-                created_by,
-                revoked_at,
-            })
-            .collect())
+        .map_err(map_db_error)
     }
 }
 
@@ -166,7 +174,9 @@ impl IdentityStore for TenancyStore {
                 status: None,
             };
             match self.insert_person(PROVISIONER, new).await {
-                Ok(person) => tracing::info!(doctype = "Person", docname = %person.name, "person provisioned at first login"),
+                Ok(person) => {
+                    tracing::info!(doctype = "Person", docname = %person.name, "person provisioned at first login")
+                }
                 // A concurrent first request provisioned it; read it below.
                 Err(e) if e.kind() == ErrorKind::Conflict => {}
                 Err(e) => return Err(e),
@@ -174,14 +184,18 @@ impl IdentityStore for TenancyStore {
             rows = self.membership_rows(&user.email).await?;
         }
         let Some((person, person_status, ..)) = rows.first().cloned() else {
-            return Err(Error::unavailable("The user could not be provisioned, try again"));
+            return Err(Error::unavailable(
+                "The user could not be provisioned, try again",
+            ));
         };
         if parse::<PersonStatus>(&person_status)? != PersonStatus::Active {
             return Err(Error::permission_denied("This account is inactive"));
         }
         let mut memberships = Vec::new();
         for (_, _, organization, role, status, org_status) in rows {
-            if let (Some(organization), Some(role), Some(status), Some(org_status)) = (organization, role, status, org_status) {
+            if let (Some(organization), Some(role), Some(status), Some(org_status)) =
+                (organization, role, status, org_status)
+            {
                 memberships.push(Membership {
                     organization,
                     role: parse(&role)?,
@@ -191,7 +205,10 @@ impl IdentityStore for TenancyStore {
             }
         }
         Ok(Principal {
-            kind: PrincipalKind::User { email: user.email.clone(), person },
+            kind: PrincipalKind::User {
+                email: user.email.clone(),
+                person,
+            },
             system_admin: user.system_admin,
             memberships,
         })
@@ -232,7 +249,10 @@ impl IdentityStore for TenancyStore {
             _ => Vec::new(),
         };
         Ok(Principal {
-            kind: PrincipalKind::Service { api_key: api_key.to_string(), organization: organization.clone() },
+            kind: PrincipalKind::Service {
+                api_key: api_key.to_string(),
+                organization: organization.clone(),
+            },
             system_admin: organization.is_none(),
             memberships,
         })

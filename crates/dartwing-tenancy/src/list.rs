@@ -65,7 +65,11 @@ impl Op {
             "not like" => Op::NotLike,
             "in" => Op::In,
             "not in" => Op::NotIn,
-            other => return Err(Error::validation(format!("Unsupported filter operator '{other}'"))),
+            other => {
+                return Err(Error::validation(format!(
+                    "Unsupported filter operator '{other}'"
+                )));
+            }
         })
     }
 }
@@ -107,13 +111,19 @@ impl ListQuery {
                 .iter()
                 .copied()
                 .find(|f| *f == name)
-                .ok_or_else(|| Error::validation(format!("Field '{name}' does not exist on {}", table.doctype)))
+                .ok_or_else(|| {
+                    Error::validation(format!(
+                        "Field '{name}' does not exist on {}",
+                        table.doctype
+                    ))
+                })
         };
         let fields = match params.fields.as_deref() {
             None => vec!["name"],
             Some(text) => {
-                let list: Vec<String> = serde_json::from_str(text)
-                    .map_err(|_| Error::bad_request("'fields' must be a JSON list of field names"))?;
+                let list: Vec<String> = serde_json::from_str(text).map_err(|_| {
+                    Error::bad_request("'fields' must be a JSON list of field names")
+                })?;
                 if list.iter().any(|f| f == "*") {
                     table.fields.to_vec()
                 } else if list.is_empty() {
@@ -125,22 +135,34 @@ impl ListQuery {
         };
         let mut filters = Vec::new();
         if let Some(text) = params.filters.as_deref() {
-            let json: Value =
-                serde_json::from_str(text).map_err(|_| Error::bad_request("'filters' must be JSON"))?;
+            let json: Value = serde_json::from_str(text)
+                .map_err(|_| Error::bad_request("'filters' must be JSON"))?;
             match json {
                 Value::Array(items) => {
                     for item in items {
-                        let parts = item
-                            .as_array()
-                            .ok_or_else(|| Error::bad_request("Each filter must be [field, operator, value]"))?;
+                        let parts = item.as_array().ok_or_else(|| {
+                            Error::bad_request("Each filter must be [field, operator, value]")
+                        })?;
                         let parts = match parts.len() {
                             3 => &parts[..],
                             4 if parts[0].as_str() == Some(table.doctype) => &parts[1..],
-                            _ => return Err(Error::bad_request("Each filter must be [field, operator, value]")),
+                            _ => {
+                                return Err(Error::bad_request(
+                                    "Each filter must be [field, operator, value]",
+                                ));
+                            }
                         };
-                        let name = parts[0].as_str().ok_or_else(|| Error::bad_request("Filter field must be text"))?;
-                        let op = parts[1].as_str().ok_or_else(|| Error::bad_request("Filter operator must be text"))?;
-                        filters.push(Filter { field: field(name)?, op: Op::parse(op)?, values: values(&parts[2])? });
+                        let name = parts[0]
+                            .as_str()
+                            .ok_or_else(|| Error::bad_request("Filter field must be text"))?;
+                        let op = parts[1]
+                            .as_str()
+                            .ok_or_else(|| Error::bad_request("Filter operator must be text"))?;
+                        filters.push(Filter {
+                            field: field(name)?,
+                            op: Op::parse(op)?,
+                            values: values(&parts[2])?,
+                        });
                     }
                 }
                 Value::Object(map) => {
@@ -151,16 +173,27 @@ impl ListQuery {
                             }
                             _ => (Op::Eq, &value),
                         };
-                        filters.push(Filter { field: field(&name)?, op, values: values(value)? });
+                        filters.push(Filter {
+                            field: field(&name)?,
+                            op,
+                            values: values(value)?,
+                        });
                     }
                 }
-                _ => return Err(Error::bad_request("'filters' must be a JSON list or object")),
+                _ => {
+                    return Err(Error::bad_request(
+                        "'filters' must be a JSON list or object",
+                    ));
+                }
             }
         }
         for filter in &filters {
             let list_op = matches!(filter.op, Op::In | Op::NotIn);
             if !list_op && filter.values.len() != 1 {
-                return Err(Error::bad_request(format!("Filter on '{}' needs a single value", filter.field)));
+                return Err(Error::bad_request(format!(
+                    "Filter on '{}' needs a single value",
+                    filter.field
+                )));
             }
         }
         let (order_field, descending) = match params.order_by.as_deref().map(str::trim) {
@@ -171,10 +204,16 @@ impl ListQuery {
                 let descending = match words.next().map(str::to_ascii_lowercase).as_deref() {
                     None | Some("asc") => false,
                     Some("desc") => true,
-                    Some(_) => return Err(Error::bad_request("'order_by' must be '<field> [asc|desc]'")),
+                    Some(_) => {
+                        return Err(Error::bad_request(
+                            "'order_by' must be '<field> [asc|desc]'",
+                        ));
+                    }
                 };
                 if words.next().is_some() {
-                    return Err(Error::bad_request("'order_by' must be '<field> [asc|desc]'"));
+                    return Err(Error::bad_request(
+                        "'order_by' must be '<field> [asc|desc]'",
+                    ));
                 }
                 (field(name.trim_matches('`'))?, descending)
             }
@@ -187,7 +226,9 @@ impl ListQuery {
                     .parse::<i64>()
                     .ok()
                     .filter(|n| *n >= 0)
-                    .ok_or_else(|| Error::bad_request(format!("'{name}' must be a non-negative integer"))),
+                    .ok_or_else(|| {
+                        Error::bad_request(format!("'{name}' must be a non-negative integer"))
+                    }),
             }
         };
         let start = number("limit_start", params.limit_start.as_ref(), 0)?;
@@ -196,8 +237,19 @@ impl ListQuery {
             params.limit_page_length.as_ref().or(params.limit.as_ref()),
             DEFAULT_PAGE_LENGTH,
         )?;
-        let page_length = if length == 0 { MAX_PAGE_LENGTH } else { length.min(MAX_PAGE_LENGTH) };
-        Ok(Self { filters, fields, order_field, descending, start, page_length })
+        let page_length = if length == 0 {
+            MAX_PAGE_LENGTH
+        } else {
+            length.min(MAX_PAGE_LENGTH)
+        };
+        Ok(Self {
+            filters,
+            fields,
+            order_field,
+            descending,
+            start,
+            page_length,
+        })
     }
 
     /// The fields returned, in order.
@@ -226,11 +278,18 @@ impl ListQuery {
         for filter in &self.filters {
             let column = filter.field;
             let condition = match filter.op {
-                Op::In | Op::NotIn if filter.values.is_empty() => {
-                    (if filter.op == Op::In { "1 = 0" } else { "1 = 1" }).to_string()
-                }
+                Op::In | Op::NotIn if filter.values.is_empty() => (if filter.op == Op::In {
+                    "1 = 0"
+                } else {
+                    "1 = 1"
+                })
+                .to_string(),
                 Op::In | Op::NotIn => {
-                    let list: Vec<String> = filter.values.iter().map(|v| placeholder(&mut params, v)).collect();
+                    let list: Vec<String> = filter
+                        .values
+                        .iter()
+                        .map(|v| placeholder(&mut params, v))
+                        .collect();
                     let not = if filter.op == Op::NotIn { "NOT " } else { "" };
                     format!("{column} {not}IN ({})", list.join(", "))
                 }
@@ -248,13 +307,19 @@ impl ListQuery {
                         Op::Gt => ">",
                         _ => ">=",
                     };
-                    format!("{column} {symbol} {}", placeholder(&mut params, &filter.values[0]))
+                    format!(
+                        "{column} {symbol} {}",
+                        placeholder(&mut params, &filter.values[0])
+                    )
                 }
             };
             conditions.push(condition);
         }
-        let where_clause =
-            if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) };
+        let where_clause = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conditions.join(" AND "))
+        };
         let direction = if self.descending { "DESC" } else { "ASC" };
         let sql = format!(
             "SELECT {} FROM {}{where_clause} ORDER BY {} {direction}, name {direction} LIMIT {} OFFSET {}",
@@ -281,7 +346,10 @@ fn values(value: &Value) -> Result<Vec<String>> {
 }
 
 /// Turns a row of text columns into a JSON object keyed by `fields`.
-pub fn row_to_object(row: &sqlx::any::AnyRow, fields: &[&'static str]) -> Result<Map<String, Value>> {
+pub fn row_to_object(
+    row: &sqlx::any::AnyRow,
+    fields: &[&'static str],
+) -> Result<Map<String, Value>> {
     use sqlx::Row;
     fields
         .iter()
@@ -297,16 +365,29 @@ pub fn row_to_object(row: &sqlx::any::AnyRow, fields: &[&'static str]) -> Result
 mod tests {
     use super::*;
 
-    const TABLE: DocTable = DocTable { doctype: "Thing", table: "thing", fields: &["name", "status", "modified"] };
+    const TABLE: DocTable = DocTable {
+        doctype: "Thing",
+        table: "thing",
+        fields: &["name", "status", "modified"],
+    };
 
     fn params(filters: &str) -> ListParams {
-        ListParams { filters: Some(filters.into()), ..Default::default() }
+        ListParams {
+            filters: Some(filters.into()),
+            ..Default::default()
+        }
     }
 
     #[test]
     fn filters_become_parameters_never_sql() -> Result<()> {
-        let query = ListQuery::parse(&TABLE, &params(r#"[["status","in",["A","B"]],["name","like","x%"]]"#))?;
-        let visibility = Visibility { condition: Some("name IN ({}, {})".into()), params: vec!["n1".into(), "n2".into()] };
+        let query = ListQuery::parse(
+            &TABLE,
+            &params(r#"[["status","in",["A","B"]],["name","like","x%"]]"#),
+        )?;
+        let visibility = Visibility {
+            condition: Some("name IN ({}, {})".into()),
+            params: vec!["n1".into(), "n2".into()],
+        };
         let (sql, params) = query.to_sql(&TABLE, &visibility);
         assert_eq!(
             sql,
@@ -322,9 +403,18 @@ mod tests {
         assert!(ListQuery::parse(&TABLE, &params(r#"[["password","=","x"]]"#)).is_err());
         assert!(ListQuery::parse(&TABLE, &params(r#"[["name","; drop table","x"]]"#)).is_err());
         assert!(ListQuery::parse(&TABLE, &params(r#"{"status": "Active"}"#)).is_ok());
-        let order = ListParams { order_by: Some("name; delete".into()), ..Default::default() };
+        let order = ListParams {
+            order_by: Some("name; delete".into()),
+            ..Default::default()
+        };
         assert!(ListQuery::parse(&TABLE, &order).is_err());
-        let limit = ListParams { limit_page_length: Some("5000".into()), ..Default::default() };
-        assert_eq!(ListQuery::parse(&TABLE, &limit).map(|q| q.page_length).ok(), Some(MAX_PAGE_LENGTH));
+        let limit = ListParams {
+            limit_page_length: Some("5000".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            ListQuery::parse(&TABLE, &limit).map(|q| q.page_length).ok(),
+            Some(MAX_PAGE_LENGTH)
+        );
     }
 }

@@ -5,8 +5,8 @@ use crate::list::{DocTable, ListParams, ListQuery, Visibility, row_to_object};
 use dartwing_core::ids::NamingSeries;
 use dartwing_core::permission::OrgScope;
 use dartwing_core::tenancy::{
-    MemberRole, MemberStatus, ORG_MEMBER, ORGANIZATION, OrgMember, OrgStatus, OrgType, Organization, PERSON,
-    Person, PersonStatus, normalize_email,
+    MemberRole, MemberStatus, ORG_MEMBER, ORGANIZATION, OrgMember, OrgStatus, OrgType,
+    Organization, PERSON, Person, PersonStatus, normalize_email,
 };
 use dartwing_core::{Action, Error, Principal, Result, Timestamp};
 use dartwing_db::{Db, map_db_error};
@@ -17,29 +17,69 @@ use std::str::FromStr;
 pub(crate) const ORGANIZATION_TABLE: DocTable = DocTable {
     doctype: ORGANIZATION,
     table: "organization",
-    fields: &["name", "org_name", "org_type", "status", "creation", "modified", "owner", "modified_by"],
+    fields: &[
+        "name",
+        "org_name",
+        "org_type",
+        "status",
+        "creation",
+        "modified",
+        "owner",
+        "modified_by",
+    ],
 };
 pub(crate) const PERSON_TABLE: DocTable = DocTable {
     doctype: PERSON,
     table: "person",
-    fields: &["name", "primary_email", "full_name", "status", "creation", "modified", "owner", "modified_by"],
+    fields: &[
+        "name",
+        "primary_email",
+        "full_name",
+        "status",
+        "creation",
+        "modified",
+        "owner",
+        "modified_by",
+    ],
 };
 pub(crate) const MEMBER_TABLE: DocTable = DocTable {
     doctype: ORG_MEMBER,
     table: "org_member",
-    fields: &["name", "person", "organization", "role", "status", "creation", "modified", "owner", "modified_by"],
+    fields: &[
+        "name",
+        "person",
+        "organization",
+        "role",
+        "status",
+        "creation",
+        "modified",
+        "owner",
+        "modified_by",
+    ],
 };
 
 /// Naming series of Organizations: `ORG-YYYY-NNNNN`.
-pub const ORGANIZATION_SERIES: NamingSeries = NamingSeries { prefix: "ORG", digits: 5 };
+pub const ORGANIZATION_SERIES: NamingSeries = NamingSeries {
+    prefix: "ORG",
+    digits: 5,
+};
 /// Naming series of People: `PERS-YYYY-NNNNN`.
-pub const PERSON_SERIES: NamingSeries = NamingSeries { prefix: "PERS", digits: 5 };
+pub const PERSON_SERIES: NamingSeries = NamingSeries {
+    prefix: "PERS",
+    digits: 5,
+};
 /// Naming series of Org Members: `MEM-YYYY-NNNNN`.
-pub const MEMBER_SERIES: NamingSeries = NamingSeries { prefix: "MEM", digits: 5 };
+pub const MEMBER_SERIES: NamingSeries = NamingSeries {
+    prefix: "MEM",
+    digits: 5,
+};
 
-const ORG_COLUMNS: &str = "name, org_name, org_type, status, creation, modified, owner, modified_by";
-const PERSON_COLUMNS: &str = "name, primary_email, full_name, status, creation, modified, owner, modified_by";
-const MEMBER_COLUMNS: &str = "name, person, organization, role, status, creation, modified, owner, modified_by";
+const ORG_COLUMNS: &str =
+    "name, org_name, org_type, status, creation, modified, owner, modified_by";
+const PERSON_COLUMNS: &str =
+    "name, primary_email, full_name, status, creation, modified, owner, modified_by";
+const MEMBER_COLUMNS: &str =
+    "name, person, organization, role, status, creation, modified, owner, modified_by";
 
 /// Fields of a new Organization.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,18 +172,30 @@ pub fn validate_name(name: &str) -> Result<()> {
         && name.trim() == name
         && !name.contains('/')
         && !name.chars().any(char::is_control);
-    if ok { Ok(()) } else { Err(Error::validation(format!("'{name}' is not a valid document name"))) }
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::validation(format!(
+            "'{name}' is not a valid document name"
+        )))
+    }
 }
 
 fn validate_text(field: &str, value: &str) -> Result<String> {
     let value = value.trim();
     if value.is_empty() || value.chars().count() > 140 || value.chars().any(char::is_control) {
-        return Err(Error::validation(format!("'{field}' must be 1-140 printable characters")));
+        return Err(Error::validation(format!(
+            "'{field}' must be 1-140 printable characters"
+        )));
     }
     Ok(value.to_string())
 }
 
-async fn next_name(conn: &mut AnyConnection, series: NamingSeries, now: Timestamp) -> Result<String> {
+async fn next_name(
+    conn: &mut AnyConnection,
+    series: NamingSeries,
+    now: Timestamp,
+) -> Result<String> {
     let (current,): (i64,) = sqlx::query_as(
         "INSERT INTO naming_series (prefix, current) VALUES ($1, 1) \
          ON CONFLICT (prefix) DO UPDATE SET current = naming_series.current + 1 RETURNING current",
@@ -155,8 +207,27 @@ async fn next_name(conn: &mut AnyConnection, series: NamingSeries, now: Timestam
     Ok(series.name(now.year(), current))
 }
 
-type OrgRow = (String, String, String, String, String, String, String, String);
-type MemberRow = (String, String, String, String, String, String, String, String, String);
+type OrgRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+);
+type MemberRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+);
 
 fn organization_from(row: OrgRow) -> Result<Organization> {
     let (name, org_name, org_type, status, creation, modified, owner, modified_by) = row;
@@ -210,10 +281,16 @@ fn parse_ts(text: &str) -> Result<Timestamp> {
 
 fn in_list(column: &str, values: &[String]) -> Visibility {
     if values.is_empty() {
-        return Visibility { condition: Some("1 = 0".into()), params: vec![] };
+        return Visibility {
+            condition: Some("1 = 0".into()),
+            params: vec![],
+        };
     }
     let placeholders = vec!["{}"; values.len()].join(", ");
-    Visibility { condition: Some(format!("{column} IN ({placeholders})")), params: values.to_vec() }
+    Visibility {
+        condition: Some(format!("{column} IN ({placeholders})")),
+        params: values.to_vec(),
+    }
 }
 
 impl TenancyStore {
@@ -227,25 +304,42 @@ impl TenancyStore {
         &self.db
     }
 
-    async fn list(&self, table: &DocTable, params: &ListParams, visibility: Visibility) -> Result<Vec<Map<String, Value>>> {
+    async fn list(
+        &self,
+        table: &DocTable,
+        params: &ListParams,
+        visibility: Visibility,
+    ) -> Result<Vec<Map<String, Value>>> {
         let query = ListQuery::parse(table, params)?;
         let (sql, binds) = query.to_sql(table, &visibility);
         let mut statement = sqlx::query(&sql);
         for value in binds {
             statement = statement.bind(value);
         }
-        let rows = self.db.observe(table.doctype, "list", statement.fetch_all(self.db.pool())).await.map_err(map_db_error)?;
-        rows.iter().map(|row| row_to_object(row, query.fields())).collect()
+        let rows = self
+            .db
+            .observe(table.doctype, "list", statement.fetch_all(self.db.pool()))
+            .await
+            .map_err(map_db_error)?;
+        rows.iter()
+            .map(|row| row_to_object(row, query.fields()))
+            .collect()
     }
 
     // ---------------------------------------------------------------- Organization
 
     /// Creates an Organization. A user creating one becomes its Owner; an organization-scoped
     /// service key cannot create organizations.
-    pub async fn create_organization(&self, actor: &Principal, new: NewOrganization) -> Result<Organization> {
+    pub async fn create_organization(
+        &self,
+        actor: &Principal,
+        new: NewOrganization,
+    ) -> Result<Organization> {
         let is_org_scoped_service = !actor.system_admin && actor.person().is_none();
         if is_org_scoped_service {
-            return Err(Error::permission_denied("Organization-scoped API keys cannot create organizations"));
+            return Err(Error::permission_denied(
+                "Organization-scoped API keys cannot create organizations",
+            ));
         }
         if let Some(name) = &new.name {
             validate_name(name)?;
@@ -311,17 +405,25 @@ impl TenancyStore {
             .observe(
                 ORGANIZATION,
                 "select",
-                sqlx::query_as(&format!("SELECT {ORG_COLUMNS} FROM organization WHERE name = $1"))
-                    .bind(name)
-                    .fetch_optional(self.db.pool()),
+                sqlx::query_as(&format!(
+                    "SELECT {ORG_COLUMNS} FROM organization WHERE name = $1"
+                ))
+                .bind(name)
+                .fetch_optional(self.db.pool()),
             )
             .await
             .map_err(map_db_error)?;
-        organization_from(row.ok_or_else(|| Error::not_found(format!("Organization {name} not found")))?)
+        organization_from(
+            row.ok_or_else(|| Error::not_found(format!("Organization {name} not found")))?,
+        )
     }
 
     /// Lists Organizations the actor can read.
-    pub async fn list_organizations(&self, actor: &Principal, params: &ListParams) -> Result<Vec<Map<String, Value>>> {
+    pub async fn list_organizations(
+        &self,
+        actor: &Principal,
+        params: &ListParams,
+    ) -> Result<Vec<Map<String, Value>>> {
         let visibility = match actor.readable_organizations() {
             OrgScope::All => Visibility::default(),
             OrgScope::Only(orgs) => in_list("name", &orgs),
@@ -331,16 +433,27 @@ impl TenancyStore {
 
     /// Changes an Organization: name by Owners/Admins, status by system administrators;
     /// `org_type` cannot change (422).
-    pub async fn update_organization(&self, actor: &Principal, name: &str, changes: OrganizationChanges) -> Result<Organization> {
+    pub async fn update_organization(
+        &self,
+        actor: &Principal,
+        name: &str,
+        changes: OrganizationChanges,
+    ) -> Result<Organization> {
         actor.authorize(Action::ManageOrganization, name)?;
         let current = self.load_organization(name).await?;
         if changes.org_type.is_some_and(|t| t != current.org_type) {
-            return Err(Error::validation("org_type cannot be changed after the organization is created"));
+            return Err(Error::validation(
+                "org_type cannot be changed after the organization is created",
+            ));
         }
         if changes.status.is_some_and(|s| s != current.status) {
             actor.authorize_system()?;
         }
-        let org_name = changes.org_name.as_deref().map(|n| validate_text("org_name", n)).transpose()?;
+        let org_name = changes
+            .org_name
+            .as_deref()
+            .map(|n| validate_text("org_name", n))
+            .transpose()?;
         let now = Timestamp::now();
         let updated = Organization {
             org_name: org_name.unwrap_or(current.org_name),
@@ -371,7 +484,13 @@ impl TenancyStore {
         actor.authorize_system()?;
         let result = self
             .db
-            .observe(ORGANIZATION, "delete", sqlx::query("DELETE FROM organization WHERE name = $1").bind(name).execute(self.db.pool()))
+            .observe(
+                ORGANIZATION,
+                "delete",
+                sqlx::query("DELETE FROM organization WHERE name = $1")
+                    .bind(name)
+                    .execute(self.db.pool()),
+            )
             .await
             .map_err(map_db_error)?;
         if result.rows_affected() == 0 {
@@ -447,9 +566,11 @@ impl TenancyStore {
             .observe(
                 PERSON,
                 "select",
-                sqlx::query_as(&format!("SELECT {PERSON_COLUMNS} FROM person WHERE name = $1"))
-                    .bind(name)
-                    .fetch_optional(self.db.pool()),
+                sqlx::query_as(&format!(
+                    "SELECT {PERSON_COLUMNS} FROM person WHERE name = $1"
+                ))
+                .bind(name)
+                .fetch_optional(self.db.pool()),
             )
             .await
             .map_err(map_db_error)?;
@@ -467,14 +588,18 @@ impl TenancyStore {
             .observe(
                 ORG_MEMBER,
                 "select",
-                sqlx::query_as("SELECT organization FROM org_member WHERE person = $1").bind(name).fetch_all(self.db.pool()),
+                sqlx::query_as("SELECT organization FROM org_member WHERE person = $1")
+                    .bind(name)
+                    .fetch_all(self.db.pool()),
             )
             .await
             .map_err(map_db_error)?;
         if orgs.iter().any(|(org,)| actor.can(Action::Read, org)) {
             Ok(())
         } else {
-            Err(Error::permission_denied(format!("Not permitted to read Person {name}")))
+            Err(Error::permission_denied(format!(
+                "Not permitted to read Person {name}"
+            )))
         }
     }
 
@@ -485,7 +610,11 @@ impl TenancyStore {
     }
 
     /// Lists People the actor can read.
-    pub async fn list_people(&self, actor: &Principal, params: &ListParams) -> Result<Vec<Map<String, Value>>> {
+    pub async fn list_people(
+        &self,
+        actor: &Principal,
+        params: &ListParams,
+    ) -> Result<Vec<Map<String, Value>>> {
         let visibility = match actor.readable_organizations() {
             OrgScope::All => Visibility::default(),
             OrgScope::Only(orgs) => {
@@ -498,9 +627,15 @@ impl TenancyStore {
                 match actor.person() {
                     Some(person) => {
                         params.insert(0, person.to_string());
-                        Visibility { condition: Some(format!("name = {{}} OR {condition}")), params }
+                        Visibility {
+                            condition: Some(format!("name = {{}} OR {condition}")),
+                            params,
+                        }
                     }
-                    None => Visibility { condition: Some(condition), params },
+                    None => Visibility {
+                        condition: Some(condition),
+                        params,
+                    },
                 }
             }
         };
@@ -508,19 +643,35 @@ impl TenancyStore {
     }
 
     /// Changes a Person: a user may change its own `full_name`; email and status need a system administrator.
-    pub async fn update_person(&self, actor: &Principal, name: &str, changes: PersonChanges) -> Result<Person> {
+    pub async fn update_person(
+        &self,
+        actor: &Principal,
+        name: &str,
+        changes: PersonChanges,
+    ) -> Result<Person> {
         if !(actor.system_admin || actor.person() == Some(name)) {
             self.authorize_person_read(actor, name).await?;
-            return Err(Error::permission_denied(format!("Not permitted to change Person {name}")));
+            return Err(Error::permission_denied(format!(
+                "Not permitted to change Person {name}"
+            )));
         }
         let current = self.load_person(name).await?;
-        let email = changes.primary_email.as_deref().map(normalize_email).transpose().map_err(Error::validation)?;
+        let email = changes
+            .primary_email
+            .as_deref()
+            .map(normalize_email)
+            .transpose()
+            .map_err(Error::validation)?;
         if email.as_ref().is_some_and(|e| *e != current.primary_email)
             || changes.status.is_some_and(|s| s != current.status)
         {
             actor.authorize_system()?;
         }
-        let full_name = changes.full_name.as_deref().map(|n| validate_text("full_name", n)).transpose()?;
+        let full_name = changes
+            .full_name
+            .as_deref()
+            .map(|n| validate_text("full_name", n))
+            .transpose()?;
         let now = Timestamp::now();
         let updated = Person {
             primary_email: email.unwrap_or(current.primary_email),
@@ -553,7 +704,13 @@ impl TenancyStore {
         actor.authorize_system()?;
         let result = self
             .db
-            .observe(PERSON, "delete", sqlx::query("DELETE FROM person WHERE name = $1").bind(name).execute(self.db.pool()))
+            .observe(
+                PERSON,
+                "delete",
+                sqlx::query("DELETE FROM person WHERE name = $1")
+                    .bind(name)
+                    .execute(self.db.pool()),
+            )
             .await
             .map_err(map_db_error)?;
         if result.rows_affected() == 0 {
@@ -570,9 +727,11 @@ impl TenancyStore {
             .observe(
                 PERSON,
                 "select",
-                sqlx::query_as(&format!("SELECT {PERSON_COLUMNS} FROM person WHERE primary_email = $1"))
-                    .bind(email)
-                    .fetch_optional(self.db.pool()),
+                sqlx::query_as(&format!(
+                    "SELECT {PERSON_COLUMNS} FROM person WHERE primary_email = $1"
+                ))
+                .bind(email)
+                .fetch_optional(self.db.pool()),
             )
             .await
             .map_err(map_db_error)?;
@@ -585,12 +744,15 @@ impl TenancyStore {
     pub async fn add_member(&self, actor: &Principal, new: NewMember) -> Result<OrgMember> {
         actor.authorize(Action::ManageMembers, &new.organization)?;
         if new.role == MemberRole::Owner && !actor.can_manage_owners(&new.organization) {
-            return Err(Error::permission_denied("Only Owners may grant the Owner role"));
+            return Err(Error::permission_denied(
+                "Only Owners may grant the Owner role",
+            ));
         }
         self.load_organization(&new.organization).await?;
-        self.load_person(&new.person)
-            .await
-            .map_err(|_| Error::validation(format!("Person {} does not exist", new.person)).with_exc_type("LinkValidationError"))?;
+        self.load_person(&new.person).await.map_err(|_| {
+            Error::validation(format!("Person {} does not exist", new.person))
+                .with_exc_type("LinkValidationError")
+        })?;
         let now = Timestamp::now();
         let actor_id = actor.id().to_string();
         let member = self
@@ -599,18 +761,27 @@ impl TenancyStore {
                 Box::pin(async move {
                     let name = next_name(tx, MEMBER_SERIES, now).await?;
                     let status = new.status.unwrap_or(MemberStatus::Active);
-                    insert_member(tx, &name, &new.person, &new.organization, new.role, status, now, &actor_id)
-                        .await
-                        .map_err(|e| {
-                            if e.kind() == dartwing_core::ErrorKind::Conflict {
-                                Error::conflict(format!(
-                                    "Person {} is already a member of {}",
-                                    new.person, new.organization
-                                ))
-                            } else {
-                                e
-                            }
-                        })?;
+                    insert_member(
+                        tx,
+                        &name,
+                        &new.person,
+                        &new.organization,
+                        new.role,
+                        status,
+                        now,
+                        &actor_id,
+                    )
+                    .await
+                    .map_err(|e| {
+                        if e.kind() == dartwing_core::ErrorKind::Conflict {
+                            Error::conflict(format!(
+                                "Person {} is already a member of {}",
+                                new.person, new.organization
+                            ))
+                        } else {
+                            e
+                        }
+                    })?;
                     Ok(OrgMember {
                         name,
                         person: new.person,
@@ -635,9 +806,11 @@ impl TenancyStore {
             .observe(
                 ORG_MEMBER,
                 "select",
-                sqlx::query_as(&format!("SELECT {MEMBER_COLUMNS} FROM org_member WHERE name = $1"))
-                    .bind(name)
-                    .fetch_optional(self.db.pool()),
+                sqlx::query_as(&format!(
+                    "SELECT {MEMBER_COLUMNS} FROM org_member WHERE name = $1"
+                ))
+                .bind(name)
+                .fetch_optional(self.db.pool()),
             )
             .await
             .map_err(map_db_error)?;
@@ -652,7 +825,11 @@ impl TenancyStore {
     }
 
     /// Lists Org Members of the organizations the actor can read.
-    pub async fn list_members(&self, actor: &Principal, params: &ListParams) -> Result<Vec<Map<String, Value>>> {
+    pub async fn list_members(
+        &self,
+        actor: &Principal,
+        params: &ListParams,
+    ) -> Result<Vec<Map<String, Value>>> {
         let visibility = match actor.readable_organizations() {
             OrgScope::All => Visibility::default(),
             OrgScope::Only(orgs) => in_list("organization", &orgs),
@@ -662,14 +839,24 @@ impl TenancyStore {
 
     /// Changes a member's role or status. Owner role changes need an Owner; the last active
     /// Owner cannot be demoted or deactivated.
-    pub async fn update_member(&self, actor: &Principal, name: &str, changes: MemberChanges) -> Result<OrgMember> {
+    pub async fn update_member(
+        &self,
+        actor: &Principal,
+        name: &str,
+        changes: MemberChanges,
+    ) -> Result<OrgMember> {
         let current = self.load_member(name).await?;
         actor.authorize(Action::ManageMembers, &current.organization)?;
         let role = changes.role.unwrap_or(current.role);
         let status = changes.status.unwrap_or(current.status);
         let touches_owner = current.role == MemberRole::Owner || role == MemberRole::Owner;
-        if touches_owner && (role != current.role || status != current.status) && !actor.can_manage_owners(&current.organization) {
-            return Err(Error::permission_denied("Only Owners may change an Owner membership"));
+        if touches_owner
+            && (role != current.role || status != current.status)
+            && !actor.can_manage_owners(&current.organization)
+        {
+            return Err(Error::permission_denied(
+                "Only Owners may change an Owner membership",
+            ));
         }
         let loses_owner = current.role == MemberRole::Owner
             && current.status == MemberStatus::Active
@@ -678,7 +865,13 @@ impl TenancyStore {
             self.ensure_another_owner(&current).await?;
         }
         let now = Timestamp::now();
-        let updated = OrgMember { role, status, modified: now, modified_by: actor.id().to_string(), ..current };
+        let updated = OrgMember {
+            role,
+            status,
+            modified: now,
+            modified_by: actor.id().to_string(),
+            ..current
+        };
         self.db
             .observe(
                 ORG_MEMBER,
@@ -710,7 +903,13 @@ impl TenancyStore {
             }
         }
         self.db
-            .observe(ORG_MEMBER, "delete", sqlx::query("DELETE FROM org_member WHERE name = $1").bind(name).execute(self.db.pool()))
+            .observe(
+                ORG_MEMBER,
+                "delete",
+                sqlx::query("DELETE FROM org_member WHERE name = $1")
+                    .bind(name)
+                    .execute(self.db.pool()),
+            )
             .await
             .map_err(map_db_error)?;
         tracing::info!(doctype = ORG_MEMBER, docname = %name, organization = %current.organization, "member removed");
@@ -733,7 +932,9 @@ impl TenancyStore {
             .await
             .map_err(map_db_error)?;
         if others == 0 {
-            return Err(Error::validation("An organization must keep at least one active Owner"));
+            return Err(Error::validation(
+                "An organization must keep at least one active Owner",
+            ));
         }
         Ok(())
     }
@@ -750,18 +951,20 @@ async fn insert_member(
     now: Timestamp,
     actor_id: &str,
 ) -> Result<()> {
-    sqlx::query(&format!("INSERT INTO org_member ({MEMBER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"))
-        .bind(name)
-        .bind(person)
-        .bind(organization)
-        .bind(role.as_str())
-        .bind(status.as_str())
-        .bind(now.to_string())
-        .bind(now.to_string())
-        .bind(actor_id)
-        .bind(actor_id)
-        .execute(tx)
-        .await
-        .map_err(map_db_error)?;
+    sqlx::query(&format!(
+        "INSERT INTO org_member ({MEMBER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+    ))
+    .bind(name)
+    .bind(person)
+    .bind(organization)
+    .bind(role.as_str())
+    .bind(status.as_str())
+    .bind(now.to_string())
+    .bind(now.to_string())
+    .bind(actor_id)
+    .bind(actor_id)
+    .execute(tx)
+    .await
+    .map_err(map_db_error)?;
     Ok(())
 }

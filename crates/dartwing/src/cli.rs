@@ -221,12 +221,19 @@ impl Cli {
                         shown[key] = "<set>".into();
                     }
                 }
-                if shown["observability"].get("metrics_token").is_some_and(|v| !v.is_null()) {
+                if shown["observability"]
+                    .get("metrics_token")
+                    .is_some_and(|v| !v.is_null())
+                {
                     shown["observability"]["metrics_token"] = "<set>".into();
                 }
                 print_json(&shown)
             }
-            Command::Token(TokenCommand::Issue { email, admin, ttl_secs }) => {
+            Command::Token(TokenCommand::Issue {
+                email,
+                admin,
+                ttl_secs,
+            }) => {
                 let ttl = Duration::from_secs(ttl_secs.unwrap_or(config.auth.dev_token_ttl_secs));
                 let secret = crate::secrets::jwt_secret(&config).map_err(anyhow::Error::msg)?;
                 let verifier = dartwing_http::JwtVerifier::new(secret.as_deref(), &config.auth);
@@ -236,19 +243,35 @@ impl Cli {
             Command::Org(command) => {
                 let app = App::build(config).await?;
                 match command {
-                    OrgCommand::Create { org_name, org_type, name, owner } => {
+                    OrgCommand::Create {
+                        org_name,
+                        org_type,
+                        name,
+                        owner,
+                    } => {
                         let org = app
                             .tenancy
-                            .create_organization(&operator, NewOrganization { name, org_name, org_type, status: None })
+                            .create_organization(
+                                &operator,
+                                NewOrganization {
+                                    name,
+                                    org_name,
+                                    org_type,
+                                    status: None,
+                                },
+                            )
                             .await?;
                         if let Some(email) = owner {
-                            add_member(&app, &operator, &org.name, &email, MemberRole::Owner).await?;
+                            add_member(&app, &operator, &org.name, &email, MemberRole::Owner)
+                                .await?;
                         }
                         print_json(&org)
                     }
-                    OrgCommand::List => {
-                        print_json(&app.tenancy.list_organizations(&operator, &all_fields()).await?)
-                    }
+                    OrgCommand::List => print_json(
+                        &app.tenancy
+                            .list_organizations(&operator, &all_fields())
+                            .await?,
+                    ),
                 }
             }
             Command::Person(command) => {
@@ -256,10 +279,20 @@ impl Cli {
                 match command {
                     PersonCommand::Create { email, full_name } => print_json(
                         &app.tenancy
-                            .create_person(&operator, NewPerson { name: None, primary_email: email, full_name, status: None })
+                            .create_person(
+                                &operator,
+                                NewPerson {
+                                    name: None,
+                                    primary_email: email,
+                                    full_name,
+                                    status: None,
+                                },
+                            )
                             .await?,
                     ),
-                    PersonCommand::List => print_json(&app.tenancy.list_people(&operator, &all_fields()).await?),
+                    PersonCommand::List => {
+                        print_json(&app.tenancy.list_people(&operator, &all_fields()).await?)
+                    }
                 }
             }
             Command::Member(command) => {
@@ -273,15 +306,19 @@ impl Cli {
                         println!("removed {name}");
                         Ok(())
                     }
-                    MemberCommand::List => print_json(&app.tenancy.list_members(&operator, &all_fields()).await?),
+                    MemberCommand::List => {
+                        print_json(&app.tenancy.list_members(&operator, &all_fields()).await?)
+                    }
                 }
             }
             Command::Apikey(command) => {
                 let app = App::build(config).await?;
                 match command {
-                    ApiKeyCommand::Create { org, description } => {
-                        print_json(&app.tenancy.create_api_key(&operator, org.as_deref(), &description).await?)
-                    }
+                    ApiKeyCommand::Create { org, description } => print_json(
+                        &app.tenancy
+                            .create_api_key(&operator, org.as_deref(), &description)
+                            .await?,
+                    ),
                     ApiKeyCommand::List => print_json(&app.tenancy.list_api_keys(&operator).await?),
                     ApiKeyCommand::Revoke { api_key } => {
                         app.tenancy.revoke_api_key(&operator, &api_key).await?;
@@ -295,7 +332,11 @@ impl Cli {
 }
 
 fn all_fields() -> ListParams {
-    ListParams { fields: Some(r#"["*"]"#.into()), limit_page_length: Some("0".into()), ..Default::default() }
+    ListParams {
+        fields: Some(r#"["*"]"#.into()),
+        limit_page_length: Some("0".into()),
+        ..Default::default()
+    }
 }
 
 async fn add_member(
@@ -308,11 +349,21 @@ async fn add_member(
     let person = match app.tenancy.person_by_email(email).await? {
         Some(person) => person,
         None => {
-            let new = NewPerson { name: None, primary_email: email.to_string(), full_name: None, status: None };
+            let new = NewPerson {
+                name: None,
+                primary_email: email.to_string(),
+                full_name: None,
+                status: None,
+            };
             app.tenancy.create_person(operator, new).await?
         }
     };
-    let new = NewMember { person: person.name, organization: org.to_string(), role, status: None };
+    let new = NewMember {
+        person: person.name,
+        organization: org.to_string(),
+        role,
+        status: None,
+    };
     Ok(app.tenancy.add_member(operator, new).await?)
 }
 

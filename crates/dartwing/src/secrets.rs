@@ -25,14 +25,20 @@ pub fn jwt_secret(config: &Config) -> Result<Option<String>, String> {
 fn read_or_create(path: &Path) -> Result<String, String> {
     match std::fs::read_to_string(path) {
         Ok(secret) if secret.trim().len() >= 32 => return Ok(secret.trim().to_string()),
-        Ok(_) => return Err(format!("{} holds no usable secret (expected 32+ characters)", path.display())),
+        Ok(_) => {
+            return Err(format!(
+                "{} holds no usable secret (expected 32+ characters)",
+                path.display()
+            ));
+        }
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             return Err(format!("cannot read {}: {e}", path.display()));
         }
         Err(_) => {}
     }
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
     }
     let secret = random_hex(32);
     let mut options = std::fs::OpenOptions::new();
@@ -41,7 +47,8 @@ fn read_or_create(path: &Path) -> Result<String, String> {
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     match options.open(path) {
         Ok(mut file) => {
-            file.write_all(secret.as_bytes()).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            file.write_all(secret.as_bytes())
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
             tracing::warn!(
                 path = %path.display(),
                 "generated a development JWT secret; set DARTWING_JWT_SECRET (or auth.jwks_url) in production"

@@ -46,10 +46,16 @@ impl App {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let node_id = config.node_id();
         let metrics = Arc::new(
-            Metrics::new(config.observability.metrics_enabled, config.observability.max_org_label_values)
-                .map_err(|e| anyhow::anyhow!(e.to_string()))?,
+            Metrics::new(
+                config.observability.metrics_enabled,
+                config.observability.max_org_label_values,
+            )
+            .map_err(|e| anyhow::anyhow!(e.to_string()))?,
         );
-        let url = config.database_url.clone().unwrap_or_else(|| Db::sqlite_url_in(&config.data_dir));
+        let url = config
+            .database_url
+            .clone()
+            .unwrap_or_else(|| Db::sqlite_url_in(&config.data_dir));
         let db = Db::connect(&url, &config.database, Some(metrics.clone())).await?;
         db.migrate().await?;
         let jwt_secret = crate::secrets::jwt_secret(&config).map_err(anyhow::Error::msg)?;
@@ -64,22 +70,40 @@ impl App {
             node_id.clone(),
             Duration::from_secs(config.observability.worker_heartbeat_timeout_secs),
         );
-        let mut health = Health::new(node_id.clone(), Duration::from_millis(config.observability.health_check_timeout_ms))
-            .with_check(db.health_check())
-            .with_check(heartbeats.health_check());
+        let mut health = Health::new(
+            node_id.clone(),
+            Duration::from_millis(config.observability.health_check_timeout_ms),
+        )
+        .with_check(db.health_check())
+        .with_check(heartbeats.health_check());
         if let Some(url) = &config.redis_url {
             health = health.with_check(Arc::new(RedisCheck::new(url)?));
         }
-        Ok(Self { config: Arc::new(config), node_id, db, metrics, health, tenancy, authenticator, jwt })
+        Ok(Self {
+            config: Arc::new(config),
+            node_id,
+            db,
+            metrics,
+            health,
+            tenancy,
+            authenticator,
+            jwt,
+        })
     }
 
     /// The HTTP application of this node's roles, behind the standard middleware stack.
     pub fn router(&self) -> Router {
         let mut routes = Router::new()
             .route("/health", get(health))
-            .route("/api/method/dartwing_core.observability.health.health", get(health_method))
+            .route(
+                "/api/method/dartwing_core.observability.health.health",
+                get(health_method),
+            )
             .route("/metrics", get(metrics))
-            .route("/api/method/dartwing_core.observability.api.metrics", get(metrics))
+            .route(
+                "/api/method/dartwing_core.observability.api.metrics",
+                get(metrics),
+            )
             .route("/api/openapi.json", get(openapi))
             .with_state(self.clone());
         if self.config.roles.contains(Role::Api) {
@@ -99,28 +123,48 @@ impl App {
 
 async fn health(State(app): State<App>) -> Response {
     let report = app.health.report().await;
-    let status = if report.healthy() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if report.healthy() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, axum::Json(report)).into_response()
 }
 
 async fn health_method(State(app): State<App>) -> Response {
     let report = app.health.report().await;
-    let status = if report.healthy() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if report.healthy() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Message(report)).into_response()
 }
 
 async fn metrics(State(app): State<App>, headers: HeaderMap) -> Result<Response, ApiError> {
     if let Some(token) = &app.config.observability.metrics_token {
-        let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
         if given != Some(token.as_str()) {
-            return Err(ApiError(dartwing_core::Error::unauthenticated("Metrics need the configured bearer token")));
+            return Err(ApiError(dartwing_core::Error::unauthenticated(
+                "Metrics need the configured bearer token",
+            )));
         }
     }
-    Ok(([(header::CONTENT_TYPE, Metrics::CONTENT_TYPE)], app.metrics.render()).into_response())
+    Ok((
+        [(header::CONTENT_TYPE, Metrics::CONTENT_TYPE)],
+        app.metrics.render(),
+    )
+        .into_response())
 }
 
 async fn openapi() -> axum::Json<Value> {
-    axum::Json(dartwing_http::openapi::document(env!("CARGO_PKG_VERSION"), dartwing_tenancy::routes::openapi_paths()))
+    axum::Json(dartwing_http::openapi::document(
+        env!("CARGO_PKG_VERSION"),
+        dartwing_tenancy::routes::openapi_paths(),
+    ))
 }
 
 /// Redis reachability, through a connection manager that reconnects on its own.
@@ -131,8 +175,13 @@ struct RedisCheck {
 
 impl RedisCheck {
     fn new(url: &str) -> anyhow::Result<Self> {
-        let client = redis::Client::open(url).map_err(|_| anyhow::anyhow!("invalid configuration key `redis_url`: not a Redis URL"))?;
-        Ok(Self { client, connection: tokio::sync::Mutex::new(None) })
+        let client = redis::Client::open(url).map_err(|_| {
+            anyhow::anyhow!("invalid configuration key `redis_url`: not a Redis URL")
+        })?;
+        Ok(Self {
+            client,
+            connection: tokio::sync::Mutex::new(None),
+        })
     }
 }
 
@@ -145,7 +194,11 @@ impl HealthCheck for RedisCheck {
     async fn check(&self) -> Result<String, String> {
         let mut slot = self.connection.lock().await;
         if slot.is_none() {
-            let manager = self.client.get_connection_manager().await.map_err(|e| format!("unreachable: {}", e.kind_str()))?;
+            let manager = self
+                .client
+                .get_connection_manager()
+                .await
+                .map_err(|e| format!("unreachable: {}", e.kind_str()))?;
             *slot = Some(manager);
         }
         let Some(connection) = slot.as_mut() else {
@@ -165,7 +218,11 @@ trait RedisErrorKind {
 
 impl RedisErrorKind for redis::RedisError {
     fn kind_str(&self) -> String {
-        if self.is_connection_refusal() || self.is_io_error() || self.is_timeout() || self.is_connection_dropped() {
+        if self.is_connection_refusal()
+            || self.is_io_error()
+            || self.is_timeout()
+            || self.is_connection_dropped()
+        {
             "connection failed".into()
         } else {
             format!("{:?}", self.kind())
@@ -185,7 +242,9 @@ impl RunningServer {
     /// Stops accepting connections, lets in-flight requests finish, and waits.
     pub async fn shutdown(self) -> std::io::Result<()> {
         let _ = self.shutdown.send(true);
-        self.task.await.unwrap_or_else(|e| Err(std::io::Error::other(e)))
+        self.task
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
     }
 }
 
@@ -200,11 +259,14 @@ pub async fn start(app: &App) -> anyhow::Result<RunningServer> {
     let grace = Duration::from_secs(app.config.http.shutdown_grace_secs);
     let task = tokio::spawn(async move {
         let mut grace_timer = signal.clone();
-        let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move {
-                let _ = signal.wait_for(|stop| *stop).await;
-            })
-            .into_future();
+        let server = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = signal.wait_for(|stop| *stop).await;
+        })
+        .into_future();
         tokio::select! {
             result = server => result,
             _ = async {
@@ -216,5 +278,9 @@ pub async fn start(app: &App) -> anyhow::Result<RunningServer> {
             }
         }
     });
-    Ok(RunningServer { addr, shutdown, task })
+    Ok(RunningServer {
+        addr,
+        shutdown,
+        task,
+    })
 }

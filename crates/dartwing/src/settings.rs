@@ -35,7 +35,13 @@ pub struct FlagOverrides {
 /// Top-level keys that `DARTWING_*` variables may set; other `DARTWING_*` variables (for example
 /// `DARTWING_CONFIG` or test settings) belong to other programs and are not configuration keys.
 fn is_config_key(key: &str) -> bool {
-    let top = key.split('.').next().unwrap_or_default();
+    let top = key
+        .split("__")
+        .next()
+        .unwrap_or_default()
+        .split('.')
+        .next()
+        .unwrap_or_default();
     matches!(
         top,
         "listen"
@@ -58,21 +64,39 @@ fn is_config_key(key: &str) -> bool {
 pub fn load(file: Option<&Path>, flags: &FlagOverrides) -> Result<Config, String> {
     let mut figment = Figment::from(Serialized::defaults(Config::default()));
     match file {
-        Some(path) if !path.exists() => return Err(format!("configuration file {} does not exist", path.display())),
+        Some(path) if !path.exists() => {
+            return Err(format!(
+                "configuration file {} does not exist",
+                path.display()
+            ));
+        }
         Some(path) => figment = figment.merge(Toml::file_exact(path)),
-        None if Path::new(DEFAULT_CONFIG_FILE).exists() => figment = figment.merge(Toml::file_exact(DEFAULT_CONFIG_FILE)),
+        None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
+            figment = figment.merge(Toml::file_exact(DEFAULT_CONFIG_FILE))
+        }
         None => {}
     }
     figment = figment
-        .merge(Env::prefixed("DARTWING_").split("__").filter(|key| is_config_key(key.as_str())))
+        .merge(
+            Env::prefixed("DARTWING_")
+                .split("__")
+                .filter(|key| is_config_key(&key.as_str().to_ascii_lowercase())),
+        )
         .merge(Serialized::defaults(flags));
     let config: Config = figment.extract().map_err(|error| {
         let mut messages = Vec::new();
         for e in error {
             let key = e.path.join(".");
-            let source = e.metadata.as_ref().map(|m| m.name.to_string()).unwrap_or_default();
+            let source = e
+                .metadata
+                .as_ref()
+                .map(|m| m.name.to_string())
+                .unwrap_or_default();
             let mut kind = e.kind.to_string();
-            if let Some(secretish) = ["jwt_secret", "database_url", "redis_url"].iter().find(|k| key.ends_with(*k)) {
+            if let Some(secretish) = ["jwt_secret", "database_url", "redis_url"]
+                .iter()
+                .find(|k| key.ends_with(*k))
+            {
                 kind = format!("invalid value for {secretish}");
             }
             messages.push(if key.is_empty() {

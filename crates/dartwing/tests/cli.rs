@@ -1,0 +1,393 @@
+//! The `dartwing` binary as an operator uses it: `serve` on a fresh directory, `token issue`,
+//! administrative commands, configuration errors, graceful shutdown.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use dartwing_e2e::TestDatabase;
+use serde_json::{Value, json};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_dartwing");
+
+/// A command in `dir` with no `DARTWING_*` variables inherited from the environment.
+fn dartwing(dir: &Path) -> Command {
+    let mut command = Command::new(BINARY);
+    command.current_dir(dir);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("DARTWING_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    dartwing(dir).args(args).output().expect("dartwing runs")
+}
+
+fn stdout(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Served {
+    child: Child,
+    base: String,
+}
+
+impl Served {
+    async fn start(dir: &Path, extra: &[&str]) -> Self {
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let child = dartwing(dir)
+            .args(["serve", "--listen", &listen])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("serve starts");
+        let served = Self {
+            child,
+            base: format!("http://{listen}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(reply) = reqwest::get(format!("{}/health", served.base)).await
+                && reply.status() == 200
+            {
+                return served;
+            }
+            assert!(Instant::now() < deadline, "server did not become healthy");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Sends SIGTERM and returns the exit status and stdout.
+    fn terminate(self) -> (std::process::ExitStatus, String) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let output = self.child.wait_with_output().unwrap();
+        (
+            output.status,
+            String::from_utf8_lossy(&output.stdout).to_string(),
+        )
+    }
+}
+
+#[tokio::test]
+async fn serve_on_a_fresh_directory_creates_the_database_and_answers_health_and_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = Served::start(dir.path(), &[]).await;
+    assert!(dir.path().join("dartwing-data/dartwing.db").exists());
+    let secret_file = dir.path().join("dartwing-data/jwt-secret");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&secret_file).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "generated secret is owner-only");
+
+    let token = stdout(&run(
+        dir.path(),
+        &["token", "issue", "--email", "ann@example.com"],
+    ))
+    .trim()
+    .to_string();
+    let client = reqwest::Client::new();
+    let created: Value = client
+        .post(format!("{}/api/resource/Organization", served.base))
+        .bearer_auth(&token)
+        .json(&json!({"org_name": "Acme", "org_type": "Family"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let name = created["data"]["name"]
+        .as_str()
+        .expect("created")
+        .to_string();
+    let read = client
+        .get(format!("{}/api/resource/Organization/{name}", served.base))
+        .bearer_auth(&token)
+        .header("x-trace-id", "walkthrough-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 200);
+
+    let (status, logs) = served.terminate();
+    assert!(status.success(), "graceful exit on SIGTERM: {status:?}");
+    let secret = std::fs::read_to_string(&secret_file).unwrap();
+    assert!(
+        !logs.contains(secret.trim()) && !logs.contains(&token),
+        "no secret in logs"
+    );
+    let lines: Vec<Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every log line is JSON"))
+        .collect();
+    for line in &lines {
+        for field in ["timestamp", "level", "message", "node_id"] {
+            assert!(line.get(field).is_some(), "{field} missing in {line}");
+        }
+    }
+    let listening = lines
+        .iter()
+        .find(|l| l["message"].as_str().unwrap().contains("listening"))
+        .expect("startup line");
+    assert!(
+        listening["message"]
+            .as_str()
+            .unwrap()
+            .contains("dartwing token issue")
+    );
+    let request = lines
+        .iter()
+        .find(|l| l["trace_id"] == "walkthrough-1")
+        .expect("request line with the trace id");
+    assert_eq!(request["user"], "ann@example.com");
+    assert_eq!(request["organization"], name.as_str());
+    assert_eq!(request["endpoint"], "/api/resource/{doctype}/{name}");
+    assert!(lines.iter().any(|l| l["message"] == "stopped"));
+}
+
+#[tokio::test]
+async fn database_url_alone_switches_to_postgresql() {
+    let Some(db) = TestDatabase::postgres().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let served = Served::start(dir.path(), &["--database-url", &db.url]).await;
+    let health: Value = reqwest::get(format!("{}/health", served.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["checks"]["database"]["detail"], "postgres reachable");
+    assert!(!dir.path().join("dartwing-data/dartwing.db").exists());
+    let (status, _) = served.terminate();
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn administrative_commands_manage_organizations_members_and_api_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let org: Value = serde_json::from_str(&stdout(&run(
+        dir.path(),
+        &[
+            "org",
+            "create",
+            "--org-name",
+            "Acme",
+            "--org-type",
+            "Company",
+            "--owner",
+            "Ann@Example.com",
+        ],
+    )))
+    .unwrap();
+    let org_name = org["name"].as_str().unwrap();
+    let member: Value = serde_json::from_str(&stdout(&run(
+        dir.path(),
+        &[
+            "member",
+            "add",
+            "--org",
+            org_name,
+            "--email",
+            "bob@example.com",
+            "--role",
+            "Guest",
+        ],
+    )))
+    .unwrap();
+    assert_eq!(member["role"], "Guest");
+    let duplicate = run(
+        dir.path(),
+        &[
+            "member",
+            "add",
+            "--org",
+            org_name,
+            "--email",
+            "bob@example.com",
+            "--role",
+            "Guest",
+        ],
+    );
+    assert!(!duplicate.status.success());
+    assert!(String::from_utf8_lossy(&duplicate.stderr).contains("already a member"));
+    let members: Value =
+        serde_json::from_str(&stdout(&run(dir.path(), &["member", "list"]))).unwrap();
+    assert_eq!(members.as_array().unwrap().len(), 2);
+    let key: Value = serde_json::from_str(&stdout(&run(
+        dir.path(),
+        &["apikey", "create", "--org", org_name],
+    )))
+    .unwrap();
+    let authorization = format!(
+        "token {}:{}",
+        key["api_key"].as_str().unwrap(),
+        key["api_secret"].as_str().unwrap()
+    );
+    let listed = stdout(&run(dir.path(), &["apikey", "list"]));
+    assert!(
+        !listed.contains(key["api_secret"].as_str().unwrap()),
+        "secrets are never listed"
+    );
+
+    let served = Served::start(dir.path(), &[]).await;
+    let client = reqwest::Client::new();
+    let read = client
+        .get(format!(
+            "{}/api/resource/Organization/{org_name}",
+            served.base
+        ))
+        .header("authorization", &authorization)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 200);
+    let revoke = run(
+        dir.path(),
+        &["apikey", "revoke", key["api_key"].as_str().unwrap()],
+    );
+    assert!(revoke.status.success());
+    let after = client
+        .get(format!(
+            "{}/api/resource/Organization/{org_name}",
+            served.base
+        ))
+        .header("authorization", &authorization)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), 401);
+    served.terminate();
+}
+
+fn fails_naming(output: Output, key: &str) {
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "configuration errors exit with 2"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(key), "error should name `{key}`: {stderr}");
+}
+
+#[test]
+fn invalid_configuration_fails_startup_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    fails_naming(
+        dartwing(dir.path())
+            .env("DARTWING_DATABASE__MAX_CONNECTIONS", "many")
+            .args(["config", "check"])
+            .output()
+            .unwrap(),
+        "database.max_connections",
+    );
+    fails_naming(
+        dartwing(dir.path())
+            .env("DARTWING_DATABASE__MAX_CONNECTIONS", "0")
+            .args(["serve"])
+            .output()
+            .unwrap(),
+        "database.max_connections",
+    );
+    fails_naming(run(dir.path(), &["--roles", "api,web", "serve"]), "roles");
+    fails_naming(
+        run(dir.path(), &["--listen", "not-an-address", "serve"]),
+        "listen",
+    );
+    fails_naming(
+        run(dir.path(), &["--database-url", "mysql://x", "serve"]),
+        "database_url",
+    );
+    std::fs::write(
+        dir.path().join("dartwing.toml"),
+        "[http]\nbody_limit_bytes = \"big\"\n",
+    )
+    .unwrap();
+    fails_naming(
+        run(dir.path(), &["config", "check"]),
+        "http.body_limit_bytes",
+    );
+    std::fs::write(
+        dir.path().join("dartwing.toml"),
+        "[observability]\nlog_levl = \"info\"\n",
+    )
+    .unwrap();
+    fails_naming(run(dir.path(), &["config", "check"]), "log_levl");
+    std::fs::write(
+        dir.path().join("dartwing.toml"),
+        "listen = \"127.0.0.1:9999\"\n[database]\nmax_connections = 3\n",
+    )
+    .unwrap();
+    let shown: Value = serde_json::from_str(&stdout(
+        &dartwing(dir.path())
+            .env("DARTWING_JWT_SECRET", "s".repeat(40))
+            .args(["config", "check"])
+            .output()
+            .unwrap(),
+    ))
+    .unwrap();
+    assert_eq!(shown["listen"], "127.0.0.1:9999");
+    assert_eq!(shown["database"]["max_connections"], 3);
+    assert_eq!(shown["jwt_secret"], "<set>", "secrets are not printed");
+}
+
+#[test]
+fn contract_environment_variables_configure_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dartwing(dir.path())
+        .env("DARTWING_LISTEN", "127.0.0.1:8123")
+        .env("DARTWING_DATABASE_URL", "postgres://db.example/dartwing")
+        .env("DARTWING_REDIS_URL", "redis://127.0.0.1:6379/")
+        .env("DARTWING_DATA_DIR", "/var/lib/dartwing")
+        .env("DARTWING_NODE_ID", "7")
+        .env("DARTWING_ROLES", "api,worker")
+        .env("DARTWING_JWT_SECRET", "x".repeat(40))
+        .env("DARTWING_OBSERVABILITY__LOG_FORMAT", "text")
+        .env("DARTWING_INTEGRATION_KEY", "belongs-to-the-token-vault")
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    let shown: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(shown["listen"], "127.0.0.1:8123");
+    assert_eq!(shown["database_url"], "<set>");
+    assert_eq!(shown["redis_url"], "<set>");
+    assert_eq!(shown["data_dir"], "/var/lib/dartwing");
+    assert_eq!(shown["node_id"], "7", "numeric-looking text stays text");
+    assert_eq!(shown["roles"], "api,worker");
+    assert_eq!(shown["jwt_secret"], "<set>");
+    assert_eq!(shown["observability"]["log_format"], "text");
+    let flagged = dartwing(dir.path())
+        .env("DARTWING_NODE_ID", "from-env")
+        .args(["--node-id", "from-flag", "config", "check"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&stdout(&flagged)).unwrap()["node_id"],
+        "from-flag",
+        "flags win over the environment"
+    );
+}
