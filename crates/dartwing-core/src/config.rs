@@ -39,6 +39,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Metrics, logs and health.
     pub observability: ObservabilityConfig,
+    /// Background job queues.
+    pub jobs: JobsConfig,
 }
 
 impl Default for Config {
@@ -56,6 +58,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             auth: AuthConfig::default(),
             observability: ObservabilityConfig::default(),
+            jobs: JobsConfig::default(),
         }
     }
 }
@@ -202,6 +205,149 @@ impl Default for ObservabilityConfig {
     }
 }
 
+/// What enqueue does when an organization reaches a queue's pending cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LimitMode {
+    /// Refuse with 429 "queue full".
+    Reject,
+    /// Accept and warn the organization's admins.
+    Warn,
+}
+
+/// Settings of one queue (SPEC §8 defaults).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueueConfig {
+    /// Concurrent jobs of this queue per worker process.
+    pub workers: u32,
+    /// A running job is cancelled after this long and follows the retry policy.
+    pub timeout_secs: u64,
+    /// Most pending (queued or running) jobs per organization; unset = unlimited.
+    pub max_pending_per_org: Option<u32>,
+    /// Most job starts per organization per minute; unset = unlimited.
+    pub rate_limit_per_min: Option<u32>,
+    /// Retries after the first attempt before a job is dead-lettered.
+    pub retries: u32,
+    /// Delay before each retry; the last value repeats if there are more retries than delays.
+    pub retry_delays_secs: Vec<u64>,
+    /// Job types routed to this queue; types listed nowhere go to `default`.
+    pub job_types: Vec<String>,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            workers: 8,
+            timeout_secs: 300,
+            max_pending_per_org: Some(500),
+            rate_limit_per_min: None,
+            retries: 3,
+            retry_delays_secs: vec![60, 300, 900],
+            job_types: Vec::new(),
+        }
+    }
+}
+
+/// The three queues.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueuesConfig {
+    /// Latency-sensitive jobs with their own workers.
+    pub critical: QueueConfig,
+    /// Everything not routed elsewhere.
+    pub default: QueueConfig,
+    /// Long, heavy jobs, rate limited per organization.
+    pub bulk: QueueConfig,
+}
+
+impl Default for QueuesConfig {
+    fn default() -> Self {
+        let types = |list: &[&str]| list.iter().map(|t| t.to_string()).collect();
+        Self {
+            critical: QueueConfig {
+                workers: 4,
+                timeout_secs: 60,
+                max_pending_per_org: None,
+                rate_limit_per_min: None,
+                retries: 3,
+                retry_delays_secs: vec![10, 30, 60],
+                job_types: types(&[
+                    "fax.send",
+                    "notification.send",
+                    "identity.sync_session",
+                    "integration.refresh_token",
+                    "jobs.stuck_detection",
+                ]),
+            },
+            default: QueueConfig {
+                job_types: types(&["sync.process_delta", "webhook.dispatch", "email.send", "jobs.dlq_purge"]),
+                ..QueueConfig::default()
+            },
+            bulk: QueueConfig {
+                workers: 2,
+                timeout_secs: 600,
+                max_pending_per_org: Some(100),
+                rate_limit_per_min: Some(50),
+                retries: 2,
+                retry_delays_secs: vec![300, 900],
+                job_types: types(&["import.batch", "report.generate", "export.full"]),
+            },
+        }
+    }
+}
+
+/// Background job settings (SPEC §8).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobsConfig {
+    /// The queues.
+    pub queues: QueuesConfig,
+    /// At an organization's pending cap: `reject` (429) or `warn` (accept and notify admins).
+    pub limit_mode: LimitMode,
+    /// How long a claimed job is leased to its worker; leases are renewed while it runs, and a
+    /// job whose lease ran out (its worker died) is recovered.
+    pub lease_secs: u64,
+    /// How often idle workers look for due jobs (enqueues on the same node wake them at once).
+    pub poll_interval_ms: u64,
+    /// Most jobs one claim takes (claims are batched to save commits).
+    pub claim_batch: u32,
+    /// How long finished jobs wait to be recorded together in one commit.
+    pub completion_flush_ms: u64,
+    /// How often stuck-job detection runs.
+    pub stuck_check_interval_secs: u64,
+    /// Pending dead letters at or above this raise `dlq_alert`.
+    pub dlq_alert_threshold: u32,
+    /// Resolved or Ignored dead letters older than this are purged daily.
+    pub dlq_retention_days: u32,
+    /// Default window of `dedup_key` when the enqueue gives none.
+    pub dedup_window_secs: u64,
+    /// Largest JSON `args` accepted, in bytes.
+    pub max_args_bytes: usize,
+    /// Secret for the HMAC signature of webhook deliveries (`X-Dartwing-Signature`).
+    #[serde(deserialize_with = "text::optional")]
+    pub webhook_secret: Option<String>,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self {
+            queues: QueuesConfig::default(),
+            limit_mode: LimitMode::Reject,
+            lease_secs: 30,
+            poll_interval_ms: 250,
+            claim_batch: 32,
+            completion_flush_ms: 5,
+            stuck_check_interval_secs: 900,
+            dlq_alert_threshold: 50,
+            dlq_retention_days: 7,
+            dedup_window_secs: 3600,
+            max_args_bytes: 64 * 1024,
+            webhook_secret: None,
+        }
+    }
+}
+
 /// A role a process can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -253,9 +399,7 @@ impl Roles {
             let role = Role::ALL
                 .into_iter()
                 .find(|r| r.as_str() == part)
-                .ok_or_else(|| {
-                    format!("unknown role '{part}' (expected api, realtime, worker or scheduler)")
-                })?;
+                .ok_or_else(|| format!("unknown role '{part}' (expected api, realtime, worker or scheduler)"))?;
             if !roles.contains(&role) {
                 roles.push(role);
             }
@@ -326,9 +470,7 @@ mod text {
         Scalar::deserialize(deserializer).map(Scalar::into_text)
     }
 
-    pub fn optional<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Option<String>, D::Error> {
+    pub fn optional<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
         Option::<Scalar>::deserialize(deserializer).map(|v| v.map(Scalar::into_text))
     }
 }
@@ -344,11 +486,7 @@ pub struct InvalidConfig {
 
 impl std::fmt::Display for InvalidConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "invalid configuration key `{}`: {}",
-            self.key, self.reason
-        )
+        write!(f, "invalid configuration key `{}`: {}", self.key, self.reason)
     }
 }
 
@@ -364,14 +502,9 @@ impl Config {
             })
         };
         if let Some(url) = &self.database_url
-            && !(url.starts_with("sqlite:")
-                || url.starts_with("postgres://")
-                || url.starts_with("postgresql://"))
+            && !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://"))
         {
-            return fail(
-                "database_url",
-                "must start with sqlite:, postgres:// or postgresql://",
-            );
+            return fail("database_url", "must start with sqlite:, postgres:// or postgresql://");
         }
         if let Some(url) = &self.redis_url
             && !(url.starts_with("redis://") || url.starts_with("rediss://"))
@@ -389,10 +522,7 @@ impl Config {
             return fail("jwt_secret", "must be at least 32 characters");
         }
         if self.production && self.jwt_secret.is_none() && self.auth.jwks_url.is_none() {
-            return fail(
-                "jwt_secret",
-                "production mode needs jwt_secret or auth.jwks_url",
-            );
+            return fail("jwt_secret", "production mode needs jwt_secret or auth.jwks_url");
         }
         if let Some(url) = &self.auth.jwks_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
@@ -406,13 +536,34 @@ impl Config {
             return fail("database.max_connections", "must be at least 1");
         }
         if self.database.min_connections > self.database.max_connections {
-            return fail(
-                "database.min_connections",
-                "must not exceed database.max_connections",
-            );
+            return fail("database.min_connections", "must not exceed database.max_connections");
         }
         if self.http.body_limit_bytes < 1024 {
             return fail("http.body_limit_bytes", "must be at least 1024");
+        }
+        for (key, queue) in [
+            ("jobs.queues.critical", &self.jobs.queues.critical),
+            ("jobs.queues.default", &self.jobs.queues.default),
+            ("jobs.queues.bulk", &self.jobs.queues.bulk),
+        ] {
+            if queue.workers == 0 || queue.timeout_secs == 0 {
+                return Err(InvalidConfig {
+                    key,
+                    reason: "workers and timeout_secs must be at least 1".into(),
+                });
+            }
+            if queue.retries > 0 && queue.retry_delays_secs.is_empty() {
+                return Err(InvalidConfig {
+                    key,
+                    reason: "retry_delays_secs must list at least one delay".into(),
+                });
+            }
+        }
+        if self.jobs.lease_secs < 2 {
+            return fail("jobs.lease_secs", "must be at least 2");
+        }
+        if self.jobs.claim_batch == 0 {
+            return fail("jobs.claim_batch", "must be at least 1");
         }
         if self.observability.max_org_label_values == 0 {
             return fail("observability.max_org_label_values", "must be at least 1");
@@ -457,10 +608,7 @@ mod tests {
             },
             ..Default::default()
         };
-        assert_eq!(
-            config.validate().map_err(|e| e.key),
-            Err("database.max_connections")
-        );
+        assert_eq!(config.validate().map_err(|e| e.key), Err("database.max_connections"));
         let config = Config {
             database_url: Some("mysql://x".into()),
             ..Default::default()

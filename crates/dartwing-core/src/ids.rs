@@ -27,8 +27,7 @@ impl TraceId {
     /// The trace id of a W3C `traceparent` header (`00-<32 hex>-<16 hex>-<2 hex>`), if valid.
     pub fn from_traceparent(value: &str) -> Option<Self> {
         let mut parts = value.trim().split('-');
-        let (version, trace, parent, flags) =
-            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let (version, trace, parent, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
         let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
         let valid = hex(version, 2)
             && version != "ff"
@@ -97,10 +96,7 @@ mod tests {
             TraceId::from_traceparent(tp).map(|t| t.0),
             Some("4bf92f3577b34da6a3ce929d0e0e4736".into())
         );
-        assert!(
-            TraceId::from_traceparent("00-00000000000000000000000000000000-00f067aa0ba902b7-01")
-                .is_none()
-        );
+        assert!(TraceId::from_traceparent("00-00000000000000000000000000000000-00f067aa0ba902b7-01").is_none());
         assert!(TraceId::from_traceparent("garbage").is_none());
         assert!(TraceId::from_header("abc-123_X").is_some());
         assert!(TraceId::from_header("bad\nvalue").is_none());

@@ -10,6 +10,7 @@ pub mod error;
 pub mod identity;
 pub mod ids;
 pub mod permission;
+pub mod publish;
 pub mod tenancy;
 pub mod time;
 

@@ -176,9 +176,7 @@ impl Principal {
         if self.system_admin {
             Ok(())
         } else {
-            Err(Error::permission_denied(
-                "Only system administrators may do this",
-            ))
+            Err(Error::permission_denied("Only system administrators may do this"))
         }
     }
 
@@ -248,32 +246,18 @@ mod tests {
         ];
         for (role, allowed) in expected {
             let p = user(role, OrgStatus::Active, false);
-            for (action, allow) in [
-                Read,
-                Write,
-                ManageMembers,
-                ManageOrganization,
-                ManageIntegrations,
-            ]
-            .into_iter()
-            .zip(allowed)
+            for (action, allow) in [Read, Write, ManageMembers, ManageOrganization, ManageIntegrations]
+                .into_iter()
+                .zip(allowed)
             {
-                assert_eq!(
-                    p.can(action, "ORG-A"),
-                    allow,
-                    "{role:?} {action:?} same org"
-                );
+                assert_eq!(p.can(action, "ORG-A"), allow, "{role:?} {action:?} same org");
                 assert!(!p.can(action, "ORG-B"), "{role:?} {action:?} other org");
             }
             // Suspended organization: reading stays, nothing else.
             let suspended = user(role, OrgStatus::Suspended, false);
             for action in Action::ALL {
                 let allow = role.is_some() && *action == Read;
-                assert_eq!(
-                    suspended.can(*action, "ORG-A"),
-                    allow,
-                    "{role:?} {action:?} suspended"
-                );
+                assert_eq!(suspended.can(*action, "ORG-A"), allow, "{role:?} {action:?} suspended");
             }
         }
         let admin = user(None, OrgStatus::Active, true);
@@ -281,11 +265,7 @@ mod tests {
             assert!(admin.can(*action, "ORG-A") && admin.can(*action, "ORG-B"));
         }
         assert!(admin.authorize_system().is_ok());
-        assert!(
-            user(Some(Owner), OrgStatus::Active, false)
-                .authorize_system()
-                .is_err()
-        );
+        assert!(user(Some(Owner), OrgStatus::Active, false).authorize_system().is_err());
     }
 
     #[test]

@@ -179,10 +179,7 @@ mod tests {
 
     #[test]
     fn emails_are_lower_cased_and_checked() {
-        assert_eq!(
-            normalize_email(" Ann@Example.COM "),
-            Ok("ann@example.com".to_string())
-        );
+        assert_eq!(normalize_email(" Ann@Example.COM "), Ok("ann@example.com".to_string()));
         assert!(normalize_email("no-at-sign").is_err());
         assert!(normalize_email("a@b@c").is_err());
         assert!(normalize_email("@example.com").is_err());

@@ -56,9 +56,7 @@ impl FromStr for Timestamp {
     type Err = InvalidTimestamp;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let parsed = DateTime::parse_from_rfc3339(s).map_err(|_| InvalidTimestamp)?;
-        Ok(Self::from_micros(
-            parsed.with_timezone(&Utc).timestamp_micros(),
-        ))
+        Ok(Self::from_micros(parsed.with_timezone(&Utc).timestamp_micros()))
     }
 }
 

@@ -36,12 +36,9 @@ pub(crate) fn describe(error: &sqlx::Error) -> String {
 pub fn map_db_error(error: sqlx::Error) -> Error {
     match &error {
         sqlx::Error::Database(db) => match db.kind() {
-            SqlErrorKind::UniqueViolation => {
-                Error::conflict("A document with these values already exists")
-            }
+            SqlErrorKind::UniqueViolation => Error::conflict("A document with these values already exists"),
             SqlErrorKind::ForeignKeyViolation => {
-                Error::conflict("The document is linked to other documents")
-                    .with_exc_type("LinkExistsError")
+                Error::conflict("The document is linked to other documents").with_exc_type("LinkExistsError")
             }
             SqlErrorKind::CheckViolation | SqlErrorKind::NotNullViolation => {
                 Error::validation("A value is missing or not allowed")

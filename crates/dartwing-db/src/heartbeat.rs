@@ -43,6 +43,16 @@ impl WorkerHeartbeats {
         .map(|_| ())
     }
 
+    /// Removes every heartbeat of this node: a restarted node forgets the workers of its
+    /// previous run (their jobs are recovered through their leases).
+    pub async fn clear_node(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM worker_heartbeat WHERE node_id = $1")
+            .bind(&self.node_id)
+            .execute(self.db.pool())
+            .await
+            .map(|_| ())
+    }
+
     /// Removes a worker that stopped cleanly.
     pub async fn remove(&self, worker_id: &str) -> Result<(), sqlx::Error> {
         sqlx::query("DELETE FROM worker_heartbeat WHERE worker_id = $1")
@@ -72,14 +82,8 @@ impl HealthCheck for WorkerHeartbeats {
                 .fetch_all(self.db.pool())
                 .await
                 .map_err(|e| format!("cannot read heartbeats: {}", crate::error::describe(&e)))?;
-        let live_in_cluster = rows
-            .iter()
-            .filter(|(_, _, beat)| *beat >= deadline_us)
-            .count();
-        let mine: Vec<_> = rows
-            .iter()
-            .filter(|(_, node, _)| *node == self.node_id)
-            .collect();
+        let live_in_cluster = rows.iter().filter(|(_, _, beat)| *beat >= deadline_us).count();
+        let mine: Vec<_> = rows.iter().filter(|(_, node, _)| *node == self.node_id).collect();
         if let Some((worker, _, beat)) = mine.iter().find(|(_, _, beat)| *beat < deadline_us) {
             return Err(format!(
                 "worker {worker} last beat {} s ago",

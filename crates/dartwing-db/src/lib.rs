@@ -67,28 +67,19 @@ pub struct Db {
 impl Db {
     /// The URL of the embedded database in `data_dir` (created on connect).
     pub fn sqlite_url_in(data_dir: &Path) -> String {
-        format!(
-            "sqlite://{}?mode=rwc",
-            data_dir.join("dartwing.db").display()
-        )
+        format!("sqlite://{}?mode=rwc", data_dir.join("dartwing.db").display())
     }
 
     /// Opens a pool. For SQLite the parent directory is created, and every connection uses WAL,
     /// a busy timeout and foreign keys.
-    pub async fn connect(
-        url: &str,
-        config: &DatabaseConfig,
-        metrics: Option<Arc<Metrics>>,
-    ) -> Result<Self, DbError> {
+    pub async fn connect(url: &str, config: &DatabaseConfig, metrics: Option<Arc<Metrics>>) -> Result<Self, DbError> {
         sqlx::any::install_default_drivers();
         let backend = Backend::of_url(url)?;
         if backend == Backend::Sqlite
-            && let Some(parent) =
-                sqlite_path(url).and_then(|p| Path::new(p).parent().map(Path::to_path_buf))
+            && let Some(parent) = sqlite_path(url).and_then(|p| Path::new(p).parent().map(Path::to_path_buf))
             && !parent.as_os_str().is_empty()
         {
-            std::fs::create_dir_all(&parent)
-                .map_err(|e| DbError::DataDir(parent.display().to_string(), e))?;
+            std::fs::create_dir_all(&parent).map_err(|e| DbError::DataDir(parent.display().to_string(), e))?;
         }
         let options = AnyConnectOptions::from_str(url).map_err(DbError::Connect)?;
         let busy_timeout_ms = config.sqlite_busy_timeout_ms;
@@ -174,12 +165,7 @@ impl Db {
 
     /// Runs a query future, recording `db_queries_total`, `db_query_duration_seconds` and slow
     /// queries under `doctype`/`operation`.
-    pub async fn observe<T, Fut>(
-        &self,
-        doctype: &str,
-        operation: &str,
-        query: Fut,
-    ) -> Result<T, sqlx::Error>
+    pub async fn observe<T, Fut>(&self, doctype: &str, operation: &str, query: Fut) -> Result<T, sqlx::Error>
     where
         Fut: Future<Output = Result<T, sqlx::Error>>,
     {
@@ -197,11 +183,7 @@ impl Db {
             .with_label_values(&labels)
             .observe(elapsed.as_secs_f64());
         if elapsed >= self.slow_query {
-            metrics
-                .db
-                .slow_queries_total
-                .with_label_values(&labels)
-                .inc();
+            metrics.db.slow_queries_total.with_label_values(&labels).inc();
             tracing::warn!(
                 doctype,
                 operation,
@@ -219,9 +201,7 @@ impl Db {
 }
 
 fn sqlite_path(url: &str) -> Option<&str> {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next()?;
     (!path.is_empty() && path != ":memory:").then_some(path)
 }
@@ -239,13 +219,7 @@ impl HealthCheck for DatabaseCheck {
             .execute(&self.0.pool)
             .await
             .map(|_| format!("{} reachable", self.0.backend.as_str()))
-            .map_err(|e| {
-                format!(
-                    "{} unreachable: {}",
-                    self.0.backend.as_str(),
-                    error::describe(&e)
-                )
-            })
+            .map_err(|e| format!("{} unreachable: {}", self.0.backend.as_str(), error::describe(&e)))
     }
 }
 
@@ -255,10 +229,7 @@ mod tests {
 
     #[test]
     fn sqlite_paths_are_found_in_urls() {
-        assert_eq!(
-            sqlite_path("sqlite://./data/x.db?mode=rwc"),
-            Some("./data/x.db")
-        );
+        assert_eq!(sqlite_path("sqlite://./data/x.db?mode=rwc"), Some("./data/x.db"));
         assert_eq!(sqlite_path("sqlite:x.db"), Some("x.db"));
         assert_eq!(sqlite_path("sqlite::memory:"), None);
         assert!(Backend::of_url("mysql://x").is_err());

@@ -60,10 +60,7 @@ impl TestDatabase {
     /// A fresh SQLite file.
     pub fn sqlite() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("dartwing.db").display()
-        );
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("dartwing.db").display());
         Self {
             backend: Backend::Sqlite,
             url,
@@ -79,9 +76,7 @@ impl TestDatabase {
         sqlx::any::install_default_drivers();
         let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin_url)
             .await
-            .unwrap_or_else(|e| {
-                panic!("DARTWING_TEST_DATABASE_URL is set but PostgreSQL is unreachable: {e}")
-            });
+            .unwrap_or_else(|e| panic!("DARTWING_TEST_DATABASE_URL is set but PostgreSQL is unreachable: {e}"));
         sqlx::query(&format!("CREATE SCHEMA {schema}"))
             .execute(&mut admin)
             .await
@@ -162,8 +157,7 @@ pub struct Reply {
 impl Reply {
     /// The body as JSON (panics with the body when it is not).
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.text)
-            .unwrap_or_else(|_| panic!("not JSON ({}): {}", self.status, self.text))
+        serde_json::from_str(&self.text).unwrap_or_else(|_| panic!("not JSON ({}): {}", self.status, self.text))
     }
 }
 
@@ -214,13 +208,7 @@ impl TestServer {
     }
 
     /// Sends a request with an optional `Authorization` header value and JSON body.
-    pub async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        authorization: Option<&str>,
-        body: Option<&Value>,
-    ) -> Reply {
+    pub async fn send(&self, method: Method, path: &str, authorization: Option<&str>, body: Option<&Value>) -> Reply {
         let mut request = self.client.request(method, self.url(path));
         if let Some(value) = authorization {
             request = request.header("authorization", value);
@@ -232,11 +220,7 @@ impl TestServer {
         let status = response.status();
         let headers = response.headers().clone();
         let text = response.text().await.expect("body");
-        Reply {
-            status,
-            headers,
-            text,
-        }
+        Reply { status, headers, text }
     }
 
     /// GET with a bearer token.
@@ -247,24 +231,14 @@ impl TestServer {
 
     /// POST JSON with a bearer token.
     pub async fn post(&self, path: &str, token: &str, body: &Value) -> Reply {
-        self.send(
-            Method::POST,
-            path,
-            Some(&format!("Bearer {token}")),
-            Some(body),
-        )
-        .await
+        self.send(Method::POST, path, Some(&format!("Bearer {token}")), Some(body))
+            .await
     }
 
     /// PUT JSON with a bearer token.
     pub async fn put(&self, path: &str, token: &str, body: &Value) -> Reply {
-        self.send(
-            Method::PUT,
-            path,
-            Some(&format!("Bearer {token}")),
-            Some(body),
-        )
-        .await
+        self.send(Method::PUT, path, Some(&format!("Bearer {token}")), Some(body))
+            .await
     }
 
     /// DELETE with a bearer token.
@@ -283,10 +257,7 @@ impl TestServer {
             )
             .await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
-        reply.json()["data"]["name"]
-            .as_str()
-            .expect("name")
-            .to_string()
+        reply.json()["data"]["name"].as_str().expect("name").to_string()
     }
 
     /// Adds `email` (provisioning the Person through a first request) to `org` with `role`,
@@ -312,10 +283,7 @@ impl TestServer {
             )
             .await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
-        reply.json()["data"]["name"]
-            .as_str()
-            .expect("name")
-            .to_string()
+        reply.json()["data"]["name"].as_str().expect("name").to_string()
     }
 
     /// Stops the node gracefully.

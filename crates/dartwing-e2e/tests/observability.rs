@@ -29,27 +29,18 @@ fn promtool_accepts(text: &str) {
     let mut child = match child {
         Ok(child) => child,
         Err(_) if !dartwing_e2e::services_required() => {
-            eprintln!(
-                "skipped: promtool not installed, exposition format checked by the TYPE parser only"
-            );
+            eprintln!("skipped: promtool not installed, exposition format checked by the TYPE parser only");
             return;
         }
         Err(e) => panic!("promtool is required in CI: {e}"),
     };
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
     let output = child.wait_with_output().unwrap();
-    let problems = String::from_utf8_lossy(&output.stdout).to_string()
-        + &String::from_utf8_lossy(&output.stderr);
+    let problems = String::from_utf8_lossy(&output.stdout).to_string() + &String::from_utf8_lossy(&output.stderr);
     // promtool exits 1 for lint findings (e.g. naming advice) as well as for parse errors; parse
     // errors never come with a "metric name" finding, so tell them apart by the message.
     assert!(
-        !problems.contains("error while linting")
-            && !problems.contains("text format parsing error"),
+        !problems.contains("error while linting") && !problems.contains("text format parsing error"),
         "{problems}"
     );
 }
@@ -58,11 +49,7 @@ fn promtool_accepts(text: &str) {
 fn has_sample(text: &str, family: &str, labels: &[(&str, &str)]) -> bool {
     text.lines()
         .filter(|l| l.starts_with(&format!("{family}{{")))
-        .any(|line| {
-            labels
-                .iter()
-                .all(|(k, v)| line.contains(&format!("{k}=\"{v}\"")))
-        })
+        .any(|line| labels.iter().all(|(k, v)| line.contains(&format!("{k}=\"{v}\""))))
 }
 
 #[tokio::test]
@@ -72,12 +59,8 @@ async fn metrics_parse_as_prometheus_text_with_route_templates_as_endpoints() {
         let server = TestServer::start_with(&db, |c| c.database.slow_query_ms = 0).await;
         let org = server.create_org("ann@example.com", "Acme").await;
         let token = server.token("ann@example.com");
-        server
-            .get(&format!("/api/resource/Organization/{org}"), &token)
-            .await;
-        server
-            .get("/api/resource/Organization/ORG-NOPE", &token)
-            .await;
+        server.get(&format!("/api/resource/Organization/{org}"), &token).await;
+        server.get("/api/resource/Organization/ORG-NOPE", &token).await;
         server.send(Method::GET, "/no/such/path", None, None).await;
 
         let reply = server.send(Method::GET, "/metrics", None, None).await;
@@ -117,8 +100,7 @@ async fn metrics_parse_as_prometheus_text_with_route_templates_as_endpoints() {
         assert!(
             !text
                 .lines()
-                .any(|l| l.starts_with("http_")
-                    && l.contains("endpoint=\"/api/resource/Organization")),
+                .any(|l| l.starts_with("http_") && l.contains("endpoint=\"/api/resource/Organization")),
             "raw paths never become labels"
         );
         assert!(has_sample(
@@ -153,16 +135,11 @@ async fn metrics_parse_as_prometheus_text_with_route_templates_as_endpoints() {
 #[tokio::test]
 async fn metrics_can_require_a_bearer_token() {
     let db = TestDatabase::sqlite();
-    let server = TestServer::start_with(&db, |c| {
-        c.observability.metrics_token = Some("scrape-secret".into())
-    })
-    .await;
+    let server = TestServer::start_with(&db, |c| c.observability.metrics_token = Some("scrape-secret".into())).await;
     let anonymous = server.send(Method::GET, "/metrics", None, None).await;
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
     assert!(!anonymous.text.contains("scrape-secret"));
-    let wrong = server
-        .send(Method::GET, "/metrics", Some("Bearer nope"), None)
-        .await;
+    let wrong = server.send(Method::GET, "/metrics", Some("Bearer nope"), None).await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
     let right = server
         .send(Method::GET, "/metrics", Some("Bearer scrape-secret"), None)
@@ -182,9 +159,7 @@ async fn every_response_carries_a_trace_id_from_the_request_or_a_new_one() {
         }
         request.send()
     };
-    let given = send(vec![("x-trace-id", "req-42_abc")], "/health")
-        .await
-        .unwrap();
+    let given = send(vec![("x-trace-id", "req-42_abc")], "/health").await.unwrap();
     assert_eq!(given.headers()["x-trace-id"], "req-42_abc");
 
     let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
@@ -192,14 +167,9 @@ async fn every_response_carries_a_trace_id_from_the_request_or_a_new_one() {
         .await
         .unwrap();
     assert_eq!(w3c.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(
-        w3c.headers()["x-trace-id"],
-        "4bf92f3577b34da6a3ce929d0e0e4736"
-    );
+    assert_eq!(w3c.headers()["x-trace-id"], "4bf92f3577b34da6a3ce929d0e0e4736");
     let emitted = w3c.headers()["traceparent"].to_str().unwrap();
-    assert!(
-        emitted.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-") && emitted.ends_with("-01")
-    );
+    assert!(emitted.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-") && emitted.ends_with("-01"));
 
     let hostile = send(vec![("x-trace-id", "bad value with spaces")], "/nowhere")
         .await
@@ -215,10 +185,7 @@ async fn every_response_carries_a_trace_id_from_the_request_or_a_new_one() {
 async fn health_reports_each_check_and_answers_503_when_one_fails() {
     for db in TestDatabase::all().await {
         let server = TestServer::start(&db).await;
-        for path in [
-            "/health",
-            "/api/method/dartwing_core.observability.health.health",
-        ] {
+        for path in ["/health", "/api/method/dartwing_core.observability.health.health"] {
             let reply = server.send(Method::GET, path, None, None).await;
             assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
             let body = reply.json();
@@ -241,12 +208,7 @@ async fn health_reports_each_check_and_answers_503_when_one_fails() {
         assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
         let report = reply.json();
         assert_eq!(report["checks"]["workers"]["status"], "unhealthy");
-        assert!(
-            report["checks"]["workers"]["detail"]
-                .as_str()
-                .unwrap()
-                .contains("w1")
-        );
+        assert!(report["checks"]["workers"]["detail"].as_str().unwrap().contains("w1"));
         assert_eq!(report["checks"]["database"]["status"], "ok");
         server.stop().await;
     }
@@ -255,8 +217,7 @@ async fn health_reports_each_check_and_answers_503_when_one_fails() {
 #[tokio::test]
 async fn health_checks_redis_when_configured() {
     let db = TestDatabase::sqlite();
-    let unreachable =
-        TestServer::start_with(&db, |c| c.redis_url = Some("redis://127.0.0.1:1/".into())).await;
+    let unreachable = TestServer::start_with(&db, |c| c.redis_url = Some("redis://127.0.0.1:1/".into())).await;
     let reply = unreachable.send(Method::GET, "/health", None, None).await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(reply.json()["checks"]["redis"]["status"], "unhealthy");
@@ -275,24 +236,16 @@ async fn health_checks_redis_when_configured() {
 async fn openapi_document_describes_the_resource_routes() {
     let db = TestDatabase::sqlite();
     let server = TestServer::start(&db).await;
-    let reply = server
-        .send(Method::GET, "/api/openapi.json", None, None)
-        .await;
+    let reply = server.send(Method::GET, "/api/openapi.json", None, None).await;
     assert_eq!(reply.status, StatusCode::OK);
     let doc = reply.json();
     assert_eq!(doc["openapi"], "3.1.0");
     for (path, methods) in [
         ("/api/resource/{doctype}", &["get", "post"][..]),
-        (
-            "/api/resource/{doctype}/{name}",
-            &["get", "put", "delete"][..],
-        ),
+        ("/api/resource/{doctype}/{name}", &["get", "put", "delete"][..]),
     ] {
         for method in methods {
-            assert!(
-                doc["paths"][path][method].is_object(),
-                "{method} {path} documented"
-            );
+            assert!(doc["paths"][path][method].is_object(), "{method} {path} documented");
         }
     }
     server.stop().await;

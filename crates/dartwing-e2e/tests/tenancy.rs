@@ -48,7 +48,10 @@ async fn organization_names_follow_the_yearly_series_and_the_creator_becomes_own
         assert_eq!(org["data"]["doctype"], "Organization");
 
         let members = server
-            .get(&format!("/api/resource/Org%20Member?fields=[\"*\"]&filters=[[\"organization\",\"=\",\"{first}\"]]"), &token)
+            .get(
+                &format!("/api/resource/Org%20Member?fields=[\"*\"]&filters=[[\"organization\",\"=\",\"{first}\"]]"),
+                &token,
+            )
             .await
             .json();
         let rows = members["data"].as_array().unwrap();
@@ -90,19 +93,10 @@ async fn explicit_names_are_kept_and_invalid_ones_refused() {
             .await;
         assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
         let missing = server
-            .post(
-                "/api/resource/Organization",
-                &token,
-                &json!({"org_type": "Family"}),
-            )
+            .post("/api/resource/Organization", &token, &json!({"org_type": "Family"}))
             .await;
         assert_eq!(missing.status, StatusCode::UNPROCESSABLE_ENTITY);
-        assert!(
-            missing.json()["message"]
-                .as_str()
-                .unwrap()
-                .contains("org_name")
-        );
+        assert!(missing.json()["message"].as_str().unwrap().contains("org_name"));
         server.stop().await;
     }
 }
@@ -115,21 +109,13 @@ async fn organization_settings_change_but_org_type_is_immutable() {
         let org = server.create_org("ann@example.com", "Acme").await;
         let path = format!("/api/resource/Organization/{org}");
         let renamed = server
-            .put(
-                &path,
-                &token,
-                &json!({"org_name": "Acme Ltd", "org_type": "Company"}),
-            )
+            .put(&path, &token, &json!({"org_name": "Acme Ltd", "org_type": "Company"}))
             .await;
         assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.text);
         assert_eq!(renamed.json()["data"]["org_name"], "Acme Ltd");
-        let retyped = server
-            .put(&path, &token, &json!({"org_type": "Nonprofit"}))
-            .await;
+        let retyped = server.put(&path, &token, &json!({"org_type": "Nonprofit"})).await;
         assert_eq!(retyped.status, StatusCode::UNPROCESSABLE_ENTITY);
-        let suspended_by_owner = server
-            .put(&path, &token, &json!({"status": "Suspended"}))
-            .await;
+        let suspended_by_owner = server.put(&path, &token, &json!({"status": "Suspended"})).await;
         assert_eq!(
             suspended_by_owner.status,
             StatusCode::FORBIDDEN,
@@ -151,9 +137,7 @@ async fn suspending_an_organization_keeps_reads_and_blocks_changes() {
         let admin = server.admin_token("root@example.com");
         let org = server.create_org("ann@example.com", "Acme").await;
         let path = format!("/api/resource/Organization/{org}");
-        let suspended = server
-            .put(&path, &admin, &json!({"status": "Suspended"}))
-            .await;
+        let suspended = server.put(&path, &admin, &json!({"status": "Suspended"})).await;
         assert_eq!(suspended.status, StatusCode::OK, "{}", suspended.text);
         assert_eq!(server.get(&path, &token).await.status, StatusCode::OK);
         let rename = server.put(&path, &token, &json!({"org_name": "New"})).await;
@@ -210,10 +194,7 @@ async fn first_request_provisions_the_person_just_in_time() {
                 .is_none()
         );
         let reply = server
-            .get(
-                "/api/resource/Organization",
-                &server.token("New@Example.com"),
-            )
+            .get("/api/resource/Organization", &server.token("New@Example.com"))
             .await;
         assert_eq!(reply.status, StatusCode::OK);
         assert_eq!(reply.json()["data"], json!([]));
@@ -259,18 +240,10 @@ async fn lists_filter_page_order_and_show_only_readable_organizations() {
             let path = format!("/api/resource/Organization?{query}");
             let system = system.clone();
             let server = &server;
-            async move {
-                server
-                    .send(reqwest::Method::GET, &path, Some(&system), None)
-                    .await
-            }
+            async move { server.send(reqwest::Method::GET, &path, Some(&system), None).await }
         };
         let default_page = list("").await.json();
-        assert_eq!(
-            names(&default_page).len(),
-            20,
-            "Frappe's default page length"
-        );
+        assert_eq!(names(&default_page).len(), 20, "Frappe's default page length");
         assert_eq!(
             default_page["data"][0].as_object().unwrap().len(),
             1,
@@ -283,14 +256,17 @@ async fn lists_filter_page_order_and_show_only_readable_organizations() {
         let filtered = list("filters=%5B%5B%22org_type%22%2C%22%3D%22%2C%22Nonprofit%22%5D%5D&order_by=name&fields=%5B%22name%22%2C%22org_type%22%5D").await.json();
         assert_eq!(names(&filtered), ["T-00", "T-05", "T-10", "T-15", "T-20"]);
         assert_eq!(filtered["data"][0]["org_type"], "Nonprofit");
-        let object_filter = list("filters=%7B%22name%22%3A%5B%22in%22%2C%5B%22T-01%22%2C%22T-02%22%5D%5D%7D&order_by=name").await.json();
+        let object_filter =
+            list("filters=%7B%22name%22%3A%5B%22in%22%2C%5B%22T-01%22%2C%22T-02%22%5D%5D%7D&order_by=name")
+                .await
+                .json();
         assert_eq!(names(&object_filter), ["T-01", "T-02"]);
-        let like = list("filters=%5B%5B%22org_name%22%2C%22like%22%2C%22team%201%25%22%5D%5D&order_by=name&limit_page_length=0").await.json();
-        assert_eq!(
-            names(&like).len(),
-            11,
-            "Team 1 and Team 10-19, case-insensitive"
-        );
+        let like = list(
+            "filters=%5B%5B%22org_name%22%2C%22like%22%2C%22team%201%25%22%5D%5D&order_by=name&limit_page_length=0",
+        )
+        .await
+        .json();
+        assert_eq!(names(&like).len(), 11, "Team 1 and Team 10-19, case-insensitive");
 
         // A user sees only the organizations they belong to.
         let own = server.create_org("ann@example.com", "Ann's").await;
@@ -318,37 +294,19 @@ async fn membership_changes_take_effect_on_the_next_request() {
         assert_eq!(server.get(&org_path, &bob).await.status, StatusCode::OK);
 
         let member_path = format!("/api/resource/Org%20Member/{member}");
-        let deactivated = server
-            .put(&member_path, &owner, &json!({"status": "Inactive"}))
-            .await;
+        let deactivated = server.put(&member_path, &owner, &json!({"status": "Inactive"})).await;
         assert_eq!(deactivated.status, StatusCode::OK, "{}", deactivated.text);
-        assert_eq!(
-            server.get(&org_path, &bob).await.status,
-            StatusCode::FORBIDDEN
-        );
+        assert_eq!(server.get(&org_path, &bob).await.status, StatusCode::FORBIDDEN);
 
         let reactivated = server
-            .put(
-                &member_path,
-                &owner,
-                &json!({"status": "Active", "role": "Admin"}),
-            )
+            .put(&member_path, &owner, &json!({"status": "Active", "role": "Admin"}))
             .await;
         assert_eq!(reactivated.json()["data"]["role"], "Admin");
         assert_eq!(server.get(&org_path, &bob).await.status, StatusCode::OK);
 
-        assert_eq!(
-            server.delete(&member_path, &owner).await.status,
-            StatusCode::OK
-        );
-        assert_eq!(
-            server.get(&org_path, &bob).await.status,
-            StatusCode::FORBIDDEN
-        );
-        assert_eq!(
-            server.get(&member_path, &owner).await.status,
-            StatusCode::NOT_FOUND
-        );
+        assert_eq!(server.delete(&member_path, &owner).await.status, StatusCode::OK);
+        assert_eq!(server.get(&org_path, &bob).await.status, StatusCode::FORBIDDEN);
+        assert_eq!(server.get(&member_path, &owner).await.status, StatusCode::NOT_FOUND);
         server.stop().await;
     }
 }
@@ -383,10 +341,7 @@ async fn people_are_visible_to_co_members_only() {
             .get("/api/resource/Person?fields=[\"primary_email\"]", &outsider)
             .await
             .json();
-        assert_eq!(
-            eve_list["data"],
-            json!([{"primary_email": "eve@example.com"}])
-        );
+        assert_eq!(eve_list["data"], json!([{"primary_email": "eve@example.com"}]));
         let ann_list = server
             .get(
                 "/api/resource/Person?fields=[\"primary_email\"]&order_by=primary_email",
@@ -453,14 +408,8 @@ async fn linked_documents_cannot_be_deleted_until_unlinked() {
             .execute(server.app.db.pool())
             .await
             .unwrap();
-        assert_eq!(
-            server.delete(&org_path, &admin).await.status,
-            StatusCode::OK
-        );
-        assert_eq!(
-            server.get(&org_path, &admin).await.status,
-            StatusCode::NOT_FOUND
-        );
+        assert_eq!(server.delete(&org_path, &admin).await.status, StatusCode::OK);
+        assert_eq!(server.get(&org_path, &admin).await.status, StatusCode::NOT_FOUND);
         server.stop().await;
     }
 }
@@ -470,9 +419,8 @@ async fn transaction_helper_commits_or_rolls_back_as_a_whole() {
     for db in TestDatabase::all().await {
         let server = TestServer::start(&db).await;
         let database = &server.app.db;
-        let insert = |name: &'static str| {
-            sqlx::query("INSERT INTO naming_series (prefix, current) VALUES ($1, 1)").bind(name)
-        };
+        let insert =
+            |name: &'static str| sqlx::query("INSERT INTO naming_series (prefix, current) VALUES ($1, 1)").bind(name);
         let failed: Result<(), dartwing_core::Error> = database
             .transaction(move |tx| {
                 Box::pin(async move {
@@ -497,12 +445,11 @@ async fn transaction_helper_commits_or_rolls_back_as_a_whole() {
             })
             .await
             .expect("commits");
-        let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT prefix FROM naming_series WHERE prefix IN ('rolled-back', 'committed')",
-        )
-        .fetch_all(database.pool())
-        .await
-        .unwrap();
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT prefix FROM naming_series WHERE prefix IN ('rolled-back', 'committed')")
+                .fetch_all(database.pool())
+                .await
+                .unwrap();
         assert_eq!(rows, [("committed".to_string(),)], "{:?}", db.backend);
         server.stop().await;
     }

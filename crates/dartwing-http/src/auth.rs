@@ -69,17 +69,13 @@ impl<S: Send + Sync> FromRequestParts<S> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let authenticator = parts
-            .extensions
-            .get::<Arc<Authenticator>>()
-            .cloned()
-            .ok_or_else(|| {
-                tracing::error!(
-                    error_type = "Misconfiguration",
-                    "no authenticator in request extensions"
-                );
-                ApiError(Error::internal())
-            })?;
+        let authenticator = parts.extensions.get::<Arc<Authenticator>>().cloned().ok_or_else(|| {
+            tracing::error!(
+                error_type = "Misconfiguration",
+                "no authenticator in request extensions"
+            );
+            ApiError(Error::internal())
+        })?;
         let header = parts
             .headers
             .get(AUTHORIZATION)
@@ -128,15 +124,17 @@ impl JwtVerifier {
             .map_err(|_| Error::unauthenticated("Malformed token or unsupported algorithm"))?;
         let key = match header.alg {
             Algorithm::HS256 => {
-                let (key, _) = self.hs256.as_ref().ok_or_else(|| {
-                    Error::unauthenticated("HS256 tokens are not accepted by this server")
-                })?;
+                let (key, _) = self
+                    .hs256
+                    .as_ref()
+                    .ok_or_else(|| Error::unauthenticated("HS256 tokens are not accepted by this server"))?;
                 key.clone()
             }
             Algorithm::RS256 | Algorithm::ES256 => {
-                let jwks = self.jwks.as_ref().ok_or_else(|| {
-                    Error::unauthenticated("Tokens signed with public keys need auth.jwks_url")
-                })?;
+                let jwks = self
+                    .jwks
+                    .as_ref()
+                    .ok_or_else(|| Error::unauthenticated("Tokens signed with public keys need auth.jwks_url"))?;
                 let kid = header
                     .kid
                     .as_deref()
@@ -148,15 +146,24 @@ impl JwtVerifier {
         let mut validation = Validation::new(header.alg);
         validation.leeway = self.config.leeway_secs;
         validation.validate_nbf = true;
-        validation.set_required_spec_claims(&["exp"]);
+        // jsonwebtoken checks `iss`/`aud` only when the token carries them: a configured issuer
+        // or audience must also make the claim required, or a token without it would pass.
+        let mut required = vec!["exp"];
         match &self.config.issuer {
-            Some(issuer) => validation.set_issuer(&[issuer]),
+            Some(issuer) => {
+                validation.set_issuer(&[issuer]);
+                required.push("iss");
+            }
             None => validation.iss = None,
         }
         match &self.config.audience {
-            Some(audience) => validation.set_audience(&[audience]),
+            Some(audience) => {
+                validation.set_audience(&[audience]);
+                required.push("aud");
+            }
             None => validation.validate_aud = false,
         }
+        validation.set_required_spec_claims(&required);
         let data = jsonwebtoken::decode::<Value>(token, &key, &validation).map_err(|e| {
             use jsonwebtoken::errors::ErrorKind as K;
             Error::unauthenticated(match e.kind() {
@@ -176,12 +183,7 @@ impl JwtVerifier {
         let email = claims
             .get(&self.config.user_claim)
             .and_then(Value::as_str)
-            .ok_or_else(|| {
-                Error::unauthenticated(format!(
-                    "Token lacks the '{}' claim",
-                    self.config.user_claim
-                ))
-            })?;
+            .ok_or_else(|| Error::unauthenticated(format!("Token lacks the '{}' claim", self.config.user_claim)))?;
         let email = normalize_email(email).map_err(Error::unauthenticated)?;
         let roles = self
             .config
@@ -193,10 +195,7 @@ impl JwtVerifier {
                 .iter()
                 .any(|r| r.as_str() == Some(self.config.admin_role.as_str()))
         });
-        let full_name = claims
-            .get("name")
-            .and_then(Value::as_str)
-            .map(str::to_string);
+        let full_name = claims.get("name").and_then(Value::as_str).map(str::to_string);
         Ok(VerifiedUser {
             email,
             full_name,
@@ -205,15 +204,11 @@ impl JwtVerifier {
     }
 
     /// Signs a development HS256 token for `email` valid for `ttl`; fails without a secret.
-    pub fn issue_dev_token(
-        &self,
-        email: &str,
-        system_admin: bool,
-        ttl: Duration,
-    ) -> Result<String> {
-        let (_, key) = self.hs256.as_ref().ok_or_else(|| {
-            Error::validation("No HS256 secret configured (set DARTWING_JWT_SECRET)")
-        })?;
+    pub fn issue_dev_token(&self, email: &str, system_admin: bool, ttl: Duration) -> Result<String> {
+        let (_, key) = self
+            .hs256
+            .as_ref()
+            .ok_or_else(|| Error::validation("No HS256 secret configured (set DARTWING_JWT_SECRET)"))?;
         let email = normalize_email(email).map_err(Error::validation)?;
         let now = jsonwebtoken::get_current_timestamp();
         let mut claims = serde_json::json!({

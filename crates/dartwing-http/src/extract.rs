@@ -60,9 +60,7 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
         _ => ErrorKind::BadRequest,
     };
     let message = match &rejection {
-        JsonRejection::MissingJsonContentType(_) => {
-            "Expected a JSON body with Content-Type: application/json".into()
-        }
+        JsonRejection::MissingJsonContentType(_) => "Expected a JSON body with Content-Type: application/json".into(),
         JsonRejection::BytesRejection(_) if kind == ErrorKind::PayloadTooLarge => {
             "Request body exceeds the size limit".into()
         }

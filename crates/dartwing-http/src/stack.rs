@@ -49,10 +49,7 @@ pub fn apply(routes: Router, config: StackConfig) -> Router {
 }
 
 async fn unknown_route(method: Method, uri: axum::http::Uri) -> ApiError {
-    ApiError(Error::not_found(format!(
-        "No route for {method} {}",
-        uri.path()
-    )))
+    ApiError(Error::not_found(format!("No route for {method} {}", uri.path())))
 }
 
 async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Response {
@@ -81,11 +78,7 @@ pub fn trace_id_of(headers: &axum::http::HeaderMap) -> TraceId {
         .unwrap_or_else(TraceId::generate)
 }
 
-async fn observe_request(
-    State(config): State<Arc<StackConfig>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+async fn observe_request(State(config): State<Arc<StackConfig>>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let trace_id = trace_id_of(request.headers());
     let method = request.method().clone();
@@ -123,10 +116,7 @@ async fn observe_request(
     if let Ok(value) = HeaderValue::from_str(trace_id.as_str()) {
         response.headers_mut().insert(TRACE_ID_HEADER, value);
     }
-    if let Some(traceparent) = trace_id
-        .traceparent()
-        .and_then(|tp| HeaderValue::from_str(&tp).ok())
-    {
+    if let Some(traceparent) = trace_id.traceparent().and_then(|tp| HeaderValue::from_str(&tp).ok()) {
         response.headers_mut().insert("traceparent", traceparent);
     }
     let elapsed = started.elapsed();

@@ -1,1 +1,465 @@
-//! Dartwing jobs capability (not implemented yet).
+//! Background job isolation (SPEC §8): durable queues `critical`, `default` and `bulk` in the SQL
+//! database, fair dispatch across organizations, per-organization caps and rate limits, leases
+//! and heartbeats, retries with back-off, the dead-letter queue, stuck-job recovery and cron.
+//!
+//! Guarantees: a job runs at least once; a job whose worker dies is run again after its lease
+//! expires; cron ticks are enqueued exactly once across nodes. See `docs/jobs.md`.
+
+pub mod builtin;
+mod handler;
+pub mod model;
+pub mod routes;
+mod scheduler;
+mod store;
+mod worker;
+
+pub use handler::{HandlerRegistry, JobContext, JobError, JobHandler};
+pub use scheduler::CronEntry;
+pub use store::{ClaimedJob, FailureKind, FailureOutcome, JobStore};
+
+use crate::model::{DeadLetter, DeadLetterStatus, Enqueued, JobInfo, JobStatus, NewJob, Queue};
+use dartwing_core::config::JobsConfig;
+use dartwing_core::publish::{SharedPublisher, Target};
+use dartwing_core::{Action, Error, Principal, Result};
+use dartwing_db::Db;
+use dartwing_db::heartbeat::WorkerHeartbeats;
+use dartwing_observe::Metrics;
+use dartwing_observe::catalog;
+use dartwing_tenancy::TenancyStore;
+use prometheus::{HistogramVec, IntCounterVec, IntGaugeVec};
+use serde_json::json;
+use std::sync::Arc;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Job metrics (SPEC §8).
+#[derive(Clone)]
+pub(crate) struct JobMetrics {
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) enqueued: IntCounterVec,
+    pub(crate) completed: IntCounterVec,
+    pub(crate) duration: HistogramVec,
+    pub(crate) queue_depth: IntGaugeVec,
+    pub(crate) dlq_depth: IntGaugeVec,
+    pub(crate) org_job_count: IntGaugeVec,
+    pub(crate) retried: IntCounterVec,
+}
+
+impl JobMetrics {
+    fn new(metrics: Arc<Metrics>) -> Result<Self> {
+        let fail = |e: dartwing_observe::metrics::RegistrationError| {
+            tracing::error!(error = %e, "job metrics registration failed");
+            Error::internal()
+        };
+        Ok(Self {
+            enqueued: metrics.counter(&catalog::JOBS_ENQUEUED_TOTAL).map_err(fail)?,
+            completed: metrics.counter(&catalog::JOBS_COMPLETED_TOTAL).map_err(fail)?,
+            duration: metrics.histogram(&catalog::JOBS_DURATION_SECONDS).map_err(fail)?,
+            queue_depth: metrics.gauge(&catalog::QUEUE_DEPTH).map_err(fail)?,
+            dlq_depth: metrics.gauge(&catalog::DLQ_DEPTH).map_err(fail)?,
+            org_job_count: metrics.gauge(&catalog::ORG_JOB_COUNT).map_err(fail)?,
+            retried: metrics.counter(&catalog::JOBS_RETRIED_TOTAL).map_err(fail)?,
+            metrics,
+        })
+    }
+
+    pub(crate) fn org(&self, organization: Option<&str>) -> String {
+        self.metrics.org_label(organization.unwrap_or("")).into_owned()
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) store: JobStore,
+    pub(crate) registry: HandlerRegistry,
+    pub(crate) publisher: SharedPublisher,
+    pub(crate) tenancy: TenancyStore,
+    pub(crate) metrics: JobMetrics,
+    pub(crate) wake: [Notify; 3],
+    pub(crate) cron: Vec<CronEntry>,
+}
+
+/// The job system of a node: enqueue and query (every call checked by the permission module),
+/// and the worker and scheduler roles.
+#[derive(Clone)]
+pub struct Jobs {
+    pub(crate) inner: Arc<Inner>,
+}
+
+/// Longest dedup key.
+const MAX_DEDUP_KEY: usize = 140;
+
+impl Jobs {
+    /// The job system on `db` with `registry`'s handlers (the built-ins are added).
+    pub fn new(
+        db: Db,
+        config: JobsConfig,
+        mut registry: HandlerRegistry,
+        publisher: SharedPublisher,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self> {
+        builtin::register(&mut registry, &config);
+        let cron = scheduler::builtin_entries(&config);
+        let tenancy = TenancyStore::new(db.clone());
+        Ok(Self {
+            inner: Arc::new(Inner {
+                store: JobStore::new(db, Arc::new(config)),
+                registry,
+                publisher,
+                tenancy,
+                metrics: JobMetrics::new(metrics)?,
+                wake: [Notify::new(), Notify::new(), Notify::new()],
+                cron,
+            }),
+        })
+    }
+
+    /// The store.
+    pub fn store(&self) -> &JobStore {
+        &self.inner.store
+    }
+
+    /// Registered job types.
+    pub fn methods(&self) -> Vec<&str> {
+        self.inner.registry.methods()
+    }
+
+    pub(crate) fn wake(&self, queue: Queue) -> &Notify {
+        &self.inner.wake[queue as usize]
+    }
+
+    async fn validate(&self, actor: &Principal, job: &NewJob) -> Result<()> {
+        if !self.inner.registry.contains(&job.method) {
+            return Err(Error::validation(format!("No handler for job type '{}'", job.method)));
+        }
+        if !job.args.is_object() {
+            return Err(Error::bad_request("'args' must be a JSON object"));
+        }
+        let size = job.args.to_string().len();
+        let max = self.inner.store.config().max_args_bytes;
+        if size > max {
+            return Err(Error::new(
+                dartwing_core::ErrorKind::PayloadTooLarge,
+                format!("'args' is {size} bytes; at most {max} are accepted"),
+            ));
+        }
+        if job
+            .dedup_key
+            .as_ref()
+            .is_some_and(|k| k.is_empty() || k.chars().count() > MAX_DEDUP_KEY)
+        {
+            return Err(Error::validation(format!(
+                "'dedup_key' must be 1-{MAX_DEDUP_KEY} characters"
+            )));
+        }
+        match &job.organization {
+            Some(org) => {
+                actor.authorize(Action::Write, org)?;
+                if self.inner.tenancy.organization_status(org).await?.is_none() {
+                    return Err(Error::validation(format!("Organization {org} does not exist"))
+                        .with_exc_type("LinkValidationError"));
+                }
+            }
+            None => actor.authorize_system()?,
+        }
+        Ok(())
+    }
+
+    /// Enqueues a job for `actor` (Write permission on its organization; system jobs need a
+    /// system administrator). At an organization's pending cap the admins get
+    /// `job_limit_warning`; in `reject` mode the call fails with 429.
+    pub async fn enqueue(&self, actor: &Principal, job: NewJob) -> Result<Enqueued> {
+        self.validate(actor, &job).await?;
+        let result = self.inner.store.enqueue(&job).await;
+        self.after_enqueue(&job, result).await
+    }
+
+    /// Enqueues inside the caller's transaction (the job commits or rolls back with it).
+    pub async fn enqueue_in(&self, conn: &mut sqlx::AnyConnection, actor: &Principal, job: NewJob) -> Result<Enqueued> {
+        self.validate(actor, &job).await?;
+        let result = self.inner.store.enqueue_in(conn, &job).await;
+        self.after_enqueue(&job, result).await
+    }
+
+    /// Enqueues many jobs of one actor in one transaction (used by imports and benchmarks).
+    pub async fn enqueue_many(&self, actor: &Principal, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>> {
+        for job in &jobs {
+            self.validate(actor, job).await?;
+        }
+        let results = self.inner.store.enqueue_many(&jobs).await?;
+        let mut out = Vec::with_capacity(results.len());
+        for (job, result) in jobs.iter().zip(results) {
+            out.push(self.after_enqueue(job, Ok(result)).await?);
+        }
+        Ok(out)
+    }
+
+    async fn after_enqueue(&self, job: &NewJob, result: Result<(Enqueued, bool)>) -> Result<Enqueued> {
+        let queue = self.inner.store.queue_for(&job.method);
+        let at_limit = match &result {
+            Ok((_, at_limit)) => *at_limit,
+            Err(e) => e.kind() == dartwing_core::ErrorKind::RateLimited,
+        };
+        if at_limit && let Some(org) = &job.organization {
+            self.warn_limit(org, queue, job.trace_id.as_deref()).await;
+        }
+        let (enqueued, _) = result?;
+        if !enqueued.deduplicated {
+            let m = &self.inner.metrics;
+            m.enqueued
+                .with_label_values(&[queue.as_str(), &job.method, &m.org(job.organization.as_deref())])
+                .inc();
+            self.wake(enqueued.queue).notify_one();
+        }
+        Ok(enqueued)
+    }
+
+    async fn warn_limit(&self, organization: &str, queue: Queue, trace_id: Option<&str>) {
+        let limit = self.inner.store.queue_config(queue).max_pending_per_org;
+        tracing::warn!(
+            organization,
+            queue = queue.as_str(),
+            "organization reached its pending job limit"
+        );
+        match self.inner.tenancy.admin_emails(organization).await {
+            Ok(admins) => {
+                for email in admins {
+                    self.inner.publisher.publish(
+                        "job_limit_warning",
+                        json!({ "organization": organization, "queue": queue, "limit": limit }),
+                        Target::User(email),
+                        trace_id,
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot list organization admins for job_limit_warning"),
+        }
+    }
+
+    async fn readable(&self, actor: &Principal, job_org: Option<&str>) -> Result<()> {
+        match job_org {
+            Some(org) => actor.authorize(Action::Read, org),
+            None => actor.authorize_system(),
+        }
+    }
+
+    /// A job's status (Read permission on its organization).
+    pub async fn status(&self, actor: &Principal, job_id: &str) -> Result<JobInfo> {
+        let info = self.inner.store.info(job_id).await?;
+        self.readable(actor, info.organization.as_deref())
+            .await
+            .map_err(|_| not_found(job_id))?;
+        Ok(info)
+    }
+
+    /// Jobs of one organization, or of every organization the actor can read.
+    pub async fn list(
+        &self,
+        actor: &Principal,
+        organization: Option<&str>,
+        status: Option<JobStatus>,
+        limit: u32,
+    ) -> Result<Vec<JobInfo>> {
+        let scope = self.scope(actor, organization)?;
+        self.inner.store.list(scope.as_deref(), status, limit).await
+    }
+
+    fn scope(&self, actor: &Principal, organization: Option<&str>) -> Result<Option<Vec<String>>> {
+        Ok(match (organization, actor.readable_organizations()) {
+            (Some(org), _) => {
+                actor.authorize(Action::Read, org)?;
+                Some(vec![org.to_string()])
+            }
+            (None, dartwing_core::permission::OrgScope::All) => None,
+            (None, dartwing_core::permission::OrgScope::Only(orgs)) => Some(orgs),
+        })
+    }
+
+    /// Cancels a job (Write permission on its organization).
+    pub async fn cancel(&self, actor: &Principal, job_id: &str) -> Result<JobStatus> {
+        let info = self.status(actor, job_id).await?;
+        match info.organization.as_deref() {
+            Some(org) => actor.authorize(Action::Write, org)?,
+            None => actor.authorize_system()?,
+        }
+        if info.status.is_final() {
+            return Err(Error::conflict(format!(
+                "Job {job_id} already finished ({})",
+                info.status.as_str()
+            )));
+        }
+        let status = self.inner.store.cancel(job_id).await?;
+        if status == JobStatus::Canceled {
+            let m = &self.inner.metrics;
+            m.completed
+                .with_label_values(&[
+                    info.queue.as_str(),
+                    &info.method,
+                    &m.org(info.organization.as_deref()),
+                    "Canceled",
+                ])
+                .inc();
+        }
+        Ok(status)
+    }
+
+    fn authorize_dead_letters(&self, actor: &Principal, organization: Option<&str>) -> Result<()> {
+        match organization {
+            Some(org) => actor.authorize(Action::ManageOrganization, org),
+            None => actor.authorize_system(),
+        }
+    }
+
+    /// Dead letters of one organization (its Owners/Admins) or of all (system administrators).
+    pub async fn dead_letters(
+        &self,
+        actor: &Principal,
+        organization: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<DeadLetter>> {
+        match organization {
+            Some(org) => {
+                actor.authorize(Action::ManageOrganization, org)?;
+                self.inner.store.dead_letters(Some(&[org.to_string()]), limit).await
+            }
+            None => {
+                actor.authorize_system()?;
+                self.inner.store.dead_letters(None, limit).await
+            }
+        }
+    }
+
+    /// Re-enqueues a Pending dead letter's job and marks the letter Retried.
+    pub async fn retry_dead_letter(&self, actor: &Principal, name: &str, notes: Option<&str>) -> Result<Enqueued> {
+        let letter = self.inner.store.dead_letter(name).await?;
+        self.authorize_dead_letters(actor, letter.organization.as_deref())?;
+        let mut job = NewJob::new(
+            letter.method.clone(),
+            letter.organization.as_deref(),
+            letter.job_data.clone(),
+        );
+        job.submitted_by = Some(actor.id().to_string());
+        let mut tx = self.inner.store.db().begin().await.map_err(dartwing_db::map_db_error)?;
+        self.inner
+            .store
+            .settle_dead_letter(&mut tx, name, DeadLetterStatus::Retried, notes, actor.id())
+            .await?;
+        let (enqueued, _) = self.inner.store.enqueue_in(&mut tx, &job).await?;
+        tx.commit().await.map_err(dartwing_db::map_db_error)?;
+        self.wake(enqueued.queue).notify_one();
+        Ok(enqueued)
+    }
+
+    /// Marks a Pending dead letter Resolved or Ignored with notes.
+    pub async fn settle_dead_letter(
+        &self,
+        actor: &Principal,
+        name: &str,
+        status: DeadLetterStatus,
+        notes: Option<&str>,
+    ) -> Result<DeadLetter> {
+        if !matches!(status, DeadLetterStatus::Resolved | DeadLetterStatus::Ignored) {
+            return Err(Error::validation("A dead letter can only be resolved or ignored here"));
+        }
+        let letter = self.inner.store.dead_letter(name).await?;
+        self.authorize_dead_letters(actor, letter.organization.as_deref())?;
+        let mut conn = self
+            .inner
+            .store
+            .db()
+            .pool()
+            .acquire()
+            .await
+            .map_err(dartwing_db::map_db_error)?;
+        self.inner
+            .store
+            .settle_dead_letter(&mut conn, name, status, notes, actor.id())
+            .await?;
+        self.inner.store.dead_letter(name).await
+    }
+
+    /// Starts this node's workers (role `worker`); they stop when `shutdown` is cancelled,
+    /// letting running jobs finish within the grace period and releasing the rest.
+    pub fn spawn_workers(
+        &self,
+        node_id: &str,
+        heartbeats: WorkerHeartbeats,
+        shutdown: CancellationToken,
+        grace: std::time::Duration,
+    ) -> JoinHandle<()> {
+        worker::spawn(self.clone(), node_id, heartbeats, shutdown, grace)
+    }
+
+    /// Starts the cron scheduler (role `scheduler`).
+    pub fn spawn_scheduler(&self, shutdown: CancellationToken) -> JoinHandle<()> {
+        scheduler::spawn(self.clone(), shutdown)
+    }
+
+    /// Samples queue depths, dead-letter depth and per-organization counts into metrics.
+    pub fn spawn_metrics_sampler(&self, shutdown: CancellationToken) -> JoinHandle<()> {
+        let jobs = self.clone();
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(std::time::Duration::from_secs(5));
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = ticker.tick() => jobs.sample_metrics().await,
+                }
+            }
+        })
+    }
+
+    /// Refreshes the sampled job gauges now.
+    pub async fn sample_metrics(&self) {
+        let m = &self.inner.metrics;
+        let store = &self.inner.store;
+        if let Ok(depths) = store.queue_depths().await {
+            for queue in Queue::ALL {
+                let depth = depths.iter().find(|(q, _)| q == queue.as_str()).map_or(0, |(_, d)| *d);
+                m.queue_depth.with_label_values(&[queue.as_str()]).set(depth);
+            }
+        }
+        if let Ok(depth) = store.dlq_depth().await {
+            m.dlq_depth.with_label_values(&[] as &[&str]).set(depth);
+        }
+        if let Ok(counts) = store.org_job_counts().await {
+            m.org_job_count.reset();
+            for (key, queue, count) in counts {
+                let org = m.org(Some(&key).filter(|k| !k.is_empty()).map(|k| k.as_str()));
+                m.org_job_count.with_label_values(&[&org, &queue]).add(count);
+            }
+        }
+    }
+
+    /// After a job was dead-lettered: raise `dlq_alert` to administrators at the threshold.
+    pub(crate) async fn check_dlq_alert(&self, trace_id: Option<&str>) {
+        let threshold = i64::from(self.inner.store.config().dlq_alert_threshold);
+        if let Ok(depth) = self.inner.store.dlq_depth().await {
+            self.inner
+                .metrics
+                .dlq_depth
+                .with_label_values(&[] as &[&str])
+                .set(depth);
+            if depth >= threshold {
+                tracing::error!(
+                    dlq_depth = depth,
+                    threshold,
+                    "dead-letter queue over its alert threshold"
+                );
+                self.inner.publisher.publish(
+                    "dlq_alert",
+                    json!({ "dlq_depth": depth, "threshold": threshold }),
+                    Target::Room(DLQ_ALERT_ROOM.to_string()),
+                    trace_id,
+                );
+            }
+        }
+    }
+}
+
+/// Room where `dlq_alert` events go; platform administrators subscribe to it.
+pub const DLQ_ALERT_ROOM: &str = "room:system-alerts";
+
+fn not_found(job_id: &str) -> Error {
+    Error::not_found(format!("Job {job_id} not found"))
+}

@@ -40,11 +40,7 @@ pub struct MetricSpec {
     pub buckets: &'static [f64],
 }
 
-const fn counter(
-    name: &'static str,
-    help: &'static str,
-    labels: &'static [&'static str],
-) -> MetricSpec {
+const fn counter(name: &'static str, help: &'static str, labels: &'static [&'static str]) -> MetricSpec {
     MetricSpec {
         name,
         help,
@@ -54,11 +50,7 @@ const fn counter(
     }
 }
 
-const fn gauge(
-    name: &'static str,
-    help: &'static str,
-    labels: &'static [&'static str],
-) -> MetricSpec {
+const fn gauge(name: &'static str, help: &'static str, labels: &'static [&'static str]) -> MetricSpec {
     MetricSpec {
         name,
         help,
@@ -86,9 +78,7 @@ const fn histogram(
 /// Buckets of `http_request_duration_seconds`: 10 ms to 10 s.
 pub const HTTP_DURATION_BUCKETS: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 /// Buckets of `db_query_duration_seconds`: 1 ms to 5 s.
-pub const DB_DURATION_BUCKETS: &[f64] = &[
-    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-];
+pub const DB_DURATION_BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
 /// Buckets of body-size histograms: 64 B to 16 MiB.
 pub const SIZE_BUCKETS: &[f64] = &[
     64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0,
@@ -122,11 +112,8 @@ pub const HTTP_RESPONSE_SIZE_BYTES: MetricSpec = histogram(
     SIZE_BUCKETS,
 );
 /// Requests in flight.
-pub const HTTP_ACTIVE_REQUESTS: MetricSpec = gauge(
-    "http_active_requests",
-    "HTTP requests being served right now.",
-    &[],
-);
+pub const HTTP_ACTIVE_REQUESTS: MetricSpec =
+    gauge("http_active_requests", "HTTP requests being served right now.", &[]);
 
 /// Database queries run.
 pub const DB_QUERIES_TOTAL: MetricSpec = counter(
@@ -142,8 +129,7 @@ pub const DB_QUERY_DURATION_SECONDS: MetricSpec = histogram(
     DB_DURATION_BUCKETS,
 );
 /// Connections checked out of the pool.
-pub const DB_CONNECTIONS_ACTIVE: MetricSpec =
-    gauge("db_connections_active", "Database connections in use.", &[]);
+pub const DB_CONNECTIONS_ACTIVE: MetricSpec = gauge("db_connections_active", "Database connections in use.", &[]);
 /// Pool capacity.
 pub const DB_CONNECTIONS_POOL_SIZE: MetricSpec = gauge(
     "db_connections_pool_size",
@@ -155,6 +141,47 @@ pub const DB_SLOW_QUERIES_TOTAL: MetricSpec = counter(
     "db_slow_queries_total",
     "Database queries slower than database.slow_query_ms.",
     &["doctype", "operation"],
+);
+
+/// Buckets of `jobs_duration_seconds`: 1 ms to 10 min.
+pub const JOB_DURATION_BUCKETS: &[f64] = &[
+    0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 600.0,
+];
+
+/// Jobs accepted.
+pub const JOBS_ENQUEUED_TOTAL: MetricSpec = counter(
+    "jobs_enqueued_total",
+    "Jobs enqueued, by queue, job type and organization.",
+    &["queue", "method", "org"],
+);
+/// Jobs finished.
+pub const JOBS_COMPLETED_TOTAL: MetricSpec = counter(
+    "jobs_completed_total",
+    "Jobs that reached a final status (Completed, Failed, Canceled, Timed Out).",
+    &["queue", "method", "org", "status"],
+);
+/// Attempt durations.
+pub const JOBS_DURATION_SECONDS: MetricSpec = histogram(
+    "jobs_duration_seconds",
+    "Run time of job attempts, by queue and job type.",
+    &["queue", "method"],
+    JOB_DURATION_BUCKETS,
+);
+/// Waiting jobs.
+pub const QUEUE_DEPTH: MetricSpec = gauge("queue_depth", "Jobs waiting (Pending or Queued) per queue.", &["queue"]);
+/// Pending dead letters.
+pub const DLQ_DEPTH: MetricSpec = gauge("dlq_depth", "Dead letters waiting for an administrator.", &[]);
+/// Unfinished jobs per organization.
+pub const ORG_JOB_COUNT: MetricSpec = gauge(
+    "org_job_count",
+    "Unfinished jobs per organization and queue.",
+    &["org", "queue"],
+);
+/// Retries scheduled.
+pub const JOBS_RETRIED_TOTAL: MetricSpec = counter(
+    "jobs_retried_total",
+    "Failed attempts rescheduled for a retry.",
+    &["queue", "method"],
 );
 
 /// Every metric family the runtime exports, for documentation and the catalog test.
@@ -169,6 +196,13 @@ pub const ALL: &[MetricSpec] = &[
     DB_CONNECTIONS_ACTIVE,
     DB_CONNECTIONS_POOL_SIZE,
     DB_SLOW_QUERIES_TOTAL,
+    JOBS_ENQUEUED_TOTAL,
+    JOBS_COMPLETED_TOTAL,
+    JOBS_DURATION_SECONDS,
+    QUEUE_DEPTH,
+    DLQ_DEPTH,
+    ORG_JOB_COUNT,
+    JOBS_RETRIED_TOTAL,
 ];
 
 /// Label value used for tenants beyond the tracked budget.

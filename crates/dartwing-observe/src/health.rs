@@ -78,10 +78,7 @@ impl Health {
             let (status, detail) = match outcome {
                 Ok(Ok(detail)) => ("ok", detail),
                 Ok(Err(reason)) => ("unhealthy", reason),
-                Err(_) => (
-                    "unhealthy",
-                    format!("no answer within {} ms", self.timeout.as_millis()),
-                ),
+                Err(_) => ("unhealthy", format!("no answer within {} ms", self.timeout.as_millis())),
             };
             (
                 check.name(),
@@ -121,23 +118,14 @@ mod tests {
 
     #[tokio::test]
     async fn one_failing_or_slow_check_makes_the_node_unhealthy() {
-        let ok = Health::new("n", Duration::from_millis(200)).with_check(Arc::new(Fixed(
-            "db",
-            Ok("up"),
-            0,
-        )));
+        let ok = Health::new("n", Duration::from_millis(200)).with_check(Arc::new(Fixed("db", Ok("up"), 0)));
         assert!(ok.report().await.healthy());
-        let slow = ok
-            .clone()
-            .with_check(Arc::new(Fixed("redis", Ok("up"), 1_000)));
+        let slow = ok.clone().with_check(Arc::new(Fixed("redis", Ok("up"), 1_000)));
         let report = slow.report().await;
         assert!(!report.healthy());
         assert_eq!(report.checks["redis"].status, "unhealthy");
         assert_eq!(report.checks["db"].status, "ok");
         let failing = ok.with_check(Arc::new(Fixed("workers", Err("none alive"), 0)));
-        assert_eq!(
-            failing.report().await.checks["workers"].detail,
-            "none alive"
-        );
+        assert_eq!(failing.report().await.checks["workers"].detail, "none alive");
     }
 }

@@ -73,12 +73,10 @@ impl Visit for JsonVisitor<'_> {
         self.0.insert(field.name().into(), Value::from(value));
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.0
-            .insert(field.name().into(), Value::from(value.to_string()));
+        self.0.insert(field.name().into(), Value::from(value.to_string()));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.0
-            .insert(field.name().into(), Value::from(format!("{value:?}")));
+        self.0.insert(field.name().into(), Value::from(format!("{value:?}")));
     }
 }
 
@@ -164,11 +162,9 @@ mod tests {
     #[test]
     fn span_fields_reach_every_line_at_top_level() -> Result<(), Box<dyn std::error::Error>> {
         let capture = Capture::default();
-        let subscriber =
-            tracing_subscriber::registry().with(JsonLayer::new("node-1", capture.clone()));
+        let subscriber = tracing_subscriber::registry().with(JsonLayer::new("node-1", capture.clone()));
         tracing::subscriber::with_default(subscriber, || {
-            let span =
-                tracing::info_span!("request", trace_id = "abc123", user = tracing::field::Empty);
+            let span = tracing::info_span!("request", trace_id = "abc123", user = tracing::field::Empty);
             let _guard = span.enter();
             span.record("user", "ann@example.com");
             tracing::warn!(duration_ms = 12u64, "slow thing");

@@ -3,8 +3,7 @@
 
 use crate::catalog::{self, MetricSpec, OTHER_LABEL_VALUE};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -77,15 +76,10 @@ impl Metrics {
     /// families but asks recorders to skip their work (to measure the cost of metrics).
     pub fn new(enabled: bool, max_org_values: usize) -> Result<Self, RegistrationError> {
         let registry = Registry::new();
-        registry.register(Box::new(
-            prometheus::process_collector::ProcessCollector::for_self(),
-        ))?;
+        registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
         let http = HttpMetrics {
             requests_total: register_counter(&registry, &catalog::HTTP_REQUESTS_TOTAL)?,
-            request_duration: register_histogram(
-                &registry,
-                &catalog::HTTP_REQUEST_DURATION_SECONDS,
-            )?,
+            request_duration: register_histogram(&registry, &catalog::HTTP_REQUEST_DURATION_SECONDS)?,
             request_size: register_histogram(&registry, &catalog::HTTP_REQUEST_SIZE_BYTES)?,
             response_size: register_histogram(&registry, &catalog::HTTP_RESPONSE_SIZE_BYTES)?,
             active_requests: register_plain_gauge(&registry, &catalog::HTTP_ACTIVE_REQUESTS)?,
@@ -143,11 +137,7 @@ impl Metrics {
         if organization.is_empty() {
             return Cow::Borrowed("");
         }
-        if self
-            .org_values
-            .read()
-            .is_ok_and(|seen| seen.contains(organization))
-        {
+        if self.org_values.read().is_ok_and(|seen| seen.contains(organization)) {
             return Cow::Borrowed(organization);
         }
         match self.org_values.write() {
@@ -177,29 +167,20 @@ impl Metrics {
     pub const CONTENT_TYPE: &'static str = "text/plain; version=0.0.4; charset=utf-8";
 }
 
-fn register_counter(
-    registry: &Registry,
-    spec: &MetricSpec,
-) -> Result<IntCounterVec, RegistrationError> {
+fn register_counter(registry: &Registry, spec: &MetricSpec) -> Result<IntCounterVec, RegistrationError> {
     let counter = IntCounterVec::new(Opts::new(spec.name, spec.help), spec.labels)?;
     registry.register(Box::new(counter.clone()))?;
     Ok(counter)
 }
 
-fn register_histogram(
-    registry: &Registry,
-    spec: &MetricSpec,
-) -> Result<HistogramVec, RegistrationError> {
+fn register_histogram(registry: &Registry, spec: &MetricSpec) -> Result<HistogramVec, RegistrationError> {
     let opts = HistogramOpts::new(spec.name, spec.help).buckets(spec.buckets.to_vec());
     let histogram = HistogramVec::new(opts, spec.labels)?;
     registry.register(Box::new(histogram.clone()))?;
     Ok(histogram)
 }
 
-fn register_plain_gauge(
-    registry: &Registry,
-    spec: &MetricSpec,
-) -> Result<IntGauge, RegistrationError> {
+fn register_plain_gauge(registry: &Registry, spec: &MetricSpec) -> Result<IntGauge, RegistrationError> {
     let gauge = IntGauge::new(spec.name, spec.help)?;
     registry.register(Box::new(gauge.clone()))?;
     Ok(gauge)

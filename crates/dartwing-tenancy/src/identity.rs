@@ -57,11 +57,7 @@ fn secret_digest(secret: &str) -> String {
 }
 
 fn same_digest(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn parse<T: std::str::FromStr<Err = String>>(text: &str) -> Result<T> {
@@ -101,12 +97,11 @@ impl TenancyStore {
         actor.authorize_system()?;
         if let Some(org) = organization {
             validate_name(org)?;
-            let exists: Option<(String,)> =
-                sqlx::query_as("SELECT name FROM organization WHERE name = $1")
-                    .bind(org)
-                    .fetch_optional(self.db().pool())
-                    .await
-                    .map_err(map_db_error)?;
+            let exists: Option<(String,)> = sqlx::query_as("SELECT name FROM organization WHERE name = $1")
+                .bind(org)
+                .fetch_optional(self.db().pool())
+                .await
+                .map_err(map_db_error)?;
             if exists.is_none() {
                 return Err(Error::not_found(format!("Organization {org} not found")));
             }
@@ -136,14 +131,12 @@ impl TenancyStore {
     /// Revokes an API key (system administrators).
     pub async fn revoke_api_key(&self, actor: &Principal, api_key: &str) -> Result<()> {
         actor.authorize_system()?;
-        let result = sqlx::query(
-            "UPDATE api_key SET revoked_at = $1 WHERE api_key = $2 AND revoked_at IS NULL",
-        )
-        .bind(Timestamp::now().to_string())
-        .bind(api_key)
-        .execute(self.db().pool())
-        .await
-        .map_err(map_db_error)?;
+        let result = sqlx::query("UPDATE api_key SET revoked_at = $1 WHERE api_key = $2 AND revoked_at IS NULL")
+            .bind(Timestamp::now().to_string())
+            .bind(api_key)
+            .execute(self.db().pool())
+            .await
+            .map_err(map_db_error)?;
         if result.rows_affected() == 0 {
             return Err(Error::not_found(format!("No active API key {api_key}")));
         }
@@ -184,9 +177,7 @@ impl IdentityStore for TenancyStore {
             rows = self.membership_rows(&user.email).await?;
         }
         let Some((person, person_status, ..)) = rows.first().cloned() else {
-            return Err(Error::unavailable(
-                "The user could not be provisioned, try again",
-            ));
+            return Err(Error::unavailable("The user could not be provisioned, try again"));
         };
         if parse::<PersonStatus>(&person_status)? != PersonStatus::Active {
             return Err(Error::permission_denied("This account is inactive"));

@@ -9,6 +9,5 @@ mod store;
 
 pub use identity::{ApiKeyInfo, IssuedApiKey};
 pub use store::{
-    MemberChanges, NewMember, NewOrganization, NewPerson, OrganizationChanges, PersonChanges,
-    TenancyStore,
+    MemberChanges, NewMember, NewOrganization, NewPerson, OrganizationChanges, PersonChanges, TenancyStore,
 };

@@ -66,9 +66,7 @@ impl Op {
             "in" => Op::In,
             "not in" => Op::NotIn,
             other => {
-                return Err(Error::validation(format!(
-                    "Unsupported filter operator '{other}'"
-                )));
+                return Err(Error::validation(format!("Unsupported filter operator '{other}'")));
             }
         })
     }
@@ -111,19 +109,13 @@ impl ListQuery {
                 .iter()
                 .copied()
                 .find(|f| *f == name)
-                .ok_or_else(|| {
-                    Error::validation(format!(
-                        "Field '{name}' does not exist on {}",
-                        table.doctype
-                    ))
-                })
+                .ok_or_else(|| Error::validation(format!("Field '{name}' does not exist on {}", table.doctype)))
         };
         let fields = match params.fields.as_deref() {
             None => vec!["name"],
             Some(text) => {
-                let list: Vec<String> = serde_json::from_str(text).map_err(|_| {
-                    Error::bad_request("'fields' must be a JSON list of field names")
-                })?;
+                let list: Vec<String> = serde_json::from_str(text)
+                    .map_err(|_| Error::bad_request("'fields' must be a JSON list of field names"))?;
                 if list.iter().any(|f| f == "*") {
                     table.fields.to_vec()
                 } else if list.is_empty() {
@@ -135,21 +127,18 @@ impl ListQuery {
         };
         let mut filters = Vec::new();
         if let Some(text) = params.filters.as_deref() {
-            let json: Value = serde_json::from_str(text)
-                .map_err(|_| Error::bad_request("'filters' must be JSON"))?;
+            let json: Value = serde_json::from_str(text).map_err(|_| Error::bad_request("'filters' must be JSON"))?;
             match json {
                 Value::Array(items) => {
                     for item in items {
-                        let parts = item.as_array().ok_or_else(|| {
-                            Error::bad_request("Each filter must be [field, operator, value]")
-                        })?;
+                        let parts = item
+                            .as_array()
+                            .ok_or_else(|| Error::bad_request("Each filter must be [field, operator, value]"))?;
                         let parts = match parts.len() {
                             3 => &parts[..],
                             4 if parts[0].as_str() == Some(table.doctype) => &parts[1..],
                             _ => {
-                                return Err(Error::bad_request(
-                                    "Each filter must be [field, operator, value]",
-                                ));
+                                return Err(Error::bad_request("Each filter must be [field, operator, value]"));
                             }
                         };
                         let name = parts[0]
@@ -181,9 +170,7 @@ impl ListQuery {
                     }
                 }
                 _ => {
-                    return Err(Error::bad_request(
-                        "'filters' must be a JSON list or object",
-                    ));
+                    return Err(Error::bad_request("'filters' must be a JSON list or object"));
                 }
             }
         }
@@ -205,15 +192,11 @@ impl ListQuery {
                     None | Some("asc") => false,
                     Some("desc") => true,
                     Some(_) => {
-                        return Err(Error::bad_request(
-                            "'order_by' must be '<field> [asc|desc]'",
-                        ));
+                        return Err(Error::bad_request("'order_by' must be '<field> [asc|desc]'"));
                     }
                 };
                 if words.next().is_some() {
-                    return Err(Error::bad_request(
-                        "'order_by' must be '<field> [asc|desc]'",
-                    ));
+                    return Err(Error::bad_request("'order_by' must be '<field> [asc|desc]'"));
                 }
                 (field(name.trim_matches('`'))?, descending)
             }
@@ -226,9 +209,7 @@ impl ListQuery {
                     .parse::<i64>()
                     .ok()
                     .filter(|n| *n >= 0)
-                    .ok_or_else(|| {
-                        Error::bad_request(format!("'{name}' must be a non-negative integer"))
-                    }),
+                    .ok_or_else(|| Error::bad_request(format!("'{name}' must be a non-negative integer"))),
             }
         };
         let start = number("limit_start", params.limit_start.as_ref(), 0)?;
@@ -278,18 +259,11 @@ impl ListQuery {
         for filter in &self.filters {
             let column = filter.field;
             let condition = match filter.op {
-                Op::In | Op::NotIn if filter.values.is_empty() => (if filter.op == Op::In {
-                    "1 = 0"
-                } else {
-                    "1 = 1"
-                })
-                .to_string(),
+                Op::In | Op::NotIn if filter.values.is_empty() => {
+                    (if filter.op == Op::In { "1 = 0" } else { "1 = 1" }).to_string()
+                }
                 Op::In | Op::NotIn => {
-                    let list: Vec<String> = filter
-                        .values
-                        .iter()
-                        .map(|v| placeholder(&mut params, v))
-                        .collect();
+                    let list: Vec<String> = filter.values.iter().map(|v| placeholder(&mut params, v)).collect();
                     let not = if filter.op == Op::NotIn { "NOT " } else { "" };
                     format!("{column} {not}IN ({})", list.join(", "))
                 }
@@ -307,10 +281,7 @@ impl ListQuery {
                         Op::Gt => ">",
                         _ => ">=",
                     };
-                    format!(
-                        "{column} {symbol} {}",
-                        placeholder(&mut params, &filter.values[0])
-                    )
+                    format!("{column} {symbol} {}", placeholder(&mut params, &filter.values[0]))
                 }
             };
             conditions.push(condition);
@@ -346,10 +317,7 @@ fn values(value: &Value) -> Result<Vec<String>> {
 }
 
 /// Turns a row of text columns into a JSON object keyed by `fields`.
-pub fn row_to_object(
-    row: &sqlx::any::AnyRow,
-    fields: &[&'static str],
-) -> Result<Map<String, Value>> {
+pub fn row_to_object(row: &sqlx::any::AnyRow, fields: &[&'static str]) -> Result<Map<String, Value>> {
     use sqlx::Row;
     fields
         .iter()
@@ -380,10 +348,7 @@ mod tests {
 
     #[test]
     fn filters_become_parameters_never_sql() -> Result<()> {
-        let query = ListQuery::parse(
-            &TABLE,
-            &params(r#"[["status","in",["A","B"]],["name","like","x%"]]"#),
-        )?;
+        let query = ListQuery::parse(&TABLE, &params(r#"[["status","in",["A","B"]],["name","like","x%"]]"#))?;
         let visibility = Visibility {
             condition: Some("name IN ({}, {})".into()),
             params: vec!["n1".into(), "n2".into()],

@@ -2,10 +2,7 @@
 //! documents in `{"data": …}`, list parameters as in [`crate::list`]).
 
 use crate::list::ListParams;
-use crate::{
-    MemberChanges, NewMember, NewOrganization, NewPerson, OrganizationChanges, PersonChanges,
-    TenancyStore,
-};
+use crate::{MemberChanges, NewMember, NewOrganization, NewPerson, OrganizationChanges, PersonChanges, TenancyStore};
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Extension, Router};
@@ -23,10 +20,7 @@ use serde_json::{Value, json};
 pub fn routes(store: TenancyStore) -> Router {
     Router::new()
         .route("/api/resource/{doctype}", get(list).post(create))
-        .route(
-            "/api/resource/{doctype}/{name}",
-            get(read).put(update).delete(remove),
-        )
+        .route("/api/resource/{doctype}/{name}", get(read).put(update).delete(remove))
         .with_state(store)
 }
 
@@ -83,19 +77,13 @@ fn body<T: DeserializeOwned>(doctype: &str, value: Value) -> Result<T, Error> {
     let Value::Object(mut fields) = value else {
         return Err(Error::bad_request("The body must be a JSON object"));
     };
-    if fields
-        .get("doctype")
-        .is_some_and(|d| d.as_str() != Some(doctype))
-    {
-        return Err(Error::validation(format!(
-            "Body doctype does not match {doctype}"
-        )));
+    if fields.get("doctype").is_some_and(|d| d.as_str() != Some(doctype)) {
+        return Err(Error::validation(format!("Body doctype does not match {doctype}")));
     }
     for key in SERVER_MANAGED {
         fields.remove(key);
     }
-    serde_json::from_value(Value::Object(fields))
-        .map_err(|e| Error::bad_request(format!("Invalid {doctype}: {e}")))
+    serde_json::from_value(Value::Object(fields)).map_err(|e| Error::bad_request(format!("Invalid {doctype}: {e}")))
 }
 
 fn required<T>(field: &str, value: Option<T>) -> Result<T, Error> {
@@ -164,9 +152,7 @@ async fn create(
         DocType::OrgMember => {
             let b: MemberBody = body(ORG_MEMBER, value)?;
             if b.name.is_some() {
-                return Err(
-                    Error::validation("Org Member names are assigned by the server").into(),
-                );
+                return Err(Error::validation("Org Member names are assigned by the server").into());
             }
             let organization = required("organization", b.organization)?;
             context.set_organization(&organization);
@@ -220,10 +206,7 @@ async fn update(
                 org_type: b.org_type,
                 status: b.status,
             };
-            to_value(
-                &store.update_organization(&actor, &name, changes).await?,
-                ORGANIZATION,
-            )
+            to_value(&store.update_organization(&actor, &name, changes).await?, ORGANIZATION)
         }
         DocType::Person => {
             let b: PersonBody = body(PERSON, value)?;
@@ -243,19 +226,13 @@ async fn update(
             if b.person.is_some_and(|p| p != current.person)
                 || b.organization.is_some_and(|o| o != current.organization)
             {
-                return Err(Error::validation(
-                    "person and organization of a membership cannot change",
-                )
-                .into());
+                return Err(Error::validation("person and organization of a membership cannot change").into());
             }
             let changes = MemberChanges {
                 role: b.role,
                 status: b.status,
             };
-            to_value(
-                &store.update_member(&actor, &name, changes).await?,
-                ORG_MEMBER,
-            )
+            to_value(&store.update_member(&actor, &name, changes).await?, ORG_MEMBER)
         }
     };
     Ok(Data(doc))
@@ -285,18 +262,11 @@ pub fn openapi_paths() -> Vec<(String, Value)> {
         "schema": { "type": "string", "enum": [ORGANIZATION, PERSON, ORG_MEMBER] },
         "description": "DocType, URL-encoded (e.g. Org%20Member)"
     });
-    let name =
-        json!({ "name": "name", "in": "path", "required": true, "schema": { "type": "string" } });
-    let list_params: Vec<Value> = [
-        "filters",
-        "fields",
-        "order_by",
-        "limit_start",
-        "limit_page_length",
-    ]
-    .iter()
-    .map(|p| json!({ "name": p, "in": "query", "required": false, "schema": { "type": "string" } }))
-    .collect();
+    let name = json!({ "name": "name", "in": "path", "required": true, "schema": { "type": "string" } });
+    let list_params: Vec<Value> = ["filters", "fields", "order_by", "limit_start", "limit_page_length"]
+        .iter()
+        .map(|p| json!({ "name": p, "in": "query", "required": false, "schema": { "type": "string" } }))
+        .collect();
     let errors = json!({
         "400": error_ref("BadRequest"), "401": error_ref("Unauthenticated"), "403": error_ref("Forbidden"),
         "404": error_ref("NotFound"), "409": error_ref("Conflict"), "413": error_ref("TooLarge"),

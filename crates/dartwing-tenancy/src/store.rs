@@ -5,8 +5,8 @@ use crate::list::{DocTable, ListParams, ListQuery, Visibility, row_to_object};
 use dartwing_core::ids::NamingSeries;
 use dartwing_core::permission::OrgScope;
 use dartwing_core::tenancy::{
-    MemberRole, MemberStatus, ORG_MEMBER, ORGANIZATION, OrgMember, OrgStatus, OrgType,
-    Organization, PERSON, Person, PersonStatus, normalize_email,
+    MemberRole, MemberStatus, ORG_MEMBER, ORGANIZATION, OrgMember, OrgStatus, OrgType, Organization, PERSON, Person,
+    PersonStatus, normalize_email,
 };
 use dartwing_core::{Action, Error, Principal, Result, Timestamp};
 use dartwing_db::{Db, map_db_error};
@@ -74,12 +74,9 @@ pub const MEMBER_SERIES: NamingSeries = NamingSeries {
     digits: 5,
 };
 
-const ORG_COLUMNS: &str =
-    "name, org_name, org_type, status, creation, modified, owner, modified_by";
-const PERSON_COLUMNS: &str =
-    "name, primary_email, full_name, status, creation, modified, owner, modified_by";
-const MEMBER_COLUMNS: &str =
-    "name, person, organization, role, status, creation, modified, owner, modified_by";
+const ORG_COLUMNS: &str = "name, org_name, org_type, status, creation, modified, owner, modified_by";
+const PERSON_COLUMNS: &str = "name, primary_email, full_name, status, creation, modified, owner, modified_by";
+const MEMBER_COLUMNS: &str = "name, person, organization, role, status, creation, modified, owner, modified_by";
 
 /// Fields of a new Organization.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,9 +172,7 @@ pub fn validate_name(name: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::validation(format!(
-            "'{name}' is not a valid document name"
-        )))
+        Err(Error::validation(format!("'{name}' is not a valid document name")))
     }
 }
 
@@ -191,11 +186,7 @@ fn validate_text(field: &str, value: &str) -> Result<String> {
     Ok(value.to_string())
 }
 
-async fn next_name(
-    conn: &mut AnyConnection,
-    series: NamingSeries,
-    now: Timestamp,
-) -> Result<String> {
+async fn next_name(conn: &mut AnyConnection, series: NamingSeries, now: Timestamp) -> Result<String> {
     let (current,): (i64,) = sqlx::query_as(
         "INSERT INTO naming_series (prefix, current) VALUES ($1, 1) \
          ON CONFLICT (prefix) DO UPDATE SET current = naming_series.current + 1 RETURNING current",
@@ -207,27 +198,8 @@ async fn next_name(
     Ok(series.name(now.year(), current))
 }
 
-type OrgRow = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-);
-type MemberRow = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-);
+type OrgRow = (String, String, String, String, String, String, String, String);
+type MemberRow = (String, String, String, String, String, String, String, String, String);
 
 fn organization_from(row: OrgRow) -> Result<Organization> {
     let (name, org_name, org_type, status, creation, modified, owner, modified_by) = row;
@@ -321,20 +293,14 @@ impl TenancyStore {
             .observe(table.doctype, "list", statement.fetch_all(self.db.pool()))
             .await
             .map_err(map_db_error)?;
-        rows.iter()
-            .map(|row| row_to_object(row, query.fields()))
-            .collect()
+        rows.iter().map(|row| row_to_object(row, query.fields())).collect()
     }
 
     // ---------------------------------------------------------------- Organization
 
     /// Creates an Organization. A user creating one becomes its Owner; an organization-scoped
     /// service key cannot create organizations.
-    pub async fn create_organization(
-        &self,
-        actor: &Principal,
-        new: NewOrganization,
-    ) -> Result<Organization> {
+    pub async fn create_organization(&self, actor: &Principal, new: NewOrganization) -> Result<Organization> {
         let is_org_scoped_service = !actor.system_admin && actor.person().is_none();
         if is_org_scoped_service {
             return Err(Error::permission_denied(
@@ -369,21 +335,33 @@ impl TenancyStore {
                         owner: actor_id.clone(),
                         modified_by: actor_id.clone(),
                     };
-                    sqlx::query(&format!("INSERT INTO organization ({ORG_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"))
-                        .bind(&organization.name)
-                        .bind(&organization.org_name)
-                        .bind(organization.org_type.as_str())
-                        .bind(organization.status.as_str())
-                        .bind(now.to_string())
-                        .bind(now.to_string())
-                        .bind(&actor_id)
-                        .bind(&actor_id)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(map_db_error)?;
+                    sqlx::query(&format!(
+                        "INSERT INTO organization ({ORG_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                    ))
+                    .bind(&organization.name)
+                    .bind(&organization.org_name)
+                    .bind(organization.org_type.as_str())
+                    .bind(organization.status.as_str())
+                    .bind(now.to_string())
+                    .bind(now.to_string())
+                    .bind(&actor_id)
+                    .bind(&actor_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_db_error)?;
                     if let Some(person) = person {
                         let member_name = next_name(tx, MEMBER_SERIES, now).await?;
-                        insert_member(tx, &member_name, &person, &organization.name, MemberRole::Owner, MemberStatus::Active, now, &actor_id).await?;
+                        insert_member(
+                            tx,
+                            &member_name,
+                            &person,
+                            &organization.name,
+                            MemberRole::Owner,
+                            MemberStatus::Active,
+                            now,
+                            &actor_id,
+                        )
+                        .await?;
                     }
                     Ok(organization)
                 })
@@ -405,25 +383,17 @@ impl TenancyStore {
             .observe(
                 ORGANIZATION,
                 "select",
-                sqlx::query_as(&format!(
-                    "SELECT {ORG_COLUMNS} FROM organization WHERE name = $1"
-                ))
-                .bind(name)
-                .fetch_optional(self.db.pool()),
+                sqlx::query_as(&format!("SELECT {ORG_COLUMNS} FROM organization WHERE name = $1"))
+                    .bind(name)
+                    .fetch_optional(self.db.pool()),
             )
             .await
             .map_err(map_db_error)?;
-        organization_from(
-            row.ok_or_else(|| Error::not_found(format!("Organization {name} not found")))?,
-        )
+        organization_from(row.ok_or_else(|| Error::not_found(format!("Organization {name} not found")))?)
     }
 
     /// Lists Organizations the actor can read.
-    pub async fn list_organizations(
-        &self,
-        actor: &Principal,
-        params: &ListParams,
-    ) -> Result<Vec<Map<String, Value>>> {
+    pub async fn list_organizations(&self, actor: &Principal, params: &ListParams) -> Result<Vec<Map<String, Value>>> {
         let visibility = match actor.readable_organizations() {
             OrgScope::All => Visibility::default(),
             OrgScope::Only(orgs) => in_list("name", &orgs),
@@ -537,23 +507,25 @@ impl TenancyStore {
                         owner: actor_id.clone(),
                         modified_by: actor_id,
                     };
-                    sqlx::query(&format!("INSERT INTO person ({PERSON_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"))
-                        .bind(&person.name)
-                        .bind(&person.primary_email)
-                        .bind(&person.full_name)
-                        .bind(person.status.as_str())
-                        .bind(now.to_string())
-                        .bind(now.to_string())
-                        .bind(&person.owner)
-                        .bind(&person.modified_by)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(|e| match map_db_error(e) {
-                            conflict if conflict.kind() == dartwing_core::ErrorKind::Conflict => {
-                                Error::conflict("A Person with this name or primary_email already exists")
-                            }
-                            other => other,
-                        })?;
+                    sqlx::query(&format!(
+                        "INSERT INTO person ({PERSON_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                    ))
+                    .bind(&person.name)
+                    .bind(&person.primary_email)
+                    .bind(&person.full_name)
+                    .bind(person.status.as_str())
+                    .bind(now.to_string())
+                    .bind(now.to_string())
+                    .bind(&person.owner)
+                    .bind(&person.modified_by)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| match map_db_error(e) {
+                        conflict if conflict.kind() == dartwing_core::ErrorKind::Conflict => {
+                            Error::conflict("A Person with this name or primary_email already exists")
+                        }
+                        other => other,
+                    })?;
                     Ok(person)
                 })
             })
@@ -566,11 +538,9 @@ impl TenancyStore {
             .observe(
                 PERSON,
                 "select",
-                sqlx::query_as(&format!(
-                    "SELECT {PERSON_COLUMNS} FROM person WHERE name = $1"
-                ))
-                .bind(name)
-                .fetch_optional(self.db.pool()),
+                sqlx::query_as(&format!("SELECT {PERSON_COLUMNS} FROM person WHERE name = $1"))
+                    .bind(name)
+                    .fetch_optional(self.db.pool()),
             )
             .await
             .map_err(map_db_error)?;
@@ -597,9 +567,7 @@ impl TenancyStore {
         if orgs.iter().any(|(org,)| actor.can(Action::Read, org)) {
             Ok(())
         } else {
-            Err(Error::permission_denied(format!(
-                "Not permitted to read Person {name}"
-            )))
+            Err(Error::permission_denied(format!("Not permitted to read Person {name}")))
         }
     }
 
@@ -610,11 +578,7 @@ impl TenancyStore {
     }
 
     /// Lists People the actor can read.
-    pub async fn list_people(
-        &self,
-        actor: &Principal,
-        params: &ListParams,
-    ) -> Result<Vec<Map<String, Value>>> {
+    pub async fn list_people(&self, actor: &Principal, params: &ListParams) -> Result<Vec<Map<String, Value>>> {
         let visibility = match actor.readable_organizations() {
             OrgScope::All => Visibility::default(),
             OrgScope::Only(orgs) => {
@@ -643,12 +607,7 @@ impl TenancyStore {
     }
 
     /// Changes a Person: a user may change its own `full_name`; email and status need a system administrator.
-    pub async fn update_person(
-        &self,
-        actor: &Principal,
-        name: &str,
-        changes: PersonChanges,
-    ) -> Result<Person> {
+    pub async fn update_person(&self, actor: &Principal, name: &str, changes: PersonChanges) -> Result<Person> {
         if !(actor.system_admin || actor.person() == Some(name)) {
             self.authorize_person_read(actor, name).await?;
             return Err(Error::permission_denied(format!(
@@ -727,11 +686,9 @@ impl TenancyStore {
             .observe(
                 PERSON,
                 "select",
-                sqlx::query_as(&format!(
-                    "SELECT {PERSON_COLUMNS} FROM person WHERE primary_email = $1"
-                ))
-                .bind(email)
-                .fetch_optional(self.db.pool()),
+                sqlx::query_as(&format!("SELECT {PERSON_COLUMNS} FROM person WHERE primary_email = $1"))
+                    .bind(email)
+                    .fetch_optional(self.db.pool()),
             )
             .await
             .map_err(map_db_error)?;
@@ -744,14 +701,11 @@ impl TenancyStore {
     pub async fn add_member(&self, actor: &Principal, new: NewMember) -> Result<OrgMember> {
         actor.authorize(Action::ManageMembers, &new.organization)?;
         if new.role == MemberRole::Owner && !actor.can_manage_owners(&new.organization) {
-            return Err(Error::permission_denied(
-                "Only Owners may grant the Owner role",
-            ));
+            return Err(Error::permission_denied("Only Owners may grant the Owner role"));
         }
         self.load_organization(&new.organization).await?;
         self.load_person(&new.person).await.map_err(|_| {
-            Error::validation(format!("Person {} does not exist", new.person))
-                .with_exc_type("LinkValidationError")
+            Error::validation(format!("Person {} does not exist", new.person)).with_exc_type("LinkValidationError")
         })?;
         let now = Timestamp::now();
         let actor_id = actor.id().to_string();
@@ -806,11 +760,9 @@ impl TenancyStore {
             .observe(
                 ORG_MEMBER,
                 "select",
-                sqlx::query_as(&format!(
-                    "SELECT {MEMBER_COLUMNS} FROM org_member WHERE name = $1"
-                ))
-                .bind(name)
-                .fetch_optional(self.db.pool()),
+                sqlx::query_as(&format!("SELECT {MEMBER_COLUMNS} FROM org_member WHERE name = $1"))
+                    .bind(name)
+                    .fetch_optional(self.db.pool()),
             )
             .await
             .map_err(map_db_error)?;
@@ -825,11 +777,7 @@ impl TenancyStore {
     }
 
     /// Lists Org Members of the organizations the actor can read.
-    pub async fn list_members(
-        &self,
-        actor: &Principal,
-        params: &ListParams,
-    ) -> Result<Vec<Map<String, Value>>> {
+    pub async fn list_members(&self, actor: &Principal, params: &ListParams) -> Result<Vec<Map<String, Value>>> {
         let visibility = match actor.readable_organizations() {
             OrgScope::All => Visibility::default(),
             OrgScope::Only(orgs) => in_list("organization", &orgs),
@@ -839,12 +787,7 @@ impl TenancyStore {
 
     /// Changes a member's role or status. Owner role changes need an Owner; the last active
     /// Owner cannot be demoted or deactivated.
-    pub async fn update_member(
-        &self,
-        actor: &Principal,
-        name: &str,
-        changes: MemberChanges,
-    ) -> Result<OrgMember> {
+    pub async fn update_member(&self, actor: &Principal, name: &str, changes: MemberChanges) -> Result<OrgMember> {
         let current = self.load_member(name).await?;
         actor.authorize(Action::ManageMembers, &current.organization)?;
         let role = changes.role.unwrap_or(current.role);
@@ -854,9 +797,7 @@ impl TenancyStore {
             && (role != current.role || status != current.status)
             && !actor.can_manage_owners(&current.organization)
         {
-            return Err(Error::permission_denied(
-                "Only Owners may change an Owner membership",
-            ));
+            return Err(Error::permission_denied("Only Owners may change an Owner membership"));
         }
         let loses_owner = current.role == MemberRole::Owner
             && current.status == MemberStatus::Active
@@ -876,13 +817,15 @@ impl TenancyStore {
             .observe(
                 ORG_MEMBER,
                 "update",
-                sqlx::query("UPDATE org_member SET role = $1, status = $2, modified = $3, modified_by = $4 WHERE name = $5")
-                    .bind(updated.role.as_str())
-                    .bind(updated.status.as_str())
-                    .bind(now.to_string())
-                    .bind(&updated.modified_by)
-                    .bind(name)
-                    .execute(self.db.pool()),
+                sqlx::query(
+                    "UPDATE org_member SET role = $1, status = $2, modified = $3, modified_by = $4 WHERE name = $5",
+                )
+                .bind(updated.role.as_str())
+                .bind(updated.status.as_str())
+                .bind(now.to_string())
+                .bind(&updated.modified_by)
+                .bind(name)
+                .execute(self.db.pool()),
             )
             .await
             .map_err(map_db_error)?;
@@ -916,6 +859,37 @@ impl TenancyStore {
         Ok(())
     }
 
+    /// Emails of the Active Owners and Admins of `organization` (recipients of organization alerts).
+    pub async fn admin_emails(&self, organization: &str) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = self
+            .db
+            .observe(
+                ORG_MEMBER,
+                "admins",
+                sqlx::query_as(
+                    "SELECT p.primary_email FROM org_member m JOIN person p ON p.name = m.person \
+                     WHERE m.organization = $1 AND m.role IN ('Owner', 'Admin') AND m.status = 'Active' \
+                     AND p.status = 'Active' ORDER BY p.primary_email",
+                )
+                .bind(organization)
+                .fetch_all(self.db.pool()),
+            )
+            .await
+            .map_err(map_db_error)?;
+        Ok(rows.into_iter().map(|(email,)| email).collect())
+    }
+
+    /// The status of `organization`, or `None` when it does not exist (no permission check: for
+    /// internal callers that already authorized the principal).
+    pub async fn organization_status(&self, organization: &str) -> Result<Option<OrgStatus>> {
+        let row: Option<(String,)> = sqlx::query_as("SELECT status FROM organization WHERE name = $1")
+            .bind(organization)
+            .fetch_optional(self.db.pool())
+            .await
+            .map_err(map_db_error)?;
+        row.map(|(status,)| parse(&status)).transpose()
+    }
+
     async fn ensure_another_owner(&self, member: &OrgMember) -> Result<()> {
         let (others,): (i64,) = self
             .db
@@ -932,9 +906,7 @@ impl TenancyStore {
             .await
             .map_err(map_db_error)?;
         if others == 0 {
-            return Err(Error::validation(
-                "An organization must keep at least one active Owner",
-            ));
+            return Err(Error::validation("An organization must keep at least one active Owner"));
         }
         Ok(())
     }

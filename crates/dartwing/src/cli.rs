@@ -229,11 +229,7 @@ impl Cli {
                 }
                 print_json(&shown)
             }
-            Command::Token(TokenCommand::Issue {
-                email,
-                admin,
-                ttl_secs,
-            }) => {
+            Command::Token(TokenCommand::Issue { email, admin, ttl_secs }) => {
                 let ttl = Duration::from_secs(ttl_secs.unwrap_or(config.auth.dev_token_ttl_secs));
                 let secret = crate::secrets::jwt_secret(&config).map_err(anyhow::Error::msg)?;
                 let verifier = dartwing_http::JwtVerifier::new(secret.as_deref(), &config.auth);
@@ -262,16 +258,11 @@ impl Cli {
                             )
                             .await?;
                         if let Some(email) = owner {
-                            add_member(&app, &operator, &org.name, &email, MemberRole::Owner)
-                                .await?;
+                            add_member(&app, &operator, &org.name, &email, MemberRole::Owner).await?;
                         }
                         print_json(&org)
                     }
-                    OrgCommand::List => print_json(
-                        &app.tenancy
-                            .list_organizations(&operator, &all_fields())
-                            .await?,
-                    ),
+                    OrgCommand::List => print_json(&app.tenancy.list_organizations(&operator, &all_fields()).await?),
                 }
             }
             Command::Person(command) => {
@@ -290,9 +281,7 @@ impl Cli {
                             )
                             .await?,
                     ),
-                    PersonCommand::List => {
-                        print_json(&app.tenancy.list_people(&operator, &all_fields()).await?)
-                    }
+                    PersonCommand::List => print_json(&app.tenancy.list_people(&operator, &all_fields()).await?),
                 }
             }
             Command::Member(command) => {
@@ -306,9 +295,7 @@ impl Cli {
                         println!("removed {name}");
                         Ok(())
                     }
-                    MemberCommand::List => {
-                        print_json(&app.tenancy.list_members(&operator, &all_fields()).await?)
-                    }
+                    MemberCommand::List => print_json(&app.tenancy.list_members(&operator, &all_fields()).await?),
                 }
             }
             Command::Apikey(command) => {

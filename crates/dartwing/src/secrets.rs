@@ -37,8 +37,7 @@ fn read_or_create(path: &Path) -> Result<String, String> {
         Err(_) => {}
     }
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
     }
     let secret = random_hex(32);
     let mut options = std::fs::OpenOptions::new();

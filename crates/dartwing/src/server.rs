@@ -10,6 +10,7 @@ use dartwing_db::Db;
 use dartwing_db::heartbeat::WorkerHeartbeats;
 use dartwing_http::stack::{self, StackConfig};
 use dartwing_http::{ApiError, Authenticator, JwtVerifier, Message};
+use dartwing_jobs::{HandlerRegistry, Jobs};
 use dartwing_observe::{Health, HealthCheck, Metrics};
 use dartwing_tenancy::TenancyStore;
 use serde_json::Value;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 /// Everything a running node holds.
 #[derive(Clone)]
@@ -39,6 +41,10 @@ pub struct App {
     pub authenticator: Arc<Authenticator>,
     /// JWT verifier (also signs development tokens).
     pub jwt: Arc<JwtVerifier>,
+    /// Background jobs.
+    pub jobs: Jobs,
+    /// Worker heartbeats of this node.
+    pub heartbeats: WorkerHeartbeats,
 }
 
 impl App {
@@ -79,6 +85,13 @@ impl App {
         if let Some(url) = &config.redis_url {
             health = health.with_check(Arc::new(RedisCheck::new(url)?));
         }
+        let jobs = Jobs::new(
+            db.clone(),
+            config.jobs.clone(),
+            HandlerRegistry::new(),
+            Arc::new(dartwing_core::publish::NoopPublisher),
+            metrics.clone(),
+        )?;
         Ok(Self {
             config: Arc::new(config),
             node_id,
@@ -88,6 +101,8 @@ impl App {
             tenancy,
             authenticator,
             jwt,
+            jobs,
+            heartbeats,
         })
     }
 
@@ -100,14 +115,13 @@ impl App {
                 get(health_method),
             )
             .route("/metrics", get(metrics))
-            .route(
-                "/api/method/dartwing_core.observability.api.metrics",
-                get(metrics),
-            )
+            .route("/api/method/dartwing_core.observability.api.metrics", get(metrics))
             .route("/api/openapi.json", get(openapi))
             .with_state(self.clone());
         if self.config.roles.contains(Role::Api) {
-            routes = routes.merge(dartwing_tenancy::routes::routes(self.tenancy.clone()));
+            routes = routes
+                .merge(dartwing_tenancy::routes::routes(self.tenancy.clone()))
+                .merge(dartwing_jobs::routes::routes(self.jobs.clone()));
         }
         stack::apply(
             routes,
@@ -153,11 +167,7 @@ async fn metrics(State(app): State<App>, headers: HeaderMap) -> Result<Response,
             )));
         }
     }
-    Ok((
-        [(header::CONTENT_TYPE, Metrics::CONTENT_TYPE)],
-        app.metrics.render(),
-    )
-        .into_response())
+    Ok(([(header::CONTENT_TYPE, Metrics::CONTENT_TYPE)], app.metrics.render()).into_response())
 }
 
 async fn openapi() -> axum::Json<Value> {
@@ -175,9 +185,8 @@ struct RedisCheck {
 
 impl RedisCheck {
     fn new(url: &str) -> anyhow::Result<Self> {
-        let client = redis::Client::open(url).map_err(|_| {
-            anyhow::anyhow!("invalid configuration key `redis_url`: not a Redis URL")
-        })?;
+        let client = redis::Client::open(url)
+            .map_err(|_| anyhow::anyhow!("invalid configuration key `redis_url`: not a Redis URL"))?;
         Ok(Self {
             client,
             connection: tokio::sync::Mutex::new(None),
@@ -218,11 +227,7 @@ trait RedisErrorKind {
 
 impl RedisErrorKind for redis::RedisError {
     fn kind_str(&self) -> String {
-        if self.is_connection_refusal()
-            || self.is_io_error()
-            || self.is_timeout()
-            || self.is_connection_dropped()
-        {
+        if self.is_connection_refusal() || self.is_io_error() || self.is_timeout() || self.is_connection_dropped() {
             "connection failed".into()
         } else {
             format!("{:?}", self.kind())
@@ -230,25 +235,30 @@ impl RedisErrorKind for redis::RedisError {
     }
 }
 
-/// A node serving on a bound address until shut down.
+/// A node serving on a bound address, with its background roles, until shut down.
 pub struct RunningServer {
     /// The bound address (useful with port 0).
     pub addr: SocketAddr,
     shutdown: watch::Sender<bool>,
+    roles_shutdown: CancellationToken,
     task: JoinHandle<std::io::Result<()>>,
+    background: Vec<JoinHandle<()>>,
 }
 
 impl RunningServer {
-    /// Stops accepting connections, lets in-flight requests finish, and waits.
+    /// Stops accepting connections and work, lets in-flight requests and jobs finish within the
+    /// grace period, and waits.
     pub async fn shutdown(self) -> std::io::Result<()> {
         let _ = self.shutdown.send(true);
-        self.task
-            .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+        self.roles_shutdown.cancel();
+        for task in self.background {
+            let _ = task.await;
+        }
+        self.task.await.unwrap_or_else(|e| Err(std::io::Error::other(e)))
     }
 }
 
-/// Binds the configured listener and serves `app` in the background.
+/// Binds the configured listener, serves `app` and starts the configured background roles.
 pub async fn start(app: &App) -> anyhow::Result<RunningServer> {
     let listener = TcpListener::bind(app.config.listen)
         .await
@@ -259,14 +269,11 @@ pub async fn start(app: &App) -> anyhow::Result<RunningServer> {
     let grace = Duration::from_secs(app.config.http.shutdown_grace_secs);
     let task = tokio::spawn(async move {
         let mut grace_timer = signal.clone();
-        let server = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = signal.wait_for(|stop| *stop).await;
-        })
-        .into_future();
+        let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move {
+                let _ = signal.wait_for(|stop| *stop).await;
+            })
+            .into_future();
         tokio::select! {
             result = server => result,
             _ = async {
@@ -278,9 +285,25 @@ pub async fn start(app: &App) -> anyhow::Result<RunningServer> {
             }
         }
     });
+    let roles_shutdown = CancellationToken::new();
+    let mut background = Vec::new();
+    if app.config.roles.contains(Role::Worker) {
+        background.push(
+            app.jobs
+                .spawn_workers(&app.node_id, app.heartbeats.clone(), roles_shutdown.clone(), grace),
+        );
+    }
+    if app.config.roles.contains(Role::Scheduler) {
+        background.push(app.jobs.spawn_scheduler(roles_shutdown.clone()));
+    }
+    if app.config.observability.metrics_enabled {
+        background.push(app.jobs.spawn_metrics_sampler(roles_shutdown.clone()));
+    }
     Ok(RunningServer {
         addr,
         shutdown,
+        roles_shutdown,
         task,
+        background,
     })
 }

@@ -65,10 +65,7 @@ pub fn load(file: Option<&Path>, flags: &FlagOverrides) -> Result<Config, String
     let mut figment = Figment::from(Serialized::defaults(Config::default()));
     match file {
         Some(path) if !path.exists() => {
-            return Err(format!(
-                "configuration file {} does not exist",
-                path.display()
-            ));
+            return Err(format!("configuration file {} does not exist", path.display()));
         }
         Some(path) => figment = figment.merge(Toml::file_exact(path)),
         None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
@@ -87,11 +84,7 @@ pub fn load(file: Option<&Path>, flags: &FlagOverrides) -> Result<Config, String
         let mut messages = Vec::new();
         for e in error {
             let key = e.path.join(".");
-            let source = e
-                .metadata
-                .as_ref()
-                .map(|m| m.name.to_string())
-                .unwrap_or_default();
+            let source = e.metadata.as_ref().map(|m| m.name.to_string()).unwrap_or_default();
             let mut kind = e.kind.to_string();
             if let Some(secretish) = ["jwt_secret", "database_url", "redis_url"]
                 .iter()

@@ -84,10 +84,7 @@ impl Served {
             .unwrap();
         assert!(status.success());
         let output = self.child.wait_with_output().unwrap();
-        (
-            output.status,
-            String::from_utf8_lossy(&output.stdout).to_string(),
-        )
+        (output.status, String::from_utf8_lossy(&output.stdout).to_string())
     }
 }
 
@@ -97,17 +94,12 @@ async fn serve_on_a_fresh_directory_creates_the_database_and_answers_health_and_
     let served = Served::start(dir.path(), &[]).await;
     assert!(dir.path().join("dartwing-data/dartwing.db").exists());
     let secret_file = dir.path().join("dartwing-data/jwt-secret");
-    let mode = std::os::unix::fs::PermissionsExt::mode(
-        &std::fs::metadata(&secret_file).unwrap().permissions(),
-    );
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&secret_file).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600, "generated secret is owner-only");
 
-    let token = stdout(&run(
-        dir.path(),
-        &["token", "issue", "--email", "ann@example.com"],
-    ))
-    .trim()
-    .to_string();
+    let token = stdout(&run(dir.path(), &["token", "issue", "--email", "ann@example.com"]))
+        .trim()
+        .to_string();
     let client = reqwest::Client::new();
     let created: Value = client
         .post(format!("{}/api/resource/Organization", served.base))
@@ -119,10 +111,7 @@ async fn serve_on_a_fresh_directory_creates_the_database_and_answers_health_and_
         .json()
         .await
         .unwrap();
-    let name = created["data"]["name"]
-        .as_str()
-        .expect("created")
-        .to_string();
+    let name = created["data"]["name"].as_str().expect("created").to_string();
     let read = client
         .get(format!("{}/api/resource/Organization/{name}", served.base))
         .bearer_auth(&token)
@@ -152,12 +141,7 @@ async fn serve_on_a_fresh_directory_creates_the_database_and_answers_health_and_
         .iter()
         .find(|l| l["message"].as_str().unwrap().contains("listening"))
         .expect("startup line");
-    assert!(
-        listening["message"]
-            .as_str()
-            .unwrap()
-            .contains("dartwing token issue")
-    );
+    assert!(listening["message"].as_str().unwrap().contains("dartwing token issue"));
     let request = lines
         .iter()
         .find(|l| l["trace_id"] == "walkthrough-1")
@@ -235,14 +219,9 @@ async fn administrative_commands_manage_organizations_members_and_api_keys() {
     );
     assert!(!duplicate.status.success());
     assert!(String::from_utf8_lossy(&duplicate.stderr).contains("already a member"));
-    let members: Value =
-        serde_json::from_str(&stdout(&run(dir.path(), &["member", "list"]))).unwrap();
+    let members: Value = serde_json::from_str(&stdout(&run(dir.path(), &["member", "list"]))).unwrap();
     assert_eq!(members.as_array().unwrap().len(), 2);
-    let key: Value = serde_json::from_str(&stdout(&run(
-        dir.path(),
-        &["apikey", "create", "--org", org_name],
-    )))
-    .unwrap();
+    let key: Value = serde_json::from_str(&stdout(&run(dir.path(), &["apikey", "create", "--org", org_name]))).unwrap();
     let authorization = format!(
         "token {}:{}",
         key["api_key"].as_str().unwrap(),
@@ -257,25 +236,16 @@ async fn administrative_commands_manage_organizations_members_and_api_keys() {
     let served = Served::start(dir.path(), &[]).await;
     let client = reqwest::Client::new();
     let read = client
-        .get(format!(
-            "{}/api/resource/Organization/{org_name}",
-            served.base
-        ))
+        .get(format!("{}/api/resource/Organization/{org_name}", served.base))
         .header("authorization", &authorization)
         .send()
         .await
         .unwrap();
     assert_eq!(read.status(), 200);
-    let revoke = run(
-        dir.path(),
-        &["apikey", "revoke", key["api_key"].as_str().unwrap()],
-    );
+    let revoke = run(dir.path(), &["apikey", "revoke", key["api_key"].as_str().unwrap()]);
     assert!(revoke.status.success());
     let after = client
-        .get(format!(
-            "{}/api/resource/Organization/{org_name}",
-            served.base
-        ))
+        .get(format!("{}/api/resource/Organization/{org_name}", served.base))
         .header("authorization", &authorization)
         .send()
         .await
@@ -285,11 +255,7 @@ async fn administrative_commands_manage_organizations_members_and_api_keys() {
 }
 
 fn fails_naming(output: Output, key: &str) {
-    assert_eq!(
-        output.status.code(),
-        Some(2),
-        "configuration errors exit with 2"
-    );
+    assert_eq!(output.status.code(), Some(2), "configuration errors exit with 2");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains(key), "error should name `{key}`: {stderr}");
 }
@@ -314,23 +280,13 @@ fn invalid_configuration_fails_startup_naming_the_key() {
         "database.max_connections",
     );
     fails_naming(run(dir.path(), &["--roles", "api,web", "serve"]), "roles");
-    fails_naming(
-        run(dir.path(), &["--listen", "not-an-address", "serve"]),
-        "listen",
-    );
+    fails_naming(run(dir.path(), &["--listen", "not-an-address", "serve"]), "listen");
     fails_naming(
         run(dir.path(), &["--database-url", "mysql://x", "serve"]),
         "database_url",
     );
-    std::fs::write(
-        dir.path().join("dartwing.toml"),
-        "[http]\nbody_limit_bytes = \"big\"\n",
-    )
-    .unwrap();
-    fails_naming(
-        run(dir.path(), &["config", "check"]),
-        "http.body_limit_bytes",
-    );
+    std::fs::write(dir.path().join("dartwing.toml"), "[http]\nbody_limit_bytes = \"big\"\n").unwrap();
+    fails_naming(run(dir.path(), &["config", "check"]), "http.body_limit_bytes");
     std::fs::write(
         dir.path().join("dartwing.toml"),
         "[observability]\nlog_levl = \"info\"\n",

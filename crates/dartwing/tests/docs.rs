@@ -8,7 +8,11 @@ use serde_json::Value;
 fn keys(prefix: &str, value: &Value, out: &mut Vec<String>) {
     if let Value::Object(map) = value {
         for (key, child) in map {
-            let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+            let path = if prefix.is_empty() {
+                key.clone()
+            } else {
+                format!("{prefix}.{key}")
+            };
             if child.is_object() {
                 keys(&path, child, out);
             } else {
@@ -25,6 +29,9 @@ fn every_configuration_key_is_documented() {
     keys("", &serde_json::to_value(Config::default()).unwrap(), &mut all);
     assert!(all.len() > 20, "{all:?}");
     for key in all {
-        assert!(doc.contains(&format!("| `{key}` |")), "docs/configuration.md lacks a row for `{key}`");
+        assert!(
+            doc.contains(&format!("| `{key}` |")),
+            "docs/configuration.md lacks a row for `{key}`"
+        );
     }
 }

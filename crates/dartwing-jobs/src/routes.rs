@@ -1,0 +1,239 @@
+//! Job API under `/api/method/dartwing_core.jobs.*` (SPEC §8 wire shapes).
+
+use crate::Jobs;
+use crate::model::{DeadLetterStatus, JobStatus, NewJob, Priority};
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use dartwing_core::{Error, Timestamp};
+use dartwing_http::{ApiResult, Auth, Message, RequestContext, StrictJson, StrictQuery};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+const PREFIX: &str = "/api/method/dartwing_core.jobs";
+
+/// The job routes with their state applied.
+pub fn routes(jobs: Jobs) -> Router {
+    Router::new()
+        .route(&format!("{PREFIX}.enqueue"), post(enqueue))
+        .route(&format!("{PREFIX}.status"), get(status))
+        .route(&format!("{PREFIX}.list"), get(list))
+        .route(&format!("{PREFIX}.cancel"), post(cancel))
+        .route(&format!("{PREFIX}.dead_letters"), get(dead_letters))
+        .route(&format!("{PREFIX}.retry_dead_letter"), post(retry_dead_letter))
+        .route(&format!("{PREFIX}.resolve_dead_letter"), post(resolve_dead_letter))
+        .route(&format!("{PREFIX}.ignore_dead_letter"), post(ignore_dead_letter))
+        .with_state(jobs)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnqueueBody {
+    method: String,
+    #[serde(default)]
+    organization: Option<String>,
+    #[serde(default = "empty_object")]
+    args: Value,
+    #[serde(default)]
+    priority: Option<Priority>,
+    #[serde(default)]
+    dedup_key: Option<String>,
+    #[serde(default)]
+    dedup_window_secs: Option<u64>,
+    #[serde(default)]
+    run_at: Option<String>,
+}
+
+fn empty_object() -> Value {
+    json!({})
+}
+
+async fn enqueue(
+    State(jobs): State<Jobs>,
+    Extension(context): Extension<RequestContext>,
+    Auth(actor): Auth,
+    StrictJson(body): StrictJson<EnqueueBody>,
+) -> ApiResult<Message<Value>> {
+    if let Some(org) = &body.organization {
+        context.set_organization(org);
+    }
+    let run_at = body
+        .run_at
+        .as_deref()
+        .map(|t| {
+            t.parse::<Timestamp>()
+                .map_err(|e| Error::bad_request(format!("'run_at': {e}")))
+        })
+        .transpose()?;
+    let job = NewJob {
+        method: body.method,
+        organization: body.organization,
+        args: body.args,
+        priority: body.priority.unwrap_or_default(),
+        dedup_key: body.dedup_key,
+        dedup_window_secs: body.dedup_window_secs,
+        run_at,
+        trace_id: Some(context.trace_id().to_string()),
+        submitted_by: Some(actor.id().to_string()),
+    };
+    let enqueued = jobs.enqueue(&actor, job).await?;
+    Ok(Message(serde_json::to_value(enqueued).unwrap_or(Value::Null)))
+}
+
+#[derive(Debug, Deserialize)]
+struct JobIdQuery {
+    job_id: String,
+}
+
+async fn status(
+    State(jobs): State<Jobs>,
+    Auth(actor): Auth,
+    StrictQuery(query): StrictQuery<JobIdQuery>,
+) -> ApiResult<Message<crate::model::JobInfo>> {
+    Ok(Message(jobs.status(&actor, &query.job_id).await?))
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    organization: Option<String>,
+    status: Option<String>,
+    limit: Option<u32>,
+}
+
+async fn list(
+    State(jobs): State<Jobs>,
+    Auth(actor): Auth,
+    StrictQuery(query): StrictQuery<ListQuery>,
+) -> ApiResult<Message<Vec<crate::model::JobInfo>>> {
+    let status = query.status.as_deref().map(str::parse::<JobStatus>).transpose()?;
+    let limit = query.limit.unwrap_or(100).clamp(1, 500);
+    Ok(Message(
+        jobs.list(&actor, query.organization.as_deref(), status, limit).await?,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JobIdBody {
+    job_id: String,
+}
+
+async fn cancel(
+    State(jobs): State<Jobs>,
+    Auth(actor): Auth,
+    StrictJson(body): StrictJson<JobIdBody>,
+) -> ApiResult<Message<Value>> {
+    let status = jobs.cancel(&actor, &body.job_id).await?;
+    Ok(Message(json!({ "job_id": body.job_id, "status": status })))
+}
+
+#[derive(Debug, Deserialize)]
+struct DeadLetterQuery {
+    organization: Option<String>,
+    limit: Option<u32>,
+}
+
+async fn dead_letters(
+    State(jobs): State<Jobs>,
+    Auth(actor): Auth,
+    StrictQuery(query): StrictQuery<DeadLetterQuery>,
+) -> ApiResult<Message<Vec<crate::model::DeadLetter>>> {
+    let limit = query.limit.unwrap_or(100).clamp(1, 500);
+    Ok(Message(
+        jobs.dead_letters(&actor, query.organization.as_deref(), limit).await?,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeadLetterBody {
+    name: String,
+    #[serde(default)]
+    notes: Option<String>,
+}
+
+async fn retry_dead_letter(
+    State(jobs): State<Jobs>,
+    Auth(actor): Auth,
+    StrictJson(body): StrictJson<DeadLetterBody>,
+) -> ApiResult<Message<Value>> {
+    let enqueued = jobs
+        .retry_dead_letter(&actor, &body.name, body.notes.as_deref())
+        .await?;
+    Ok(Message(serde_json::to_value(enqueued).unwrap_or(Value::Null)))
+}
+
+async fn resolve_dead_letter(
+    State(jobs): State<Jobs>,
+    Auth(actor): Auth,
+    StrictJson(body): StrictJson<DeadLetterBody>,
+) -> ApiResult<Message<crate::model::DeadLetter>> {
+    Ok(Message(
+        jobs.settle_dead_letter(&actor, &body.name, DeadLetterStatus::Resolved, body.notes.as_deref())
+            .await?,
+    ))
+}
+
+async fn ignore_dead_letter(
+    State(jobs): State<Jobs>,
+    Auth(actor): Auth,
+    StrictJson(body): StrictJson<DeadLetterBody>,
+) -> ApiResult<Message<crate::model::DeadLetter>> {
+    Ok(Message(
+        jobs.settle_dead_letter(&actor, &body.name, DeadLetterStatus::Ignored, body.notes.as_deref())
+            .await?,
+    ))
+}
+
+/// OpenAPI path items of these routes.
+pub fn openapi_paths() -> Vec<(String, Value)> {
+    let op = |method: &str, summary: &str| {
+        json!({ method: { "summary": summary, "tags": ["Jobs"], "responses": {
+            "200": { "description": "{\"message\": …}" },
+            "400": dartwing_http::openapi::error_ref("BadRequest"),
+            "401": dartwing_http::openapi::error_ref("Unauthenticated"),
+            "403": dartwing_http::openapi::error_ref("Forbidden"),
+            "404": dartwing_http::openapi::error_ref("NotFound"),
+            "422": dartwing_http::openapi::error_ref("Invalid") } } })
+    };
+    vec![
+        (
+            format!("{PREFIX}.enqueue"),
+            op(
+                "post",
+                "Enqueue a job: {method, organization, args, priority, dedup_key, run_at} → {job_id, queue}; 429 when the organization's queue is full",
+            ),
+        ),
+        (format!("{PREFIX}.status"), op("get", "Status of a job (?job_id=)")),
+        (
+            format!("{PREFIX}.list"),
+            op(
+                "get",
+                "Jobs of the caller's organizations (?organization=&status=&limit=)",
+            ),
+        ),
+        (
+            format!("{PREFIX}.cancel"),
+            op("post", "Cancel a pending or running job {job_id}"),
+        ),
+        (
+            format!("{PREFIX}.dead_letters"),
+            op(
+                "get",
+                "Dead letters (?organization=); Owners/Admins or system administrators",
+            ),
+        ),
+        (
+            format!("{PREFIX}.retry_dead_letter"),
+            op("post", "Re-enqueue a dead letter's job {name, notes}"),
+        ),
+        (
+            format!("{PREFIX}.resolve_dead_letter"),
+            op("post", "Mark a dead letter Resolved {name, notes}"),
+        ),
+        (
+            format!("{PREFIX}.ignore_dead_letter"),
+            op("post", "Mark a dead letter Ignored {name, notes}"),
+        ),
+    ]
+}

@@ -1,0 +1,92 @@
+//! The scheduler role: periodic jobs enqueued exactly once per tick across all nodes. A tick is
+//! recorded in `cron_tick` in the same transaction that enqueues its job; the first node to
+//! insert the (name, tick) row enqueues, every other node's insert conflicts and does nothing.
+
+use crate::Jobs;
+use crate::model::NewJob;
+use dartwing_core::config::JobsConfig;
+use dartwing_core::{Principal, Timestamp};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// A periodic system job. Ticks fall on multiples of `every` since the Unix epoch; a tick missed
+/// while no scheduler ran is not replayed, except the current one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CronEntry {
+    /// Unique name of the schedule.
+    pub name: String,
+    /// Job type to enqueue.
+    pub method: String,
+    /// Period.
+    pub every: Duration,
+    /// Job arguments.
+    pub args: Value,
+}
+
+/// The built-in schedules: stuck-job detection and the daily dead-letter purge.
+pub(crate) fn builtin_entries(config: &JobsConfig) -> Vec<CronEntry> {
+    vec![
+        CronEntry {
+            name: "jobs.stuck_detection".into(),
+            method: "jobs.stuck_detection".into(),
+            every: Duration::from_secs(config.stuck_check_interval_secs.max(1)),
+            args: json!({}),
+        },
+        CronEntry {
+            name: "jobs.dlq_purge".into(),
+            method: "jobs.dlq_purge".into(),
+            every: Duration::from_secs(86_400),
+            args: json!({}),
+        },
+    ]
+}
+
+pub(crate) fn spawn(jobs: Jobs, shutdown: CancellationToken) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let scheduler = Principal::system("scheduler");
+        let mut last: HashMap<String, i64> = HashMap::new();
+        let mut ticker = tokio::time::interval(Duration::from_millis(500));
+        tracing::info!(schedules = jobs.inner.cron.len(), "scheduler started");
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = ticker.tick() => {}
+            }
+            let now = Timestamp::now().as_micros();
+            for entry in &jobs.inner.cron {
+                let every = i64::try_from(entry.every.as_micros()).unwrap_or(i64::MAX).max(1);
+                let tick = now - now.rem_euclid(every);
+                if last.get(&entry.name).is_some_and(|seen| *seen >= tick) {
+                    continue;
+                }
+                match run_tick(&jobs, &scheduler, entry, tick).await {
+                    Ok(enqueued) => {
+                        last.insert(entry.name.clone(), tick);
+                        if enqueued {
+                            tracing::info!(schedule = %entry.name, tick = %Timestamp::from_micros(tick), "cron tick enqueued");
+                        }
+                    }
+                    Err(e) => tracing::warn!(schedule = %entry.name, error = %e, "cron tick failed; retrying"),
+                }
+            }
+        }
+        tracing::info!("scheduler stopped");
+    })
+}
+
+async fn run_tick(jobs: &Jobs, scheduler: &Principal, entry: &CronEntry, tick: i64) -> dartwing_core::Result<bool> {
+    let store = jobs.store();
+    let mut tx = store.db().begin().await.map_err(dartwing_db::map_db_error)?;
+    if !store.claim_cron_tick(&mut tx, &entry.name, tick).await? {
+        return Ok(false);
+    }
+    let mut job = NewJob::new(entry.method.clone(), None, entry.args.clone());
+    job.submitted_by = Some(format!("cron:{}", entry.name));
+    let enqueued = jobs.enqueue_in(&mut tx, scheduler, job).await?;
+    tx.commit().await.map_err(dartwing_db::map_db_error)?;
+    jobs.wake(enqueued.queue).notify_one();
+    Ok(true)
+}

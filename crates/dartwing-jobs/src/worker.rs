@@ -1,0 +1,361 @@
+//! The worker role: per queue, a dispatcher claims due jobs in fair order (in batches, to save
+//! commits) and runs each on a task bounded by the queue's worker count and timeout. Successes
+//! are recorded together every few milliseconds; leases are renewed while jobs run.
+
+use crate::Jobs;
+use crate::handler::{JobContext, JobError};
+use crate::model::{JobStatus, Queue};
+use crate::store::{ClaimedJob, FailureKind, FailureOutcome};
+use dartwing_core::Principal;
+use dartwing_core::permission::{Membership, PrincipalKind};
+use dartwing_core::tenancy::{MemberRole, MemberStatus, OrgStatus};
+use dartwing_db::heartbeat::WorkerHeartbeats;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+type Running = Arc<Mutex<HashMap<String, CancellationToken>>>;
+
+/// Starts the workers of this node.
+pub(crate) fn spawn(
+    jobs: Jobs,
+    node_id: &str,
+    heartbeats: WorkerHeartbeats,
+    shutdown: CancellationToken,
+    grace: Duration,
+) -> JoinHandle<()> {
+    let worker_id = format!("{node_id}/{}", dartwing_core::ids::random_hex(4));
+    tokio::spawn(async move {
+        if let Err(e) = heartbeats.clear_node().await {
+            tracing::warn!(error = %e, "clearing heartbeats of this node's previous run failed");
+        }
+        let running: Running = Arc::default();
+        let (done_tx, done_rx) = mpsc::unbounded_channel::<String>();
+        let stop_claiming = shutdown.child_token();
+        let mut tasks = Vec::new();
+        let mut slots = Vec::new();
+        for queue in Queue::ALL {
+            let workers = jobs.store().queue_config(queue).workers as usize;
+            let permits = Arc::new(Semaphore::new(workers));
+            slots.push((permits.clone(), workers));
+            tasks.push(tokio::spawn(dispatch(
+                jobs.clone(),
+                queue,
+                worker_id.clone(),
+                permits,
+                running.clone(),
+                done_tx.clone(),
+                stop_claiming.clone(),
+            )));
+        }
+        drop(done_tx);
+        let flusher = tokio::spawn(flush_completions(jobs.clone(), worker_id.clone(), done_rx));
+        let upkeep = tokio::spawn(upkeep(
+            jobs.clone(),
+            worker_id.clone(),
+            heartbeats.clone(),
+            running.clone(),
+            shutdown.clone(),
+        ));
+        tracing::info!(worker = %worker_id, "workers started");
+
+        shutdown.cancelled().await;
+        for task in tasks {
+            let _ = task.await;
+        }
+        // Let running jobs finish within the grace period, then release the rest.
+        let deadline = Instant::now() + grace;
+        for (permits, workers) in &slots {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let all = u32::try_from(*workers).unwrap_or(u32::MAX);
+            let _ = tokio::time::timeout(remaining, permits.acquire_many(all)).await;
+        }
+        let unfinished: Vec<String> = running.lock().map(|r| r.keys().cloned().collect()).unwrap_or_default();
+        if !unfinished.is_empty() {
+            tracing::warn!(jobs = unfinished.len(), "shutdown grace over; releasing running jobs");
+            if let Ok(map) = running.lock() {
+                map.values().for_each(CancellationToken::cancel);
+            }
+            if let Err(e) = jobs.store().release(&worker_id).await {
+                tracing::error!(error = %e, "releasing jobs at shutdown failed; they are recovered when their lease expires");
+            }
+        }
+        let _ = flusher.await;
+        let _ = upkeep.await;
+        for queue in Queue::ALL {
+            let _ = heartbeats.remove(&format!("{worker_id}:{queue}")).await;
+        }
+        tracing::info!(worker = %worker_id, "workers stopped");
+    })
+}
+
+async fn dispatch(
+    jobs: Jobs,
+    queue: Queue,
+    worker_id: String,
+    permits: Arc<Semaphore>,
+    running: Running,
+    done: mpsc::UnboundedSender<String>,
+    stop: CancellationToken,
+) {
+    let config = jobs.store().config().clone();
+    let poll = Duration::from_millis(config.poll_interval_ms);
+    loop {
+        // Wait for a free slot, then claim as many jobs as there are free slots.
+        let first = tokio::select! {
+            _ = stop.cancelled() => return,
+            permit = permits.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => return },
+        };
+        let free = permits.available_permits() as u32 + 1;
+        let limit = free.min(config.claim_batch);
+        let claimed = match jobs.store().claim(queue, &worker_id, limit).await {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                tracing::warn!(queue = queue.as_str(), error = %e, "claiming jobs failed; retrying");
+                drop(first);
+                tokio::select! { _ = stop.cancelled() => return, _ = tokio::time::sleep(poll) => {} }
+                continue;
+            }
+        };
+        if claimed.is_empty() {
+            drop(first);
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = jobs.wake(queue).notified() => {},
+                _ = tokio::time::sleep(poll) => {},
+            }
+            continue;
+        }
+        let mut first = Some(first);
+        for job in claimed {
+            let permit = match first.take() {
+                Some(p) => p,
+                None => match permits.clone().acquire_owned().await {
+                    Ok(p) => p,
+                    Err(_) => return,
+                },
+            };
+            let jobs = jobs.clone();
+            let worker_id = worker_id.clone();
+            let running = running.clone();
+            let done = done.clone();
+            tokio::spawn(async move {
+                run(jobs, job, &worker_id, running, done).await;
+                drop(permit);
+            });
+        }
+    }
+}
+
+fn principal_for(job: &ClaimedJob) -> Principal {
+    match &job.organization {
+        Some(org) => Principal {
+            kind: PrincipalKind::Service {
+                api_key: format!("job:{}", job.id),
+                organization: Some(org.clone()),
+            },
+            system_admin: false,
+            memberships: vec![Membership {
+                organization: org.clone(),
+                role: MemberRole::Member,
+                status: MemberStatus::Active,
+                org_status: OrgStatus::Active,
+            }],
+        },
+        None => Principal::system(&format!("job:{}", job.id)),
+    }
+}
+
+enum Outcome {
+    Completed,
+    Failed(JobError),
+    TimedOut,
+    Canceled,
+}
+
+async fn run(jobs: Jobs, job: ClaimedJob, worker_id: &str, running: Running, done: mpsc::UnboundedSender<String>) {
+    let span = tracing::info_span!(
+        "job",
+        job_id = %job.id,
+        method = %job.method,
+        queue = job.queue.as_str(),
+        organization = job.organization.as_deref().unwrap_or(""),
+        trace_id = job.trace_id.as_deref().unwrap_or(""),
+        attempt = job.attempt,
+    );
+    async move {
+        let cancel = CancellationToken::new();
+        if let Ok(mut map) = running.lock() {
+            map.insert(job.id.clone(), cancel.clone());
+        }
+        let ctx = JobContext {
+            job_id: job.id.clone(),
+            method: job.method.clone(),
+            organization: job.organization.clone(),
+            principal: principal_for(&job),
+            attempt: job.attempt,
+            trace_id: job.trace_id.clone(),
+            cancel: cancel.clone(),
+            submitted_by: job.submitted_by.clone(),
+            store: jobs.store().clone(),
+            publisher: jobs.inner.publisher.clone(),
+        };
+        let started = Instant::now();
+        let outcome = match jobs.inner.registry.get(&job.method) {
+            None => Outcome::Failed(JobError::Permanent(format!(
+                "No handler for job type '{}' on this node",
+                job.method
+            ))),
+            Some(handler) => tokio::select! {
+                result = tokio::time::timeout(job.timeout, handler.run(&ctx, job.args.clone())) => match result {
+                    Ok(Ok(())) => Outcome::Completed,
+                    Ok(Err(error)) => Outcome::Failed(error),
+                    Err(_) => Outcome::TimedOut,
+                },
+                _ = cancel.cancelled() => Outcome::Canceled,
+            },
+        };
+        if let Ok(mut map) = running.lock() {
+            map.remove(&job.id);
+        }
+        let m = &jobs.inner.metrics;
+        m.duration
+            .with_label_values(&[job.queue.as_str(), &job.method])
+            .observe(started.elapsed().as_secs_f64());
+        let org = m.org(job.organization.as_deref());
+        let final_status = |status: JobStatus| {
+            m.completed
+                .with_label_values(&[job.queue.as_str(), &job.method, &org, status.as_str()])
+                .inc();
+        };
+        let (kind, reason) = match outcome {
+            Outcome::Completed => {
+                if done.send(job.id.clone()).is_ok() {
+                    final_status(JobStatus::Completed);
+                }
+                return;
+            }
+            Outcome::Canceled => {
+                match jobs.store().mark_canceled(&job.id, worker_id).await {
+                    Ok(()) => final_status(JobStatus::Canceled),
+                    Err(e) => tracing::error!(error = %e, "recording a cancellation failed"),
+                }
+                tracing::info!("job cancelled");
+                return;
+            }
+            Outcome::TimedOut => (
+                FailureKind::TimedOut,
+                format!("timed out after {} s", job.timeout.as_secs()),
+            ),
+            Outcome::Failed(JobError::Transient(reason)) => (FailureKind::Transient, reason),
+            Outcome::Failed(JobError::Permanent(reason)) => (FailureKind::Permanent, reason),
+        };
+        match jobs.store().fail(&job, worker_id, kind, &reason).await {
+            Ok(FailureOutcome::Retried) => {
+                m.retried.with_label_values(&[job.queue.as_str(), &job.method]).inc();
+                tracing::warn!(error_type = ?kind, error = %reason, "job attempt failed; retry scheduled");
+            }
+            Ok(FailureOutcome::DeadLettered(status)) => {
+                final_status(status);
+                tracing::error!(error_type = ?kind, error = %reason, "job failed; moved to the dead-letter queue");
+                jobs.check_dlq_alert(job.trace_id.as_deref()).await;
+            }
+            Ok(FailureOutcome::Lost) => tracing::warn!("job was recovered elsewhere before its failure was recorded"),
+            Err(e) => {
+                tracing::error!(error = %e, "recording a job failure failed; the lease will expire and recover it")
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// Records successes in batches: whatever finished within `completion_flush_ms` commits together.
+async fn flush_completions(jobs: Jobs, worker_id: String, mut done: mpsc::UnboundedReceiver<String>) {
+    let window = Duration::from_millis(jobs.store().config().completion_flush_ms);
+    let mut batch = Vec::new();
+    while let Some(first) = done.recv().await {
+        batch.push(first);
+        let deadline = tokio::time::Instant::now() + window;
+        while batch.len() < 512 {
+            match tokio::time::timeout_at(deadline, done.recv()).await {
+                Ok(Some(id)) => batch.push(id),
+                _ => break,
+            }
+        }
+        let mut attempt = 0;
+        loop {
+            match jobs.store().complete_many(&worker_id, &batch).await {
+                Ok(_) => break,
+                Err(e) if attempt < 5 => {
+                    attempt += 1;
+                    tracing::warn!(error = %e, jobs = batch.len(), "recording completions failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, jobs = batch.len(), "recording completions failed; the jobs will run again after their lease expires");
+                    break;
+                }
+            }
+        }
+        batch.clear();
+    }
+}
+
+/// Lease renewal, cancellation requests, promotion of due jobs and heartbeats.
+async fn upkeep(
+    jobs: Jobs,
+    worker_id: String,
+    heartbeats: WorkerHeartbeats,
+    running: Running,
+    shutdown: CancellationToken,
+) {
+    let config = jobs.store().config().clone();
+    let lease_every = Duration::from_secs((config.lease_secs / 3).max(1));
+    let mut last_lease = Instant::now();
+    let mut last_beat: Option<Instant> = None;
+    let mut tick = tokio::time::interval(Duration::from_millis(config.poll_interval_ms.clamp(50, 1000)));
+    let mut last_cancel_check = Instant::now();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        match jobs.store().promote_due().await {
+            Ok(0) => {}
+            Ok(_) => Queue::ALL.iter().for_each(|q| jobs.wake(*q).notify_one()),
+            Err(e) => tracing::warn!(error = %e, "promoting due jobs failed"),
+        }
+        if last_lease.elapsed() >= lease_every {
+            last_lease = Instant::now();
+            if let Err(e) = jobs.store().renew_leases(&worker_id).await {
+                tracing::warn!(error = %e, "renewing job leases failed");
+            }
+        }
+        let busy = running.lock().map(|r| !r.is_empty()).unwrap_or(false);
+        if busy && last_cancel_check.elapsed() >= Duration::from_secs(1) {
+            last_cancel_check = Instant::now();
+            if let Ok(ids) = jobs.store().cancel_requests(&worker_id).await
+                && let Ok(map) = running.lock()
+            {
+                for id in ids {
+                    if let Some(token) = map.get(&id) {
+                        token.cancel();
+                    }
+                }
+            }
+        }
+        if last_beat.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
+            last_beat = Some(Instant::now());
+            for queue in Queue::ALL {
+                if let Err(e) = heartbeats.beat(&format!("{worker_id}:{queue}"), queue.as_str()).await {
+                    tracing::warn!(error = %e, "worker heartbeat failed");
+                }
+            }
+        }
+    }
+}
