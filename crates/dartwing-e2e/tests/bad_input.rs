@@ -1,0 +1,1163 @@
+//! Bad input end to end: every malformed, oversized, unauthenticated or forbidden request is
+//! refused with the right status and `exc_type`, leaks nothing private, and changes nothing in
+//! the database. Each scenario runs on SQLite and, when configured, PostgreSQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use dartwing_core::Principal;
+use dartwing_e2e::{Reply, TEST_JWT_SECRET, TestDatabase, TestServer};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+// ------------------------------------------------------------------------------------ helpers
+
+/// Owner of the organization "Alpha".
+const ALICE: &str = "alice@example.com";
+/// Owner of the organization "Beta".
+const BOB: &str = "bob@example.com";
+/// The platform administrator the harness's `add_member` acts as.
+const ADMIN: &str = "root@example.com";
+
+/// A running server with two organizations, Alpha (owned by ALICE) and Beta (owned by BOB), and
+/// an administrator who has already been provisioned, so later snapshots see only the effects
+/// of the request under test.
+struct Scene {
+    server: TestServer,
+    admin: String,
+    alpha: String,
+    beta: String,
+}
+
+impl Scene {
+    async fn new(db: &TestDatabase) -> Self {
+        Self::on(TestServer::start(db).await).await
+    }
+
+    async fn on(server: TestServer) -> Self {
+        let alpha = server.create_org(ALICE, "Alpha").await;
+        let beta = server.create_org(BOB, "Beta").await;
+        let admin = server.admin_token(ADMIN);
+        let reply = server.get("/api/resource/Organization", &admin).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        Self {
+            server,
+            admin,
+            alpha,
+            beta,
+        }
+    }
+
+    fn token(&self, email: &str) -> String {
+        self.server.token(email)
+    }
+
+    /// A document as the administrator reads it through the API.
+    async fn read(&self, doctype: &str, name: &str) -> Value {
+        let reply = self
+            .server
+            .get(&format!("/api/resource/{doctype}/{name}"), &self.admin)
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        reply.json()["data"].clone()
+    }
+
+    /// The Org Member name of `email` in `org`.
+    async fn membership(&self, org: &str, email: &str) -> String {
+        let person = self
+            .server
+            .app
+            .tenancy
+            .person_by_email(email)
+            .await
+            .unwrap()
+            .expect("provisioned")
+            .name;
+        let filters = json!([["organization", "=", org], ["person", "=", person]]).to_string();
+        let reply = self
+            .server
+            .get(
+                &format!("/api/resource/Org%20Member?filters={}", urlencoding::encode(&filters)),
+                &self.admin,
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        reply.json()["data"][0]["name"]
+            .as_str()
+            .expect("membership")
+            .to_string()
+    }
+
+    async fn snapshot(&self) -> Snapshot {
+        let snapshot = snapshot(&self.server).await;
+        assert!(
+            snapshot[0].1.len() >= 2,
+            "the snapshot does not see the scene's organizations"
+        );
+        snapshot
+    }
+
+    async fn stop(self) {
+        self.server.stop().await;
+    }
+}
+
+/// Every row of every tenancy table (and API keys and naming series), as text.
+type Snapshot = Vec<(&'static str, Vec<Vec<Option<String>>>)>;
+
+const TABLES: [(&str, &str); 5] = [
+    (
+        "organization",
+        "name, org_name, org_type, status, creation, modified, owner, modified_by",
+    ),
+    (
+        "person",
+        "name, primary_email, full_name, status, creation, modified, owner, modified_by",
+    ),
+    (
+        "org_member",
+        "name, person, organization, role, status, creation, modified, owner, modified_by",
+    ),
+    (
+        "api_key",
+        "api_key, secret_sha256, organization, description, created_at, created_by, revoked_at",
+    ),
+    ("naming_series", "prefix, CAST(current AS TEXT)"),
+];
+
+async fn snapshot(server: &TestServer) -> Snapshot {
+    use sqlx::Row;
+    let mut tables = Vec::new();
+    for (table, columns) in TABLES {
+        let sql = format!("SELECT {columns} FROM {table} ORDER BY 1");
+        let rows = sqlx::query(&sql)
+            .fetch_all(server.app.db.pool())
+            .await
+            .expect("snapshot query");
+        let rows = rows
+            .iter()
+            .map(|row| {
+                (0..row.len())
+                    .map(|i| row.try_get::<Option<String>, _>(i).expect("text column"))
+                    .collect()
+            })
+            .collect();
+        tables.push((table, rows));
+    }
+    tables
+}
+
+/// Asserts an error reply: its status, a JSON `{"exc_type", "message"}` body with the expected
+/// `exc_type`, and nothing in it that must stay private (the JWT secret, `private` values such
+/// as API secrets or the token sent, panic messages, backtraces, source paths).
+fn assert_refused(reply: &Reply, status: StatusCode, exc_type: &str, private: &[&str]) {
+    assert_eq!(reply.status, status, "{}", reply.text);
+    let content_type = reply
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    assert!(
+        content_type.starts_with("application/json"),
+        "error body is not JSON ({content_type}): {}",
+        reply.text
+    );
+    let body = reply.json();
+    assert_eq!(body["exc_type"], exc_type, "{}", reply.text);
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "no message: {}",
+        reply.text
+    );
+    assert_private(&reply.text, private);
+}
+
+fn assert_private(text: &str, private: &[&str]) {
+    assert!(!text.contains(TEST_JWT_SECRET), "JWT secret leaked: {text}");
+    for value in private.iter().filter(|v| !v.is_empty()) {
+        assert!(!text.contains(value), "private value {value:?} leaked: {text}");
+    }
+    let lower = text.to_lowercase();
+    for word in ["panicked", "backtrace", "src/", ".rs:", "thread '"] {
+        assert!(!lower.contains(word), "{word:?} in a response body: {text}");
+    }
+}
+
+/// Sends `body` as is, with an optional Content-Type and a bearer token.
+async fn send_raw(
+    server: &TestServer,
+    method: Method,
+    path: &str,
+    token: &str,
+    content_type: Option<&str>,
+    body: impl Into<reqwest::Body>,
+) -> Reply {
+    let mut request = server
+        .client
+        .request(method, server.url(path))
+        .header(AUTHORIZATION, format!("Bearer {token}"));
+    if let Some(content_type) = content_type {
+        request = request.header(CONTENT_TYPE, content_type);
+    }
+    let response = request.body(body).send().await.expect("request sent");
+    let status = response.status();
+    let headers = response.headers().clone();
+    Reply {
+        status,
+        headers,
+        text: response.text().await.expect("body"),
+    }
+}
+
+/// Sends a GET with exactly this `Authorization` header value (any bytes).
+async fn get_with_authorization(server: &TestServer, path: &str, value: HeaderValue) -> Reply {
+    let response = server
+        .client
+        .get(server.url(path))
+        .header(AUTHORIZATION, value)
+        .send()
+        .await
+        .expect("request sent");
+    let status = response.status();
+    let headers = response.headers().clone();
+    Reply {
+        status,
+        headers,
+        text: response.text().await.expect("body"),
+    }
+}
+
+fn now() -> u64 {
+    jsonwebtoken::get_current_timestamp()
+}
+
+/// An HS256 token over `claims` signed with `secret`.
+fn hs256(claims: &Value, secret: &str) -> String {
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("sign")
+}
+
+/// Unpadded base64url, as in JWTs.
+fn base64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..=chunk.len() {
+            out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+        }
+    }
+    out
+}
+
+fn system() -> Principal {
+    Principal::system("test")
+}
+
+// ------------------------------------------------------------------------ malformed requests
+
+#[tokio::test]
+async fn malformed_json_is_400_and_changes_nothing() {
+    for db in TestDatabase::all().await {
+        let s = Scene::new(&db).await;
+        let alice = s.token(ALICE);
+        let org_path = format!("/api/resource/Organization/{}", s.alpha);
+        let before = s.snapshot().await;
+        let bodies = [
+            r#"{"org_name": "Gamma", "org_type": "Company""#,
+            r#"{"org_name": "Gamma", "org_type": "Company",}"#,
+            "not json at all",
+            "{'org_name': 'Gamma'}",
+            "",
+            // Valid JSON, but not a document.
+            "[]",
+            r#""Gamma""#,
+            "null",
+        ];
+        for body in bodies {
+            for (method, path) in [
+                (Method::POST, "/api/resource/Organization"),
+                (Method::PUT, org_path.as_str()),
+            ] {
+                let reply = send_raw(&s.server, method.clone(), path, &alice, Some("application/json"), body).await;
+                assert_refused(&reply, StatusCode::BAD_REQUEST, "BadRequestError", &[&alice]);
+            }
+        }
+        assert_eq!(s.snapshot().await, before);
+        s.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn wrong_field_types_are_400_and_change_nothing() {
+    for db in TestDatabase::all().await {
+        let s = Scene::new(&db).await;
+        let alice = s.token(ALICE);
+        let org_path = format!("/api/resource/Organization/{}", s.alpha);
+        let before = s.snapshot().await;
+        let bodies = [
+            json!({ "org_name": "Gamma", "org_type": 5 }),
+            json!({ "org_name": [], "org_type": "Company" }),
+            json!({ "org_name": { "text": "Gamma" }, "org_type": "Company" }),
+            json!({ "org_name": "Gamma", "org_type": "Spaceship" }),
+            json!({ "org_name": "Gamma", "org_type": "Company", "status": true }),
+            json!({ "org_name": null, "org_type": ["Company"] }),
+        ];
+        for body in &bodies {
+            let reply = s.server.post("/api/resource/Organization", &alice, body).await;
+            assert_refused(&reply, StatusCode::BAD_REQUEST, "BadRequestError", &[&alice]);
+            let reply = s.server.put(&org_path, &alice, body).await;
+            assert_refused(&reply, StatusCode::BAD_REQUEST, "BadRequestError", &[&alice]);
+        }
+        let reply = s
+            .server
+            .post(
+                "/api/resource/Org%20Member",
+                &s.admin,
+                &json!({ "person": 1, "organization": s.alpha, "role": "Member" }),
+            )
+            .await;
+        assert_refused(&reply, StatusCode::BAD_REQUEST, "BadRequestError", &[]);
+        let reply = s
+            .server
+            .post(
+                "/api/resource/Person",
+                &s.admin,
+                &json!({ "primary_email": ["x@example.com"] }),
+            )
+            .await;
+        assert_refused(&reply, StatusCode::BAD_REQUEST, "BadRequestError", &[]);
+        assert_eq!(s.snapshot().await, before);
+        s.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn unknown_fields_are_400_and_change_nothing() {
+    for db in TestDatabase::all().await {
+        let s = Scene::new(&db).await;
+        let alice = s.token(ALICE);
+        let before = s.snapshot().await;
+        let body = json!({ "org_name": "x", "org_type": "Company", "colour": "red" });
+        let reply = s.server.post("/api/resource/Organization", &alice, &body).await;
+        assert_refused(&reply, StatusCode::BAD_REQUEST, "BadRequestError", &[&alice]);
+        let reply = s
+            .server
+            .put(
+                &format!("/api/resource/Organization/{}", s.alpha),
+                &alice,
+                &json!({ "colour": "red" }),
+            )
+            .await;
+        assert_refused(&reply, StatusCode::BAD_REQUEST, "BadRequestError", &[&alice]);
+        let reply = s
+            .server
+            .post(
+                "/api/resource/Person",
+                &s.admin,
+                &json!({ "primary_email": "new@example.com", "password": "x" }),
+            )
+            .await;
+        assert_refused(&reply, StatusCode::BAD_REQUEST, "BadRequestError", &[]);
+        assert_eq!(s.snapshot().await, before);
+        assert_eq!(s.read("Organization", &s.alpha).await["org_name"], "Alpha");
+        s.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn body_without_json_content_type_is_400_and_changes_nothing() {
+    for db in TestDatabase::all().await {
+        let s = Scene::new(&db).await;
+        let alice = s.token(ALICE);
+        let org_path = format!("/api/resource/Organization/{}", s.alpha);
+        let before = s.snapshot().await;
+        let body = r#"{"org_name": "Gamma", "org_type": "Company"}"#;
+        for content_type in [
+            None,
+            Some("text/plain"),
+            Some("application/x-www-form-urlencoded"),
+            Some("application/xml"),
+        ] {
+            let reply = send_raw(
+                &s.server,
+                Method::POST,
+                "/api/resource/Organization",
+                &alice,
+                content_type,
+                body,
+            )
+            .await;
+            assert_refused(&reply, StatusCode::BAD_REQUEST, "BadRequestError", &[&alice]);
+            let reply = send_raw(
+                &s.server,
+                Method::PUT,
+                &org_path,
+                &alice,
+                content_type,
+                r#"{"org_name": "Renamed"}"#,
+            )
+            .await;
+            assert_refused(&reply, StatusCode::BAD_REQUEST, "BadRequestError", &[&alice]);
+        }
+        assert_eq!(s.snapshot().await, before);
+        s.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn oversized_body_is_413_and_changes_nothing() {
+    for db in TestDatabase::all().await {
+        let server = TestServer::start_with(&db, |c| c.http.body_limit_bytes = 4096).await;
+        let s = Scene::on(server).await;
+        let alice = s.token(ALICE);
+        let before = s.snapshot().await;
+        let big = json!({ "org_name": "G".repeat(10 * 1024), "org_type": "Company" });
+        let reply = s.server.post("/api/resource/Organization", &alice, &big).await;
+        assert_refused(
+            &reply,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestEntityTooLarge",
+            &[&alice],
+        );
+        let reply = s
+            .server
+            .put(&format!("/api/resource/Organization/{}", s.alpha), &alice, &big)
+            .await;
+        assert_refused(
+            &reply,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestEntityTooLarge",
+            &[&alice],
+        );
+        // Just under the limit is still parsed (and refused only for its content).
+        let fits = json!({ "org_name": "G".repeat(3000), "org_type": "Company" });
+        let reply = s.server.post("/api/resource/Organization", &alice, &fits).await;
+        assert_refused(&reply, StatusCode::UNPROCESSABLE_ENTITY, "ValidationError", &[&alice]);
+        assert_eq!(s.snapshot().await, before);
+        s.stop().await;
+    }
+}
+
+// ---------------------------------------------------------------------------- unknown things
+
+#[tokio::test]
+async fn unknown_doctype_is_404_and_changes_nothing() {
+    for db in TestDatabase::all().await {
+        let s = Scene::new(&db).await;
+        let alice = s.token(ALICE);
+        let before = s.snapshot().await;
+        let body = json!({ "name": "Enterprise", "warp": 9 });
+        let replies = [
+            s.server.get("/api/resource/Spaceship", &alice).await,
+            s.server.get("/api/resource/Spaceship/Enterprise", &alice).await,
+            s.server.post("/api/resource/Spaceship", &alice, &body).await,
+            s.server.put("/api/resource/Spaceship/Enterprise", &alice, &body).await,
+            s.server.delete("/api/resource/Spaceship/Enterprise", &s.admin).await,
+            s.server.get("/api/resource/organization", &alice).await,
+        ];
+        for reply in &replies {
+            assert_refused(reply, StatusCode::NOT_FOUND, "DoesNotExistError", &[&alice]);
+        }
+        assert_eq!(s.snapshot().await, before);
+        s.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn unknown_route_is_404_json() {
+    for db in TestDatabase::all().await {
+        let s = Scene::new(&db).await;
+        let alice = s.token(ALICE);
+        let before = s.snapshot().await;
+        for path in [
+            "/nope",
+            "/api/resource",
+            "/api/resource/Organization/x/y",
+            "/api/method/frappe.auth.get_logged_user",
+        ] {
+            let reply = s.server.get(path, &alice).await;
+            assert_refused(&reply, StatusCode::NOT_FOUND, "DoesNotExistError", &[&alice]);
+            let reply = s.server.send(Method::GET, path, None, None).await;
+            assert_refused(&reply, StatusCode::NOT_FOUND, "DoesNotExistError", &[]);
+        }
+        let reply = s
+            .server
+            .post("/api/v2/document/Organization", &alice, &json!({ "org_name": "x" }))
+            .await;
+        assert_refused(&reply, StatusCode::NOT_FOUND, "DoesNotExistError", &[&alice]);
+        assert_eq!(s.snapshot().await, before);
+        s.stop().await;
+    }
+}
+
+// --------------------------------------------------------------------------- authentication
+
+#[tokio::test]
+async fn expired_jwt_is_401_and_provisions_nobody() {
+    for db in TestDatabase::all().await {
+        let s = Scene::new(&db).await;
+        let before = s.snapshot().await;
+        for email in ["newcomer@example.com", ALICE] {
+            // Expired two minutes ago: well beyond the 30 s leeway.
+            let token = hs256(
+                &json!({ "email": email, "iat": now() - 900, "exp": now() - 120 }),
+                TEST_JWT_SECRET,
+            );
+            let reply = s.server.get("/api/resource/Organization", &token).await;
+            assert_refused(&reply, StatusCode::UNAUTHORIZED, "AuthenticationError", &[&token]);
+            let reply = s
+                .server
+                .post(
+                    "/api/resource/Organization",
+                    &token,
+                    &json!({ "org_name": "x", "org_type": "Company" }),
+                )
+                .await;
+            assert_refused(&reply, StatusCode::UNAUTHORIZED, "AuthenticationError", &[&token]);
+        }
+        assert_eq!(s.snapshot().await, before);
+        assert!(
+            s.server
+                .app
+                .tenancy
+                .person_by_email("newcomer@example.com")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        s.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn forged_jwt_is_401() {
+    for db in TestDatabase::all().await {
+        let s = Scene::new(&db).await;
+        let before = s.snapshot().await;
+        let claims = json!({ "email": "mallory@example.com", "exp": now() + 600,
+                             "realm_access": { "roles": ["System Manager"] } });
+        let other_secret = "another-secret-0123456789abcdef0123456789abcdef";
+        let forged = hs256(&claims, other_secret);
+        // A genuine token whose payload is swapped for one claiming the administrator role.
+        let genuine = s.token("mallory@example.com");
+        let parts: Vec<&str> = genuine.split('.').collect();
+        let tampered = format!("{}.{}.{}", parts[0], base64url(claims.to_string().as_bytes()), parts[2]);
+        // A genuine token with its signature removed.
+        let unsigned = format!("{}.{}.", parts[0], parts[1]);
+        for token in [&forged, &tampered, &unsigned] {
+            let reply = s.server.get("/api/resource/Organization", token).await;
+            assert_refused(
+                &reply,
+                StatusCode::UNAUTHORIZED,
+                "AuthenticationError",
+                &[token, other_secret],
+            );
+            let reply = s
+                .server
+                .get(&format!("/api/resource/Organization/{}", s.beta), token)
+                .await;
+            assert_refused(
+                &reply,
+                StatusCode::UNAUTHORIZED,
+                "AuthenticationError",
+                &[token, other_secret],
+            );
+        }
+        assert_eq!(s.snapshot().await, before);
+        s.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn alg_none_jwt_is_401() {
+    for db in TestDatabase::all().await {
+        let s = Scene::new(&db).await;
+        let before = s.snapshot().await;
+        let claims = json!({ "email": ALICE, "iat": now(), "exp": now() + 600,
+                             "realm_access": { "roles": ["System Manager"] } });
+        let payload = base64url(claims.to_string().as_bytes());
+        for header in [
+            json!({ "alg": "none", "typ": "JWT" }),
+            json!({ "alg": "None" }),
+            json!({ "alg": "NONE", "typ": "JWT" }),
+        ] {
+            let token = format!("{}.{payload}.", base64url(header.to_string().as_bytes()));
+            let reply = s
+                .server
+                .get(&format!("/api/resource/Organization/{}", s.beta), &token)
+                .await;
+            assert_refused(&reply, StatusCode::UNAUTHORIZED, "AuthenticationError", &[&token]);
+            let reply = s
+                .server
+                .put(
+                    &format!("/api/resource/Organization/{}", s.alpha),
+                    &token,
+                    &json!({ "org_name": "Owned" }),
+                )
+                .await;
+            assert_refused(&reply, StatusCode::UNAUTHORIZED, "AuthenticationError", &[&token]);
+        }
+        assert_eq!(s.snapshot().await, before);
+        s.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn jwt_without_email_claim_is_401() {
+    for db in TestDatabase::all().await {
+        let s = Scene::new(&db).await;
+        let before = s.snapshot().await;
+        let exp = now() + 600;
+        let claim_sets = [
+            json!({ "sub": "1234", "exp": exp }),
+            json!({ "email": "", "exp": exp }),
+            json!({ "email": null, "exp": exp }),
+            json!({ "email": 42, "exp": exp }),
+            json!({ "email": "not-an-email", "exp": exp }),
+            json!({ "preferred_username": ALICE, "exp": exp }),
+        ];
+        for claims in &claim_sets {
+            let token = hs256(claims, TEST_JWT_SECRET);
+            let reply = s.server.get("/api/resource/Organization", &token).await;
+            assert_refused(&reply, StatusCode::UNAUTHORIZED, "AuthenticationError", &[&token]);
+        }
+        // Without `exp` the token is refused too.
+        let token = hs256(&json!({ "email": ALICE }), TEST_JWT_SECRET);
+        let reply = s.server.get("/api/resource/Organization", &token).await;
+        assert_refused(&reply, StatusCode::UNAUTHORIZED, "AuthenticationError", &[&token]);
+        assert_eq!(s.snapshot().await, before);
+        s.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn garbage_authorization_schemes_are_401() {
+    for db in TestDatabase::all().await {
+        let s = Scene::new(&db).await;
+        let valid = s.token(ALICE);
+        let before = s.snapshot().await;
+        let values = [
+            format!("Basic {}", base64url(b"alice:password")),
+            "Bearer".to_string(),
+            "Bearer ".to_string(),
+            "Bearer not.a.jwt".to_string(),
+            "Bearer a.b".to_string(),
+            format!("Bearer {valid} trailing"),
+            format!("Bearer{valid}"),
+            format!("Token{valid}"),
+            format!("Digest {valid}"),
+            valid.clone(),
+            "token".to_string(),
+            "token nocolon".to_string(),
+            "token :".to_string(),
+            "token key:".to_string(),
+            "token :secret".to_string(),
+            format!("token {}:{}", "k".repeat(100), "s".repeat(300)),
+            "token ' OR '1'='1:' OR '1'='1".to_string(),
+        ];
+        for value in &values {
+            let reply = s
+                .server
+                .send(Method::GET, "/api/resource/Organization", Some(value), None)
+                .await;
+            assert_refused(&reply, StatusCode::UNAUTHORIZED, "AuthenticationError", &[&valid]);
+        }
+        // No header at all, and a header that is not text.
+        let reply = s
+            .server
+            .send(Method::GET, "/api/resource/Organization", None, None)
+            .await;
+        assert_refused(&reply, StatusCode::UNAUTHORIZED, "AuthenticationError", &[]);
+        let binary = HeaderValue::from_bytes(b"Bearer \xff\xfe\xfd").expect("obs-text header");
+        let reply = get_with_authorization(&s.server, "/api/resource/Organization", binary).await;
+        assert_refused(&reply, StatusCode::UNAUTHORIZED, "AuthenticationError", &[]);
+        // Writes are refused the same way.
+        let reply = s
+            .server
+            .send(
+                Method::POST,
+                "/api/resource/Organization",
+                Some("Basic Zm9vOmJhcg=="),
+                Some(&json!({ "org_name": "x", "org_type": "Company" })),
+            )
+            .await;
+        assert_refused(&reply, StatusCode::UNAUTHORIZED, "AuthenticationError", &[]);
+        assert_eq!(s.snapshot().await, before);
+        s.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn wrong_api_secret_is_401() {
+    for db in TestDatabase::all().await {
+        let s = Scene::new(&db).await;
+        let key = s.server.app.tenancy.create_api_key(&system(), None, "t").await.unwrap();
+        let good = format!("token {}:{}", key.api_key, key.api_secret);
+        let reply = s
+            .server
+            .send(Method::GET, "/api/resource/Organization", Some(&good), None)
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        assert_private(&reply.text, &[&key.api_secret]);
+        let before = s.snapshot().await;
+        let wrong_secret = format!("{}x", key.api_secret);
+        let values = [
+            format!("token {}:{wrong_secret}", key.api_key),
+            format!("token {}:{}", key.api_key, &key.api_secret[..key.api_secret.len() - 1]),
+            format!("token {}:{}", key.api_key, key.api_secret.to_uppercase()),
+            format!("token {}:{}", key.api_secret, key.api_key),
+            format!("token unknownkey:{}", key.api_secret),
+            format!("Bearer {}:{}", key.api_key, key.api_secret),
+        ];
+        for value in &values {
+            let reply = s
+                .server
+                .send(Method::GET, "/api/resource/Organization", Some(value), None)
+                .await;
+            assert_refused(
+                &reply,
+                StatusCode::UNAUTHORIZED,
+                "AuthenticationError",
+                &[&key.api_secret, &wrong_secret],
+            );
+            let body = json!({ "org_name": "x", "org_type": "Company" });
+            let reply = s
+                .server
+                .send(Method::POST, "/api/resource/Organization", Some(value), Some(&body))
+                .await;
+            assert_refused(
+                &reply,
+                StatusCode::UNAUTHORIZED,
+                "AuthenticationError",
+                &[&key.api_secret, &wrong_secret],
+            );
+        }
+        assert_eq!(s.snapshot().await, before);
+        s.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn revoked_api_key_is_401() {
+    for db in TestDatabase::all().await {
+        let s = Scene::new(&db).await;
+        let key = s
+            .server
+            .app
+            .tenancy
+            .create_api_key(&system(), Some(&s.alpha), "t")
+            .await
+            .unwrap();
+        let header = format!("token {}:{}", key.api_key, key.api_secret);
+        let path = format!("/api/resource/Organization/{}", s.alpha);
+        let reply = s.server.send(Method::GET, &path, Some(&header), None).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        s.server
+            .app
+            .tenancy
+            .revoke_api_key(&system(), &key.api_key)
+            .await
+            .unwrap();
+        let before = s.snapshot().await;
+        let reply = s.server.send(Method::GET, &path, Some(&header), None).await;
+        assert_refused(
+            &reply,
+            StatusCode::UNAUTHORIZED,
+            "AuthenticationError",
+            &[&key.api_secret],
+        );
+        let reply = s
+            .server
+            .send(
+                Method::PUT,
+                &path,
+                Some(&header),
+                Some(&json!({ "org_name": "Revoked" })),
+            )
+            .await;
+        assert_refused(
+            &reply,
+            StatusCode::UNAUTHORIZED,
+            "AuthenticationError",
+            &[&key.api_secret],
+        );
+        assert_eq!(s.snapshot().await, before);
+        s.stop().await;
+    }
+}
+
+// ------------------------------------------------------------------------------ permissions
+
+#[tokio::test]
+async fn member_of_one_org_cannot_read_another_org_403() {
+    for db in TestDatabase::all().await {
+        let s = Scene::new(&db).await;
+        s.server.add_member(&s.alpha, "carol@example.com", "Member").await;
+        let before = s.snapshot().await;
+        for email in [ALICE, "carol@example.com"] {
+            let token = s.token(email);
+            let reply = s
+                .server
+                .get(&format!("/api/resource/Organization/{}", s.beta), &token)
+                .await;
+            assert_refused(&reply, StatusCode::FORBIDDEN, "PermissionError", &[&token]);
+            // The list shows only the caller's own organization.
+            let reply = s.server.get("/api/resource/Organization", &token).await;
+            assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+            assert_eq!(reply.json()["data"], json!([{ "name": s.alpha }]));
+        }
+        assert_eq!(s.snapshot().await, before);
+        s.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn member_of_one_org_cannot_rename_another_org_403_and_it_is_unchanged() {
+    for db in TestDatabase::all().await {
+        let s = Scene::new(&db).await;
+        let alice = s.token(ALICE);
+        let beta_before = s.read("Organization", &s.beta).await;
+        let before = s.snapshot().await;
+        let path = format!("/api/resource/Organization/{}", s.beta);
+        let reply = s.server.put(&path, &alice, &json!({ "org_name": "Hijacked" })).await;
+        assert_refused(&reply, StatusCode::FORBIDDEN, "PermissionError", &[&alice]);
+        let reply = s
+            .server
+            .put(
+                &path,
+                &alice,
+                &json!({ "name": s.beta, "org_name": "Hijacked", "status": "Suspended" }),
+            )
+            .await;
+        assert_refused(&reply, StatusCode::FORBIDDEN, "PermissionError", &[&alice]);
+        let reply = s.server.delete(&path, &alice).await;
+        assert_refused(&reply, StatusCode::FORBIDDEN, "PermissionError", &[&alice]);
+        assert_eq!(s.read("Organization", &s.beta).await, beta_before);
+        assert_eq!(s.snapshot().await, before);
+        s.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn member_of_one_org_cannot_add_members_to_another_org_403() {
+    for db in TestDatabase::all().await {
+        let s = Scene::new(&db).await;
+        let alice = s.token(ALICE);
+        let alice_person = s.server.app.tenancy.person_by_email(ALICE).await.unwrap().unwrap().name;
+        let before = s.snapshot().await;
+        for role in ["Guest", "Member", "Admin", "Owner"] {
+            let body = json!({ "person": alice_person, "organization": s.beta, "role": role });
+            let reply = s.server.post("/api/resource/Org%20Member", &alice, &body).await;
+            assert_refused(&reply, StatusCode::FORBIDDEN, "PermissionError", &[&alice]);
+        }
+        assert_eq!(s.snapshot().await, before);
+        s.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn guest_cannot_change_org_settings_403() {
+    for db in TestDatabase::all().await {
+        let s = Scene::new(&db).await;
+        s.server.add_member(&s.alpha, "guest@example.com", "Guest").await;
+        let guest = s.token("guest@example.com");
+        let alpha_before = s.read("Organization", &s.alpha).await;
+        let before = s.snapshot().await;
+        let path = format!("/api/resource/Organization/{}", s.alpha);
+        let reply = s.server.get(&path, &guest).await;
+        assert_eq!(reply.status, StatusCode::OK, "a Guest can read: {}", reply.text);
+        let reply = s.server.put(&path, &guest, &json!({ "org_name": "Guest House" })).await;
+        assert_refused(&reply, StatusCode::FORBIDDEN, "PermissionError", &[&guest]);
+        assert_eq!(s.read("Organization", &s.alpha).await, alpha_before);
+        assert_eq!(s.snapshot().await, before);
+        s.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn admin_cannot_grant_owner_403() {
+    for db in TestDatabase::all().await {
+        let s = Scene::new(&db).await;
+        s.server.add_member(&s.alpha, "carol@example.com", "Admin").await;
+        let dave_membership = s.server.add_member(&s.alpha, "dave@example.com", "Member").await;
+        // Erin exists but is not a member yet.
+        let reply = s
+            .server
+            .get("/api/resource/Organization", &s.token("erin@example.com"))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        let erin = s
+            .server
+            .app
+            .tenancy
+            .person_by_email("erin@example.com")
+            .await
+            .unwrap()
+            .unwrap()
+            .name;
+        let carol = s.token("carol@example.com");
+        let before = s.snapshot().await;
+        let body = json!({ "person": erin, "organization": s.alpha, "role": "Owner" });
+        let reply = s.server.post("/api/resource/Org%20Member", &carol, &body).await;
+        assert_refused(&reply, StatusCode::FORBIDDEN, "PermissionError", &[&carol]);
+        let path = format!("/api/resource/Org%20Member/{dave_membership}");
+        let reply = s.server.put(&path, &carol, &json!({ "role": "Owner" })).await;
+        assert_refused(&reply, StatusCode::FORBIDDEN, "PermissionError", &[&carol]);
+        assert_eq!(s.read("Org%20Member", &dave_membership).await["role"], "Member");
+        assert_eq!(s.snapshot().await, before);
+        s.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn last_owner_cannot_be_demoted_422() {
+    for db in TestDatabase::all().await {
+        let s = Scene::new(&db).await;
+        let alice = s.token(ALICE);
+        let membership = s.membership(&s.alpha, ALICE).await;
+        let before = s.snapshot().await;
+        let path = format!("/api/resource/Org%20Member/{membership}");
+        for change in [
+            json!({ "role": "Admin" }),
+            json!({ "role": "Guest" }),
+            json!({ "status": "Inactive" }),
+        ] {
+            let reply = s.server.put(&path, &alice, &change).await;
+            assert_refused(&reply, StatusCode::UNPROCESSABLE_ENTITY, "ValidationError", &[&alice]);
+            // Not even a platform administrator may leave the organization without an Owner.
+            let reply = s.server.put(&path, &s.admin, &change).await;
+            assert_refused(&reply, StatusCode::UNPROCESSABLE_ENTITY, "ValidationError", &[]);
+        }
+        let reply = s.server.delete(&path, &alice).await;
+        assert_refused(&reply, StatusCode::UNPROCESSABLE_ENTITY, "ValidationError", &[&alice]);
+        let member = s.read("Org%20Member", &membership).await;
+        assert_eq!(
+            (&member["role"], &member["status"]),
+            (&json!("Owner"), &json!("Active"))
+        );
+        assert_eq!(s.snapshot().await, before);
+        s.stop().await;
+    }
+}
+
+// -------------------------------------------------------------------------- business rules
+
+#[tokio::test]
+async fn changing_org_type_is_422_and_changes_nothing() {
+    for db in TestDatabase::all().await {
+        let s = Scene::new(&db).await;
+        let alice = s.token(ALICE);
+        let alpha_before = s.read("Organization", &s.alpha).await;
+        let before = s.snapshot().await;
+        let path = format!("/api/resource/Organization/{}", s.alpha);
+        let reply = s.server.put(&path, &alice, &json!({ "org_type": "Family" })).await;
+        assert_refused(&reply, StatusCode::UNPROCESSABLE_ENTITY, "ValidationError", &[&alice]);
+        // Together with an allowed change, nothing of it is applied.
+        let reply = s
+            .server
+            .put(
+                &path,
+                &alice,
+                &json!({ "org_name": "Alpha Family", "org_type": "Family" }),
+            )
+            .await;
+        assert_refused(&reply, StatusCode::UNPROCESSABLE_ENTITY, "ValidationError", &[&alice]);
+        let reply = s.server.put(&path, &s.admin, &json!({ "org_type": "Nonprofit" })).await;
+        assert_refused(&reply, StatusCode::UNPROCESSABLE_ENTITY, "ValidationError", &[]);
+        assert_eq!(s.read("Organization", &s.alpha).await, alpha_before);
+        assert_eq!(s.snapshot().await, before);
+        s.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn duplicate_member_is_409_and_changes_nothing() {
+    for db in TestDatabase::all().await {
+        let s = Scene::new(&db).await;
+        s.server.add_member(&s.alpha, "carol@example.com", "Member").await;
+        let carol = s
+            .server
+            .app
+            .tenancy
+            .person_by_email("carol@example.com")
+            .await
+            .unwrap()
+            .unwrap()
+            .name;
+        let alice_person = s.server.app.tenancy.person_by_email(ALICE).await.unwrap().unwrap().name;
+        let before = s.snapshot().await;
+        for (person, role) in [(&carol, "Member"), (&carol, "Admin"), (&alice_person, "Member")] {
+            let body = json!({ "person": person, "organization": s.alpha, "role": role });
+            let reply = s.server.post("/api/resource/Org%20Member", &s.admin, &body).await;
+            assert_refused(&reply, StatusCode::CONFLICT, "DuplicateEntryError", &[]);
+            let reply = s
+                .server
+                .post("/api/resource/Org%20Member", &s.token(ALICE), &body)
+                .await;
+            assert_refused(&reply, StatusCode::CONFLICT, "DuplicateEntryError", &[]);
+        }
+        assert_eq!(s.snapshot().await, before);
+        s.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn duplicate_person_email_differing_in_case_is_409() {
+    for db in TestDatabase::all().await {
+        let s = Scene::new(&db).await;
+        let reply = s
+            .server
+            .post(
+                "/api/resource/Person",
+                &s.admin,
+                &json!({ "primary_email": "frank@example.com" }),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        let before = s.snapshot().await;
+        for email in [
+            "Frank@Example.com",
+            "FRANK@EXAMPLE.COM",
+            " frank@example.com ",
+            "ALICE@example.com",
+        ] {
+            let reply = s
+                .server
+                .post("/api/resource/Person", &s.admin, &json!({ "primary_email": email }))
+                .await;
+            assert_refused(&reply, StatusCode::CONFLICT, "DuplicateEntryError", &[]);
+        }
+        assert_eq!(s.snapshot().await, before);
+        s.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn invalid_filters_are_4xx_and_change_nothing() {
+    for db in TestDatabase::all().await {
+        let s = Scene::new(&db).await;
+        let alice = s.token(ALICE);
+        let before = s.snapshot().await;
+        // Unparsable or mis-shaped parameters are 400; well-formed ones naming an unknown field
+        // or operator break a rule of the DocType and are 422.
+        let encoded = |text: &str| urlencoding::encode(text).into_owned();
+        let bad_request = (StatusCode::BAD_REQUEST, "BadRequestError");
+        let invalid = (StatusCode::UNPROCESSABLE_ENTITY, "ValidationError");
+        let cases = [
+            ("filters=not-json".to_string(), bad_request),
+            (format!("filters={}", encoded(r#"[["org_name"]]"#)), bad_request),
+            ("filters=42".to_string(), bad_request),
+            ("fields=not-json".to_string(), bad_request),
+            (
+                format!("order_by={}", encoded("name; drop table organization")),
+                bad_request,
+            ),
+            (format!("filters={}", encoded(r#"[["colour","=","red"]]"#)), invalid),
+            (format!("filters={}", encoded(r#"{"password":"x"}"#)), invalid),
+            (format!("filters={}", encoded(r#"[["name","~~","x"]]"#)), invalid),
+            (
+                format!(
+                    "filters={}",
+                    encoded(r#"[["name","; drop table organization; --","x"]]"#)
+                ),
+                invalid,
+            ),
+            (format!("fields={}", encoded(r#"["secret_sha256"]"#)), invalid),
+            ("order_by=colour".to_string(), invalid),
+        ];
+        for (query, (status, exc_type)) in &cases {
+            for doctype in ["Organization", "Person", "Org%20Member"] {
+                let reply = s.server.get(&format!("/api/resource/{doctype}?{query}"), &alice).await;
+                assert!(reply.status.is_client_error(), "{doctype}?{query}: {}", reply.status);
+                assert_refused(&reply, *status, exc_type, &[&alice]);
+            }
+        }
+        assert_eq!(s.snapshot().await, before);
+        s.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn negative_limit_start_is_400() {
+    for db in TestDatabase::all().await {
+        let s = Scene::new(&db).await;
+        let alice = s.token(ALICE);
+        let before = s.snapshot().await;
+        for query in [
+            "limit_start=-1",
+            "limit_start=-9223372036854775808",
+            "limit_page_length=-5",
+            "limit=-1",
+            "limit_start=abc",
+        ] {
+            let reply = s
+                .server
+                .get(&format!("/api/resource/Organization?{query}"), &alice)
+                .await;
+            assert_refused(&reply, StatusCode::BAD_REQUEST, "BadRequestError", &[&alice]);
+        }
+        assert_eq!(s.snapshot().await, before);
+        s.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn put_that_renames_is_422_and_changes_nothing() {
+    for db in TestDatabase::all().await {
+        let s = Scene::new(&db).await;
+        let alice = s.token(ALICE);
+        let membership = s.membership(&s.alpha, ALICE).await;
+        let alice_person = s.server.app.tenancy.person_by_email(ALICE).await.unwrap().unwrap().name;
+        let before = s.snapshot().await;
+        let renames = [
+            (
+                format!("Organization/{}", s.alpha),
+                json!({ "name": "ORG-RENAMED", "org_name": "Renamed" }),
+            ),
+            (format!("Organization/{}", s.alpha), json!({ "name": s.beta })),
+            (
+                format!("Person/{alice_person}"),
+                json!({ "name": "PERS-RENAMED", "full_name": "Alice" }),
+            ),
+            (
+                format!("Org%20Member/{membership}"),
+                json!({ "name": "MEM-RENAMED", "role": "Owner" }),
+            ),
+        ];
+        for (path, body) in &renames {
+            let reply = s.server.put(&format!("/api/resource/{path}"), &alice, body).await;
+            assert_refused(&reply, StatusCode::UNPROCESSABLE_ENTITY, "ValidationError", &[&alice]);
+        }
+        assert_eq!(s.read("Organization", &s.alpha).await["org_name"], "Alpha");
+        assert_eq!(s.snapshot().await, before);
+        s.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn deleting_an_organization_with_members_is_409_link_exists() {
+    for db in TestDatabase::all().await {
+        let s = Scene::new(&db).await;
+        let alpha_before = s.read("Organization", &s.alpha).await;
+        let before = s.snapshot().await;
+        let reply = s
+            .server
+            .delete(&format!("/api/resource/Organization/{}", s.alpha), &s.admin)
+            .await;
+        assert_refused(&reply, StatusCode::CONFLICT, "LinkExistsError", &[]);
+        assert_eq!(s.read("Organization", &s.alpha).await, alpha_before);
+        assert_eq!(s.snapshot().await, before);
+        s.stop().await;
+    }
+}
