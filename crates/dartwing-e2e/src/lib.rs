@@ -9,9 +9,12 @@
 
 use dartwing::server::{self, App, RunningServer};
 use dartwing_core::config::Config;
+use dartwing_core::publish::{Publisher, Target};
 use dartwing_db::Backend;
+use dartwing_jobs::HandlerRegistry;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tempfile::TempDir;
 
@@ -143,7 +146,30 @@ pub struct TestServer {
     pub app: App,
     pub base: String,
     pub client: reqwest::Client,
+    /// Every realtime event the node published.
+    pub publisher: Arc<RecordingPublisher>,
     running: Option<RunningServer>,
+}
+
+/// A publisher that records events, for assertions.
+#[derive(Default)]
+pub struct RecordingPublisher {
+    events: Mutex<Vec<(String, Value, Target)>>,
+}
+
+impl RecordingPublisher {
+    /// Events published so far: (event, message, target).
+    pub fn events(&self) -> Vec<(String, Value, Target)> {
+        self.events.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+}
+
+impl Publisher for RecordingPublisher {
+    fn publish(&self, event: &str, message: Value, target: Target, _trace_id: Option<&str>) {
+        if let Ok(mut events) = self.events.lock() {
+            events.push((event.to_string(), message, target));
+        }
+    }
 }
 
 /// A response as a test sees it.
@@ -169,9 +195,27 @@ impl TestServer {
 
     /// A node on `db` with the test configuration changed by `adjust`.
     pub async fn start_with(db: &TestDatabase, adjust: impl FnOnce(&mut Config)) -> Self {
+        Self::start_full(
+            db,
+            adjust,
+            HandlerRegistry::new(),
+            Arc::new(RecordingPublisher::default()),
+        )
+        .await
+    }
+
+    /// A node with extra job handlers and the given publisher.
+    pub async fn start_full(
+        db: &TestDatabase,
+        adjust: impl FnOnce(&mut Config),
+        handlers: HandlerRegistry,
+        publisher: Arc<RecordingPublisher>,
+    ) -> Self {
         let mut config = test_config(db);
         adjust(&mut config);
-        let app = App::build(config).await.expect("app builds");
+        let app = App::build_with(config, handlers, publisher.clone())
+            .await
+            .expect("app builds");
         let running = server::start(&app).await.expect("server starts");
         let base = format!("http://{}", running.addr);
         let client = reqwest::Client::builder()
@@ -182,6 +226,7 @@ impl TestServer {
             app,
             base,
             client,
+            publisher,
             running: Some(running),
         }
     }

@@ -56,8 +56,55 @@ fn has_sample(text: &str, family: &str, labels: &[(&str, &str)]) -> bool {
 async fn metrics_parse_as_prometheus_text_with_route_templates_as_endpoints() {
     for db in TestDatabase::all().await {
         // Every query counts as slow, so the slow-query family has samples too.
-        let server = TestServer::start_with(&db, |c| c.database.slow_query_ms = 0).await;
+        let server = TestServer::start_with(&db, |c| {
+            c.database.slow_query_ms = 0;
+            c.jobs.poll_interval_ms = 20;
+            c.jobs.queues.default.retry_delays_secs = vec![0];
+        })
+        .await;
         let org = server.create_org("ann@example.com", "Acme").await;
+        // A job that fails once and then succeeds exercises every job family.
+        let job = dartwing_jobs::model::NewJob::new("core.fail", Some(&org), serde_json::json!({"fail_attempts": 1}));
+        let job_id = server
+            .app
+            .jobs
+            .enqueue(&dartwing_core::Principal::system("test"), job)
+            .await
+            .unwrap()
+            .job_id;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !server.app.jobs.store().info(&job_id).await.unwrap().status.is_final() {
+            assert!(std::time::Instant::now() < deadline, "job did not finish");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        // …and a job scheduled for later is counted per organization.
+        let mut later = dartwing_jobs::model::NewJob::new("core.noop", Some(&org), serde_json::json!({}));
+        later.run_at = Some(dartwing_core::Timestamp::from_micros(
+            dartwing_core::Timestamp::now().as_micros() + 3_600_000_000,
+        ));
+        server
+            .app
+            .jobs
+            .enqueue(&dartwing_core::Principal::system("test"), later)
+            .await
+            .unwrap();
+        server.app.jobs.sample_metrics().await;
+        let text = server.send(Method::GET, "/metrics", None, None).await.text;
+        assert!(has_sample(
+            &text,
+            "org_job_count",
+            &[("org", &org), ("queue", "default")]
+        ));
+        assert!(has_sample(
+            &text,
+            "jobs_retried_total",
+            &[("queue", "default"), ("method", "core.fail")]
+        ));
+        assert!(has_sample(
+            &text,
+            "jobs_completed_total",
+            &[("method", "core.fail"), ("status", "Completed")]
+        ));
         let token = server.token("ann@example.com");
         server.get(&format!("/api/resource/Organization/{org}"), &token).await;
         server.get("/api/resource/Organization/ORG-NOPE", &token).await;

@@ -80,6 +80,36 @@ pub struct JobStore {
     routes: Arc<HashMap<String, Queue>>,
 }
 
+/// Columns returned by a claim.
+type ClaimRow = (
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    i64,
+    Option<String>,
+    Option<String>,
+    i64,
+    i64,
+);
+/// Columns read by stuck-job recovery.
+type StuckRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    i64,
+    i64,
+    Option<String>,
+    Option<String>,
+    i64,
+    Option<String>,
+);
 type JobRow = (
     String,
     String,
@@ -322,19 +352,7 @@ impl JobStore {
                enqueued_at_us, vtime",
             self.skip_locked()
         );
-        let rows: Vec<(
-            String,
-            String,
-            String,
-            String,
-            i64,
-            i64,
-            i64,
-            Option<String>,
-            Option<String>,
-            i64,
-            i64,
-        )> = self
+        let rows: Vec<ClaimRow> = self
             .db
             .observe(
                 "Job",
@@ -556,21 +574,7 @@ impl JobStore {
     /// Returns (retried, dead-lettered).
     pub async fn recover_stuck(&self) -> Result<(u64, u64)> {
         let now = Timestamp::now().as_micros();
-        let rows: Vec<(
-            String,
-            String,
-            String,
-            String,
-            String,
-            i64,
-            i64,
-            i64,
-            i64,
-            Option<String>,
-            Option<String>,
-            i64,
-            Option<String>,
-        )> = sqlx::query_as(
+        let rows: Vec<StuckRow> = sqlx::query_as(
             "SELECT id, queue, method, org_key, args, attempts, max_attempts, timeout_us, lease_until_us, \
                  trace_id, submitted_by, enqueued_at_us, worker FROM job \
                  WHERE status = 'Running' AND (lease_until_us < $1 OR started_at_us + 2 * timeout_us < $1)",

@@ -211,12 +211,15 @@ async fn run(jobs: Jobs, job: ClaimedJob, worker_id: &str, running: Running, don
                 job.method
             ))),
             Some(handler) => tokio::select! {
+                biased;
+                _ = cancel.cancelled() => Outcome::Canceled,
                 result = tokio::time::timeout(job.timeout, handler.run(&ctx, job.args.clone())) => match result {
+                    // A cooperative handler may return as soon as it sees the cancellation.
+                    Ok(_) if cancel.is_cancelled() => Outcome::Canceled,
                     Ok(Ok(())) => Outcome::Completed,
                     Ok(Err(error)) => Outcome::Failed(error),
                     Err(_) => Outcome::TimedOut,
                 },
-                _ = cancel.cancelled() => Outcome::Canceled,
             },
         };
         if let Ok(mut map) = running.lock() {

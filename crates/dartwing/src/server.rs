@@ -50,6 +50,20 @@ pub struct App {
 impl App {
     /// Connects to the database, applies migrations and builds the node's services.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        Self::build_with(
+            config,
+            HandlerRegistry::new(),
+            Arc::new(dartwing_core::publish::NoopPublisher),
+        )
+        .await
+    }
+
+    /// [`App::build`] with extra job handlers and a realtime publisher.
+    pub async fn build_with(
+        config: Config,
+        handlers: HandlerRegistry,
+        publisher: dartwing_core::publish::SharedPublisher,
+    ) -> anyhow::Result<Self> {
         let node_id = config.node_id();
         let metrics = Arc::new(
             Metrics::new(
@@ -85,13 +99,7 @@ impl App {
         if let Some(url) = &config.redis_url {
             health = health.with_check(Arc::new(RedisCheck::new(url)?));
         }
-        let jobs = Jobs::new(
-            db.clone(),
-            config.jobs.clone(),
-            HandlerRegistry::new(),
-            Arc::new(dartwing_core::publish::NoopPublisher),
-            metrics.clone(),
-        )?;
+        let jobs = Jobs::new(db.clone(), config.jobs.clone(), handlers, publisher, metrics.clone())?;
         Ok(Self {
             config: Arc::new(config),
             node_id,
