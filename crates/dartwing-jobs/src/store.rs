@@ -70,6 +70,8 @@ pub enum FailureKind {
     Permanent,
     /// The attempt ran past the queue timeout; retry if attempts remain.
     TimedOut,
+    /// The worker died or hung (lease expired): retry at once if attempts remain.
+    WorkerLost,
 }
 
 /// SQL access to jobs and dead letters.
@@ -473,7 +475,11 @@ impl JobStore {
             let index = usize::try_from(job.attempt - 1)
                 .unwrap_or(0)
                 .min(delays.len().saturating_sub(1));
-            let delay = delays.get(index).copied().unwrap_or(0);
+            let delay = if kind == FailureKind::WorkerLost {
+                0
+            } else {
+                delays.get(index).copied().unwrap_or(0)
+            };
             let result = sqlx::query(
                 "UPDATE job SET status = 'Pending', run_at_us = $1, error = $2, worker = NULL, lease_until_us = NULL \
                  WHERE id = $3 AND worker = $4 AND status = 'Running'",
@@ -622,7 +628,7 @@ impl JobStore {
                 "recovered: running longer than twice the queue timeout".to_string()
             };
             let worker = worker.unwrap_or_default();
-            match self.fail(&job, &worker, FailureKind::Transient, &reason).await? {
+            match self.fail(&job, &worker, FailureKind::WorkerLost, &reason).await? {
                 FailureOutcome::Retried => retried += 1,
                 FailureOutcome::DeadLettered(_) => dead += 1,
                 FailureOutcome::Lost => {}

@@ -32,9 +32,10 @@ pub struct FlagOverrides {
     pub roles: Option<String>,
 }
 
-/// Top-level keys that `DARTWING_*` variables may set; other `DARTWING_*` variables (for example
-/// `DARTWING_CONFIG` or test settings) belong to other programs and are not configuration keys.
-fn is_config_key(key: &str) -> bool {
+/// Whether `key` (lower-cased, nested parts joined by `.` or `__`) belongs to a top-level
+/// configuration key. Other `DARTWING_*` variables (for example `DARTWING_CONFIG` or test
+/// settings) belong to other programs and are not configuration keys.
+fn is_config_key(key: &str, top_level: &[String]) -> bool {
     let top = key
         .split("__")
         .next()
@@ -42,26 +43,21 @@ fn is_config_key(key: &str) -> bool {
         .split('.')
         .next()
         .unwrap_or_default();
-    matches!(
-        top,
-        "listen"
-            | "node_id"
-            | "roles"
-            | "data_dir"
-            | "database_url"
-            | "redis_url"
-            | "jwt_secret"
-            | "production"
-            | "database"
-            | "http"
-            | "auth"
-            | "observability"
-    )
+    top_level.iter().any(|k| k == top)
+}
+
+/// The top-level keys of [`Config`], read from the struct itself.
+fn top_level_keys() -> Vec<String> {
+    match serde_json::to_value(Config::default()) {
+        Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// Loads and validates the configuration. `file` defaults to `dartwing.toml` when it exists.
 /// Errors name the offending key.
 pub fn load(file: Option<&Path>, flags: &FlagOverrides) -> Result<Config, String> {
+    let top_level = top_level_keys();
     let mut figment = Figment::from(Serialized::defaults(Config::default()));
     match file {
         Some(path) if !path.exists() => {
@@ -77,7 +73,7 @@ pub fn load(file: Option<&Path>, flags: &FlagOverrides) -> Result<Config, String
         .merge(
             Env::prefixed("DARTWING_")
                 .split("__")
-                .filter(|key| is_config_key(&key.as_str().to_ascii_lowercase())),
+                .filter(move |key| is_config_key(&key.as_str().to_ascii_lowercase(), &top_level)),
         )
         .merge(Serialized::defaults(flags));
     let config: Config = figment.extract().map_err(|error| {

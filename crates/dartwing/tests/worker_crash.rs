@@ -1,0 +1,149 @@
+//! A worker process killed with SIGKILL mid-job loses no job: another node recovers it once the
+//! lease expires and it completes exactly once (SPEC §8).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use dartwing_e2e::TestDatabase;
+use serde_json::{Value, json};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_dartwing");
+const SECRET: &str = "crash-test-secret-0123456789abcdef0123456789";
+
+fn node(dir: &Path, database_url: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(BINARY);
+    command.current_dir(dir);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("DARTWING_") {
+            command.env_remove(key);
+        }
+    }
+    command
+        .env("DARTWING_DATABASE_URL", database_url)
+        .env("DARTWING_JWT_SECRET", SECRET)
+        .env("DARTWING_JOBS__LEASE_SECS", "2")
+        .env("DARTWING_JOBS__STUCK_CHECK_INTERVAL_SECS", "1")
+        .env("DARTWING_JOBS__POLL_INTERVAL_MS", "50")
+        .args(args);
+    command
+}
+
+fn port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn serve(dir: &Path, database_url: &str, node_id: &str, roles: &str) -> (Child, String) {
+    let listen = format!("127.0.0.1:{}", port());
+    let child = node(
+        dir,
+        database_url,
+        &["serve", "--listen", &listen, "--node-id", node_id, "--roles", roles],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let base = format!("http://{listen}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reqwest::get(format!("{base}/health"))
+        .await
+        .map(|r| r.status() != 200)
+        .unwrap_or(true)
+    {
+        assert!(Instant::now() < deadline, "{node_id} did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (child, base)
+}
+
+async fn status(client: &reqwest::Client, base: &str, key: &str, job_id: &str) -> Value {
+    let reply: Value = client
+        .get(format!("{base}/api/method/dartwing_core.jobs.status?job_id={job_id}"))
+        .header("authorization", key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    reply["message"].clone()
+}
+
+async fn wait_status(client: &reqwest::Client, base: &str, key: &str, job_id: &str, wanted: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let current = status(client, base, key, job_id).await;
+        if current["status"] == wanted {
+            return current;
+        }
+        assert!(Instant::now() < deadline, "job stayed {current}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_job_of_a_killed_worker_completes_exactly_once_on_another_node() {
+    for db in TestDatabase::all().await {
+        let dir = db.dir.path();
+        let migrate = node(dir, &db.url, &["apikey", "create", "--description", "crash test"])
+            .output()
+            .unwrap();
+        assert!(migrate.status.success(), "{}", String::from_utf8_lossy(&migrate.stderr));
+        let key: Value = serde_json::from_slice(&migrate.stdout).unwrap();
+        let key = format!(
+            "token {}:{}",
+            key["api_key"].as_str().unwrap(),
+            key["api_secret"].as_str().unwrap()
+        );
+        let client = reqwest::Client::new();
+
+        let (mut doomed, base) = serve(dir, &db.url, "doomed", "api,worker").await;
+        let enqueued: Value = client
+            .post(format!("{base}/api/method/dartwing_core.jobs.enqueue"))
+            .header("authorization", &key)
+            .json(&json!({"method": "core.sleep", "organization": null, "args": {"ms": 3000}}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let job_id = enqueued["message"]["job_id"].as_str().expect("enqueued").to_string();
+        wait_status(&client, &base, &key, &job_id, "Running").await;
+        Command::new("kill")
+            .args(["-KILL", &doomed.id().to_string()])
+            .status()
+            .unwrap();
+        doomed.wait().unwrap();
+
+        let (mut survivor, base) = serve(dir, &db.url, "survivor", "api,worker,scheduler").await;
+        let done = wait_status(&client, &base, &key, &job_id, "Completed").await;
+        assert_eq!(done["attempts"], 2, "the killed attempt and the recovered one: {done}");
+        let letters: Value = client
+            .get(format!("{base}/api/method/dartwing_core.jobs.dead_letters"))
+            .header("authorization", &key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(letters["message"], json!([]));
+        // Completed stays completed: nothing runs it a third time.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let later = status(&client, &base, &key, &job_id).await;
+        assert_eq!(later["attempts"], 2);
+        assert_eq!(later["finished_at"], done["finished_at"]);
+        Command::new("kill")
+            .args(["-TERM", &survivor.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(survivor.wait().unwrap().success());
+    }
+}
