@@ -70,9 +70,89 @@ enum Command {
     /// Service API keys (`Authorization: token <key>:<secret>`).
     #[command(subcommand)]
     Apikey(ApiKeyCommand),
+    /// Background jobs.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+    /// The dead-letter queue of failed jobs.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
     /// Configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum JobsCommand {
+    /// Enqueue a job.
+    Enqueue {
+        /// Job type, e.g. core.sleep.
+        #[arg(long)]
+        method: String,
+        /// Organization (omit for a system job).
+        #[arg(long)]
+        org: Option<String>,
+        /// Arguments as a JSON object.
+        #[arg(long, default_value = "{}")]
+        args: String,
+    },
+    /// Show a job's status.
+    Status {
+        /// Job id.
+        job_id: String,
+    },
+    /// List recent jobs.
+    List {
+        /// Only this organization's jobs.
+        #[arg(long)]
+        org: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Cancel a pending or running job.
+    Cancel {
+        /// Job id.
+        job_id: String,
+    },
+    /// Registered job types.
+    Types,
+}
+
+#[derive(Debug, Subcommand)]
+enum DlqCommand {
+    /// List dead letters.
+    List {
+        /// Only this organization's dead letters.
+        #[arg(long)]
+        org: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Re-enqueue a dead letter's job.
+    Retry {
+        /// Dead letter name (DLQ-…).
+        name: String,
+        /// Why.
+        #[arg(long)]
+        notes: Option<String>,
+    },
+    /// Mark a dead letter Resolved.
+    Resolve {
+        /// Dead letter name.
+        name: String,
+        /// What was done.
+        #[arg(long)]
+        notes: Option<String>,
+    },
+    /// Mark a dead letter Ignored.
+    Ignore {
+        /// Dead letter name.
+        name: String,
+        /// Why.
+        #[arg(long)]
+        notes: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -181,8 +261,17 @@ fn parse_text<T: std::str::FromStr<Err = String>>(text: &str) -> Result<T, Strin
 }
 
 fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(())
+    emit(&serde_json::to_string_pretty(value)?)
+}
+
+/// Writes a line to stdout; a closed pipe (`dartwing … | head`) ends output quietly.
+fn emit(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|_| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
 }
 
 impl Cli {
@@ -211,7 +300,7 @@ impl Cli {
             Command::Serve => serve(config).await,
             Command::Migrate => {
                 App::build(config).await?;
-                println!("migrations applied");
+                emit("migrations applied")?;
                 Ok(())
             }
             Command::Config(ConfigCommand::Check) => {
@@ -233,7 +322,7 @@ impl Cli {
                 let ttl = Duration::from_secs(ttl_secs.unwrap_or(config.auth.dev_token_ttl_secs));
                 let secret = crate::secrets::jwt_secret(&config).map_err(anyhow::Error::msg)?;
                 let verifier = dartwing_http::JwtVerifier::new(secret.as_deref(), &config.auth);
-                println!("{}", verifier.issue_dev_token(&email, admin, ttl)?);
+                emit(&verifier.issue_dev_token(&email, admin, ttl)?)?;
                 Ok(())
             }
             Command::Org(command) => {
@@ -292,10 +381,55 @@ impl Cli {
                     }
                     MemberCommand::Remove { name } => {
                         app.tenancy.remove_member(&operator, &name).await?;
-                        println!("removed {name}");
+                        emit(&format!("removed {name}"))?;
                         Ok(())
                     }
                     MemberCommand::List => print_json(&app.tenancy.list_members(&operator, &all_fields()).await?),
+                }
+            }
+            Command::Jobs(command) => {
+                let app = App::build(config).await?;
+                let jobs = &app.jobs;
+                match command {
+                    JobsCommand::Enqueue { method, org, args } => {
+                        let args: serde_json::Value =
+                            serde_json::from_str(&args).context("--args must be a JSON object")?;
+                        let job = dartwing_jobs::model::NewJob::new(method, org.as_deref(), args);
+                        print_json(&jobs.enqueue(&operator, job).await?)
+                    }
+                    JobsCommand::Status { job_id } => print_json(&jobs.status(&operator, &job_id).await?),
+                    JobsCommand::List { org, limit } => {
+                        print_json(&jobs.list(&operator, org.as_deref(), None, limit.clamp(1, 500)).await?)
+                    }
+                    JobsCommand::Cancel { job_id } => print_json(
+                        &serde_json::json!({ "job_id": job_id, "status": jobs.cancel(&operator, &job_id).await? }),
+                    ),
+                    JobsCommand::Types => print_json(&jobs.methods()),
+                }
+            }
+            Command::Dlq(command) => {
+                let app = App::build(config).await?;
+                let jobs = &app.jobs;
+                use dartwing_jobs::model::DeadLetterStatus;
+                match command {
+                    DlqCommand::List { org, limit } => print_json(
+                        &jobs
+                            .dead_letters(&operator, org.as_deref(), limit.clamp(1, 500))
+                            .await?,
+                    ),
+                    DlqCommand::Retry { name, notes } => {
+                        print_json(&jobs.retry_dead_letter(&operator, &name, notes.as_deref()).await?)
+                    }
+                    DlqCommand::Resolve { name, notes } => print_json(
+                        &jobs
+                            .settle_dead_letter(&operator, &name, DeadLetterStatus::Resolved, notes.as_deref())
+                            .await?,
+                    ),
+                    DlqCommand::Ignore { name, notes } => print_json(
+                        &jobs
+                            .settle_dead_letter(&operator, &name, DeadLetterStatus::Ignored, notes.as_deref())
+                            .await?,
+                    ),
                 }
             }
             Command::Apikey(command) => {
@@ -309,7 +443,7 @@ impl Cli {
                     ApiKeyCommand::List => print_json(&app.tenancy.list_api_keys(&operator).await?),
                     ApiKeyCommand::Revoke { api_key } => {
                         app.tenancy.revoke_api_key(&operator, &api_key).await?;
-                        println!("revoked {api_key}");
+                        emit(&format!("revoked {api_key}"))?;
                         Ok(())
                     }
                 }
