@@ -45,8 +45,18 @@ fn free_port() -> u16 {
 }
 
 struct Served {
-    child: Child,
+    child: Option<Child>,
     base: String,
+}
+
+impl Drop for Served {
+    /// A failing test must not leave its server running.
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 impl Served {
@@ -61,7 +71,7 @@ impl Served {
             .spawn()
             .expect("serve starts");
         let served = Self {
-            child,
+            child: Some(child),
             base: format!("http://{listen}"),
         };
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -77,13 +87,14 @@ impl Served {
     }
 
     /// Sends SIGTERM and returns the exit status and stdout.
-    fn terminate(self) -> (std::process::ExitStatus, String) {
+    fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let child = self.child.take().unwrap();
         let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args(["-TERM", &child.id().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
-        let output = self.child.wait_with_output().unwrap();
+        let output = child.wait_with_output().unwrap();
         (output.status, String::from_utf8_lossy(&output.stdout).to_string())
     }
 }

@@ -38,7 +38,17 @@ fn port() -> u16 {
         .port()
 }
 
-async fn serve(dir: &Path, database_url: &str, node_id: &str, roles: &str) -> (Child, String) {
+/// A server process that is killed if the test fails before stopping it.
+struct Node(Child);
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn serve(dir: &Path, database_url: &str, node_id: &str, roles: &str) -> (Node, String) {
     let listen = format!("127.0.0.1:{}", port());
     let child = node(
         dir,
@@ -49,6 +59,7 @@ async fn serve(dir: &Path, database_url: &str, node_id: &str, roles: &str) -> (C
     .stderr(Stdio::null())
     .spawn()
     .unwrap();
+    let child = Node(child);
     let base = format!("http://{listen}");
     let deadline = Instant::now() + Duration::from_secs(30);
     while reqwest::get(format!("{base}/health"))
@@ -117,10 +128,10 @@ async fn a_job_of_a_killed_worker_completes_exactly_once_on_another_node() {
         let job_id = enqueued["message"]["job_id"].as_str().expect("enqueued").to_string();
         wait_status(&client, &base, &key, &job_id, "Running").await;
         Command::new("kill")
-            .args(["-KILL", &doomed.id().to_string()])
+            .args(["-KILL", &doomed.0.id().to_string()])
             .status()
             .unwrap();
-        doomed.wait().unwrap();
+        doomed.0.wait().unwrap();
 
         let (mut survivor, base) = serve(dir, &db.url, "survivor", "api,worker,scheduler").await;
         let done = wait_status(&client, &base, &key, &job_id, "Completed").await;
@@ -141,9 +152,9 @@ async fn a_job_of_a_killed_worker_completes_exactly_once_on_another_node() {
         assert_eq!(later["attempts"], 2);
         assert_eq!(later["finished_at"], done["finished_at"]);
         Command::new("kill")
-            .args(["-TERM", &survivor.id().to_string()])
+            .args(["-TERM", &survivor.0.id().to_string()])
             .status()
             .unwrap();
-        assert!(survivor.wait().unwrap().success());
+        assert!(survivor.0.wait().unwrap().success());
     }
 }
