@@ -1,1 +1,49 @@
-fn main() {}
+//! `dartwing-bench`: benchmark programs for the Dartwing Core runtime.
+//!
+//! `dartwing-bench http` starts the release `dartwing` binary on SQLite (and PostgreSQL when a
+//! URL is given), with observability on and off, and measures authenticated document reads
+//! over HTTP. See `dartwing-bench http --help`.
+
+mod http;
+mod load;
+mod server;
+mod stats;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Benchmark programs for the Dartwing Core runtime.
+#[derive(Debug, Parser)]
+#[command(name = "dartwing-bench", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Authenticated document reads over HTTP, per backend, with observability on and off.
+    #[command(long_about = http::LONG_ABOUT)]
+    Http(http::HttpArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Command::Http(args) => runtime.block_on(http::run(args)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
