@@ -1,5 +1,5 @@
 //! Database plumbing for SQLite (embedded default) and PostgreSQL (cluster): one pool type over
-//! both through sqlx's `Any` driver, migrations per backend, a transaction helper, error mapping,
+//! both through sqlx's `Any` driver, one set of portable migrations, a transaction helper, error mapping,
 //! query metrics and the database and worker-heartbeat health checks.
 //!
 //! SQL shared by both backends uses `$1`-style parameters, which SQLite also accepts; where the
@@ -52,8 +52,9 @@ impl Backend {
     }
 }
 
-static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+/// Migrations, written in the SQL both backends accept (text, bigint, partial indexes, upserts).
+/// Should a change ever need dialect-specific SQL, split this into one directory per backend.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// A connection pool to the runtime's database, with query metrics.
 #[derive(Clone)]
@@ -125,11 +126,7 @@ impl Db {
     /// Applies pending migrations of this backend (PostgreSQL serializes concurrent migrators
     /// with an advisory lock, so several nodes may start at once).
     pub async fn migrate(&self) -> Result<(), DbError> {
-        let migrator = match self.backend {
-            Backend::Sqlite => &SQLITE_MIGRATOR,
-            Backend::Postgres => &POSTGRES_MIGRATOR,
-        };
-        migrator.run(&self.pool).await.map_err(DbError::Migrate)
+        MIGRATOR.run(&self.pool).await.map_err(DbError::Migrate)
     }
 
     /// The pool.

@@ -338,3 +338,16 @@ impl TestServer {
         }
     }
 }
+
+/// A command running `program` in `dir` that inherits no `DARTWING_*` variable from the test's
+/// environment (so only what the test sets configures the process).
+pub fn isolated_command(program: &str, dir: &std::path::Path) -> std::process::Command {
+    let mut command = std::process::Command::new(program);
+    command.current_dir(dir);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("DARTWING_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}

@@ -13,14 +13,7 @@ const BINARY: &str = env!("CARGO_BIN_EXE_dartwing");
 
 /// A command in `dir` with no `DARTWING_*` variables inherited from the environment.
 fn dartwing(dir: &Path) -> Command {
-    let mut command = Command::new(BINARY);
-    command.current_dir(dir);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("DARTWING_") {
-            command.env_remove(key);
-        }
-    }
-    command
+    dartwing_e2e::isolated_command(BINARY, dir)
 }
 
 fn run(dir: &Path, args: &[&str]) -> Output {

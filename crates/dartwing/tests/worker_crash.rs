@@ -13,13 +13,7 @@ const BINARY: &str = env!("CARGO_BIN_EXE_dartwing");
 const SECRET: &str = "crash-test-secret-0123456789abcdef0123456789";
 
 fn node(dir: &Path, database_url: &str, args: &[&str]) -> Command {
-    let mut command = Command::new(BINARY);
-    command.current_dir(dir);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("DARTWING_") {
-            command.env_remove(key);
-        }
-    }
+    let mut command = dartwing_e2e::isolated_command(BINARY, dir);
     command
         .env("DARTWING_DATABASE_URL", database_url)
         .env("DARTWING_JWT_SECRET", SECRET)
