@@ -5,6 +5,7 @@
 //! over HTTP. See `dartwing-bench http --help`.
 
 mod http;
+mod jobs;
 mod load;
 mod server;
 mod stats;
@@ -25,6 +26,9 @@ enum Command {
     /// Authenticated document reads over HTTP, per backend, with observability on and off.
     #[command(long_about = http::LONG_ABOUT)]
     Http(http::HttpArgs),
+    /// Background jobs: this engine next to RQ and BullMQ, throughput and noisy-neighbour waits.
+    #[command(long_about = jobs::LONG_ABOUT)]
+    Jobs(jobs::JobsArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +42,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Http(args) => runtime.block_on(http::run(args)),
+        Command::Jobs(args) => runtime.block_on(jobs::run(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
