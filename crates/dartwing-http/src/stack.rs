@@ -89,7 +89,7 @@ async fn observe_request(State(config): State<Arc<StackConfig>>, mut request: Re
         .unwrap_or_else(|| "unmatched".to_string());
     let span = tracing::info_span!(
         "request",
-        trace_id = %trace_id,
+        trace_id = trace_id.as_str(),
         user = tracing::field::Empty,
         organization = tracing::field::Empty,
     );
@@ -148,9 +148,21 @@ async fn observe_request(State(config): State<Arc<StackConfig>>, mut request: Re
         let _entered = span.enter();
         let duration_ms = elapsed.as_secs_f64() * 1000.0;
         if status.is_server_error() {
-            tracing::error!(method = %method, endpoint, status = status.as_u16(), duration_ms, "request failed");
+            tracing::error!(
+                method = method.as_str(),
+                endpoint,
+                status = status.as_u16(),
+                duration_ms,
+                "request failed"
+            );
         } else {
-            tracing::info!(method = %method, endpoint, status = status.as_u16(), duration_ms, "request completed");
+            tracing::info!(
+                method = method.as_str(),
+                endpoint,
+                status = status.as_u16(),
+                duration_ms,
+                "request completed"
+            );
         }
     }
     response

@@ -6,6 +6,7 @@
 
 use dartwing_core::config::{LogFormat, ObservabilityConfig};
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Write;
 use tracing::field::{Field, Visit};
@@ -102,27 +103,31 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let mut line = Map::new();
-        line.insert(
-            "timestamp".into(),
-            Value::from(dartwing_core::Timestamp::now().to_string()),
-        );
-        line.insert(
-            "level".into(),
-            Value::from(event.metadata().level().as_str().to_ascii_lowercase()),
-        );
-        line.insert("message".into(), Value::from(""));
-        if let Some(scope) = ctx.event_scope(event) {
-            for span in scope.from_root() {
-                if let Some(fields) = span.extensions().get::<SpanFields>() {
-                    line.extend(fields.0.iter().map(|(k, v)| (k.clone(), v.clone())));
-                }
-            }
+        // Borrow the span fields instead of copying them; keys sort, later sources win.
+        let timestamp = Value::from(dartwing_core::Timestamp::now().to_string());
+        let level = Value::from(event.metadata().level().as_str().to_ascii_lowercase());
+        let empty = Value::from("");
+        let target = Value::from(event.metadata().target());
+        let node_id = Value::from(self.node_id.as_str());
+        let mut own = Map::new();
+        event.record(&mut JsonVisitor(&mut own));
+        let spans: Vec<_> = ctx
+            .event_scope(event)
+            .map(|scope| scope.from_root().collect())
+            .unwrap_or_default();
+        let extensions: Vec<_> = spans.iter().map(|span| span.extensions()).collect();
+        let mut line: BTreeMap<&str, &Value> = BTreeMap::new();
+        line.insert("timestamp", &timestamp);
+        line.insert("level", &level);
+        line.insert("message", &empty);
+        for fields in extensions.iter().filter_map(|e| e.get::<SpanFields>()) {
+            line.extend(fields.0.iter().map(|(k, v)| (k.as_str(), v)));
         }
-        event.record(&mut JsonVisitor(&mut line));
-        line.insert("target".into(), Value::from(event.metadata().target()));
-        line.insert("node_id".into(), Value::from(self.node_id.as_str()));
-        if let Ok(mut text) = serde_json::to_vec(&line) {
+        line.extend(own.iter().map(|(k, v)| (k.as_str(), v)));
+        line.insert("target", &target);
+        line.insert("node_id", &node_id);
+        let mut text = Vec::with_capacity(512);
+        if serde_json::to_writer(&mut text, &line).is_ok() {
             text.push(b'\n');
             let mut writer = self.make_writer.make_writer();
             // A failed log write has nowhere better to be reported.

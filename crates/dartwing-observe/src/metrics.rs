@@ -239,7 +239,11 @@ mod tests {
             .with_label_values(&["Organization", "select"])
             .inc();
         let text = metrics.render();
-        for spec in catalog::ALL {
+        // Capability families are registered by their crates; the end-to-end catalog test covers them.
+        for spec in catalog::ALL
+            .iter()
+            .filter(|s| s.name.starts_with("http_") || s.name.starts_with("db_"))
+        {
             assert!(
                 text.contains(&format!("# TYPE {} {}", spec.name, spec.kind.as_str())),
                 "{}",
