@@ -510,18 +510,23 @@ async fn pending_and_running_jobs_can_be_cancelled() {
     }
 }
 
-/// A handler that reads another organization through the permission module.
-struct ReadOtherOrg(String);
+/// A handler that reads organizations through the tenancy store, as the job's principal.
+struct ReadOrganizations {
+    tenancy: dartwing_tenancy::TenancyStore,
+    other: String,
+}
 
 #[async_trait]
-impl JobHandler for ReadOtherOrg {
+impl JobHandler for ReadOrganizations {
     async fn run(&self, ctx: &JobContext, _args: Value) -> Result<(), JobError> {
         let own = ctx.organization.clone().unwrap();
-        ctx.principal
-            .authorize(dartwing_core::Action::Read, &own)
+        self.tenancy
+            .organization(&ctx.principal, &own)
+            .await
             .map_err(JobError::from)?;
-        ctx.principal
-            .authorize(dartwing_core::Action::Read, &self.0)
+        self.tenancy
+            .organization(&ctx.principal, &self.other)
+            .await
             .map_err(JobError::from)?;
         Ok(())
     }
@@ -530,20 +535,29 @@ impl JobHandler for ReadOtherOrg {
 #[tokio::test]
 async fn a_job_in_one_organization_cannot_read_another() {
     for db in TestDatabase::all().await {
-        let other = "ORG-OTHER".to_string();
+        let config = dartwing_core::config::DatabaseConfig::default();
+        let tenancy =
+            dartwing_tenancy::TenancyStore::new(dartwing_db::Db::connect(&db.url, &config, None).await.unwrap());
         let mut handlers = HandlerRegistry::new();
-        handlers.register("test.read_other", ReadOtherOrg(other.clone()));
+        handlers.register(
+            "test.read_orgs",
+            ReadOrganizations {
+                tenancy,
+                other: "ORG-B".into(),
+            },
+        );
         let server = TestServer::start_full(&db, quick, handlers, Arc::default()).await;
         let org = org(&server).await;
-        let id = enqueue(&server, "test.read_other", Some(&org), json!({})).await;
+        let body = json!({"name": "ORG-B", "org_name": "Other", "org_type": "Family"});
+        let created = server
+            .post("/api/resource/Organization", &server.token("b@example.com"), &body)
+            .await;
+        assert_eq!(created.status, StatusCode::OK, "{}", created.text);
+        let id = enqueue(&server, "test.read_orgs", Some(&org), json!({})).await;
         let info = finished(&server, &id).await;
         assert_eq!(info.status, JobStatus::Failed);
         assert_eq!(info.attempts, 1, "a permission error is permanent");
-        assert!(
-            info.error
-                .unwrap()
-                .contains(&format!("Not permitted to read organization {other}"))
-        );
+        assert!(info.error.unwrap().contains("Not permitted to read organization ORG-B"));
         server.stop().await;
     }
 }

@@ -1,5 +1,5 @@
-//! A worker process killed with SIGKILL mid-job loses no job: another node recovers it once the
-//! lease expires and it completes exactly once (SPEC §8).
+//! Jobs across real `dartwing` processes (SPEC §8): a worker killed with SIGKILL mid-job loses no
+//! job, and cron ticks run once however many scheduler processes there are.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -150,5 +150,40 @@ async fn a_job_of_a_killed_worker_completes_exactly_once_on_another_node() {
             .status()
             .unwrap();
         assert!(survivor.0.wait().unwrap().success());
+    }
+}
+
+#[tokio::test]
+async fn cron_ticks_run_once_with_three_scheduler_processes() {
+    for db in TestDatabase::all().await {
+        let dir = db.dir.path();
+        let mut nodes = Vec::new();
+        for name in ["s1", "s2", "s3"] {
+            nodes.push(serve(dir, &db.url, name, "scheduler").await);
+        }
+        tokio::time::sleep(Duration::from_millis(3_500)).await;
+        for (node, _) in &mut nodes {
+            Command::new("kill")
+                .args(["-TERM", &node.0.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(node.0.wait().unwrap().success());
+        }
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&db.url).await.unwrap();
+        let (jobs,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM job WHERE method = 'jobs.stuck_detection'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        let (ticks,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM cron_tick WHERE name = 'jobs.stuck_detection'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert!(
+            (3..=5).contains(&jobs),
+            "one job per one-second tick, not one per process: {jobs}"
+        );
+        assert_eq!(jobs, ticks);
+        pool.close().await;
     }
 }
