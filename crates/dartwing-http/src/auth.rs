@@ -21,13 +21,13 @@ use tokio::sync::{Mutex, RwLock};
 
 /// Turns credentials into principals; placed in request extensions by the server stack.
 pub struct Authenticator {
-    jwt: JwtVerifier,
+    jwt: Arc<JwtVerifier>,
     identities: Arc<dyn IdentityStore>,
 }
 
 impl Authenticator {
     /// An authenticator verifying JWTs with `jwt` and resolving identities through `identities`.
-    pub fn new(jwt: JwtVerifier, identities: Arc<dyn IdentityStore>) -> Self {
+    pub fn new(jwt: Arc<JwtVerifier>, identities: Arc<dyn IdentityStore>) -> Self {
         Self { jwt, identities }
     }
 

@@ -28,6 +28,7 @@ use dartwing_observe::catalog;
 use dartwing_tenancy::TenancyStore;
 use prometheus::{HistogramVec, IntCounterVec, IntGaugeVec};
 use serde_json::json;
+use std::collections::HashSet;
 use std::sync::Arc;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -128,7 +129,9 @@ impl Jobs {
         &self.inner.wake[queue as usize]
     }
 
-    async fn validate(&self, actor: &Principal, job: &NewJob) -> Result<()> {
+    /// Checks a job before it is stored. `known_orgs` holds organizations already found to exist
+    /// in this call, so a batch looks each organization up once.
+    async fn validate(&self, actor: &Principal, job: &NewJob, known_orgs: &mut HashSet<String>) -> Result<()> {
         if !self.inner.registry.contains(&job.method) {
             return Err(Error::validation(format!("No handler for job type '{}'", job.method)));
         }
@@ -155,9 +158,12 @@ impl Jobs {
         match &job.organization {
             Some(org) => {
                 actor.authorize(Action::Write, org)?;
-                if self.inner.tenancy.organization_status(org).await?.is_none() {
-                    return Err(Error::validation(format!("Organization {org} does not exist"))
-                        .with_exc_type("LinkValidationError"));
+                if !known_orgs.contains(org) {
+                    if self.inner.tenancy.organization_status(org).await?.is_none() {
+                        return Err(Error::validation(format!("Organization {org} does not exist"))
+                            .with_exc_type("LinkValidationError"));
+                    }
+                    known_orgs.insert(org.clone());
                 }
             }
             None => actor.authorize_system()?,
@@ -169,22 +175,23 @@ impl Jobs {
     /// system administrator). At an organization's pending cap the admins get
     /// `job_limit_warning`; in `reject` mode the call fails with 429.
     pub async fn enqueue(&self, actor: &Principal, job: NewJob) -> Result<Enqueued> {
-        self.validate(actor, &job).await?;
+        self.validate(actor, &job, &mut HashSet::new()).await?;
         let result = self.inner.store.enqueue(&job).await;
         self.after_enqueue(&job, result).await
     }
 
     /// Enqueues inside the caller's transaction (the job commits or rolls back with it).
     pub async fn enqueue_in(&self, conn: &mut sqlx::AnyConnection, actor: &Principal, job: NewJob) -> Result<Enqueued> {
-        self.validate(actor, &job).await?;
+        self.validate(actor, &job, &mut HashSet::new()).await?;
         let result = self.inner.store.enqueue_in(conn, &job).await;
         self.after_enqueue(&job, result).await
     }
 
     /// Enqueues many jobs of one actor in one transaction (used by imports and benchmarks).
     pub async fn enqueue_many(&self, actor: &Principal, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>> {
+        let mut known_orgs = HashSet::new();
         for job in &jobs {
-            self.validate(actor, job).await?;
+            self.validate(actor, job, &mut known_orgs).await?;
         }
         let results = self.inner.store.enqueue_many(&jobs).await?;
         let mut out = Vec::with_capacity(results.len());
