@@ -41,6 +41,12 @@ pub struct Config {
     pub observability: ObservabilityConfig,
     /// Background job queues.
     pub jobs: JobsConfig,
+    /// Realtime gateway (Socket.IO).
+    pub realtime: RealtimeConfig,
+    /// Offline sync.
+    pub sync: SyncConfig,
+    /// Integration token vault.
+    pub integrations: IntegrationsConfig,
 }
 
 impl Default for Config {
@@ -59,6 +65,9 @@ impl Default for Config {
             auth: AuthConfig::default(),
             observability: ObservabilityConfig::default(),
             jobs: JobsConfig::default(),
+            realtime: RealtimeConfig::default(),
+            sync: SyncConfig::default(),
+            integrations: IntegrationsConfig::default(),
         }
     }
 }
@@ -347,6 +356,21 @@ impl Default for JobsConfig {
         }
     }
 }
+
+/// Realtime gateway settings (SPEC §5).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RealtimeConfig {}
+
+/// Offline sync settings (SPEC §7).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SyncConfig {}
+
+/// Integration token vault settings (SPEC §6).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IntegrationsConfig {}
 
 /// A role a process can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

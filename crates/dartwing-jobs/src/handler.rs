@@ -99,6 +99,7 @@ pub trait JobHandler: Send + Sync + 'static {
 #[derive(Clone, Default)]
 pub struct HandlerRegistry {
     handlers: HashMap<String, Arc<dyn JobHandler>>,
+    schedules: Vec<crate::CronEntry>,
 }
 
 impl HandlerRegistry {
@@ -111,6 +112,18 @@ impl HandlerRegistry {
     pub fn register(&mut self, method: &str, handler: impl JobHandler) -> &mut Self {
         self.handlers.insert(method.to_string(), Arc::new(handler));
         self
+    }
+
+    /// Adds a periodic job (run by the scheduler role, once per tick across nodes); capabilities
+    /// register their maintenance jobs here next to their handlers.
+    pub fn schedule(&mut self, entry: crate::CronEntry) -> &mut Self {
+        self.schedules.push(entry);
+        self
+    }
+
+    /// The periodic jobs registered with [`HandlerRegistry::schedule`].
+    pub fn schedules(&self) -> &[crate::CronEntry] {
+        &self.schedules
     }
 
     /// The handler of `method`.

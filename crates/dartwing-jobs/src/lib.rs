@@ -100,7 +100,8 @@ impl Jobs {
         metrics: Arc<Metrics>,
     ) -> Result<Self> {
         builtin::register(&mut registry, &config);
-        let cron = scheduler::builtin_entries(&config);
+        let mut cron = scheduler::builtin_entries(&config);
+        cron.extend(registry.schedules().iter().cloned());
         let tenancy = TenancyStore::new(db.clone());
         Ok(Self {
             inner: Arc::new(Inner {

@@ -45,6 +45,8 @@ pub struct App {
     pub jobs: Jobs,
     /// Worker heartbeats of this node.
     pub heartbeats: WorkerHeartbeats,
+    /// Realtime events from every capability go through this handle.
+    pub publisher: dartwing_core::publish::SharedPublisher,
 }
 
 impl App {
@@ -96,7 +98,13 @@ impl App {
         if let Some(url) = &config.redis_url {
             health = health.with_check(Arc::new(RedisCheck::new(url)?));
         }
-        let jobs = Jobs::new(db.clone(), config.jobs.clone(), handlers, publisher, metrics.clone())?;
+        let jobs = Jobs::new(
+            db.clone(),
+            config.jobs.clone(),
+            handlers,
+            publisher.clone(),
+            metrics.clone(),
+        )?;
         Ok(Self {
             config: Arc::new(config),
             node_id,
@@ -108,6 +116,7 @@ impl App {
             jwt,
             jobs,
             heartbeats,
+            publisher,
         })
     }
 
