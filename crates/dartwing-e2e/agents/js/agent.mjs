@@ -40,7 +40,7 @@ async function handle(cmd) {
       if (!state) return { ok: false, error: "no such client" };
       const args = cmd.data === undefined ? [] : [cmd.data];
       try {
-        const ack = await state.socket.timeout(cmd.timeout_ms ?? 5000).emitWithAck(cmd.event, ...args);
+        const ack = await state.socket.timeout(cmd.timeout_ms ?? 15000).emitWithAck(cmd.event, ...args);
         return { ok: true, ack };
       } catch (err) {
         return { ok: false, error: String(err.message || err) };

@@ -60,7 +60,7 @@ async def handle(cmd):
             return {"ok": False, "error": "no such client"}
         try:
             ack = await state["client"].call(
-                cmd["event"], cmd.get("data"), timeout=cmd.get("timeout_ms", 5000) / 1000
+                cmd["event"], cmd.get("data"), timeout=cmd.get("timeout_ms", 15000) / 1000
             )
         except socketio.exceptions.TimeoutError:
             return {"ok": False, "error": "operation has timed out"}
