@@ -7,6 +7,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::post;
 use dartwing_core::{Error, PrincipalKind};
+use dartwing_http::openapi::error_ref;
 use dartwing_http::{ApiError, Auth, Message, RequestContext, StrictJson};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -78,4 +79,35 @@ async fn publish(
     }
     let destination = gateway.submit(event)?;
     Ok(Message(json!({"event_queued": true, "room": destination.room_name()})))
+}
+
+/// The OpenAPI description of the realtime routes.
+pub fn openapi_paths() -> Vec<(String, Value)> {
+    vec![(
+        "/api/method/dartwing_core.realtime.publish".to_string(),
+        json!({
+            "post": {
+                "summary": "Publish a realtime event to a room, a user, a document's followers or everyone",
+                "description": "Platform administrators and system API keys; an organization's API key publishes only to its org: and sync: rooms. Routing: room, else user, else doctype+docname, else broadcast.",
+                "tags": ["Realtime"],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": {
+                    "type": "object", "required": ["event"], "additionalProperties": false,
+                    "properties": {
+                        "event": { "type": "string", "maxLength": 100 },
+                        "message": {},
+                        "room": { "type": "string", "description": "user:{email} | doc:{doctype}:{name} | org:{org} | sync:{doctype}:{org} | room:{name}" },
+                        "user": { "type": "string" },
+                        "doctype": { "type": "string" },
+                        "docname": { "type": "string" }
+                    } } } } },
+                "responses": {
+                    "200": { "description": "Queued for delivery", "content": { "application/json": { "schema": {
+                        "type": "object", "properties": { "message": { "type": "object", "properties": {
+                            "event_queued": { "type": "boolean" }, "room": { "type": ["string", "null"] } } } } } } } },
+                    "400": error_ref("BadRequest"), "401": error_ref("Unauthenticated"), "403": error_ref("Forbidden"),
+                    "422": error_ref("Invalid")
+                }
+            }
+        }),
+    )]
 }

@@ -224,7 +224,9 @@ async fn metrics(State(app): State<App>, headers: HeaderMap) -> Result<Response,
 async fn openapi() -> axum::Json<Value> {
     axum::Json(dartwing_http::openapi::document(
         env!("CARGO_PKG_VERSION"),
-        dartwing_tenancy::routes::openapi_paths(),
+        dartwing_tenancy::routes::openapi_paths()
+            .into_iter()
+            .chain(dartwing_realtime::routes::openapi_paths()),
     ))
 }
 
