@@ -74,6 +74,10 @@ impl HealthCheck for WorkerHeartbeats {
         "workers"
     }
 
+    fn optional_for_readiness(&self) -> bool {
+        true
+    }
+
     async fn check(&self) -> Result<String, String> {
         let now_us = Timestamp::now().as_micros();
         let deadline_us = now_us - i64::try_from(self.timeout.as_micros()).unwrap_or(i64::MAX);

@@ -277,6 +277,9 @@ async fn health_reports_each_check_and_answers_503_when_one_fails() {
         assert_eq!(report["checks"]["workers"]["status"], "unhealthy");
         assert!(report["checks"]["workers"]["detail"].as_str().unwrap().contains("w1"));
         assert_eq!(report["checks"]["database"]["status"], "ok");
+        let ready = server.send(Method::GET, "/health/ready", None, None).await;
+        assert_eq!(ready.status, StatusCode::OK, "a stale worker degrades readiness only");
+        assert_eq!(ready.json()["status"], "degraded");
         server.stop().await;
     }
 }
@@ -288,6 +291,15 @@ async fn health_checks_redis_when_configured() {
     let reply = unreachable.send(Method::GET, "/health", None, None).await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(reply.json()["checks"]["redis"]["status"], "unhealthy");
+    // Redis is optional for readiness: the node still serves (local realtime delivery only).
+    let ready = unreachable.send(Method::GET, "/health/ready", None, None).await;
+    assert_eq!(ready.status, StatusCode::OK, "{}", ready.text);
+    assert_eq!(ready.json()["status"], "degraded");
+    assert_eq!(ready.json()["checks"]["redis"]["status"], "unhealthy");
+    assert!(ready.json()["checks"]["database"]["latency_ms"].as_f64().is_some());
+    let live = unreachable.send(Method::GET, "/health/live", None, None).await;
+    assert_eq!(live.status, StatusCode::OK);
+    assert_eq!(live.json()["status"], "ok");
     unreachable.stop().await;
 
     let Some(url) = redis_url() else { return };
@@ -316,4 +328,20 @@ async fn openapi_document_describes_the_resource_routes() {
         }
     }
     server.stop().await;
+}
+
+#[tokio::test]
+async fn readiness_fails_without_the_database_while_liveness_holds() {
+    let db = TestDatabase::sqlite();
+    let server = TestServer::start(&db).await;
+    let ready = server.send(Method::GET, "/health/ready", None, None).await;
+    assert_eq!(ready.status, StatusCode::OK, "{}", ready.text);
+    assert_eq!(ready.json()["status"], "ok");
+    server.app.db.pool().close().await;
+    let ready = server.send(Method::GET, "/health/ready", None, None).await;
+    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE, "{}", ready.text);
+    assert_eq!(ready.json()["status"], "unhealthy");
+    assert_eq!(ready.json()["checks"]["database"]["status"], "unhealthy");
+    let live = server.send(Method::GET, "/health/live", None, None).await;
+    assert_eq!(live.status, StatusCode::OK);
 }

@@ -14,6 +14,12 @@ pub trait HealthCheck: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// `Ok(detail)` when healthy, `Err(reason)` when not. Must not leak secrets.
     async fn check(&self) -> Result<String, String>;
+    /// Whether the node can serve without this dependency. Readiness fails only when a
+    /// dependency that is not optional fails (the database); an optional one (Redis, workers)
+    /// only degrades it.
+    fn optional_for_readiness(&self) -> bool {
+        false
+    }
 }
 
 /// Outcome of one check.
@@ -25,6 +31,9 @@ pub struct CheckResult {
     pub latency_ms: f64,
     /// What was found.
     pub detail: String,
+    /// Whether the node stays ready while this check fails.
+    #[serde(skip)]
+    pub optional: bool,
 }
 
 /// The node's health.
@@ -42,6 +51,19 @@ impl HealthReport {
     /// Whether every check passed.
     pub fn healthy(&self) -> bool {
         self.status == "ok"
+    }
+
+    /// Readiness: `ok` when every check passed, `degraded` when only optional dependencies
+    /// failed (the node still serves: e.g. Redis down means local-only realtime delivery),
+    /// `unhealthy` when a required one failed. The HTTP status is 200 unless `unhealthy`.
+    pub fn readiness(&self) -> &'static str {
+        if self.healthy() {
+            "ok"
+        } else if self.checks.values().all(|c| c.status == "ok" || c.optional) {
+            "degraded"
+        } else {
+            "unhealthy"
+        }
     }
 }
 
@@ -86,6 +108,7 @@ impl Health {
                     status,
                     latency_ms,
                     detail,
+                    optional: check.optional_for_readiness(),
                 },
             )
         });

@@ -144,6 +144,8 @@ impl App {
     pub fn router(&self) -> Router {
         let mut routes = Router::new()
             .route("/health", get(health))
+            .route("/health/live", get(live))
+            .route("/health/ready", get(ready))
             .route(
                 "/api/method/dartwing_core.observability.health.health",
                 get(health_method),
@@ -194,6 +196,27 @@ async fn health(State(app): State<App>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, axum::Json(report)).into_response()
+}
+
+/// Liveness: the process serves HTTP. No dependency is consulted, so a database outage does not
+/// get healthy processes restarted.
+async fn live(State(app): State<App>) -> Response {
+    axum::Json(serde_json::json!({"status": "ok", "node_id": app.node_id})).into_response()
+}
+
+/// Readiness: whether this node should receive traffic. 503 only when a required dependency
+/// (the database) fails; optional ones (Redis, workers) make it `degraded` with 200.
+async fn ready(State(app): State<App>) -> Response {
+    let report = app.health.report().await;
+    let readiness = report.readiness();
+    let status = if readiness == "unhealthy" {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    let mut body = serde_json::to_value(&report).unwrap_or_default();
+    body["status"] = Value::from(readiness);
+    (status, axum::Json(body)).into_response()
 }
 
 async fn health_method(State(app): State<App>) -> Response {
@@ -251,6 +274,10 @@ impl RedisCheck {
 impl HealthCheck for RedisCheck {
     fn name(&self) -> &'static str {
         "redis"
+    }
+
+    fn optional_for_readiness(&self) -> bool {
+        true
     }
 
     async fn check(&self) -> Result<String, String> {
