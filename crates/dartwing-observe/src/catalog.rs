@@ -257,6 +257,35 @@ pub const ALL: &[MetricSpec] = &[
 /// Label value used for tenants beyond the tracked budget.
 pub const OTHER_LABEL_VALUE: &str = "other";
 
+/// The metrics reference of `docs/operations.md`, generated from [`ALL`] so it cannot drift.
+pub fn markdown_reference() -> String {
+    let mut out = String::from("| Metric | Type | Labels | Meaning |\n|---|---|---|---|\n");
+    for spec in ALL {
+        let labels = if spec.labels.is_empty() {
+            "–".to_string()
+        } else {
+            spec.labels
+                .iter()
+                .map(|l| format!("`{l}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut meaning = spec.help.replace('|', "\\|");
+        if !spec.buckets.is_empty() {
+            let bounds: Vec<String> = spec.buckets.iter().map(|b| b.to_string()).collect();
+            meaning.push_str(&format!(" Buckets: {}.", bounds.join(", ")));
+        }
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            spec.name,
+            spec.kind.as_str(),
+            labels,
+            meaning
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -35,3 +35,25 @@ fn every_configuration_key_is_documented() {
         );
     }
 }
+
+/// `docs/operations.md` carries the metrics reference generated from the catalog between two
+/// markers. Run with `DARTWING_UPDATE_DOCS=1` to regenerate it after changing the catalog.
+#[test]
+fn metrics_reference_is_generated_from_the_catalog() {
+    const BEGIN: &str = "<!-- metrics-reference:begin (generated from the metric catalog) -->\n";
+    const END: &str = "<!-- metrics-reference:end -->";
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/operations.md");
+    let doc = std::fs::read_to_string(&path).unwrap();
+    let start = doc.find(BEGIN).expect("begin marker") + BEGIN.len();
+    let end = doc.find(END).expect("end marker");
+    let generated = dartwing_observe::catalog::markdown_reference();
+    if std::env::var("DARTWING_UPDATE_DOCS").is_ok_and(|v| v == "1") {
+        std::fs::write(&path, format!("{}{generated}{}", &doc[..start], &doc[end..])).unwrap();
+        return;
+    }
+    assert_eq!(
+        &doc[start..end],
+        generated,
+        "docs/operations.md is out of date: run DARTWING_UPDATE_DOCS=1 cargo test -p dartwing --test docs"
+    );
+}
