@@ -5,6 +5,7 @@
 
 use dartwing_e2e::sockets::{ClientKind, SocketAgent};
 use dartwing_e2e::{TestDatabase, TestServer, redis_url};
+use futures::StreamExt;
 use reqwest::{Method, StatusCode};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -344,4 +345,85 @@ async fn readiness_fails_without_the_database_while_liveness_holds() {
     assert_eq!(ready.json()["checks"]["database"]["status"], "unhealthy");
     let live = server.send(Method::GET, "/health/live", None, None).await;
     assert_eq!(live.status, StatusCode::OK);
+}
+
+/// Distinct values of `label` among the samples of `family` in an exposition.
+fn label_values(text: &str, family: &str, label: &str) -> std::collections::HashSet<String> {
+    let needle = format!("{label}=\"");
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{family}{{")) || l.starts_with(&format!("{family}_bucket{{")))
+        .filter_map(|l| {
+            let start = l.find(&needle)? + needle.len();
+            let end = start + l[start..].find('"')?;
+            Some(l[start..end].to_string())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn ten_thousand_organizations_stay_within_the_label_cap() {
+    const ORGS: usize = 10_000;
+    const CAP: usize = 100;
+    let db = TestDatabase::sqlite();
+    let server = TestServer::start_with(&db, |c| {
+        c.observability.max_org_label_values = CAP;
+        c.roles = dartwing_core::config::Roles::parse("api").unwrap();
+    })
+    .await;
+    let names: Vec<String> = (0..ORGS).map(|i| format!("ORG-LOAD-{i:05}")).collect();
+    let mut tx = server.app.db.pool().begin().await.unwrap();
+    for chunk in names.chunks(500) {
+        let values: Vec<String> = chunk
+            .iter()
+            .map(|n| format!("('{n}', 'Load', 'Company', 'Active', '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z', 'load', 'load')"))
+            .collect();
+        sqlx::query(&format!(
+            "INSERT INTO organization (name, org_name, org_type, status, creation, modified, owner, modified_by) VALUES {}",
+            values.join(", ")
+        ))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+    // Every organization enqueues a job (jobs_enqueued_total, org_job_count carry `org`)…
+    let jobs = names
+        .iter()
+        .map(|n| dartwing_jobs::model::NewJob::new("core.noop", Some(n), serde_json::json!({})))
+        .collect();
+    server
+        .app
+        .jobs
+        .enqueue_many(&dartwing_core::Principal::system("load"), jobs)
+        .await
+        .unwrap();
+    server.app.jobs.sample_metrics().await;
+    // …and 1,000 of them are read over HTTP (http_requests_total carries `org`).
+    let admin = server.admin_token("root@example.com");
+    let reads = names.iter().take(1_000).map(|n| {
+        let path = format!("/api/resource/Organization/{n}");
+        let (server, admin) = (&server, &admin);
+        async move { server.get(&path, admin).await.status }
+    });
+    let statuses: Vec<StatusCode> = futures::stream::iter(reads).buffer_unordered(16).collect().await;
+    assert!(statuses.iter().all(|s| *s == StatusCode::OK));
+
+    let started = std::time::Instant::now();
+    let reply = server.send(Method::GET, "/metrics", None, None).await;
+    let scrape = started.elapsed();
+    assert_eq!(reply.status, StatusCode::OK);
+    for family in ["jobs_enqueued_total", "org_job_count", "http_requests_total"] {
+        let orgs = label_values(&reply.text, family, "org");
+        assert!(orgs.len() > CAP / 2, "{family} has org series: {}", orgs.len());
+        assert!(
+            orgs.len() <= CAP + 1,
+            "{family}: {} org values for a cap of {CAP}",
+            orgs.len()
+        );
+        assert!(orgs.contains("other"), "{family} folds the rest into `other`");
+    }
+    let series = reply.text.lines().filter(|l| !l.starts_with('#')).count();
+    assert!(series < 5_000, "{series} series for {ORGS} organizations");
+    eprintln!("scrape of {series} series ({ORGS} organizations, cap {CAP}) took {scrape:?}");
+    server.stop().await;
 }
