@@ -555,18 +555,17 @@ async fn authenticate<A: Adapter>(
         email: email.to_string(),
         system_admin: principal.system_admin,
     });
+    // Everything a client may rely on right after `connect` is set up here, before the server
+    // answers the handshake: the connect handler runs only after the answer, so an event sent at
+    // once could otherwise arrive before its handler exists.
+    socket.join(format!("user:{email}"));
+    socket.on("subscribe", on_subscribe::<A>);
+    socket.on("unsubscribe", on_unsubscribe::<A>);
     Ok(())
 }
 
-async fn on_connect<A: Adapter>(socket: SocketRef<A>) {
-    let Some(user) = socket.extensions.get::<SocketUser>() else {
-        let _ = socket.disconnect();
-        return;
-    };
-    socket.join(format!("user:{}", user.email));
-    socket.on("subscribe", on_subscribe::<A>);
-    socket.on("unsubscribe", on_unsubscribe::<A>);
-}
+/// The handshake middleware has set the socket up; nothing is left for the connect handler.
+async fn on_connect<A: Adapter>(_socket: SocketRef<A>) {}
 
 fn requested_room(data: Result<Value, impl fmt::Display>) -> Result<Room, Refusal> {
     let room = data
