@@ -377,41 +377,11 @@ fn alerts() -> Vec<AlertRule> {
     alert_rules(&std::fs::read_to_string(workspace_root().join("deploy/prometheus/alerts.yml")).unwrap())
 }
 
-const fn pending(name: &'static str, kind: MetricKind) -> MetricSpec {
-    MetricSpec {
-        name,
-        help: "",
-        kind,
-        labels: &[],
-        buckets: &[],
-    }
-}
-
-/// LOCAL RUNS ONLY, removed before the final commit: the families the sync and integrations
-/// branches add to the catalog, until they are merged into this one.
-const FAMILIES_PENDING_MERGE: &[MetricSpec] = &[
-    pending("sync_deltas_total", MetricKind::Counter),
-    pending("sync_conflicts_total", MetricKind::Counter),
-    pending("sync_lag_seconds", MetricKind::Gauge),
-    pending("sync_queue_depth", MetricKind::Gauge),
-    pending("sync_upsert_items_total", MetricKind::Counter),
-    pending("sync_feed_rows_total", MetricKind::Counter),
-    pending("sync_feed_requests_total", MetricKind::Counter),
-    pending("integration_tokens_total", MetricKind::Gauge),
-    pending("integration_refresh_total", MetricKind::Counter),
-    pending("integration_refresh_latency_ms", MetricKind::Histogram),
-    pending("integration_expiring_soon", MetricKind::Gauge),
-    pending("integration_token_expiry_seconds", MetricKind::Gauge),
-    pending("integration_requests_total", MetricKind::Counter),
-    pending("integration_duration_seconds", MetricKind::Histogram),
-];
-
 fn uncatalogued(queries: &[(String, String)], allowed: &[&str]) -> BTreeSet<String> {
-    let families: Vec<MetricSpec> = catalog::ALL.iter().chain(FAMILIES_PENDING_MERGE).copied().collect();
     let mut missing = BTreeSet::new();
     for (source, query) in queries {
         for name in metric_names(query) {
-            if catalog_family(&name, &families).is_none() && !allowed.contains(&name.as_str()) {
+            if catalog_family(&name, catalog::ALL).is_none() && !allowed.contains(&name.as_str()) {
                 missing.insert(format!("{source}: {name}"));
             }
         }
