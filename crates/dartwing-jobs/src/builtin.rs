@@ -35,13 +35,16 @@ impl JobHandler for Noop {
     }
 }
 
-/// `core.sleep` (args `{"ms": <milliseconds>}`, at most one hour): waits, cancellably.
+/// `core.sleep` (args `{"ms": <milliseconds>, "progress"?: bool}`, at most one hour): waits,
+/// cancellably; with `progress` it reports 50 % halfway (a `job_progress` event to the submitter).
 pub struct Sleep;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SleepArgs {
     ms: u64,
+    #[serde(default)]
+    progress: bool,
 }
 
 #[async_trait]
@@ -51,10 +54,22 @@ impl JobHandler for Sleep {
         if args.ms > 3_600_000 {
             return Err(JobError::Permanent("core.sleep accepts at most 3600000 ms".into()));
         }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(args.ms)) => Ok(()),
-            _ = ctx.cancelled() => Ok(()),
+        let total = Duration::from_millis(args.ms);
+        let halves = if args.progress {
+            [total / 2, total - total / 2]
+        } else {
+            [total, Duration::ZERO]
+        };
+        for (index, part) in halves.into_iter().enumerate() {
+            tokio::select! {
+                _ = tokio::time::sleep(part) => {}
+                _ = ctx.cancelled() => return Ok(()),
+            }
+            if args.progress && index == 0 {
+                ctx.progress(50.0, "halfway").await?;
+            }
         }
+        Ok(())
     }
 }
 

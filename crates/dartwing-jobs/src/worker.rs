@@ -240,6 +240,7 @@ async fn run(jobs: Jobs, job: ClaimedJob, worker_id: &str, running: Running, don
                 if done.send(job.id.clone()).is_ok() {
                     final_status(JobStatus::Completed);
                 }
+                tracing::debug!(duration_ms = started.elapsed().as_millis() as u64, "job completed");
                 return;
             }
             Outcome::Canceled => {

@@ -33,7 +33,34 @@ pub fn init(config: &ObservabilityConfig, node_id: &str) -> Result<(), String> {
             .with(tracing_subscriber::fmt::layer().with_target(false))
             .try_init(),
     };
-    result.map_err(|e| e.to_string())
+    result.map_err(|e| e.to_string())?;
+    log_panics();
+    Ok(())
+}
+
+/// Logs every panic as one error line with `error_type = "Panic"` and the `stack_trace` where it
+/// happened (inside the request's or job's span, so it carries their trace id). Stack traces stay
+/// in server logs; clients get a plain 500.
+fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "non-text panic payload".into());
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let stack_trace = std::backtrace::Backtrace::force_capture();
+        tracing::error!(
+            error_type = "Panic",
+            location = %location,
+            stack_trace = %stack_trace,
+            "panic: {payload}"
+        );
+    }));
 }
 
 /// A [`Layer`] writing one JSON object per event.

@@ -397,6 +397,14 @@ impl Realtime {
             }
             receivers
         });
+        tracing::debug!(
+            event = %event.event,
+            room = destination.room_name().as_deref().unwrap_or("*"),
+            delivered,
+            origin = event.origin.as_deref().unwrap_or(""),
+            trace_id = event.trace_id.as_deref().unwrap_or(""),
+            "realtime event delivered to local sockets"
+        );
         if delivered > 0 {
             let label = self.inner.metrics.events.value(&event.event);
             self.inner
