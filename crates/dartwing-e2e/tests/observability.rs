@@ -3,6 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+#[path = "../../dartwing-observe/tests/support/deploy_files.rs"]
+#[allow(dead_code)]
+mod deploy_files;
+
 use dartwing_e2e::sockets::{ClientKind, SocketAgent};
 use dartwing_e2e::{TestDatabase, TestServer, redis_url};
 use futures::StreamExt;
@@ -140,6 +144,19 @@ async fn metrics_parse_as_prometheus_text_with_route_templates_as_endpoints() {
                 .starts_with("text/plain; version=0.0.4")
         );
         promtool_accepts(&reply.text);
+        // Every series the alert rules and Grafana dashboards query is in this live scrape.
+        let root = deploy_files::workspace_root();
+        for (source, query) in deploy_files::deploy_queries(&root) {
+            for name in deploy_files::metric_names(&query) {
+                if deploy_files::SCRAPE_SERIES.contains(&name.as_str()) {
+                    continue;
+                }
+                assert!(
+                    reply.text.lines().any(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} "))),
+                    "{source} queries `{name}`, which the server does not export"
+                );
+            }
+        }
         let types = declared_types(&reply.text);
         for spec in dartwing_observe::catalog::ALL {
             let declared = types.get(spec.name).map(String::as_str);
