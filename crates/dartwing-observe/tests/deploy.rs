@@ -224,6 +224,14 @@ fn every_alert_has_severity_summary_description_and_runbook() {
     }
     let unique: BTreeSet<&str> = rules.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(unique.len(), rules.len(), "alert names repeat");
+    let runbooks = std::fs::read_to_string(workspace_root().join("docs/operations.md")).unwrap();
+    for rule in &rules {
+        assert!(
+            runbooks.lines().any(|l| l == format!("### {}", rule.name)),
+            "docs/operations.md has no runbook section `### {}`",
+            rule.name
+        );
+    }
 }
 
 #[test]
