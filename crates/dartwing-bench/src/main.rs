@@ -7,6 +7,7 @@
 mod http;
 mod jobs;
 mod load;
+mod scrape;
 mod server;
 mod stats;
 
@@ -29,6 +30,9 @@ enum Command {
     /// Background jobs: this engine next to RQ and BullMQ, throughput and noisy-neighbour waits.
     #[command(long_about = jobs::LONG_ABOUT)]
     Jobs(jobs::JobsArgs),
+    /// `/metrics` rendering time with many organizations' series, bounded and unbounded.
+    #[command(long_about = scrape::LONG_ABOUT)]
+    Scrape(scrape::ScrapeArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +47,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Http(args) => runtime.block_on(http::run(args)),
         Command::Jobs(args) => runtime.block_on(jobs::run(args)),
+        Command::Scrape(args) => runtime.block_on(scrape::run(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
