@@ -9,6 +9,7 @@ mod jobs;
 mod load;
 mod server;
 mod stats;
+mod sync;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -29,6 +30,9 @@ enum Command {
     /// Background jobs: this engine next to RQ and BullMQ, throughput and noisy-neighbour waits.
     #[command(long_about = jobs::LONG_ABOUT)]
     Jobs(jobs::JobsArgs),
+    /// Offline sync: upsert_batch and feed throughput next to the raw ceilings of the same rows.
+    #[command(long_about = sync::LONG_ABOUT)]
+    Sync(sync::SyncArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +47,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Http(args) => runtime.block_on(http::run(args)),
         Command::Jobs(args) => runtime.block_on(jobs::run(args)),
+        Command::Sync(args) => runtime.block_on(sync::run(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -47,6 +47,8 @@ pub struct App {
     pub heartbeats: WorkerHeartbeats,
     /// Realtime events from every capability go through this handle.
     pub publisher: dartwing_core::publish::SharedPublisher,
+    /// Offline sync.
+    pub sync: dartwing_sync::OfflineSync,
 }
 
 impl App {
@@ -98,6 +100,14 @@ impl App {
         if let Some(url) = &config.redis_url {
             health = health.with_check(Arc::new(RedisCheck::new(url)?));
         }
+        let sync = dartwing_sync::OfflineSync::new(
+            db.clone(),
+            config.sync.clone(),
+            publisher.clone(),
+            metrics.clone(),
+        )?;
+        let mut handlers = handlers;
+        dartwing_sync::register_jobs(&mut handlers, &sync);
         let jobs = Jobs::new(
             db.clone(),
             config.jobs.clone(),
@@ -117,6 +127,7 @@ impl App {
             jobs,
             heartbeats,
             publisher,
+            sync,
         })
     }
 
@@ -135,7 +146,8 @@ impl App {
         if self.config.roles.contains(Role::Api) {
             routes = routes
                 .merge(dartwing_tenancy::routes::routes(self.tenancy.clone()))
-                .merge(dartwing_jobs::routes::routes(self.jobs.clone()));
+                .merge(dartwing_jobs::routes::routes(self.jobs.clone()))
+                .merge(dartwing_sync::routes::routes(self.sync.clone()));
         }
         stack::apply(
             routes,
@@ -187,7 +199,10 @@ async fn metrics(State(app): State<App>, headers: HeaderMap) -> Result<Response,
 async fn openapi() -> axum::Json<Value> {
     axum::Json(dartwing_http::openapi::document(
         env!("CARGO_PKG_VERSION"),
-        dartwing_tenancy::routes::openapi_paths(),
+        dartwing_tenancy::routes::openapi_paths()
+            .into_iter()
+            .chain(dartwing_sync::routes::openapi_paths())
+            .collect::<Vec<_>>(),
     ))
 }
 
