@@ -95,7 +95,12 @@ pub async fn run(args: SyncArgs) -> Result<()> {
             let sample = sample.with_context(|| format!("{label} run {run}"))?;
             eprintln!(
                 "{label} run {run}: upsert {:.0}/s, with {}% conflicts {:.0}/s, raw write {:.0}/s; feed {:.0} rows/s, raw read {:.0} rows/s",
-                sample.upsert, args.conflict_pct, sample.upsert_conflicts, sample.write_ceiling, sample.feed, sample.read_ceiling
+                sample.upsert,
+                args.conflict_pct,
+                sample.upsert_conflicts,
+                sample.write_ceiling,
+                sample.feed,
+                sample.read_ceiling
             );
             samples.push(sample);
         }
@@ -183,7 +188,10 @@ async fn measure(url: &str, args: &SyncArgs) -> Result<Sample> {
         "CREATE TABLE raw_doc (doctype TEXT NOT NULL, name TEXT NOT NULL, organization TEXT NOT NULL, data TEXT NOT NULL, modified TEXT NOT NULL, PRIMARY KEY (doctype, name))",
         "CREATE TABLE raw_change (organization TEXT NOT NULL, seq BIGINT NOT NULL, doctype TEXT NOT NULL, name TEXT NOT NULL, data TEXT NOT NULL, modified TEXT NOT NULL, PRIMARY KEY (organization, seq))",
     ] {
-        sqlx::query(sql).execute(db.pool()).await.context("creating ceiling tables")?;
+        sqlx::query(sql)
+            .execute(db.pool())
+            .await
+            .context("creating ceiling tables")?;
     }
     let started = Instant::now();
     parallel(&orgs, |org| raw_writes(db.clone(), org, args.clone())).await?;
@@ -244,11 +252,19 @@ async fn insert_all(sync: OfflineSync, org: String, args: SyncArgs) -> Result<Ve
 async fn update_all(sync: OfflineSync, org: String, bases: Vec<String>, args: SyncArgs) -> Result<()> {
     let actor = Principal::system("bench");
     let now = dartwing_core::Timestamp::now().to_string();
-    let stale_every = if args.conflict_pct == 0 { u32::MAX } else { 100 / args.conflict_pct.min(100) };
+    let stale_every = if args.conflict_pct == 0 {
+        u32::MAX
+    } else {
+        100 / args.conflict_pct.min(100)
+    };
     for start in (0..args.items).step_by(args.batch as usize) {
         let items = (start..(start + args.batch).min(args.items))
             .map(|n| {
-                let base = if n % stale_every == 0 { "2020-01-01T00:00:00.000000Z" } else { bases[n as usize].as_str() };
+                let base = if n % stale_every == 0 {
+                    "2020-01-01T00:00:00.000000Z"
+                } else {
+                    bases[n as usize].as_str()
+                };
                 json!({"op_id": format!("u-{n}"), "op": "update", "doctype": "Task", "name": format!("{org}-T-{n}"),
                     "data": {"status": "Done", "notes": format!("note {n}")}, "client_ts": now, "base_modified": base})
             })
@@ -313,7 +329,12 @@ async fn raw_writes(db: Db, org: String, args: SyncArgs) -> Result<()> {
         );
         let mut q = sqlx::query(&sql);
         for (name, data) in &docs {
-            q = q.bind("Task").bind(name.as_str()).bind(org.as_str()).bind(data.as_str()).bind(now.as_str());
+            q = q
+                .bind("Task")
+                .bind(name.as_str())
+                .bind(org.as_str())
+                .bind(data.as_str())
+                .bind(now.as_str());
         }
         q.execute(&mut *tx).await?;
         let sql = format!(
@@ -323,7 +344,13 @@ async fn raw_writes(db: Db, org: String, args: SyncArgs) -> Result<()> {
         let mut q = sqlx::query(&sql);
         for (name, data) in &docs {
             seq += 1;
-            q = q.bind(org.as_str()).bind(seq).bind("Task").bind(name.as_str()).bind(data.as_str()).bind(now.as_str());
+            q = q
+                .bind(org.as_str())
+                .bind(seq)
+                .bind("Task")
+                .bind(name.as_str())
+                .bind(data.as_str())
+                .bind(now.as_str());
         }
         q.execute(&mut *tx).await?;
         tx.commit().await?;

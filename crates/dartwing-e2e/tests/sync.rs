@@ -138,7 +138,14 @@ async fn offline_create_update_delete_replayed_in_order_and_twice_gives_identica
     for db in TestDatabase::all().await {
         let s = site(&db).await;
         let batch = vec![
-            op("q-1", "insert", "Task", "TASK-LOCAL-1", json!({"title": "Buy milk", "status": "Open"}), None),
+            op(
+                "q-1",
+                "insert",
+                "Task",
+                "TASK-LOCAL-1",
+                json!({"title": "Buy milk", "status": "Open"}),
+                None,
+            ),
             op("q-2", "update", "Task", "TASK-LOCAL-1", json!({"status": "Done"}), None),
             op("q-3", "insert", "Task", "TASK-LOCAL-2", json!({"title": "Typo"}), None),
             op("q-4", "delete", "Task", "TASK-LOCAL-2", json!({}), None),
@@ -149,18 +156,27 @@ async fn offline_create_update_delete_replayed_in_order_and_twice_gives_identica
         let answers = first.json()["message"].as_array().unwrap().clone();
         let statuses: Vec<&str> = answers.iter().map(|a| a["status"].as_str().unwrap()).collect();
         assert_eq!(statuses, ["applied"; 5], "{answers:?}");
-        assert_eq!(answers[1]["resolved_doc"]["data"], json!({"title": "Buy milk", "status": "Done"}));
+        assert_eq!(
+            answers[1]["resolved_doc"]["data"],
+            json!({"title": "Buy milk", "status": "Done"})
+        );
         let server_name = answers[4]["resolved_doc"]["name"].as_str().unwrap().to_string();
         assert!(server_name.starts_with("TASK-"), "{server_name}");
         let before = state(&s, &server_name).await;
-        assert_eq!(before.0.as_ref().unwrap().0, json!({"title": "Buy milk", "status": "Done"}));
+        assert_eq!(
+            before.0.as_ref().unwrap().0,
+            json!({"title": "Buy milk", "status": "Done"})
+        );
         assert!(before.1.as_ref().unwrap().1, "TASK-LOCAL-2 is a tombstone");
         assert_eq!((before.3, before.4), (5, 5));
 
         // The response was lost: the client sends the same batch again.
         let second = s.upsert_as(&s.token, batch).await;
         assert_eq!(second.status, StatusCode::OK);
-        assert_eq!(second.text, first.text, "a replay returns the stored answers byte for byte");
+        assert_eq!(
+            second.text, first.text,
+            "a replay returns the stored answers byte for byte"
+        );
         assert_eq!(state(&s, &server_name).await, before, "a replay applies nothing");
         s.server.stop().await;
     }
@@ -214,7 +230,11 @@ async fn server_wins_row(doctype: &str) {
         .await;
         assert_eq!(answer["status"], "discarded", "{answer}");
         assert_eq!(answer["resolved_doc"]["data"], json!({"label": "server", "kept": 1}));
-        assert_eq!(stored, json!({"label": "server", "kept": 1}), "{doctype}: the server's version stands");
+        assert_eq!(
+            stored,
+            json!({"label": "server", "kept": 1}),
+            "{doctype}: the server's version stands"
+        );
         s.server.stop().await;
     }
 }
@@ -310,12 +330,26 @@ async fn strategy_comment_is_append_only() {
     for db in TestDatabase::all().await {
         let s = site(&db).await;
         // Concurrent adds are a union: two offline clients each add a comment.
-        let a = s.one(op("c-a", "insert", "Comment", "CMT-A", json!({"text": "first"}), None)).await;
-        let b = s.one(op("c-b", "insert", "Comment", "CMT-B", json!({"text": "second"}), None)).await;
-        assert_eq!((a["status"].as_str(), b["status"].as_str()), (Some("applied"), Some("applied")));
+        let a = s
+            .one(op("c-a", "insert", "Comment", "CMT-A", json!({"text": "first"}), None))
+            .await;
+        let b = s
+            .one(op("c-b", "insert", "Comment", "CMT-B", json!({"text": "second"}), None))
+            .await;
+        assert_eq!(
+            (a["status"].as_str(), b["status"].as_str()),
+            (Some("applied"), Some("applied"))
+        );
         let base = a["server_ts"].as_str().unwrap();
         let edit = s
-            .one(op("c-edit", "update", "Comment", "CMT-A", json!({"text": "edited"}), Some(base)))
+            .one(op(
+                "c-edit",
+                "update",
+                "Comment",
+                "CMT-A",
+                json!({"text": "edited"}),
+                Some(base),
+            ))
             .await;
         assert_eq!(edit["status"], "rejected", "{edit}");
         assert_eq!(edit["exc_type"], "ValidationError");
@@ -324,7 +358,10 @@ async fn strategy_comment_is_append_only() {
         assert_eq!(delete["status"], "applied", "{delete}");
         assert!(delete["resolved_doc"]["deleted"].as_bool().unwrap());
         let (data, deleted, _) = s.stored("Comment", "CMT-A").await.unwrap();
-        assert!(deleted && data == json!({"text": "first"}), "a delete writes a tombstone");
+        assert!(
+            deleted && data == json!({"text": "first"}),
+            "a delete writes a tombstone"
+        );
         s.server.stop().await;
     }
 }
@@ -361,10 +398,7 @@ async fn strategy_calendar_event_is_manual_resolve_with_notes_auto_merged_and_fo
         assert_eq!(answer["resolved_doc"]["data"], expected);
         assert_eq!(s.stored("Calendar Event", name).await.unwrap().0, expected);
 
-        let listed = s
-            .server
-            .get(&format!("{CONFLICTS}?org={}", s.org), &s.token)
-            .await;
+        let listed = s.server.get(&format!("{CONFLICTS}?org={}", s.org), &s.token).await;
         assert_eq!(listed.status, StatusCode::OK, "{}", listed.text);
         let open = listed.json()["message"].as_array().unwrap().clone();
         assert_eq!(open.len(), 1);
@@ -414,9 +448,18 @@ async fn last_write_wins_overwrites_newer_and_records_it_in_the_history() {
             })
         })
         .await;
-        let base = s.diverge("Note", "N-1", json!({"text": "a"}), json!({"text": "server"})).await;
+        let base = s
+            .diverge("Note", "N-1", json!({"text": "a"}), json!({"text": "server"}))
+            .await;
         let newer = s
-            .one(op("n-new", "update", "Note", "N-1", json!({"text": "client"}), Some(&base)))
+            .one(op(
+                "n-new",
+                "update",
+                "Note",
+                "N-1",
+                json!({"text": "client"}),
+                Some(&base),
+            ))
             .await;
         assert_eq!(newer["status"], "applied", "{newer}");
         let mut older = op("n-old", "update", "Note", "N-1", json!({"text": "stale"}), Some(&base));
@@ -439,12 +482,21 @@ async fn last_write_wins_overwrites_newer_and_records_it_in_the_history() {
 async fn tombstone_wins_over_update_until_an_explicit_undelete() {
     for db in TestDatabase::all().await {
         let s = site(&db).await;
-        let inserted = s.one(op("t-1", "insert", "Task", "T-1", json!({"title": "x"}), None)).await;
+        let inserted = s
+            .one(op("t-1", "insert", "Task", "T-1", json!({"title": "x"}), None))
+            .await;
         let base = inserted["server_ts"].as_str().unwrap().to_string();
         let deleted = s.one(op("t-2", "delete", "Task", "T-1", json!({}), Some(&base))).await;
         assert_eq!(deleted["status"], "applied");
         let update = s
-            .one(op("t-3", "update", "Task", "T-1", json!({"title": "offline edit"}), Some(&base)))
+            .one(op(
+                "t-3",
+                "update",
+                "Task",
+                "T-1",
+                json!({"title": "offline edit"}),
+                Some(&base),
+            ))
             .await;
         assert_eq!(update["status"], "discarded", "{update}");
         assert_eq!(update["resolved_doc"]["deleted"], true);
@@ -471,7 +523,8 @@ async fn tombstone_wins_over_update_until_an_explicit_undelete() {
 async fn deltas_are_published_to_sync_rooms_in_the_feed_row_shape() {
     for db in TestDatabase::all().await {
         let s = site(&db).await;
-        s.one(op("d-1", "insert", "Task", "T-D", json!({"title": "x"}), None)).await;
+        s.one(op("d-1", "insert", "Task", "T-D", json!({"title": "x"}), None))
+            .await;
         s.one(op("d-2", "delete", "Task", "T-D", json!({}), None)).await;
         let rows = s.feed_all(None, 100).await;
         let deltas: Vec<(String, Value, Target)> = s
@@ -503,7 +556,14 @@ async fn large_dataset_paginates_until_has_more_is_false_and_limit_is_capped() {
             let items = (0..500)
                 .map(|i| {
                     let n = batch * 500 + i;
-                    op(&format!("bulk-{n}"), "insert", "Task", &format!("T-{n:05}"), json!({"n": n}), None)
+                    op(
+                        &format!("bulk-{n}"),
+                        "insert",
+                        "Task",
+                        &format!("T-{n:05}"),
+                        json!({"n": n}),
+                        None,
+                    )
                 })
                 .collect();
             let answers = s.upsert(items).await;
@@ -511,14 +571,25 @@ async fn large_dataset_paginates_until_has_more_is_false_and_limit_is_capped() {
         }
         s.one(op("other", "insert", "Comment", "C-1", json!({}), None)).await;
         let first = s.feed("limit=100000").await.json();
-        assert_eq!(first["message"]["rows"].as_array().unwrap().len(), 500, "limit capped at 500");
+        assert_eq!(
+            first["message"]["rows"].as_array().unwrap().len(),
+            500,
+            "limit capped at 500"
+        );
         let default = s.feed("").await.json();
-        assert_eq!(default["message"]["rows"].as_array().unwrap().len(), 100, "default limit");
+        assert_eq!(
+            default["message"]["rows"].as_array().unwrap().len(),
+            100,
+            "default limit"
+        );
         let rows = s.feed_all(Some("Task"), 1000).await;
         assert_eq!(rows.len(), 10_000);
         let names: HashSet<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
         assert_eq!(names.len(), 10_000, "no duplicates");
-        assert!(rows.windows(2).all(|w| w[0]["name"].as_str() < w[1]["name"].as_str()), "commit order");
+        assert!(
+            rows.windows(2).all(|w| w[0]["name"].as_str() < w[1]["name"].as_str()),
+            "commit order"
+        );
         assert_eq!(s.feed_all(None, 500).await.len(), 10_001);
         s.server.stop().await;
     }
@@ -543,7 +614,16 @@ async fn watermark_never_skips_changes_committed_by_concurrent_writers() {
                 let admin = Principal::system("writer");
                 for b in 0..batches {
                     let items = (0..per_batch)
-                        .map(|i| op(&format!("w{w}-{b}-{i}"), "insert", "Task", &format!("W{w}-{b}-{i}"), json!({}), None))
+                        .map(|i| {
+                            op(
+                                &format!("w{w}-{b}-{i}"),
+                                "insert",
+                                "Task",
+                                &format!("W{w}-{b}-{i}"),
+                                json!({}),
+                                None,
+                            )
+                        })
                         .collect();
                     sync.upsert_batch(&admin, &org, items, None).await.unwrap();
                 }
@@ -581,7 +661,10 @@ async fn watermark_never_skips_changes_committed_by_concurrent_writers() {
         assert_eq!(unique.len(), seen.len(), "no duplicates");
         assert_eq!(seen.len(), writers * batches * per_batch, "no gaps");
         if db.backend == Backend::Postgres {
-            eprintln!("postgres: reader saw {} changes from {writers} concurrent writers", seen.len());
+            eprintln!(
+                "postgres: reader saw {} changes from {writers} concurrent writers",
+                seen.len()
+            );
         }
         s.server.stop().await;
     }
@@ -647,7 +730,14 @@ async fn bad_input_is_refused_per_item_or_per_request_and_changes_nothing() {
         let items = vec![
             json!({"op_id": "b-1", "op": "upsert", "doctype": "Task", "name": "B-1", "data": {}, "client_ts": now()}),
             op("b-2", "insert", "Task", "B-2", json!([1, 2]), None),
-            op("b-3", "insert", "Task", "B-3", json!({"modified": "2020-01-01T00:00:00Z"}), None),
+            op(
+                "b-3",
+                "insert",
+                "Task",
+                "B-3",
+                json!({"modified": "2020-01-01T00:00:00Z"}),
+                None,
+            ),
             op("b-4", "insert", "Task", "SHARED-1", json!({"x": 1}), None),
             op("b-5", "update", "Task", "SHARED-1", json!({"secret": 2}), None),
             op("b-6", "insert", "Task", "B-6", json!({"blob": "x".repeat(2000)}), None),
@@ -673,7 +763,11 @@ async fn bad_input_is_refused_per_item_or_per_request_and_changes_nothing() {
             ],
             "{answers:?}"
         );
-        assert!(answers.iter().all(|a| a["message"].as_str().is_some_and(|m| !m.is_empty())));
+        assert!(
+            answers
+                .iter()
+                .all(|a| a["message"].as_str().is_some_and(|m| !m.is_empty()))
+        );
         assert_eq!(s.count("sync_change").await, changes_before, "nothing applied");
         assert_eq!(s.stored("Task", "SHARED-1").await.unwrap().0, json!({"secret": 1}));
 
@@ -681,11 +775,7 @@ async fn bad_input_is_refused_per_item_or_per_request_and_changes_nothing() {
         let malformed = s.feed("since=nothex").await;
         assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
         assert_eq!(malformed.json()["exc_type"], "InvalidWatermarkError");
-        let foreign = s
-            .server
-            .get(&format!("{FEED}?org={other_org}"), &rival)
-            .await
-            .json()["message"]["next_since"]
+        let foreign = s.server.get(&format!("{FEED}?org={other_org}"), &rival).await.json()["message"]["next_since"]
             .as_str()
             .unwrap()
             .to_string();
@@ -695,10 +785,7 @@ async fn bad_input_is_refused_per_item_or_per_request_and_changes_nothing() {
         assert_eq!(reply.status, StatusCode::BAD_REQUEST);
         let reply = s.feed("limit=many").await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST);
-        let reply = s
-            .server
-            .get(&format!("{FEED}?org={other_org}"), &s.token)
-            .await;
+        let reply = s.server.get(&format!("{FEED}?org={other_org}"), &s.token).await;
         assert_eq!(reply.status, StatusCode::FORBIDDEN);
         for body in [
             json!({"org": s.org, "items": {"op_id": "x"}}),
@@ -708,12 +795,18 @@ async fn bad_input_is_refused_per_item_or_per_request_and_changes_nothing() {
             let reply = s.server.post(UPSERT, &s.token, &body).await;
             assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body}: {}", reply.text);
         }
-        let too_many: Vec<Value> = (0..501).map(|i| op(&format!("m{i}"), "insert", "Task", &format!("M{i}"), json!({}), None)).collect();
+        let too_many: Vec<Value> = (0..501)
+            .map(|i| op(&format!("m{i}"), "insert", "Task", &format!("M{i}"), json!({}), None))
+            .collect();
         let reply = s.upsert_as(&s.token, too_many).await;
         assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
         let reply = s
             .server
-            .post(UPSERT, &s.token, &json!({"org": other_org, "items": [op("x", "insert", "Task", "X", json!({}), None)]}))
+            .post(
+                UPSERT,
+                &s.token,
+                &json!({"org": other_org, "items": [op("x", "insert", "Task", "X", json!({}), None)]}),
+            )
             .await;
         assert_eq!(reply.status, StatusCode::FORBIDDEN);
         assert_eq!(s.count("sync_change").await, changes_before, "nothing applied");
@@ -729,9 +822,12 @@ async fn watermark_older_than_the_retained_change_log_requires_a_resync() {
         let base = first["server_ts"].as_str().unwrap().to_string();
         let page = s.feed("limit=1").await.json();
         let old_mark = page["message"]["next_since"].as_str().unwrap().to_string();
-        let second = s.one(op("r-2", "update", "Task", "T-R", json!({"v": 2}), Some(&base))).await;
+        let second = s
+            .one(op("r-2", "update", "Task", "T-R", json!({"v": 2}), Some(&base)))
+            .await;
         let base = second["server_ts"].as_str().unwrap().to_string();
-        s.one(op("r-3", "update", "Task", "T-R", json!({"v": 3}), Some(&base))).await;
+        s.one(op("r-3", "update", "Task", "T-R", json!({"v": 3}), Some(&base)))
+            .await;
         s.one(op("r-4", "insert", "Task", "T-S", json!({"v": 1}), None)).await;
 
         let removed = s.server.app.sync.compact_change_log(Timestamp::now()).await.unwrap();

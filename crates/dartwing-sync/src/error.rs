@@ -15,7 +15,9 @@ pub enum SyncError {
     #[error("'since' is not a valid watermark for this organization")]
     InvalidWatermark,
     /// The watermark is older than the retained change log (410 `ResyncRequired`).
-    #[error("the change log no longer reaches back to this watermark: discard local data and resync from the beginning")]
+    #[error(
+        "the change log no longer reaches back to this watermark: discard local data and resync from the beginning"
+    )]
     ResyncRequired,
     /// The document would exceed the size limit (413 `RequestEntityTooLarge`).
     #[error("the document is {size} bytes; at most {max} are accepted")]

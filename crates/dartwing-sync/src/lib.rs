@@ -128,7 +128,12 @@ impl OfflineSync {
                 .feed_rows
                 .with_label_values(&[doctype])
                 .inc_by(page.rows.len() as u64);
-            tracing::debug!(organization = org, doctype = request.doctype.as_deref(), rows = page.rows.len(), "sync feed page");
+            tracing::debug!(
+                organization = org,
+                doctype = request.doctype.as_deref(),
+                rows = page.rows.len(),
+                "sync feed page"
+            );
         }
         outcome
     }
@@ -234,7 +239,12 @@ impl OfflineSync {
             .queue_depth
             .with_label_values(&[&org_label])
             .set(parsed.len() as i64);
-        if let Some(oldest) = parsed.iter().filter_map(|(_, i)| i.as_ref().ok()).map(|i| i.client_ts).min() {
+        if let Some(oldest) = parsed
+            .iter()
+            .filter_map(|(_, i)| i.as_ref().ok())
+            .map(|i| i.client_ts)
+            .min()
+        {
             let lag = (received.as_micros() - oldest.as_micros()).max(0) / 1_000_000;
             metrics.lag.with_label_values(&[&org_label]).set(lag);
         }
@@ -272,12 +282,20 @@ impl OfflineSync {
         let mut tx = inner.db.begin().await.map_err(map_db_error)?;
         let start_seq = observed(&inner.db, "Sync Cursor", "lock", store::lock_cursor(&mut tx, org)).await?;
         let op_ids: Vec<&str> = parsed.iter().filter_map(|(id, _)| id.as_deref()).collect();
-        let mut stored = observed(&inner.db, "Sync Op", "select", store::stored_answers(&mut tx, org, &op_ids)).await?;
+        let mut stored = observed(
+            &inner.db,
+            "Sync Op",
+            "select",
+            store::stored_answers(&mut tx, org, &op_ids),
+        )
+        .await?;
         // Current documents of every named item, grouped by DocType.
         let mut wanted: HashMap<&str, Vec<&str>> = HashMap::new();
         for (_, item) in &parsed {
             if let Ok(Item {
-                doctype, name: Some(name), ..
+                doctype,
+                name: Some(name),
+                ..
             }) = item
             {
                 wanted.entry(doctype.as_str()).or_default().push(name.as_str());
@@ -420,7 +438,8 @@ impl OfflineSync {
                     });
                     (
                         ItemStatus::Conflict,
-                        auto_merged.map(|data| (data, false, Some("auto-merged fields of a manual conflict".to_string()))),
+                        auto_merged
+                            .map(|data| (data, false, Some("auto-merged fields of a manual conflict".to_string()))),
                     )
                 }
             };
@@ -529,7 +548,13 @@ impl OfflineSync {
                     "A document name in this batch was just taken by another organization; retry the batch",
                 ));
             }
-            observed(&inner.db, "Sync Change", "insert", store::insert_changes(&mut tx, org, &changes)).await?;
+            observed(
+                &inner.db,
+                "Sync Change",
+                "insert",
+                store::insert_changes(&mut tx, org, &changes),
+            )
+            .await?;
             store::advance_cursor(&mut tx, org, seq).await?;
         }
         for conflict in &conflicts {
@@ -563,7 +588,13 @@ fn rejected(op_id: Option<&str>, now: Timestamp, error: &SyncError) -> Value {
 fn server_name(doctype: &str) -> String {
     let prefix: String = doctype
         .chars()
-        .map(|c| if c.is_alphanumeric() { c.to_ascii_uppercase() } else { '-' })
+        .map(|c| {
+            if c.is_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '-'
+            }
+        })
         .collect();
     format!("{prefix}-{}", random_hex(8))
 }
@@ -584,6 +615,7 @@ async fn observed<T, F>(db: &Db, doctype: &str, operation: &str, work: F) -> Res
 where
     F: std::future::Future<Output = Result<T>>,
 {
-    let result: std::result::Result<Result<T>, sqlx::Error> = db.observe(doctype, operation, async { Ok(work.await) }).await;
+    let result: std::result::Result<Result<T>, sqlx::Error> =
+        db.observe(doctype, operation, async { Ok(work.await) }).await;
     result.unwrap_or_else(|e| Err(map_db_error(e)))
 }

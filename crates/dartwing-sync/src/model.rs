@@ -114,7 +114,10 @@ pub fn parse_item(raw: Value) -> Result<Item, SyncError> {
         )));
     }
     if item.name.is_none() && item.op != Operation::Insert {
-        return Err(SyncError::BadItem(format!("'{}' needs the document 'name'", item.op.as_str())));
+        return Err(SyncError::BadItem(format!(
+            "'{}' needs the document 'name'",
+            item.op.as_str()
+        )));
     }
     let data = match item.data {
         Some(Value::Object(map)) => map,

@@ -121,8 +121,7 @@ pub(crate) async fn stored_answers(
     Ok(out)
 }
 
-const DOCUMENT_COLUMNS: &str =
-    "doctype, name, organization, data, docstatus, deleted, version, change_seq, creation, modified, owner, modified_by";
+const DOCUMENT_COLUMNS: &str = "doctype, name, organization, data, docstatus, deleted, version, change_seq, creation, modified, owner, modified_by";
 
 fn document(row: &AnyRow) -> Result<Document, Error> {
     let text = |i: usize| row.try_get::<String, _>(i).map_err(map_db_error);
@@ -144,11 +143,7 @@ fn document(row: &AnyRow) -> Result<Document, Error> {
 }
 
 /// The current documents of `doctype` with these names (in any organization).
-pub(crate) async fn documents(
-    conn: &mut AnyConnection,
-    doctype: &str,
-    names: &[&str],
-) -> Result<Vec<Document>, Error> {
+pub(crate) async fn documents(conn: &mut AnyConnection, doctype: &str, names: &[&str]) -> Result<Vec<Document>, Error> {
     let mut out = Vec::new();
     for chunk in names.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
@@ -180,8 +175,12 @@ pub(crate) async fn version_at(
         .fetch_optional(&mut *conn)
         .await
         .map_err(map_db_error)?;
-    row.map(|r| r.try_get::<String, _>(0).map_err(map_db_error).and_then(|t| parse_object(&t)))
-        .transpose()
+    row.map(|r| {
+        r.try_get::<String, _>(0)
+            .map_err(map_db_error)
+            .and_then(|t| parse_object(&t))
+    })
+    .transpose()
 }
 
 /// Writes the final state of changed documents. Returns how many rows were written: an update
@@ -234,7 +233,11 @@ pub(crate) struct ChangeRow {
     pub(crate) note: Option<String>,
 }
 
-pub(crate) async fn insert_changes(conn: &mut AnyConnection, organization: &str, rows: &[ChangeRow]) -> Result<(), Error> {
+pub(crate) async fn insert_changes(
+    conn: &mut AnyConnection,
+    organization: &str,
+    rows: &[ChangeRow],
+) -> Result<(), Error> {
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "INSERT INTO sync_version (doctype, name, version, organization, operation, data, docstatus, deleted, \

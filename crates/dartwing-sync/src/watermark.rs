@@ -54,7 +54,14 @@ mod tests {
             Watermark::decode("ORG-2026-00002", &w),
             Err(SyncError::InvalidWatermark)
         );
-        for bad in ["", "zz", "not-hex", &hex::encode("v2:ORG:1"), &hex::encode("v1:ORG:-1"), &hex::encode("v1:ORG:x")] {
+        for bad in [
+            "",
+            "zz",
+            "not-hex",
+            &hex::encode("v2:ORG:1"),
+            &hex::encode("v1:ORG:-1"),
+            &hex::encode("v1:ORG:x"),
+        ] {
             assert_eq!(Watermark::decode("ORG", bad), Err(SyncError::InvalidWatermark), "{bad}");
         }
     }

@@ -100,12 +100,8 @@ impl App {
         if let Some(url) = &config.redis_url {
             health = health.with_check(Arc::new(RedisCheck::new(url)?));
         }
-        let sync = dartwing_sync::OfflineSync::new(
-            db.clone(),
-            config.sync.clone(),
-            publisher.clone(),
-            metrics.clone(),
-        )?;
+        let sync =
+            dartwing_sync::OfflineSync::new(db.clone(), config.sync.clone(), publisher.clone(), metrics.clone())?;
         let mut handlers = handlers;
         dartwing_sync::register_jobs(&mut handlers, &sync);
         let jobs = Jobs::new(
