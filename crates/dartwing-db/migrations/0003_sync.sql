@@ -12,11 +12,12 @@ CREATE TABLE sync_cursor (
     pruned_seq   BIGINT NOT NULL DEFAULT 0
 );
 
--- The current version of each document; `change_seq` is its latest change-log row.
+-- The current version of each document; `change_seq` is its latest change-log row. The
+-- organization is checked once per batch (the `sync_cursor` row references it).
 CREATE TABLE sync_document (
     doctype      TEXT NOT NULL,
     name         TEXT NOT NULL,
-    organization TEXT NOT NULL REFERENCES organization (name),
+    organization TEXT NOT NULL,
     data         TEXT NOT NULL,
     docstatus    BIGINT NOT NULL DEFAULT 0,
     deleted      BIGINT NOT NULL DEFAULT 0,
@@ -28,7 +29,6 @@ CREATE TABLE sync_document (
     modified_by  TEXT NOT NULL,
     PRIMARY KEY (doctype, name)
 );
-CREATE INDEX sync_document_by_organization ON sync_document (organization, doctype);
 
 -- Every version of every document, kept after the change log is compacted.
 CREATE TABLE sync_version (

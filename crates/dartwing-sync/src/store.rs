@@ -8,8 +8,18 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 use std::collections::HashMap;
 
-/// Most rows one multi-row statement carries (keeps parameter counts far below both backends' limits).
+/// Most rows one multi-row statement carries on PostgreSQL (parameter counts stay far below its limit).
 const ROWS_PER_STATEMENT: usize = 200;
+
+/// Rows per multi-row statement: small on SQLite, where binding `$n` parameters costs time
+/// quadratic in the statement's parameter count and statements are cheap in-process.
+fn rows_per_statement(conn: &AnyConnection) -> usize {
+    if conn.backend_name() == "SQLite" {
+        16
+    } else {
+        ROWS_PER_STATEMENT
+    }
+}
 
 pub(crate) fn parse_object(text: &str) -> Result<Map<String, Value>, Error> {
     match serde_json::from_str::<Value>(text) {
@@ -187,7 +197,8 @@ pub(crate) async fn version_at(
 /// that would move a document to another organization writes nothing (the caller checks).
 pub(crate) async fn upsert_documents(conn: &mut AnyConnection, docs: &[(&Document, String)]) -> Result<u64, Error> {
     let mut written = 0;
-    for chunk in docs.chunks(ROWS_PER_STATEMENT) {
+    let rows = rows_per_statement(conn);
+    for chunk in docs.chunks(rows) {
         let sql = format!(
             "INSERT INTO sync_document ({DOCUMENT_COLUMNS}) VALUES {} \
              ON CONFLICT (doctype, name) DO UPDATE SET data = excluded.data, docstatus = excluded.docstatus, \
@@ -238,7 +249,8 @@ pub(crate) async fn insert_changes(
     organization: &str,
     rows: &[ChangeRow],
 ) -> Result<(), Error> {
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+    let per_statement = rows_per_statement(conn);
+    for chunk in rows.chunks(per_statement) {
         let sql = format!(
             "INSERT INTO sync_version (doctype, name, version, organization, operation, data, docstatus, deleted, \
              modified, modified_by, op_id, note) VALUES {}",
@@ -291,7 +303,8 @@ pub(crate) async fn insert_answers(
     now: Timestamp,
 ) -> Result<(), Error> {
     let now = now.to_string();
-    for chunk in answers.chunks(ROWS_PER_STATEMENT) {
+    let rows = rows_per_statement(conn);
+    for chunk in answers.chunks(rows) {
         let sql = format!(
             "INSERT INTO sync_op (organization, op_id, answer, applied_at) VALUES {}",
             placeholders(chunk.len(), 4, 1)
