@@ -427,7 +427,7 @@ fn describe(sample: &Sample) -> String {
 
 /// Where this engine stores its jobs.
 #[derive(Clone)]
-enum Backend {
+pub(crate) enum Backend {
     Postgres(String),
     Sqlite,
 }
@@ -499,14 +499,14 @@ impl Step {
 }
 
 /// A database private to one measurement: a fresh PostgreSQL schema or a temporary SQLite file.
-struct BenchDb {
-    url: String,
+pub(crate) struct BenchDb {
+    pub(crate) url: String,
     pg: Option<(String, String)>,
     _dir: Option<tempfile::TempDir>,
 }
 
 impl BenchDb {
-    async fn create(backend: &Backend) -> Result<Self> {
+    pub(crate) async fn create(backend: &Backend) -> Result<Self> {
         match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().context("creating a temporary directory for SQLite")?;
@@ -547,7 +547,7 @@ impl BenchDb {
     }
 
     /// Drops the schema (PostgreSQL); the SQLite directory goes with `self`.
-    async fn drop(self) {
+    pub(crate) async fn drop(self) {
         if let Some((admin_url, schema)) = &self.pg {
             let dropped = async {
                 let mut admin = sqlx::AnyConnection::connect(admin_url).await?;
@@ -610,7 +610,7 @@ async fn engine_nodes(url: &str, config: &JobsConfig) -> Result<(EngineNode, Eng
     Ok((first, second))
 }
 
-async fn create_org(db: &Db, name: &str) -> Result<String> {
+pub(crate) async fn create_org(db: &Db, name: &str) -> Result<String> {
     let org = TenancyStore::new(db.clone())
         .create_organization(
             &Principal::system("bench"),

@@ -10,6 +10,7 @@ mod load;
 mod scrape;
 mod server;
 mod stats;
+mod sync;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -33,6 +34,9 @@ enum Command {
     /// `/metrics` rendering time with many organizations' series, bounded and unbounded.
     #[command(long_about = scrape::LONG_ABOUT)]
     Scrape(scrape::ScrapeArgs),
+    /// Offline sync: upsert_batch and feed throughput next to the raw ceilings of the same rows.
+    #[command(long_about = sync::LONG_ABOUT)]
+    Sync(sync::SyncArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +52,7 @@ fn main() -> ExitCode {
         Command::Http(args) => runtime.block_on(http::run(args)),
         Command::Jobs(args) => runtime.block_on(jobs::run(args)),
         Command::Scrape(args) => runtime.block_on(scrape::run(args)),
+        Command::Sync(args) => runtime.block_on(sync::run(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -43,7 +43,9 @@ fn measure(organizations: usize, bound: usize, repetitions: usize) -> Result<Out
     let completed = metrics
         .counter(&catalog::JOBS_COMPLETED_TOTAL)
         .map_err(|e| anyhow!(e.to_string()))?;
-    let org_jobs = metrics.gauge(&catalog::ORG_JOB_COUNT).map_err(|e| anyhow!(e.to_string()))?;
+    let org_jobs = metrics
+        .gauge(&catalog::ORG_JOB_COUNT)
+        .map_err(|e| anyhow!(e.to_string()))?;
     let routes = [
         "/api/resource/{doctype}",
         "/api/resource/{doctype}/{name}",

@@ -415,9 +415,145 @@ pub enum CustomRoomPolicy {
 }
 
 /// Offline sync settings (SPEC §7).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct SyncConfig {}
+pub struct SyncConfig {
+    /// Conflict strategy per DocType; a DocType not listed uses the `_default` entry (or
+    /// `server_wins` when there is none). Setting the list replaces the whole default table.
+    pub strategies: Vec<DocTypeStrategy>,
+    /// Largest document (its JSON `data` after the change) accepted, in bytes.
+    pub max_document_bytes: usize,
+    /// Most items one `upsert_batch` accepts.
+    pub max_batch_items: usize,
+    /// Change-log rows older than this are compacted daily (a document's latest change is kept);
+    /// a watermark from before the compaction answers 410 `ResyncRequired`.
+    pub change_log_retention_days: u32,
+    /// Rows a feed page returns when the request names no `limit`.
+    pub feed_limit_default: u32,
+    /// Most rows a feed page returns (larger `limit`s are capped).
+    pub feed_limit_max: u32,
+    /// Optional HTTP merge hook tried before a `manual_resolve` conflict is stored; unset = off.
+    #[serde(deserialize_with = "text::optional")]
+    pub merge_hook_url: Option<String>,
+    /// How long the merge hook may take before manual resolution is used.
+    pub merge_hook_timeout_ms: u64,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        let list = |fields: &[&str]| fields.iter().map(|f| f.to_string()).collect::<Vec<_>>();
+        let entry = |doctype: &str, strategy, server: &[&str], client: &[&str], auto: &[&str]| DocTypeStrategy {
+            doctype: doctype.to_string(),
+            strategy,
+            server_fields: list(server),
+            client_fields: list(client),
+            auto_merge_fields: list(auto),
+        };
+        use ConflictStrategy::*;
+        Self {
+            strategies: vec![
+                entry("Organization", ServerWins, &[], &[], &[]),
+                entry("Person", ServerWins, &[], &[], &[]),
+                entry("Org Member", ServerWins, &[], &[], &[]),
+                entry(
+                    "Task",
+                    FieldLevel,
+                    &["status", "assigned_to", "priority", "due_date"],
+                    &["notes", "description"],
+                    &[],
+                ),
+                entry("Calendar Event", ManualResolve, &[], &[], &["notes"]),
+                entry("Notification", ClientWins, &[], &["read_state", "dismissed"], &[]),
+                entry("Comment", AppendOnly, &[], &[], &[]),
+                entry("File", ServerWins, &[], &[], &[]),
+                entry(
+                    "Equipment",
+                    FieldLevel,
+                    &["assigned_to", "current_location", "status"],
+                    &["notes"],
+                    &[],
+                ),
+                entry("_default", ServerWins, &[], &[], &[]),
+            ],
+            max_document_bytes: 256 * 1024,
+            max_batch_items: 500,
+            change_log_retention_days: 30,
+            feed_limit_default: 100,
+            feed_limit_max: 500,
+            merge_hook_url: None,
+            merge_hook_timeout_ms: 2_000,
+        }
+    }
+}
+
+impl SyncConfig {
+    /// The strategy entry of `doctype`: its own, else `_default`, else plain `server_wins`.
+    pub fn strategy_for(&self, doctype: &str) -> DocTypeStrategy {
+        self.strategies
+            .iter()
+            .find(|s| s.doctype == doctype)
+            .or_else(|| self.strategies.iter().find(|s| s.doctype == "_default"))
+            .cloned()
+            .unwrap_or_else(|| DocTypeStrategy {
+                doctype: "_default".into(),
+                strategy: ConflictStrategy::ServerWins,
+                server_fields: Vec::new(),
+                client_fields: Vec::new(),
+                auto_merge_fields: Vec::new(),
+            })
+    }
+}
+
+/// How stale writes of one DocType are resolved (SPEC §7 defaults table).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DocTypeStrategy {
+    /// The DocType, or `_default` for every DocType not listed.
+    pub doctype: String,
+    /// The strategy.
+    pub strategy: ConflictStrategy,
+    /// `field_level`: fields changed on both sides where the server's value stands.
+    #[serde(default)]
+    pub server_fields: Vec<String>,
+    /// `field_level`: fields changed on both sides where the client's value is taken.
+    #[serde(default)]
+    pub client_fields: Vec<String>,
+    /// `manual_resolve`: fields whose client value is merged even while the rest awaits resolution.
+    #[serde(default)]
+    pub auto_merge_fields: Vec<String>,
+}
+
+/// A conflict strategy (SPEC §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConflictStrategy {
+    /// The server's version stands; the client is told (`discarded`).
+    ServerWins,
+    /// The client's version is applied.
+    ClientWins,
+    /// Three-way merge per field against the version the client based its change on.
+    FieldLevel,
+    /// The conflict is stored for a person to resolve with a later `force` item.
+    ManualResolve,
+    /// Inserts only; updates are rejected, deletes write tombstones.
+    AppendOnly,
+    /// The newer `client_ts`/`modified` wins; the overwrite is recorded in the version history.
+    LastWriteWins,
+}
+
+impl ConflictStrategy {
+    /// The name used in configuration and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConflictStrategy::ServerWins => "server_wins",
+            ConflictStrategy::ClientWins => "client_wins",
+            ConflictStrategy::FieldLevel => "field_level",
+            ConflictStrategy::ManualResolve => "manual_resolve",
+            ConflictStrategy::AppendOnly => "append_only",
+            ConflictStrategy::LastWriteWins => "last_write_wins",
+        }
+    }
+}
 
 /// Integration token vault settings (SPEC §6).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -652,6 +788,29 @@ impl Config {
         }
         if self.jobs.claim_batch == 0 {
             return fail("jobs.claim_batch", "must be at least 1");
+        }
+        if self.sync.max_document_bytes < 64 {
+            return fail("sync.max_document_bytes", "must be at least 64");
+        }
+        if self.sync.max_batch_items == 0 {
+            return fail("sync.max_batch_items", "must be at least 1");
+        }
+        if self.sync.feed_limit_max == 0 || self.sync.feed_limit_default == 0 {
+            return fail("sync.feed_limit_max", "feed limits must be at least 1");
+        }
+        if self.sync.feed_limit_default > self.sync.feed_limit_max {
+            return fail("sync.feed_limit_default", "must not exceed sync.feed_limit_max");
+        }
+        if let Some(url) = &self.sync.merge_hook_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return fail("sync.merge_hook_url", "must be an http:// or https:// URL");
+        }
+        let mut seen = std::collections::HashSet::new();
+        for entry in &self.sync.strategies {
+            if entry.doctype.is_empty() || !seen.insert(entry.doctype.as_str()) {
+                return fail("sync.strategies", "each entry needs a distinct, non-empty doctype");
+            }
         }
         if self.observability.max_org_label_values == 0 {
             return fail("observability.max_org_label_values", "must be at least 1");

@@ -19,6 +19,8 @@ pub enum ErrorKind {
     NotFound,
     /// The write conflicts with existing data: duplicates, links (409).
     Conflict,
+    /// What the request refers to existed but is no longer kept, e.g. a pruned sync watermark (410).
+    Gone,
     /// The request body exceeds the configured limit (413).
     PayloadTooLarge,
     /// Well-formed input that breaks a business rule (422).
@@ -40,6 +42,7 @@ impl ErrorKind {
             ErrorKind::PermissionDenied => "PermissionError",
             ErrorKind::NotFound => "DoesNotExistError",
             ErrorKind::Conflict => "DuplicateEntryError",
+            ErrorKind::Gone => "GoneError",
             ErrorKind::PayloadTooLarge => "RequestEntityTooLarge",
             ErrorKind::Validation => "ValidationError",
             ErrorKind::RateLimited => "RateLimitExceededError",
@@ -56,6 +59,7 @@ impl ErrorKind {
             ErrorKind::PermissionDenied => 403,
             ErrorKind::NotFound => 404,
             ErrorKind::Conflict => 409,
+            ErrorKind::Gone => 410,
             ErrorKind::PayloadTooLarge => 413,
             ErrorKind::Validation => 422,
             ErrorKind::RateLimited => 429,

@@ -152,7 +152,10 @@ async fn metrics_parse_as_prometheus_text_with_route_templates_as_endpoints() {
                     continue;
                 }
                 assert!(
-                    reply.text.lines().any(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} "))),
+                    reply
+                        .text
+                        .lines()
+                        .any(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} "))),
                     "{source} queries `{name}`, which the server does not export"
                 );
             }

@@ -226,6 +226,48 @@ pub const SOCKETIO_REDIS_LATENCY_MS: MetricSpec = histogram(
     &[],
     REALTIME_LATENCY_MS_BUCKETS,
 );
+/// Changes applied by sync and published as deltas.
+pub const SYNC_DELTAS_TOTAL: MetricSpec = counter(
+    "sync_deltas_total",
+    "Sync changes applied and published to sync rooms, by doctype (configured or other), organization and operation.",
+    &["doctype", "org", "operation"],
+);
+/// Sync conflicts detected.
+pub const SYNC_CONFLICTS_TOTAL: MetricSpec = counter(
+    "sync_conflicts_total",
+    "Stale sync writes whose values differed from the server's, by doctype and the strategy that handled them.",
+    &["doctype", "strategy"],
+);
+/// Offline lag of the latest batch.
+pub const SYNC_LAG_SECONDS: MetricSpec = gauge(
+    "sync_lag_seconds",
+    "Age (now minus client_ts) of the oldest item in the organization's latest upsert batch.",
+    &["org"],
+);
+/// Size of the latest batch.
+pub const SYNC_QUEUE_DEPTH: MetricSpec = gauge(
+    "sync_queue_depth",
+    "Items in the organization's latest upsert batch (the depth of the client's offline queue as delivered).",
+    &["org"],
+);
+/// Upsert items by outcome.
+pub const SYNC_UPSERT_ITEMS_TOTAL: MetricSpec = counter(
+    "sync_upsert_items_total",
+    "Queued sync writes answered, by doctype and status (applied, merged, discarded, conflict, rejected).",
+    &["doctype", "status"],
+);
+/// Feed rows served.
+pub const SYNC_FEED_ROWS_TOTAL: MetricSpec = counter(
+    "sync_feed_rows_total",
+    "Change-feed rows served, by requested doctype (empty: all doctypes).",
+    &["doctype"],
+);
+/// Feed requests by outcome.
+pub const SYNC_FEED_REQUESTS_TOTAL: MetricSpec = counter(
+    "sync_feed_requests_total",
+    "Change-feed requests, by outcome (ok, resync, denied, error).",
+    &["outcome"],
+);
 
 /// Every metric family the runtime exports, for documentation and the catalog test.
 pub const ALL: &[MetricSpec] = &[
@@ -252,6 +294,13 @@ pub const ALL: &[MetricSpec] = &[
     SOCKETIO_MESSAGES_DELIVERED,
     SOCKETIO_MESSAGES_DROPPED,
     SOCKETIO_REDIS_LATENCY_MS,
+    SYNC_DELTAS_TOTAL,
+    SYNC_CONFLICTS_TOTAL,
+    SYNC_LAG_SECONDS,
+    SYNC_QUEUE_DEPTH,
+    SYNC_UPSERT_ITEMS_TOTAL,
+    SYNC_FEED_ROWS_TOTAL,
+    SYNC_FEED_REQUESTS_TOTAL,
 ];
 
 /// Label value used for tenants beyond the tracked budget.

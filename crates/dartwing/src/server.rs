@@ -53,6 +53,8 @@ pub struct App {
     /// The realtime gateway (its Socket.IO endpoint is served with the `realtime` role; every
     /// role publishes through it).
     pub realtime: Realtime,
+    /// Offline sync.
+    pub sync: dartwing_sync::OfflineSync,
 }
 
 impl App {
@@ -117,6 +119,10 @@ impl App {
         .await?;
         tenancy.access_notifier().set(Arc::new(realtime.clone()));
         let publisher: SharedPublisher = Arc::new(Fanout(vec![Arc::new(realtime.clone()), publisher]));
+        let sync =
+            dartwing_sync::OfflineSync::new(db.clone(), config.sync.clone(), publisher.clone(), metrics.clone())?;
+        let mut handlers = handlers;
+        dartwing_sync::register_jobs(&mut handlers, &sync);
         let jobs = Jobs::new(
             db.clone(),
             config.jobs.clone(),
@@ -137,6 +143,7 @@ impl App {
             heartbeats,
             publisher,
             realtime,
+            sync,
         })
     }
 
@@ -158,7 +165,8 @@ impl App {
             routes = routes
                 .merge(dartwing_tenancy::routes::routes(self.tenancy.clone()))
                 .merge(dartwing_jobs::routes::routes(self.jobs.clone()))
-                .merge(dartwing_realtime::routes::routes(self.realtime.clone()));
+                .merge(dartwing_realtime::routes::routes(self.realtime.clone()))
+                .merge(dartwing_sync::routes::routes(self.sync.clone()));
         }
         let routes = stack::apply(
             routes,
@@ -249,7 +257,9 @@ async fn openapi() -> axum::Json<Value> {
         env!("CARGO_PKG_VERSION"),
         dartwing_tenancy::routes::openapi_paths()
             .into_iter()
-            .chain(dartwing_realtime::routes::openapi_paths()),
+            .chain(dartwing_realtime::routes::openapi_paths())
+            .chain(dartwing_sync::routes::openapi_paths())
+            .collect::<Vec<_>>(),
     ))
 }
 

@@ -1,0 +1,149 @@
+//! Sync API under `/api/method/dartwing_core.sync.*` (SPEC §7 wire shapes).
+
+use crate::model::{ConflictInfo, FeedPage};
+use crate::{FeedRequest, OfflineSync};
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use dartwing_http::{ApiResult, Auth, Message, RequestContext, StrictJson, StrictQuery};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+const PREFIX: &str = "/api/method/dartwing_core.sync";
+
+/// The sync routes with their state applied.
+pub fn routes(sync: OfflineSync) -> Router {
+    Router::new()
+        .route(&format!("{PREFIX}.feed"), get(feed_get).post(feed_post))
+        .route(&format!("{PREFIX}.upsert_batch"), post(upsert_batch))
+        .route(&format!("{PREFIX}.conflicts"), get(conflicts))
+        .with_state(sync)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FeedParams {
+    org: String,
+    #[serde(default)]
+    doctype: Option<String>,
+    #[serde(default)]
+    since: Option<String>,
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+impl From<FeedParams> for FeedRequest {
+    fn from(p: FeedParams) -> Self {
+        FeedRequest {
+            org: p.org,
+            doctype: p.doctype.filter(|d| !d.is_empty()),
+            since: p.since,
+            limit: p.limit,
+        }
+    }
+}
+
+async fn feed_get(
+    State(sync): State<OfflineSync>,
+    Extension(context): Extension<RequestContext>,
+    Auth(actor): Auth,
+    StrictQuery(params): StrictQuery<FeedParams>,
+) -> ApiResult<Message<FeedPage>> {
+    context.set_organization(&params.org);
+    Ok(Message(sync.feed(&actor, &params.into()).await?))
+}
+
+async fn feed_post(
+    State(sync): State<OfflineSync>,
+    Extension(context): Extension<RequestContext>,
+    Auth(actor): Auth,
+    StrictJson(params): StrictJson<FeedParams>,
+) -> ApiResult<Message<FeedPage>> {
+    context.set_organization(&params.org);
+    Ok(Message(sync.feed(&actor, &params.into()).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpsertBody {
+    org: String,
+    items: Vec<Value>,
+}
+
+async fn upsert_batch(
+    State(sync): State<OfflineSync>,
+    Extension(context): Extension<RequestContext>,
+    Auth(actor): Auth,
+    StrictJson(body): StrictJson<UpsertBody>,
+) -> ApiResult<Message<Vec<Value>>> {
+    context.set_organization(&body.org);
+    let trace_id = context.trace_id().as_str().to_string();
+    Ok(Message(
+        sync.upsert_batch(&actor, &body.org, body.items, Some(&trace_id))
+            .await?,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConflictParams {
+    org: String,
+    #[serde(default)]
+    doctype: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+async fn conflicts(
+    State(sync): State<OfflineSync>,
+    Extension(context): Extension<RequestContext>,
+    Auth(actor): Auth,
+    StrictQuery(params): StrictQuery<ConflictParams>,
+) -> ApiResult<Message<Vec<ConflictInfo>>> {
+    context.set_organization(&params.org);
+    Ok(Message(
+        sync.conflicts(
+            &actor,
+            &params.org,
+            params.doctype.as_deref(),
+            params.status.as_deref(),
+            params.limit,
+        )
+        .await?,
+    ))
+}
+
+/// OpenAPI path items of these routes.
+pub fn openapi_paths() -> Vec<(String, Value)> {
+    let responses = || {
+        json!({
+            "200": { "description": "{\"message\": …}" },
+            "400": dartwing_http::openapi::error_ref("BadRequest"),
+            "401": dartwing_http::openapi::error_ref("Unauthenticated"),
+            "403": dartwing_http::openapi::error_ref("Forbidden"),
+            "404": dartwing_http::openapi::error_ref("NotFound"),
+            "410": { "description": "{\"exc_type\": \"ResyncRequired\"}: the watermark is older than the retained change log" },
+            "413": dartwing_http::openapi::error_ref("TooLarge"),
+        })
+    };
+    let feed = "Change feed (?org=&doctype=&since=&limit=, or the same as a JSON body) → {rows, next_since, has_more}";
+    vec![
+        (
+            format!("{PREFIX}.feed"),
+            json!({
+                "get": { "summary": feed, "tags": ["Sync"], "responses": responses() },
+                "post": { "summary": feed, "tags": ["Sync"], "responses": responses() },
+            }),
+        ),
+        (
+            format!("{PREFIX}.upsert_batch"),
+            json!({ "post": { "summary": "Apply queued writes {org, items: [{op_id, doctype, name?, data, client_ts, op, base_modified?, force?}]} → one answer per item", "tags": ["Sync"], "responses": responses() } }),
+        ),
+        (
+            format!("{PREFIX}.conflicts"),
+            json!({ "get": { "summary": "Manual conflicts (?org=&doctype=&status=Open|Resolved&limit=)", "tags": ["Sync"], "responses": responses() } }),
+        ),
+    ]
+}
