@@ -9,6 +9,7 @@ mod jobs;
 mod load;
 mod server;
 mod stats;
+mod vault;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -29,6 +30,9 @@ enum Command {
     /// Background jobs: this engine next to RQ and BullMQ, throughput and noisy-neighbour waits.
     #[command(long_about = jobs::LONG_ABOUT)]
     Jobs(jobs::JobsArgs),
+    /// Token vault: access_token hot path next to a bare AEAD decrypt, and a thundering herd.
+    #[command(long_about = vault::LONG_ABOUT)]
+    Vault(vault::VaultArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +47,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Http(args) => runtime.block_on(http::run(args)),
         Command::Jobs(args) => runtime.block_on(jobs::run(args)),
+        Command::Vault(args) => runtime.block_on(vault::run(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

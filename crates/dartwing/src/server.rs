@@ -10,6 +10,7 @@ use dartwing_db::Db;
 use dartwing_db::heartbeat::WorkerHeartbeats;
 use dartwing_http::stack::{self, StackConfig};
 use dartwing_http::{ApiError, Authenticator, JwtVerifier, Message};
+use dartwing_integrations::TokenVault;
 use dartwing_jobs::{HandlerRegistry, Jobs};
 use dartwing_observe::{Health, HealthCheck, Metrics};
 use dartwing_tenancy::TenancyStore;
@@ -47,6 +48,8 @@ pub struct App {
     pub heartbeats: WorkerHeartbeats,
     /// Realtime events from every capability go through this handle.
     pub publisher: dartwing_core::publish::SharedPublisher,
+    /// Integration token vault.
+    pub integrations: TokenVault,
 }
 
 impl App {
@@ -63,7 +66,7 @@ impl App {
     /// [`App::build`] with extra job handlers and a realtime publisher.
     pub async fn build_with(
         config: Config,
-        handlers: HandlerRegistry,
+        mut handlers: HandlerRegistry,
         publisher: dartwing_core::publish::SharedPublisher,
     ) -> anyhow::Result<Self> {
         let node_id = config.node_id();
@@ -98,6 +101,9 @@ impl App {
         if let Some(url) = &config.redis_url {
             health = health.with_check(Arc::new(RedisCheck::new(url)?));
         }
+        let integrations = TokenVault::new(&config, &node_id, db.clone(), publisher.clone(), metrics.clone())
+            .map_err(anyhow::Error::msg)?;
+        integrations.register_jobs(&mut handlers);
         let jobs = Jobs::new(
             db.clone(),
             config.jobs.clone(),
@@ -105,6 +111,7 @@ impl App {
             publisher.clone(),
             metrics.clone(),
         )?;
+        integrations.attach_jobs(jobs.clone());
         Ok(Self {
             config: Arc::new(config),
             node_id,
@@ -117,6 +124,7 @@ impl App {
             jobs,
             heartbeats,
             publisher,
+            integrations,
         })
     }
 
@@ -135,7 +143,8 @@ impl App {
         if self.config.roles.contains(Role::Api) {
             routes = routes
                 .merge(dartwing_tenancy::routes::routes(self.tenancy.clone()))
-                .merge(dartwing_jobs::routes::routes(self.jobs.clone()));
+                .merge(dartwing_jobs::routes::routes(self.jobs.clone()))
+                .merge(dartwing_integrations::routes::routes(self.integrations.clone()));
         }
         stack::apply(
             routes,
@@ -312,6 +321,7 @@ pub async fn start(app: &App) -> anyhow::Result<RunningServer> {
     }
     if app.config.observability.metrics_enabled {
         background.push(app.jobs.spawn_metrics_sampler(roles_shutdown.clone()));
+        background.push(app.integrations.spawn_metrics_sampler(roles_shutdown.clone()));
     }
     Ok(RunningServer {
         addr,
