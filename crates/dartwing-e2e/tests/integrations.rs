@@ -219,11 +219,14 @@ async fn revoke_endpoint(
 
 // ---------------------------------------------------------------- SMTP sink
 
-/// A tiny SMTP server that accepts every message and keeps (recipients, data).
+/// One accepted email: recipients and the DATA text.
+type Mail = (Vec<String>, String);
+
+/// A tiny SMTP server that accepts every message and keeps it.
 #[derive(Clone)]
 struct SmtpSink {
     port: u16,
-    messages: Arc<Mutex<Vec<(Vec<String>, String)>>>,
+    messages: Arc<Mutex<Vec<Mail>>>,
 }
 
 impl SmtpSink {
@@ -275,7 +278,7 @@ impl SmtpSink {
         Self { port, messages }
     }
 
-    fn messages(&self) -> Vec<(Vec<String>, String)> {
+    fn messages(&self) -> Vec<Mail> {
         self.messages.lock().unwrap().clone()
     }
 }

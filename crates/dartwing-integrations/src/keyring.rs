@@ -333,7 +333,7 @@ mod tests {
     #[test]
     fn older_keys_stay_readable_and_unknown_keys_fail_clearly() {
         let (old, new) = (generate_key(), generate_key());
-        let old_ring = KeyRing::new(&[old.clone()]).unwrap();
+        let old_ring = KeyRing::new(std::slice::from_ref(&old)).unwrap();
         let sealed = old_ring.encrypt("O", "I", Field::RefreshToken, "r1").unwrap();
         let ring = KeyRing::new(&[new.clone(), old]).unwrap();
         assert_eq!(ring.current_id(), key_id(&new).unwrap());

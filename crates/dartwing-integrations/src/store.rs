@@ -277,7 +277,7 @@ impl VaultStore {
         .execute(&mut *tx)
         .await
         .map_err(map_db_error)?;
-        audit(&mut *tx, organization, integration, "connected", connected_by, scopes).await?;
+        audit(&mut tx, organization, integration, "connected", connected_by, scopes).await?;
         tx.commit().await.map_err(map_db_error)
     }
 
@@ -360,7 +360,7 @@ impl VaultStore {
         if done.rows_affected() != 1 {
             return Ok(false);
         }
-        audit(&mut *tx, organization, integration, "refreshed", actor, None).await?;
+        audit(&mut tx, organization, integration, "refreshed", actor, None).await?;
         tx.commit().await.map_err(map_db_error)?;
         Ok(true)
     }
@@ -399,7 +399,7 @@ impl VaultStore {
         } else {
             "refresh_failed"
         };
-        audit(&mut *tx, organization, integration, action, actor, Some(message)).await?;
+        audit(&mut tx, organization, integration, action, actor, Some(message)).await?;
         tx.commit().await.map_err(map_db_error)?;
         Ok(true)
     }
@@ -425,7 +425,7 @@ impl VaultStore {
         .execute(&mut *tx)
         .await
         .map_err(map_db_error)?;
-        audit(&mut *tx, organization, integration, "disconnected", actor, Some(detail)).await?;
+        audit(&mut tx, organization, integration, "disconnected", actor, Some(detail)).await?;
         tx.commit().await.map_err(map_db_error)
     }
 
@@ -508,7 +508,7 @@ impl VaultStore {
         detail: Option<&str>,
     ) -> Result<()> {
         let mut conn = self.db.pool().acquire().await.map_err(map_db_error)?;
-        audit(&mut *conn, organization, integration, action, actor, detail).await
+        audit(&mut conn, organization, integration, action, actor, detail).await
     }
 
     /// Counts by (integration, status), and (integration, organization, expires_at_us) of Connected rows.

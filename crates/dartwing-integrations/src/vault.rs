@@ -114,6 +114,11 @@ pub struct RefreshRun {
     pub skipped: u32,
 }
 
+/// (organization, integration).
+type TokenKey = (String, String);
+/// The in-process single-flight lock of one token.
+type RefreshLock = Arc<tokio::sync::Mutex<()>>;
+
 pub(crate) struct Inner {
     pub(crate) store: VaultStore,
     pub(crate) keys: KeyRing,
@@ -124,7 +129,7 @@ pub(crate) struct Inner {
     pub(crate) jobs: OnceLock<Jobs>,
     pub(crate) metrics: VaultMetrics,
     pub(crate) config: dartwing_core::config::IntegrationsConfig,
-    locks: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>,
+    locks: Mutex<HashMap<TokenKey, RefreshLock>>,
     holder: String,
 }
 
@@ -321,7 +326,7 @@ impl TokenVault {
         }
     }
 
-    fn lock_of(&self, organization: &str, integration: &str) -> Arc<tokio::sync::Mutex<()>> {
+    fn lock_of(&self, organization: &str, integration: &str) -> RefreshLock {
         let mut locks = self.inner.locks.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         locks
             .entry((organization.to_string(), integration.to_string()))
