@@ -378,3 +378,55 @@ impl Providers {
         self.by_name.keys().map(String::as_str).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    const REDIRECT: &str = "https://api.example.com/api/method/dartwing_core.integrations.callback";
+
+    #[test]
+    fn a_preset_needs_only_client_credentials() {
+        let config = ProviderConfig {
+            client_id: "id".into(),
+            client_secret: Some("secret".into()),
+            ..Default::default()
+        };
+        for preset in PRESETS {
+            let provider = Provider::from_config(preset.name, &config, REDIRECT).unwrap();
+            let (url, verifier) = provider.authorize_url("state-123");
+            assert!(url.starts_with(preset.auth_url), "{url}");
+            assert!(url.contains("state=state-123") && url.contains("code_challenge_method=S256"));
+            assert!(!url.contains(&verifier), "the verifier stays secret");
+            assert_eq!(provider.can_revoke(), preset.revoke_url.is_some());
+        }
+        let google = Provider::from_config("Google", &config, REDIRECT).unwrap();
+        assert!(google.authorize_url("s").0.contains("access_type=offline"));
+    }
+
+    #[test]
+    fn unknown_providers_need_endpoints_and_errors_name_the_key() {
+        let config = ProviderConfig {
+            client_id: "id".into(),
+            ..Default::default()
+        };
+        let error = Provider::from_config("Acme", &config, REDIRECT).unwrap_err();
+        assert!(error.contains("integrations.providers.Acme.auth_url"), "{error}");
+        let bad_preset = ProviderConfig {
+            preset: Some("Nope".into()),
+            ..config.clone()
+        };
+        let error = Provider::from_config("Acme", &bad_preset, REDIRECT).unwrap_err();
+        assert!(error.contains("integrations.providers.Acme.preset"), "{error}");
+        let custom = ProviderConfig {
+            auth_url: Some("https://auth.acme.example/authorize".into()),
+            token_url: Some("https://auth.acme.example/token".into()),
+            scopes: Some(vec!["read".into()]),
+            ..config
+        };
+        let provider = Provider::from_config("Acme", &custom, REDIRECT).unwrap();
+        assert!(provider.authorize_url("s").0.contains("scope=read"));
+        assert!(!provider.can_revoke());
+    }
+}
