@@ -8,7 +8,7 @@ use axum::http::StatusCode as AxumStatus;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use dartwing_core::Principal;
-use dartwing_core::config::{Config, ProviderConfig, SmtpSecurity};
+use dartwing_core::config::{Config, ProviderConfig, Roles, SmtpSecurity};
 use dartwing_core::publish::Target;
 use dartwing_db::Backend;
 use dartwing_e2e::{RecordingPublisher, TestDatabase, TestServer};
@@ -305,6 +305,9 @@ fn configure(config: &mut Config, provider: &FakeProvider, smtp: &SmtpSink, key:
     config.integrations.smtp.security = SmtpSecurity::None;
     config.integrations.http_timeout_ms = 5_000;
     config.jobs.poll_interval_ms = 20;
+    // The proactive refresh would race the scenarios that control refreshes themselves; the
+    // scheduler scenario turns the role back on.
+    config.roles = Roles::parse("api,worker").unwrap();
 }
 
 async fn fixture(db: &TestDatabase, adjust: impl FnOnce(&mut Config)) -> Fixture {
@@ -560,7 +563,11 @@ async fn missing_integration_is_not_connected() {
 async fn token_expiring_in_eight_minutes_is_refreshed_by_the_scheduler() {
     for db in TestDatabase::all().await {
         // The schedule runs every second here instead of every 5 minutes; the window stays 10 minutes.
-        let f = fixture(&db, |c| c.integrations.proactive_refresh_interval_secs = 1).await;
+        let f = fixture(&db, |c| {
+            c.integrations.proactive_refresh_interval_secs = 1;
+            c.roles = Roles::all();
+        })
+        .await;
         let (old, _) = f.connect_expiring_in(Duration::from_secs(480)).await;
         wait_for("proactive refresh", async || f.provider.refreshes() >= 1).await;
         wait_for("refreshed row", async || {

@@ -116,8 +116,10 @@ pub struct RefreshRun {
 
 /// (organization, integration).
 type TokenKey = (String, String);
-/// The in-process single-flight lock of one token.
-type RefreshLock = Arc<tokio::sync::Mutex<()>>;
+/// The in-process single-flight lock of one token, holding the outcome of the last refresh done
+/// under it and when it finished: callers that queued behind that refresh take its outcome
+/// without another provider call or database read.
+type RefreshLock = Arc<tokio::sync::Mutex<Option<(i64, Result<AccessToken>)>>>;
 
 pub(crate) struct Inner {
     pub(crate) store: VaultStore,
@@ -345,7 +347,34 @@ impl TokenVault {
     ) -> Result<AccessToken> {
         let started = now_us();
         let lock = self.lock_of(organization, integration);
-        let _in_process = lock.lock().await;
+        let mut last = lock.lock().await;
+        if let Some((finished, outcome)) = last.as_ref()
+            && *finished >= started
+        {
+            let margin = i64::try_from(min_validity.as_micros()).unwrap_or(i64::MAX / 2);
+            match outcome {
+                Ok(token) if token.expires_at.is_some_and(|at| at.as_micros() > now_us() + margin) => {
+                    return Ok(token.clone());
+                }
+                Err(error) => return Err(error.clone()),
+                Ok(_) => {}
+            }
+        }
+        let outcome = self
+            .refresh_across_processes(integration, organization, min_validity, started, actor)
+            .await;
+        *last = Some((now_us(), outcome.clone()));
+        outcome
+    }
+
+    async fn refresh_across_processes(
+        &self,
+        integration: &str,
+        organization: &str,
+        min_validity: Duration,
+        started: i64,
+        actor: &str,
+    ) -> Result<AccessToken> {
         let lease_for = Duration::from_millis(self.inner.config.http_timeout_ms) + Duration::from_secs(5);
         let give_up = Instant::now() + lease_for * 2;
         loop {
@@ -693,7 +722,8 @@ impl TokenVault {
     pub async fn disconnect(&self, actor: &Principal, organization: &str, integration: &str) -> Result<Disconnected> {
         actor.authorize(Action::ManageIntegrations, organization)?;
         let lock = self.lock_of(organization, integration);
-        let _guard = lock.lock().await;
+        let mut last = lock.lock().await;
+        *last = None;
         let row = self.inner.store.get(organization, integration).await?;
         let row = match row {
             Some(row) if row.status != IntegrationStatus::Disconnected => row,
