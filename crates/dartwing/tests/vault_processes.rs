@@ -190,3 +190,104 @@ async fn hundred_callers_over_three_processes_cause_one_refresh() {
         drop(nodes);
     }
 }
+
+#[tokio::test]
+async fn keys_generate_and_rotate_through_the_cli() {
+    for db in TestDatabase::all().await {
+        let dir = db.dir.path();
+        let generate = || {
+            let out = dartwing_e2e::isolated_command(BINARY, dir)
+                .args(["keys", "generate"])
+                .env("DARTWING_DATABASE_URL", &db.url)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8(out.stdout).unwrap().trim().to_string()
+        };
+        let (old, new) = (generate(), generate());
+        assert_ne!(old, new);
+        assert!(dartwing_integrations::KeyRing::new(&[old.clone(), new.clone()]).is_ok());
+
+        // Rows written under the old key.
+        let mut config = Config {
+            database_url: Some(db.url.clone()),
+            data_dir: dir.to_path_buf(),
+            jwt_secret: Some(SECRET.into()),
+            ..Default::default()
+        };
+        config.integrations.key = Some(old.clone());
+        let app = dartwing::server::App::build(config.clone()).await.unwrap();
+        let operator = dartwing_core::Principal::system("test");
+        for name in ["One", "Two", "Three"] {
+            let org = app
+                .tenancy
+                .create_organization(
+                    &operator,
+                    dartwing_tenancy::NewOrganization {
+                        org_name: name.into(),
+                        org_type: dartwing_core::tenancy::OrgType::Company,
+                        name: None,
+                        status: None,
+                    },
+                )
+                .await
+                .unwrap()
+                .name;
+            let grant = dartwing_integrations::TokenGrant {
+                access_token: format!("access-{name}"),
+                refresh_token: Some(format!("refresh-{name}")),
+                expires_in: Some(Duration::from_secs(3600)),
+                scopes: None,
+            };
+            app.integrations
+                .store_tokens(&org, "Google", &grant, "test")
+                .await
+                .unwrap();
+        }
+
+        let rotate = |key: &str, previous: &str| {
+            dartwing_e2e::isolated_command(BINARY, dir)
+                .args(["keys", "rotate"])
+                .env("DARTWING_DATABASE_URL", &db.url)
+                .env("DARTWING_JWT_SECRET", SECRET)
+                .env("DARTWING_INTEGRATION_KEY", key)
+                .env("DARTWING_INTEGRATIONS__PREVIOUS_KEYS", previous)
+                .output()
+                .unwrap()
+        };
+        // Without the old key in the ring: a clear error, nothing changed.
+        let refused = rotate(&new, "[]");
+        assert!(!refused.status.success());
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains("previous_keys"), "{stderr}");
+        // With it: every row re-encrypted, with a report.
+        let done = rotate(&new, &format!("[\"{old}\"]"));
+        assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+        let report: Value = serde_json::from_slice(&done.stdout).unwrap();
+        assert_eq!(report["rotated"], 3, "{report}");
+        assert_eq!(report["remaining"], 0);
+        // The old key is no longer needed.
+        config.integrations.key = Some(new.clone());
+        let only_new = dartwing::server::App::build(config).await.unwrap();
+        let orgs = only_new
+            .tenancy
+            .list_organizations(
+                &operator,
+                &dartwing_tenancy::list::ListParams {
+                    fields: Some(r#"["*"]"#.into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(orgs.len(), 3);
+        for org in orgs {
+            let name = org["name"].as_str().unwrap();
+            let token = only_new.integrations.access_token("Google", name).await.unwrap();
+            assert_eq!(
+                token.access_token,
+                format!("access-{}", org["org_name"].as_str().unwrap())
+            );
+        }
+    }
+}
