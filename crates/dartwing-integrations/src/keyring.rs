@@ -223,7 +223,11 @@ impl KeyRing {
         if let Some(key) = settings.key.as_deref().filter(|k| !k.trim().is_empty()) {
             let mut keys = vec![key.to_string()];
             keys.extend(settings.previous_keys.iter().cloned());
-            return Self::new(&keys);
+            return Self::new(&keys).map_err(|e| {
+                VaultError::KeyConfig(format!(
+                    "invalid configuration key `integrations.key` (DARTWING_INTEGRATION_KEY) or `integrations.previous_keys`: {e}"
+                ))
+            });
         }
         let path = settings
             .key_file
