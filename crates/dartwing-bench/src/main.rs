@@ -11,6 +11,7 @@ mod scrape;
 mod server;
 mod stats;
 mod sync;
+mod vault;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -37,6 +38,9 @@ enum Command {
     /// Offline sync: upsert_batch and feed throughput next to the raw ceilings of the same rows.
     #[command(long_about = sync::LONG_ABOUT)]
     Sync(sync::SyncArgs),
+    /// Token vault: access_token hot path next to a bare AEAD decrypt, and a thundering herd.
+    #[command(long_about = vault::LONG_ABOUT)]
+    Vault(vault::VaultArgs),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +57,7 @@ fn main() -> ExitCode {
         Command::Jobs(args) => runtime.block_on(jobs::run(args)),
         Command::Scrape(args) => runtime.block_on(scrape::run(args)),
         Command::Sync(args) => runtime.block_on(sync::run(args)),
+        Command::Vault(args) => runtime.block_on(vault::run(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -556,9 +556,134 @@ impl ConflictStrategy {
 }
 
 /// Integration token vault settings (SPEC §6).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IntegrationsConfig {
+    /// The current encryption key (base64 of 32 bytes); new ciphertexts use it. Also read from
+    /// `DARTWING_INTEGRATION_KEY`.
+    #[serde(deserialize_with = "text::optional")]
+    pub key: Option<String>,
+    /// Older keys (base64) that stay readable until `dartwing keys rotate` has re-encrypted every row.
+    pub previous_keys: Vec<String>,
+    /// Key file used when `key` is unset: first line the current key, further lines older keys.
+    /// Default `<data_dir>/integration-key` (generated with mode 0600 outside production mode).
+    pub key_file: Option<PathBuf>,
+    /// `access_token` refreshes first when the token expires within this many seconds.
+    pub refresh_buffer_secs: u64,
+    /// How often the proactive refresh job runs.
+    pub proactive_refresh_interval_secs: u64,
+    /// The proactive refresh job refreshes Connected tokens expiring within this many seconds.
+    pub proactive_refresh_window_secs: u64,
+    /// Time limit of each call to a provider (token exchange, refresh, revocation).
+    pub http_timeout_ms: u64,
+    /// How long a connect flow's `state` stays valid.
+    pub state_ttl_secs: u64,
+    /// Public base URL of the API (e.g. `https://api.example.com`); the OAuth redirect URI is
+    /// `<public_base_url>/api/method/dartwing_core.integrations.callback`. Default `http://<listen>`.
+    #[serde(deserialize_with = "text::optional")]
+    pub public_base_url: Option<String>,
+    /// OAuth2 providers by integration name (e.g. `Google`); see [`ProviderConfig`].
+    pub providers: std::collections::BTreeMap<String, ProviderConfig>,
+    /// Outgoing mail for expiry notifications.
+    pub smtp: SmtpConfig,
+}
+
+impl Default for IntegrationsConfig {
+    fn default() -> Self {
+        Self {
+            key: None,
+            previous_keys: Vec::new(),
+            key_file: None,
+            refresh_buffer_secs: 300,
+            proactive_refresh_interval_secs: 300,
+            proactive_refresh_window_secs: 600,
+            http_timeout_ms: 10_000,
+            state_ttl_secs: 600,
+            public_base_url: None,
+            providers: std::collections::BTreeMap::new(),
+            smtp: SmtpConfig::default(),
+        }
+    }
+}
+
+/// One OAuth2 provider. A preset (Google, Slack, QuickBooks, Salesforce, Microsoft365, Zapier)
+/// supplies the URLs and default scopes; any field given here overrides it.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct IntegrationsConfig {}
+pub struct ProviderConfig {
+    /// Preset whose URLs and scopes are the defaults; default: the provider's own name when it names a preset.
+    #[serde(deserialize_with = "text::optional")]
+    pub preset: Option<String>,
+    /// Authorization endpoint.
+    #[serde(deserialize_with = "text::optional")]
+    pub auth_url: Option<String>,
+    /// Token endpoint (code exchange and refresh).
+    #[serde(deserialize_with = "text::optional")]
+    pub token_url: Option<String>,
+    /// Revocation endpoint (RFC 7009); disconnect skips revocation when unset.
+    #[serde(deserialize_with = "text::optional")]
+    pub revoke_url: Option<String>,
+    /// OAuth2 client id.
+    #[serde(deserialize_with = "text::required")]
+    pub client_id: String,
+    /// OAuth2 client secret.
+    #[serde(deserialize_with = "text::optional")]
+    pub client_secret: Option<String>,
+    /// Scopes requested on connect (replace the preset's).
+    pub scopes: Option<Vec<String>>,
+    /// Extra query parameters of the authorization URL (e.g. `access_type = "offline"`).
+    pub extra_params: std::collections::BTreeMap<String, String>,
+}
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    /// Plain connection upgraded with STARTTLS (port 587).
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No encryption (local relays and tests only).
+    None,
+}
+
+/// Outgoing mail settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// SMTP server host; unset = notification emails are logged as skipped.
+    #[serde(deserialize_with = "text::optional")]
+    pub host: Option<String>,
+    /// SMTP server port.
+    pub port: u16,
+    /// `starttls`, `tls` or `none`.
+    pub security: SmtpSecurity,
+    /// Login user name; no authentication when unset.
+    #[serde(deserialize_with = "text::optional")]
+    pub username: Option<String>,
+    /// Login password.
+    #[serde(deserialize_with = "text::optional")]
+    pub password: Option<String>,
+    /// Sender address of notification emails.
+    #[serde(deserialize_with = "text::required")]
+    pub from: String,
+    /// Time limit of one SMTP delivery.
+    pub timeout_ms: u64,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        Self {
+            host: None,
+            port: 587,
+            security: SmtpSecurity::Starttls,
+            username: None,
+            password: None,
+            from: "Dartwing <no-reply@localhost>".into(),
+            timeout_ms: 10_000,
+        }
+    }
+}
 
 /// A role a process can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -810,6 +935,55 @@ impl Config {
         for entry in &self.sync.strategies {
             if entry.doctype.is_empty() || !seen.insert(entry.doctype.as_str()) {
                 return fail("sync.strategies", "each entry needs a distinct, non-empty doctype");
+            }
+        }
+        let integrations = &self.integrations;
+        if integrations.refresh_buffer_secs == 0 {
+            return fail("integrations.refresh_buffer_secs", "must be at least 1");
+        }
+        if integrations.proactive_refresh_interval_secs == 0 {
+            return fail("integrations.proactive_refresh_interval_secs", "must be at least 1");
+        }
+        if integrations.proactive_refresh_window_secs < integrations.proactive_refresh_interval_secs {
+            return fail(
+                "integrations.proactive_refresh_window_secs",
+                "must be at least integrations.proactive_refresh_interval_secs",
+            );
+        }
+        if integrations.http_timeout_ms == 0 || integrations.state_ttl_secs == 0 {
+            return fail(
+                "integrations.http_timeout_ms",
+                "http_timeout_ms and state_ttl_secs must be at least 1",
+            );
+        }
+        if let Some(url) = &integrations.public_base_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return fail("integrations.public_base_url", "must be an http:// or https:// URL");
+        }
+        for (name, provider) in &integrations.providers {
+            if name.is_empty()
+                || name.len() > 64
+                || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                return fail(
+                    "integrations.providers",
+                    "provider names must be 1-64 letters, digits, '_' or '-'",
+                );
+            }
+            if provider.client_id.is_empty() {
+                return fail("integrations.providers.client_id", "must not be empty");
+            }
+            for url in [&provider.auth_url, &provider.token_url, &provider.revoke_url]
+                .into_iter()
+                .flatten()
+            {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return fail(
+                        "integrations.providers",
+                        "auth_url, token_url and revoke_url must be http(s) URLs",
+                    );
+                }
             }
         }
         if self.observability.max_org_label_values == 0 {

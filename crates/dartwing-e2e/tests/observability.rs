@@ -67,9 +67,30 @@ async fn metrics_parse_as_prometheus_text_with_route_templates_as_endpoints() {
             c.database.slow_query_ms = 0;
             c.jobs.poll_interval_ms = 20;
             c.jobs.queues.default.retry_delays_secs = vec![0];
+            c.integrations.providers.insert(
+                "Google".into(),
+                dartwing_core::config::ProviderConfig {
+                    client_id: "client".into(),
+                    ..Default::default()
+                },
+            );
         })
         .await;
         let org = server.create_org("ann@example.com", "Acme").await;
+        // A connected integration gives the per-organization expiry gauge a sample.
+        let grant = dartwing_integrations::TokenGrant {
+            access_token: "access".into(),
+            refresh_token: Some("refresh".into()),
+            expires_in: Some(std::time::Duration::from_secs(1800)),
+            scopes: None,
+        };
+        server
+            .app
+            .integrations
+            .store_tokens(&org, "Google", &grant, "ann@example.com")
+            .await
+            .unwrap();
+        server.app.integrations.sample_metrics().await;
         // A job that fails once and then succeeds exercises every job family.
         let job = dartwing_jobs::model::NewJob::new("core.fail", Some(&org), serde_json::json!({"fail_attempts": 1}));
         let job_id = server
@@ -171,6 +192,20 @@ async fn metrics_parse_as_prometheus_text_with_route_templates_as_endpoints() {
             );
         }
         let text = &reply.text;
+        assert!(has_sample(
+            text,
+            "integration_token_expiry_seconds",
+            &[("integration", "Google"), ("org", &org)]
+        ));
+        assert!(has_sample(
+            text,
+            "integration_tokens_total",
+            &[("integration", "Google"), ("status", "Connected")]
+        ));
+        assert!(
+            text.lines().any(|l| l == "integration_expiring_soon 1"),
+            "one token expires within the hour"
+        );
         assert!(has_sample(
             text,
             "http_requests_total",

@@ -268,6 +268,57 @@ pub const SYNC_FEED_REQUESTS_TOTAL: MetricSpec = counter(
     "Change-feed requests, by outcome (ok, resync, denied, error).",
     &["outcome"],
 );
+/// Buckets of `integration_refresh_latency_ms`: 5 ms to 10 s.
+pub const INTEGRATION_REFRESH_LATENCY_BUCKETS: &[f64] = &[
+    5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0,
+];
+/// Buckets of `integration_duration_seconds`: 5 ms to 10 s.
+pub const INTEGRATION_DURATION_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// Stored integrations by status.
+pub const INTEGRATION_TOKENS_TOTAL: MetricSpec = gauge(
+    "integration_tokens_total",
+    "Organization integrations by provider and status (Connected, Expired, Error, Disconnected).",
+    &["integration", "status"],
+);
+/// Token refreshes.
+pub const INTEGRATION_REFRESH_TOTAL: MetricSpec = counter(
+    "integration_refresh_total",
+    "Token refreshes by provider and result (success, invalid_grant, error).",
+    &["integration", "result"],
+);
+/// Token refresh latency.
+pub const INTEGRATION_REFRESH_LATENCY_MS: MetricSpec = histogram(
+    "integration_refresh_latency_ms",
+    "Time of one token refresh including the provider call, in milliseconds.",
+    &["integration"],
+    INTEGRATION_REFRESH_LATENCY_BUCKETS,
+);
+/// Tokens close to expiry.
+pub const INTEGRATION_EXPIRING_SOON: MetricSpec = gauge(
+    "integration_expiring_soon",
+    "Connected integrations whose access token expires within an hour.",
+    &[],
+);
+/// Seconds until each token expires.
+pub const INTEGRATION_TOKEN_EXPIRY_SECONDS: MetricSpec = gauge(
+    "integration_token_expiry_seconds",
+    "Seconds until the access token of a Connected integration expires (negative when past), per provider and organization.",
+    &["integration", "org"],
+);
+/// Calls to providers.
+pub const INTEGRATION_REQUESTS_TOTAL: MetricSpec = counter(
+    "integration_requests_total",
+    "HTTP calls to OAuth2 providers by provider, operation (exchange, refresh, revoke) and result (ok, error).",
+    &["integration", "operation", "result"],
+);
+/// Provider call latency.
+pub const INTEGRATION_DURATION_SECONDS: MetricSpec = histogram(
+    "integration_duration_seconds",
+    "Latency of HTTP calls to OAuth2 providers by provider and operation.",
+    &["integration", "operation"],
+    INTEGRATION_DURATION_BUCKETS,
+);
 
 /// Every metric family the runtime exports, for documentation and the catalog test.
 pub const ALL: &[MetricSpec] = &[
@@ -301,6 +352,13 @@ pub const ALL: &[MetricSpec] = &[
     SYNC_UPSERT_ITEMS_TOTAL,
     SYNC_FEED_ROWS_TOTAL,
     SYNC_FEED_REQUESTS_TOTAL,
+    INTEGRATION_TOKENS_TOTAL,
+    INTEGRATION_REFRESH_TOTAL,
+    INTEGRATION_REFRESH_LATENCY_MS,
+    INTEGRATION_EXPIRING_SOON,
+    INTEGRATION_TOKEN_EXPIRY_SECONDS,
+    INTEGRATION_REQUESTS_TOTAL,
+    INTEGRATION_DURATION_SECONDS,
 ];
 
 /// Label value used for tenants beyond the tracked budget.

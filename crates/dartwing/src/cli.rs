@@ -58,6 +58,9 @@ enum Command {
     /// Development tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Integration token vault keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Organizations.
     #[command(subcommand)]
     Org(OrgCommand),
@@ -153,6 +156,16 @@ enum DlqCommand {
         #[arg(long)]
         notes: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Print a new random integration key (base64 of 32 bytes) and its id.
+    Generate,
+    /// Re-encrypt every stored integration token under the current key (`integrations.key`),
+    /// with a progress bar. Older keys must still be listed in `integrations.previous_keys`.
+    /// Safe to interrupt: running it again continues with the rows not yet rotated.
+    Rotate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -256,6 +269,52 @@ enum ConfigCommand {
     Check,
 }
 
+fn hide_integration_secrets(integrations: &mut serde_json::Value) {
+    if integrations.get("key").is_some_and(|v| !v.is_null()) {
+        integrations["key"] = "<set>".into();
+    }
+    if let Some(keys) = integrations.get_mut("previous_keys").and_then(|v| v.as_array_mut()) {
+        for key in keys {
+            *key = "<set>".into();
+        }
+    }
+    if integrations["smtp"].get("password").is_some_and(|v| !v.is_null()) {
+        integrations["smtp"]["password"] = "<set>".into();
+    }
+    if let Some(providers) = integrations.get_mut("providers").and_then(|v| v.as_object_mut()) {
+        for provider in providers.values_mut() {
+            if provider.get("client_secret").is_some_and(|v| !v.is_null()) {
+                provider["client_secret"] = "<set>".into();
+            }
+        }
+    }
+}
+
+/// `dartwing keys rotate`: re-encrypts every row under the current key with a progress bar.
+async fn rotate_keys(config: dartwing_core::config::Config) -> anyhow::Result<()> {
+    use dartwing_integrations::rotate;
+    let app = App::build(config).await?;
+    let vault = &app.integrations;
+    let total = rotate::pending(vault.store(), vault.keys()).await?;
+    let bar = indicatif::ProgressBar::new(u64::try_from(total).unwrap_or(0));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} rows ({eta} left)")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message(format!("re-encrypting under key {}", vault.keys().current_id()));
+    let report = rotate::rotate(vault.store(), vault.keys(), "cli", |done| bar.set_position(done)).await?;
+    bar.finish();
+    print_json(&report)?;
+    if !report.unreadable.is_empty() {
+        anyhow::bail!(
+            "{} row(s) are encrypted with a key missing from the ring (left unchanged); add the old key to integrations.previous_keys and run again",
+            report.unreadable.len()
+        );
+    }
+    Ok(())
+}
+
 fn parse_text<T: std::str::FromStr<Err = String>>(text: &str) -> Result<T, String> {
     text.parse()
 }
@@ -310,6 +369,7 @@ impl Cli {
                         shown[key] = "<set>".into();
                     }
                 }
+                hide_integration_secrets(&mut shown["integrations"]);
                 if shown["observability"]
                     .get("metrics_token")
                     .is_some_and(|v| !v.is_null())
@@ -318,6 +378,16 @@ impl Cli {
                 }
                 print_json(&shown)
             }
+            Command::Keys(KeysCommand::Generate) => {
+                let key = dartwing_integrations::keyring::generate_key();
+                let id = dartwing_integrations::keyring::key_id(&key)?;
+                emit(&key)?;
+                eprintln!(
+                    "key id {id}: set it as DARTWING_INTEGRATION_KEY (integrations.key), keep the old key in integrations.previous_keys, then run `dartwing keys rotate`"
+                );
+                Ok(())
+            }
+            Command::Keys(KeysCommand::Rotate) => rotate_keys(config).await,
             Command::Token(TokenCommand::Issue { email, admin, ttl_secs }) => {
                 let ttl = Duration::from_secs(ttl_secs.unwrap_or(config.auth.dev_token_ttl_secs));
                 let secret = crate::secrets::jwt_secret(&config).map_err(anyhow::Error::msg)?;

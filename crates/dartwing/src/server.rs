@@ -12,6 +12,7 @@ use dartwing_db::Db;
 use dartwing_db::heartbeat::WorkerHeartbeats;
 use dartwing_http::stack::{self, StackConfig};
 use dartwing_http::{ApiError, Authenticator, JwtVerifier, Message};
+use dartwing_integrations::TokenVault;
 use dartwing_jobs::{HandlerRegistry, Jobs};
 use dartwing_observe::{Health, HealthCheck, Metrics};
 use dartwing_realtime::{GatewayDeps, Realtime};
@@ -55,6 +56,8 @@ pub struct App {
     pub realtime: Realtime,
     /// Offline sync.
     pub sync: dartwing_sync::OfflineSync,
+    /// Integration token vault.
+    pub integrations: TokenVault,
 }
 
 impl App {
@@ -72,7 +75,7 @@ impl App {
     /// realtime event besides the gateway (tests record events with it).
     pub async fn build_with(
         config: Config,
-        handlers: HandlerRegistry,
+        mut handlers: HandlerRegistry,
         publisher: dartwing_core::publish::SharedPublisher,
     ) -> anyhow::Result<Self> {
         let node_id = config.node_id();
@@ -121,8 +124,10 @@ impl App {
         let publisher: SharedPublisher = Arc::new(Fanout(vec![Arc::new(realtime.clone()), publisher]));
         let sync =
             dartwing_sync::OfflineSync::new(db.clone(), config.sync.clone(), publisher.clone(), metrics.clone())?;
-        let mut handlers = handlers;
         dartwing_sync::register_jobs(&mut handlers, &sync);
+        let integrations = TokenVault::new(&config, &node_id, db.clone(), publisher.clone(), metrics.clone())
+            .map_err(anyhow::Error::msg)?;
+        integrations.register_jobs(&mut handlers);
         let jobs = Jobs::new(
             db.clone(),
             config.jobs.clone(),
@@ -130,6 +135,7 @@ impl App {
             publisher.clone(),
             metrics.clone(),
         )?;
+        integrations.attach_jobs(jobs.clone());
         Ok(Self {
             config: Arc::new(config),
             node_id,
@@ -144,6 +150,7 @@ impl App {
             publisher,
             realtime,
             sync,
+            integrations,
         })
     }
 
@@ -166,7 +173,8 @@ impl App {
                 .merge(dartwing_tenancy::routes::routes(self.tenancy.clone()))
                 .merge(dartwing_jobs::routes::routes(self.jobs.clone()))
                 .merge(dartwing_realtime::routes::routes(self.realtime.clone()))
-                .merge(dartwing_sync::routes::routes(self.sync.clone()));
+                .merge(dartwing_sync::routes::routes(self.sync.clone()))
+                .merge(dartwing_integrations::routes::routes(self.integrations.clone()));
         }
         let routes = stack::apply(
             routes,
@@ -390,6 +398,7 @@ pub async fn start(app: &App) -> anyhow::Result<RunningServer> {
     }
     if app.config.observability.metrics_enabled {
         background.push(app.jobs.spawn_metrics_sampler(roles_shutdown.clone()));
+        background.push(app.integrations.spawn_metrics_sampler(roles_shutdown.clone()));
     }
     background.extend(app.realtime.spawn(roles_shutdown.clone()));
     Ok(RunningServer {

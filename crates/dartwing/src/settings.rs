@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 /// Name of the configuration file looked for in the working directory when none is given.
 pub const DEFAULT_CONFIG_FILE: &str = "dartwing.toml";
 
+/// Environment variable holding the integration token vault's current key (`integrations.key`).
+pub const INTEGRATION_KEY_ENV: &str = "DARTWING_INTEGRATION_KEY";
+
 /// Overrides given as command-line flags (highest precedence).
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct FlagOverrides {
@@ -75,6 +78,12 @@ pub fn load(file: Option<&Path>, flags: &FlagOverrides) -> Result<Config, String
                 .split("__")
                 .filter(move |key| is_config_key(&key.as_str().to_ascii_lowercase(), &top_level)),
         )
+        // SPEC §10 names this variable without the section; it sets `integrations.key`.
+        .merge(
+            Env::raw()
+                .only(&[INTEGRATION_KEY_ENV])
+                .map(|_| "integrations.key".into()),
+        )
         .merge(Serialized::defaults(flags));
     let config: Config = figment.extract().map_err(|error| {
         let mut messages = Vec::new();
@@ -82,9 +91,17 @@ pub fn load(file: Option<&Path>, flags: &FlagOverrides) -> Result<Config, String
             let key = e.path.join(".");
             let source = e.metadata.as_ref().map(|m| m.name.to_string()).unwrap_or_default();
             let mut kind = e.kind.to_string();
-            if let Some(secretish) = ["jwt_secret", "database_url", "redis_url"]
-                .iter()
-                .find(|k| key.ends_with(*k))
+            if let Some(secretish) = [
+                "jwt_secret",
+                "database_url",
+                "redis_url",
+                "key",
+                "previous_keys",
+                "client_secret",
+                "password",
+            ]
+            .iter()
+            .find(|k| key.ends_with(*k))
             {
                 kind = format!("invalid value for {secretish}");
             }
