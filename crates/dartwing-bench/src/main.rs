@@ -2,11 +2,13 @@
 //!
 //! `dartwing-bench http` starts the release `dartwing` binary on SQLite (and PostgreSQL when a
 //! URL is given), with observability on and off, and measures authenticated document reads
-//! over HTTP. See `dartwing-bench http --help`.
+//! over HTTP. See `dartwing-bench http --help`. `dartwing-bench jobs` measures background jobs,
+//! `dartwing-bench realtime` the Socket.IO gateway next to Node.js socket.io.
 
 mod http;
 mod jobs;
 mod load;
+mod realtime;
 mod server;
 mod stats;
 
@@ -29,6 +31,9 @@ enum Command {
     /// Background jobs: this engine next to RQ and BullMQ, throughput and noisy-neighbour waits.
     #[command(long_about = jobs::LONG_ABOUT)]
     Jobs(jobs::JobsArgs),
+    /// Realtime gateway: 3 nodes on one Redis next to Node.js socket.io, fan-out and idle connections.
+    #[command(long_about = realtime::LONG_ABOUT)]
+    Realtime(realtime::RealtimeArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +48,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Http(args) => runtime.block_on(http::run(args)),
         Command::Jobs(args) => runtime.block_on(jobs::run(args)),
+        Command::Realtime(args) => runtime.block_on(realtime::run(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
