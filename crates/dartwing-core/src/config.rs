@@ -358,9 +358,61 @@ impl Default for JobsConfig {
 }
 
 /// Realtime gateway settings (SPEC §5).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct RealtimeConfig {}
+pub struct RealtimeConfig {
+    /// Redis pub/sub channel every node listens on for events to deliver to its local sockets
+    /// (cluster mode); the Python/Frappe side publishes here.
+    #[serde(deserialize_with = "text::required")]
+    pub channel: String,
+    /// Prefix of the Socket.IO Redis adapter's own channels (room operations across nodes). Nodes
+    /// of one cluster must share it.
+    #[serde(deserialize_with = "text::required")]
+    pub adapter_prefix: String,
+    /// Who may join `room:{name}` rooms.
+    pub custom_rooms: CustomRoomPolicy,
+    /// Most rooms one socket may subscribe to (besides its own `user:` room).
+    pub max_rooms_per_socket: usize,
+    /// Engine.IO ping interval.
+    pub ping_interval_secs: u64,
+    /// Engine.IO ping timeout: a client silent this long after a ping is disconnected.
+    pub ping_timeout_secs: u64,
+    /// Largest Engine.IO packet a client may send, in bytes.
+    pub max_payload_bytes: u64,
+    /// Events waiting to be published by this node; beyond it new events are dropped (and counted).
+    pub publish_queue: usize,
+    /// How long a cross-node room operation (e.g. removing a user's sockets from rooms) waits for
+    /// the other nodes.
+    pub cluster_request_timeout_ms: u64,
+}
+
+impl Default for RealtimeConfig {
+    fn default() -> Self {
+        Self {
+            channel: "dartwing:realtime".into(),
+            adapter_prefix: "dartwing-socket.io".into(),
+            custom_rooms: CustomRoomPolicy::Authenticated,
+            max_rooms_per_socket: 500,
+            ping_interval_secs: 25,
+            ping_timeout_secs: 20,
+            max_payload_bytes: 1024 * 1024,
+            publish_queue: 65_536,
+            cluster_request_timeout_ms: 2_000,
+        }
+    }
+}
+
+/// Who may join custom `room:{name}` rooms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CustomRoomPolicy {
+    /// Any authenticated user.
+    Authenticated,
+    /// Platform administrators only.
+    SystemAdmins,
+    /// Nobody (custom rooms are refused).
+    Disabled,
+}
 
 /// Offline sync settings (SPEC §7).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -534,6 +586,18 @@ impl Config {
             && !(url.starts_with("redis://") || url.starts_with("rediss://"))
         {
             return fail("redis_url", "must start with redis:// or rediss://");
+        }
+        if self.realtime.max_rooms_per_socket == 0 {
+            return fail("realtime.max_rooms_per_socket", "must be at least 1");
+        }
+        if self.realtime.publish_queue == 0 {
+            return fail("realtime.publish_queue", "must be at least 1");
+        }
+        if self.realtime.ping_interval_secs == 0 || self.realtime.ping_timeout_secs == 0 {
+            return fail(
+                "realtime.ping_interval_secs",
+                "ping interval and timeout must be at least 1 s",
+            );
         }
         if let Some(node_id) = &self.node_id
             && (node_id.is_empty() || node_id.len() > 128 || node_id.chars().any(char::is_control))

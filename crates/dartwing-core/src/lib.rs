@@ -5,6 +5,7 @@
 //! error type mapped once to HTTP by `dartwing-http`, configuration structs, time and ids,
 //! and the small traits through which capabilities talk to each other.
 
+pub mod access;
 pub mod config;
 pub mod error;
 pub mod identity;

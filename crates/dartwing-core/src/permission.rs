@@ -11,8 +11,11 @@ use std::fmt;
 /// What a principal wants to do within one organization.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
-    /// Read the organization's documents, feed and rooms.
+    /// Read the organization's documents and feed.
     Read,
+    /// Receive the organization's live events (join its `org:`, `sync:` and `doc:` rooms): active
+    /// members of an Active organization, any role.
+    Subscribe,
     /// Create, change or delete the organization's documents; enqueue its jobs.
     Write,
     /// Add, change or remove the organization's members.
@@ -27,6 +30,7 @@ impl Action {
     /// Every action, for exhaustive tests and docs.
     pub const ALL: &'static [Action] = &[
         Action::Read,
+        Action::Subscribe,
         Action::Write,
         Action::ManageMembers,
         Action::ManageOrganization,
@@ -36,6 +40,7 @@ impl Action {
     fn verb(self) -> &'static str {
         match self {
             Action::Read => "read",
+            Action::Subscribe => "receive live events of",
             Action::Write => "write",
             Action::ManageMembers => "manage members of",
             Action::ManageOrganization => "change settings of",
@@ -152,6 +157,7 @@ impl Principal {
         let role = membership.role;
         match action {
             Action::Read => true,
+            Action::Subscribe => org_active,
             Action::Write => org_active && role != MemberRole::Guest,
             Action::ManageMembers | Action::ManageOrganization | Action::ManageIntegrations => {
                 org_active && matches!(role, MemberRole::Owner | MemberRole::Admin)
@@ -236,24 +242,32 @@ mod tests {
         };
         use Action::*;
         use MemberRole::*;
-        // (role, read, write, manage members, manage organization, manage integrations) in the own, Active org.
+        // (role, read, subscribe, write, manage members, manage organization, manage integrations)
+        // in the own, Active org.
         let expected = [
-            (Some(Owner), [true, true, true, true, true]),
-            (Some(Admin), [true, true, true, true, true]),
-            (Some(Member), [true, true, false, false, false]),
-            (Some(Guest), [true, false, false, false, false]),
-            (None, [false, false, false, false, false]),
+            (Some(Owner), [true, true, true, true, true, true]),
+            (Some(Admin), [true, true, true, true, true, true]),
+            (Some(Member), [true, true, true, false, false, false]),
+            (Some(Guest), [true, true, false, false, false, false]),
+            (None, [false, false, false, false, false, false]),
         ];
         for (role, allowed) in expected {
             let p = user(role, OrgStatus::Active, false);
-            for (action, allow) in [Read, Write, ManageMembers, ManageOrganization, ManageIntegrations]
-                .into_iter()
-                .zip(allowed)
+            for (action, allow) in [
+                Read,
+                Subscribe,
+                Write,
+                ManageMembers,
+                ManageOrganization,
+                ManageIntegrations,
+            ]
+            .into_iter()
+            .zip(allowed)
             {
                 assert_eq!(p.can(action, "ORG-A"), allow, "{role:?} {action:?} same org");
                 assert!(!p.can(action, "ORG-B"), "{role:?} {action:?} other org");
             }
-            // Suspended organization: reading stays, nothing else.
+            // Suspended organization: reading stays, nothing else (not even live events).
             let suspended = user(role, OrgStatus::Suspended, false);
             for action in Action::ALL {
                 let allow = role.is_some() && *action == Read;

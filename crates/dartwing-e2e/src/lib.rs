@@ -7,6 +7,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+pub mod sockets;
+
 use dartwing::server::{self, App, RunningServer};
 use dartwing_core::config::Config;
 use dartwing_core::publish::{Publisher, Target};

@@ -3,9 +3,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+use dartwing_e2e::sockets::{ClientKind, SocketAgent};
 use dartwing_e2e::{TestDatabase, TestServer, redis_url};
 use reqwest::{Method, StatusCode};
 use std::collections::HashMap;
+use std::time::Duration;
 
 /// `# TYPE` declarations of an exposition text: family name → type.
 fn declared_types(text: &str) -> HashMap<String, String> {
@@ -109,6 +111,24 @@ async fn metrics_parse_as_prometheus_text_with_route_templates_as_endpoints() {
         server.get(&format!("/api/resource/Organization/{org}"), &token).await;
         server.get("/api/resource/Organization/ORG-NOPE", &token).await;
         server.send(Method::GET, "/no/such/path", None, None).await;
+        // Realtime: a connected socket receives one published event.
+        let mut agent = SocketAgent::start(ClientKind::Js).await;
+        agent.connect("ann", &server.base, &token).await.unwrap();
+        let published = server
+            .post(
+                "/api/method/dartwing_core.realtime.publish",
+                &server.admin_token("root@example.com"),
+                &serde_json::json!({"event": "ping_test", "message": 1, "user": "ann@example.com"}),
+            )
+            .await;
+        assert_eq!(published.status, StatusCode::OK, "{}", published.text);
+        assert_eq!(
+            agent
+                .wait_for("ann", "ping_test", 1, Duration::from_secs(10))
+                .await
+                .len(),
+            1
+        );
 
         let reply = server.send(Method::GET, "/metrics", None, None).await;
         assert_eq!(reply.status, StatusCode::OK);

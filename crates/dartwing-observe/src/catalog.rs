@@ -184,6 +184,49 @@ pub const JOBS_RETRIED_TOTAL: MetricSpec = counter(
     &["queue", "method"],
 );
 
+/// Buckets of `socketio_redis_latency_ms`: 0.25 ms to 2.5 s.
+pub const REALTIME_LATENCY_MS_BUCKETS: &[f64] = &[
+    0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0,
+];
+
+/// Socket.IO connections on this node.
+pub const SOCKETIO_CONNECTIONS_TOTAL: MetricSpec = gauge(
+    "socketio_connections_total",
+    "Socket.IO connections currently open on this node.",
+    &["server_id"],
+);
+/// Rooms with at least one socket on this node.
+pub const SOCKETIO_ROOMS_TOTAL: MetricSpec = gauge(
+    "socketio_rooms_total",
+    "Rooms with at least one socket connected to this node (user rooms included).",
+    &["server_id"],
+);
+/// Events published through this node.
+pub const SOCKETIO_MESSAGES_PUBLISHED: MetricSpec = counter(
+    "socketio_messages_published",
+    "Realtime events published through this node (in-process, HTTP), by event name.",
+    &["event_type"],
+);
+/// Event deliveries to sockets on this node.
+pub const SOCKETIO_MESSAGES_DELIVERED: MetricSpec = counter(
+    "socketio_messages_delivered",
+    "Realtime events delivered to sockets on this node, one per receiving socket, by event name.",
+    &["event_type"],
+);
+/// Events this node could not publish or deliver.
+pub const SOCKETIO_MESSAGES_DROPPED: MetricSpec = counter(
+    "socketio_messages_dropped",
+    "Realtime events dropped: queue_full (publish queue at capacity), redis_unavailable (not sent to other nodes), invalid (bad channel payload).",
+    &["reason"],
+);
+/// Publish → receipt latency through Redis.
+pub const SOCKETIO_REDIS_LATENCY_MS: MetricSpec = histogram(
+    "socketio_redis_latency_ms",
+    "Milliseconds from publish to receipt on this node through the Redis channel (events that carry sent_at_ms).",
+    &[],
+    REALTIME_LATENCY_MS_BUCKETS,
+);
+
 /// Every metric family the runtime exports, for documentation and the catalog test.
 pub const ALL: &[MetricSpec] = &[
     HTTP_REQUESTS_TOTAL,
@@ -203,6 +246,12 @@ pub const ALL: &[MetricSpec] = &[
     DLQ_DEPTH,
     ORG_JOB_COUNT,
     JOBS_RETRIED_TOTAL,
+    SOCKETIO_CONNECTIONS_TOTAL,
+    SOCKETIO_ROOMS_TOTAL,
+    SOCKETIO_MESSAGES_PUBLISHED,
+    SOCKETIO_MESSAGES_DELIVERED,
+    SOCKETIO_MESSAGES_DROPPED,
+    SOCKETIO_REDIS_LATENCY_MS,
 ];
 
 /// Label value used for tenants beyond the tracked budget.

@@ -253,3 +253,35 @@ mod tests {
         Ok(())
     }
 }
+
+/// A label whose values come from outside (event names, provider keys…): the first `max`
+/// distinct values are kept, later ones are reported as `other`, so series stay bounded.
+#[derive(Debug)]
+pub struct BoundedLabel {
+    max: usize,
+    seen: std::sync::RwLock<std::collections::HashSet<String>>,
+}
+
+impl BoundedLabel {
+    /// A label keeping at most `max` distinct values.
+    pub fn new(max: usize) -> Self {
+        Self {
+            max,
+            seen: std::sync::RwLock::default(),
+        }
+    }
+
+    /// The value to record for `value`.
+    pub fn value<'a>(&self, value: &'a str) -> Cow<'a, str> {
+        if self.seen.read().is_ok_and(|seen| seen.contains(value)) {
+            return Cow::Borrowed(value);
+        }
+        match self.seen.write() {
+            Ok(mut seen) if seen.len() < self.max => {
+                seen.insert(value.to_string());
+                Cow::Borrowed(value)
+            }
+            _ => Cow::Borrowed(OTHER_LABEL_VALUE),
+        }
+    }
+}

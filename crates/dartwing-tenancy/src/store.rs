@@ -2,6 +2,7 @@
 //! [`Principal`] and asks the permission module before it reads or writes.
 
 use crate::list::{DocTable, ListParams, ListQuery, Visibility, row_to_object};
+use dartwing_core::access::AccessNotifier;
 use dartwing_core::ids::NamingSeries;
 use dartwing_core::permission::OrgScope;
 use dartwing_core::tenancy::{
@@ -152,6 +153,7 @@ pub struct MemberChanges {
 #[derive(Clone)]
 pub struct TenancyStore {
     db: Db,
+    access: AccessNotifier,
 }
 
 fn parse<T: FromStr<Err = String>>(text: &str) -> Result<T> {
@@ -268,7 +270,51 @@ fn in_list(column: &str, values: &[String]) -> Visibility {
 impl TenancyStore {
     /// A store on `db`.
     pub fn new(db: Db) -> Self {
-        Self { db }
+        Self {
+            db,
+            access: AccessNotifier::default(),
+        }
+    }
+
+    /// Where this store reports changes that may shrink someone's access (shared by clones).
+    pub fn access_notifier(&self) -> &AccessNotifier {
+        &self.access
+    }
+
+    /// Emails of every member (any status) of `organization` whose Person exists.
+    pub async fn member_emails(&self, organization: &str) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = self
+            .db
+            .observe(
+                ORG_MEMBER,
+                "emails",
+                sqlx::query_as(
+                    "SELECT p.primary_email FROM org_member m JOIN person p ON p.name = m.person \
+                     WHERE m.organization = $1 ORDER BY p.primary_email",
+                )
+                .bind(organization)
+                .fetch_all(self.db.pool()),
+            )
+            .await
+            .map_err(map_db_error)?;
+        Ok(rows.into_iter().map(|(email,)| email).collect())
+    }
+
+    async fn person_email(&self, person: &str) -> Result<Option<String>> {
+        let row: Option<(String,)> = sqlx::query_as("SELECT primary_email FROM person WHERE name = $1")
+            .bind(person)
+            .fetch_optional(self.db.pool())
+            .await
+            .map_err(map_db_error)?;
+        Ok(row.map(|(email,)| email))
+    }
+
+    async fn notify_person(&self, person: &str) {
+        match self.person_email(person).await {
+            Ok(Some(email)) => self.access.notify(vec![email]),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(person = %person, error = %e, "cannot look up the email of a changed member"),
+        }
     }
 
     /// The database.
@@ -424,6 +470,7 @@ impl TenancyStore {
             .as_deref()
             .map(|n| validate_text("org_name", n))
             .transpose()?;
+        let current_status = current.status;
         let now = Timestamp::now();
         let updated = Organization {
             org_name: org_name.unwrap_or(current.org_name),
@@ -446,6 +493,14 @@ impl TenancyStore {
             )
             .await
             .map_err(map_db_error)?;
+        if updated.status != current_status {
+            match self.member_emails(name).await {
+                Ok(emails) => self.access.notify(emails),
+                Err(e) => {
+                    tracing::warn!(organization = %name, error = %e, "cannot list members of a changed organization")
+                }
+            }
+        }
         Ok(updated)
     }
 
@@ -631,6 +686,8 @@ impl TenancyStore {
             .as_deref()
             .map(|n| validate_text("full_name", n))
             .transpose()?;
+        let previous_email = current.primary_email.clone();
+        let previous_status = current.status;
         let now = Timestamp::now();
         let updated = Person {
             primary_email: email.unwrap_or(current.primary_email),
@@ -655,6 +712,9 @@ impl TenancyStore {
             )
             .await
             .map_err(map_db_error)?;
+        if updated.status != previous_status || updated.primary_email != previous_email {
+            self.access.notify(vec![previous_email]);
+        }
         Ok(updated)
     }
 
@@ -830,6 +890,7 @@ impl TenancyStore {
             .await
             .map_err(map_db_error)?;
         tracing::info!(doctype = ORG_MEMBER, docname = %name, organization = %updated.organization, "member changed");
+        self.notify_person(&updated.person).await;
         Ok(updated)
     }
 
@@ -856,6 +917,7 @@ impl TenancyStore {
             .await
             .map_err(map_db_error)?;
         tracing::info!(doctype = ORG_MEMBER, docname = %name, organization = %current.organization, "member removed");
+        self.notify_person(&current.person).await;
         Ok(())
     }
 
@@ -939,4 +1001,29 @@ async fn insert_member(
     .await
     .map_err(map_db_error)?;
     Ok(())
+}
+
+#[async_trait::async_trait]
+impl dartwing_core::access::DocumentDirectory for TenancyStore {
+    async fn owner(&self, doctype: &str, name: &str) -> Result<Option<dartwing_core::access::DocumentOwner>> {
+        use dartwing_core::access::DocumentOwner;
+        let sql = match doctype {
+            ORGANIZATION => "SELECT name FROM organization WHERE name = $1",
+            ORG_MEMBER => "SELECT organization FROM org_member WHERE name = $1",
+            PERSON => "SELECT primary_email FROM person WHERE name = $1",
+            _ => return Ok(None),
+        };
+        let row: Option<(String,)> = sqlx::query_as(sql)
+            .bind(name)
+            .fetch_optional(self.db.pool())
+            .await
+            .map_err(map_db_error)?;
+        Ok(row.map(|(value,)| {
+            if doctype == PERSON {
+                DocumentOwner::User(value)
+            } else {
+                DocumentOwner::Organization(value)
+            }
+        }))
+    }
 }

@@ -5,13 +5,16 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use dartwing_core::access::DocumentDirectories;
 use dartwing_core::config::{Config, Role};
+use dartwing_core::publish::{Publisher, SharedPublisher, Target};
 use dartwing_db::Db;
 use dartwing_db::heartbeat::WorkerHeartbeats;
 use dartwing_http::stack::{self, StackConfig};
 use dartwing_http::{ApiError, Authenticator, JwtVerifier, Message};
 use dartwing_jobs::{HandlerRegistry, Jobs};
 use dartwing_observe::{Health, HealthCheck, Metrics};
+use dartwing_realtime::{GatewayDeps, Realtime};
 use dartwing_tenancy::TenancyStore;
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -47,6 +50,9 @@ pub struct App {
     pub heartbeats: WorkerHeartbeats,
     /// Realtime events from every capability go through this handle.
     pub publisher: dartwing_core::publish::SharedPublisher,
+    /// The realtime gateway (its Socket.IO endpoint is served with the `realtime` role; every
+    /// role publishes through it).
+    pub realtime: Realtime,
 }
 
 impl App {
@@ -60,7 +66,8 @@ impl App {
         .await
     }
 
-    /// [`App::build`] with extra job handlers and a realtime publisher.
+    /// [`App::build`] with extra job handlers and an extra publisher that receives every
+    /// realtime event besides the gateway (tests record events with it).
     pub async fn build_with(
         config: Config,
         handlers: HandlerRegistry,
@@ -98,6 +105,18 @@ impl App {
         if let Some(url) = &config.redis_url {
             health = health.with_check(Arc::new(RedisCheck::new(url)?));
         }
+        let realtime = Realtime::build(GatewayDeps {
+            node_id: node_id.clone(),
+            config: config.realtime.clone(),
+            redis_url: config.redis_url.clone(),
+            authenticator: authenticator.clone(),
+            identities: Arc::new(tenancy.clone()),
+            documents: Arc::new(DocumentDirectories::default().with(Arc::new(tenancy.clone()))),
+            metrics: metrics.clone(),
+        })
+        .await?;
+        tenancy.access_notifier().set(Arc::new(realtime.clone()));
+        let publisher: SharedPublisher = Arc::new(Fanout(vec![Arc::new(realtime.clone()), publisher]));
         let jobs = Jobs::new(
             db.clone(),
             config.jobs.clone(),
@@ -117,6 +136,7 @@ impl App {
             jobs,
             heartbeats,
             publisher,
+            realtime,
         })
     }
 
@@ -135,9 +155,10 @@ impl App {
         if self.config.roles.contains(Role::Api) {
             routes = routes
                 .merge(dartwing_tenancy::routes::routes(self.tenancy.clone()))
-                .merge(dartwing_jobs::routes::routes(self.jobs.clone()));
+                .merge(dartwing_jobs::routes::routes(self.jobs.clone()))
+                .merge(dartwing_realtime::routes::routes(self.realtime.clone()));
         }
-        stack::apply(
+        let routes = stack::apply(
             routes,
             StackConfig {
                 metrics: self.metrics.clone(),
@@ -145,7 +166,23 @@ impl App {
                 body_limit_bytes: self.config.http.body_limit_bytes,
                 authenticator: self.authenticator.clone(),
             },
-        )
+        );
+        if self.config.roles.contains(Role::Realtime) {
+            self.realtime.mount(routes)
+        } else {
+            routes
+        }
+    }
+}
+
+/// Sends every event to several publishers.
+struct Fanout(Vec<SharedPublisher>);
+
+impl Publisher for Fanout {
+    fn publish(&self, event: &str, message: Value, target: Target, trace_id: Option<&str>) {
+        for publisher in &self.0 {
+            publisher.publish(event, message.clone(), target.clone(), trace_id);
+        }
     }
 }
 
@@ -187,7 +224,9 @@ async fn metrics(State(app): State<App>, headers: HeaderMap) -> Result<Response,
 async fn openapi() -> axum::Json<Value> {
     axum::Json(dartwing_http::openapi::document(
         env!("CARGO_PKG_VERSION"),
-        dartwing_tenancy::routes::openapi_paths(),
+        dartwing_tenancy::routes::openapi_paths()
+            .into_iter()
+            .chain(dartwing_realtime::routes::openapi_paths()),
     ))
 }
 
@@ -257,6 +296,7 @@ pub struct RunningServer {
     roles_shutdown: CancellationToken,
     task: JoinHandle<std::io::Result<()>>,
     background: Vec<JoinHandle<()>>,
+    realtime: Realtime,
 }
 
 impl RunningServer {
@@ -264,6 +304,7 @@ impl RunningServer {
     /// grace period, and waits.
     pub async fn shutdown(self) -> std::io::Result<()> {
         let _ = self.shutdown.send(true);
+        self.realtime.close().await;
         self.roles_shutdown.cancel();
         for task in self.background {
             let _ = task.await;
@@ -313,11 +354,13 @@ pub async fn start(app: &App) -> anyhow::Result<RunningServer> {
     if app.config.observability.metrics_enabled {
         background.push(app.jobs.spawn_metrics_sampler(roles_shutdown.clone()));
     }
+    background.extend(app.realtime.spawn(roles_shutdown.clone()));
     Ok(RunningServer {
         addr,
         shutdown,
         roles_shutdown,
         task,
         background,
+        realtime: app.realtime.clone(),
     })
 }

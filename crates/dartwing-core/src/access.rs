@@ -1,0 +1,84 @@
+//! How capabilities learn that someone's access may have shrunk (membership removed or
+//! deactivated, person deactivated, organization suspended), so that state derived from earlier
+//! permission decisions — such as realtime room subscriptions — is re-checked at once.
+
+use std::sync::{Arc, OnceLock};
+
+/// Receives access changes; implemented by the realtime gateway.
+pub trait AccessObserver: Send + Sync + 'static {
+    /// The access of the users with these emails may have changed; re-check what they hold.
+    /// Must not block: observers do their work in the background.
+    fn access_changed(&self, emails: Vec<String>);
+}
+
+/// A slot for the node's observer, filled once the observer exists (it is built after the stores
+/// that notify it). Clones share the slot.
+#[derive(Clone, Default)]
+pub struct AccessNotifier {
+    observer: Arc<OnceLock<Arc<dyn AccessObserver>>>,
+}
+
+impl AccessNotifier {
+    /// Sets the observer; later calls are ignored.
+    pub fn set(&self, observer: Arc<dyn AccessObserver>) {
+        let _ = self.observer.set(observer);
+    }
+
+    /// Tells the observer, if any, that these users' access may have changed.
+    pub fn notify(&self, emails: Vec<String>) {
+        if emails.is_empty() {
+            return;
+        }
+        if let Some(observer) = self.observer.get() {
+            observer.access_changed(emails);
+        }
+    }
+}
+
+impl std::fmt::Debug for AccessNotifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessNotifier")
+            .field("observer_set", &self.observer.get().is_some())
+            .finish()
+    }
+}
+
+/// Whose a document is, for deciding who may follow it (`doc:{doctype}:{name}` rooms).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DocumentOwner {
+    /// The document belongs to this organization: its members may follow it.
+    Organization(String),
+    /// The document is a person's own (a Person record): that user may follow it.
+    User(String),
+}
+
+/// Finds who owns a document; each capability answers for its own DocTypes.
+#[async_trait::async_trait]
+pub trait DocumentDirectory: Send + Sync + 'static {
+    /// The owner of `doctype`/`name`; `Ok(None)` when this directory does not know the document.
+    async fn owner(&self, doctype: &str, name: &str) -> crate::Result<Option<DocumentOwner>>;
+}
+
+/// Asks several directories in order; the first that knows the document answers.
+#[derive(Clone, Default)]
+pub struct DocumentDirectories(Vec<Arc<dyn DocumentDirectory>>);
+
+impl DocumentDirectories {
+    /// Adds a directory.
+    pub fn with(mut self, directory: Arc<dyn DocumentDirectory>) -> Self {
+        self.0.push(directory);
+        self
+    }
+}
+
+#[async_trait::async_trait]
+impl DocumentDirectory for DocumentDirectories {
+    async fn owner(&self, doctype: &str, name: &str) -> crate::Result<Option<DocumentOwner>> {
+        for directory in &self.0 {
+            if let Some(owner) = directory.owner(doctype, name).await? {
+                return Ok(Some(owner));
+            }
+        }
+        Ok(None)
+    }
+}
