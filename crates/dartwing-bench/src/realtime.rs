@@ -37,7 +37,11 @@ pub struct RealtimeArgs {
     #[arg(long)]
     build: bool,
     /// PostgreSQL URL; a fresh schema is created for the 3 Dartwing nodes and dropped afterwards.
-    #[arg(long, env = "DARTWING_TEST_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    #[arg(
+        long,
+        env = "DARTWING_TEST_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/test"
+    )]
     database_url: String,
     /// Redis URL shared by both clusters (channel `dartwing:realtime`).
     #[arg(long, env = "DARTWING_TEST_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
@@ -148,9 +152,15 @@ async fn drive(args: &RealtimeArgs, dir: &Path, binary: Option<&Path>, schema: O
 
 /// Runs `npm ci` in `bench/realtime` when its node_modules is missing.
 async fn ensure_node_modules(dir: &Path) -> Result<()> {
-    let installed = ["socket.io", "socket.io-client", "@socket.io/redis-adapter", "redis", "jsonwebtoken"]
-        .iter()
-        .all(|package| dir.join("node_modules").join(package).join("package.json").is_file());
+    let installed = [
+        "socket.io",
+        "socket.io-client",
+        "@socket.io/redis-adapter",
+        "redis",
+        "jsonwebtoken",
+    ]
+    .iter()
+    .all(|package| dir.join("node_modules").join(package).join("package.json").is_file());
     if installed {
         return Ok(());
     }

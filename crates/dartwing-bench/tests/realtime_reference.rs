@@ -18,7 +18,10 @@ fn in_ci() -> bool {
 /// The Redis URL, or `None` (with a reason) when this test must be skipped.
 fn prerequisites() -> Option<String> {
     let redis = std::env::var("DARTWING_TEST_REDIS_URL").ok().filter(|u| !u.is_empty());
-    let node = Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
+    let node = Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     match (redis, node) {
         (Some(url), true) => Some(url),
         (redis, node) => {
@@ -27,7 +30,10 @@ fn prerequisites() -> Option<String> {
             } else {
                 "node is not installed"
             };
-            assert!(!in_ci(), "{reason}: the realtime benchmark test may not be skipped when CI=true (node: {node})");
+            assert!(
+                !in_ci(),
+                "{reason}: the realtime benchmark test may not be skipped when CI=true (node: {node})"
+            );
             eprintln!("skipped: {reason}");
             None
         }
@@ -88,10 +94,17 @@ fn reference_cluster_delivers_every_published_message_once_per_subscriber() {
         .expect("node runs the driver");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "driver failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
-    assert!(stdout.contains("| C=30, R=3 | max delivered msgs/s"), "no table:\n{stdout}");
+    assert!(
+        output.status.success(),
+        "driver failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stdout.contains("| C=30, R=3 | max delivered msgs/s"),
+        "no table:\n{stdout}"
+    );
 
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(out.path()).expect("JSON written")).expect("JSON");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path()).expect("JSON written")).expect("JSON");
     let results = report["results"].as_array().expect("results");
     let fanouts: Vec<&Value> = results.iter().filter(|r| r["kind"] == "fanout").collect();
     assert_eq!(fanouts.len(), 2, "{report}");
