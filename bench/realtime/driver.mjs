@@ -288,6 +288,10 @@ class LoadGen {
       failed: sum(replies.map((r) => r.failed)),
       subscribed: sum(replies.map((r) => r.subscribed)),
       errors: replies.flatMap((r) => r.errors).slice(0, 5),
+      perRoom: replies.reduce((acc, r) => {
+        for (const [room, n] of Object.entries(r.perRoom || {})) acc[room] = (acc[room] || 0) + n;
+        return acc;
+      }, {}),
       ms: Math.max(...replies.map((r) => r.ms)),
     };
   }
@@ -384,13 +388,19 @@ async function fanout(system, opts, secret, rooms, orgNames, redis) {
     const rssBefore = cluster.pids().map(rssKiB);
     const conn = await loadgen.connect(clients);
     result.connect = conn;
-    if (conn.ok !== opts.clients || conn.subscribed !== opts.clients) {
-      result.error = `only ${conn.ok} of ${opts.clients} connected and ${conn.subscribed} subscribed: ${conn.errors.join("; ")}`;
-      return result;
+    if (conn.subscribed !== opts.clients) {
+      // Measured with the clients that did subscribe; the shortfall is reported.
+      result.connectShortfall = `only ${conn.ok} of ${opts.clients} connected and ${conn.subscribed} subscribed: ${conn.errors.join("; ")}`;
+      console.error(`  ${system} R=${rooms}: ${result.connectShortfall}`);
+      if (conn.subscribed < opts.clients * 0.9) {
+        result.error = result.connectShortfall;
+        return result;
+      }
     }
+    roomNames.forEach((name, r) => { subscribers[r] = conn.perRoom[name] || 0; });
     await sleep(1000);
     const rssAfter = cluster.pids().map(rssKiB);
-    result.rssPerConnKiB = (sum(rssAfter) - sum(rssBefore)) / opts.clients;
+    result.rssPerConnKiB = (sum(rssAfter) - sum(rssBefore)) / Math.max(1, conn.ok);
     result.rssNodesMiB = rssAfter.map((k) => k / 1024);
 
     const rPid = await redisPid(redis);

@@ -92,18 +92,22 @@ async function connectAll({ clients, concurrency, timeoutMs }) {
   let failed = 0;
   let subscribed = 0;
   const errors = [];
+  const perRoom = {};
   async function lane() {
     while (next < clients.length) {
       const spec = clients[next++];
       const result = await openClient(spec, timeoutMs);
       if (result.ok) ok++;
       else failed++;
-      if (result.subscribed) subscribed++;
+      if (result.subscribed) {
+        subscribed++;
+        perRoom[spec.room] = (perRoom[spec.room] || 0) + 1;
+      }
       if (result.error && errors.length < 5) errors.push(result.error);
     }
   }
   await Promise.all(Array.from({ length: Math.max(1, concurrency) }, lane));
-  return { type: "connected", ok, failed, subscribed, errors, ms: now() - started };
+  return { type: "connected", ok, failed, subscribed, perRoom, errors, ms: now() - started };
 }
 
 function sparse(hist) {
