@@ -2,11 +2,13 @@
 //!
 //! `dartwing-bench http` starts the release `dartwing` binary on SQLite (and PostgreSQL when a
 //! URL is given), with observability on and off, and measures authenticated document reads
-//! over HTTP. See `dartwing-bench http --help`.
+//! over HTTP. See `dartwing-bench http --help`. `dartwing-bench jobs` measures background jobs,
+//! `dartwing-bench realtime` the Socket.IO gateway next to Node.js socket.io.
 
 mod http;
 mod jobs;
 mod load;
+mod realtime;
 mod scrape;
 mod server;
 mod stats;
@@ -41,6 +43,9 @@ enum Command {
     /// Token vault: access_token hot path next to a bare AEAD decrypt, and a thundering herd.
     #[command(long_about = vault::LONG_ABOUT)]
     Vault(vault::VaultArgs),
+    /// Realtime gateway: 3 nodes on one Redis next to Node.js socket.io, fan-out and idle connections.
+    #[command(long_about = realtime::LONG_ABOUT)]
+    Realtime(realtime::RealtimeArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +63,7 @@ fn main() -> ExitCode {
         Command::Scrape(args) => runtime.block_on(scrape::run(args)),
         Command::Sync(args) => runtime.block_on(sync::run(args)),
         Command::Vault(args) => runtime.block_on(vault::run(args)),
+        Command::Realtime(args) => runtime.block_on(realtime::run(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
