@@ -552,3 +552,51 @@ async fn disconnect_leaves_no_orphan_rooms() {
     agent.stop().await;
     server.stop().await;
 }
+
+#[tokio::test]
+async fn sync_deltas_reach_subscribed_sockets_and_sync_documents_have_rooms() {
+    for db in TestDatabase::all().await {
+        let server = TestServer::start(&db).await;
+        let org = server.create_org("owner@example.com", "Acme").await;
+        server.add_member(&org, "member@example.com", "Member").await;
+        let mut agent = SocketAgent::start(ClientKind::Js).await;
+        agent
+            .connect("member", &server.base, &server.token("member@example.com"))
+            .await
+            .unwrap();
+        agent
+            .connect("outsider", &server.base, &server.token("outsider@example.com"))
+            .await
+            .unwrap();
+        assert_eq!(agent.subscribe("member", &format!("sync:Task:{org}")).await, ok());
+        let item = json!({"op_id": "op-1", "op": "insert", "doctype": "Task", "name": "TASK-RT-1",
+                          "data": {"title": "Write tests"}, "client_ts": "2026-11-28T10:00:00.000000Z"});
+        let reply = server
+            .post(
+                "/api/method/dartwing_core.sync.upsert_batch",
+                &server.token("owner@example.com"),
+                &json!({"org": org, "items": [item]}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        assert_eq!(reply.json()["message"][0]["status"], "applied", "{}", reply.text);
+        let deltas = agent.wait_for("member", "sync_delta", 1, Duration::from_secs(5)).await;
+        assert_eq!(deltas.len(), 1);
+        assert_eq!(deltas[0]["name"], "TASK-RT-1");
+        assert_eq!(deltas[0]["doctype"], "Task");
+        assert_eq!(deltas[0]["data"]["title"], "Write tests");
+        // The sync document now has a room its organization's members may follow, nobody else.
+        assert_eq!(agent.subscribe("member", "doc:Task:TASK-RT-1").await, ok());
+        assert!(refused(&agent.subscribe("outsider", "doc:Task:TASK-RT-1").await).contains("Not permitted"));
+        assert!(refused(&agent.subscribe("outsider", &format!("sync:Task:{org}")).await).contains("Not permitted"));
+        tokio::time::sleep(SETTLE).await;
+        assert!(
+            agent
+                .wait_for("outsider", "sync_delta", 1, Duration::ZERO)
+                .await
+                .is_empty()
+        );
+        agent.stop().await;
+        server.stop().await;
+    }
+}

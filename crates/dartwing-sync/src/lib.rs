@@ -619,3 +619,35 @@ where
         db.observe(doctype, operation, async { Ok(work.await) }).await;
     result.unwrap_or_else(|e| Err(map_db_error(e)))
 }
+
+/// Who owns sync documents, for `doc:{doctype}:{name}` realtime rooms: a document belongs to its
+/// organization (tombstones included, so followers of a deleted document hear of its undelete).
+#[derive(Clone)]
+pub struct SyncDocuments {
+    db: Db,
+}
+
+impl SyncDocuments {
+    /// The directory of the sync documents stored in `db`.
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+}
+
+#[async_trait::async_trait]
+impl dartwing_core::access::DocumentDirectory for SyncDocuments {
+    async fn owner(
+        &self,
+        doctype: &str,
+        name: &str,
+    ) -> dartwing_core::Result<Option<dartwing_core::access::DocumentOwner>> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT organization FROM sync_document WHERE doctype = $1 AND name = $2")
+                .bind(doctype)
+                .bind(name)
+                .fetch_optional(self.db.pool())
+                .await
+                .map_err(dartwing_db::map_db_error)?;
+        Ok(row.map(|(organization,)| dartwing_core::access::DocumentOwner::Organization(organization)))
+    }
+}

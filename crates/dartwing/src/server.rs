@@ -116,7 +116,11 @@ impl App {
             redis_url: config.redis_url.clone(),
             authenticator: authenticator.clone(),
             identities: Arc::new(tenancy.clone()),
-            documents: Arc::new(DocumentDirectories::default().with(Arc::new(tenancy.clone()))),
+            documents: Arc::new(
+                DocumentDirectories::default()
+                    .with(Arc::new(tenancy.clone()))
+                    .with(Arc::new(dartwing_sync::SyncDocuments::new(db.clone()))),
+            ),
             metrics: metrics.clone(),
         })
         .await?;
