@@ -2,7 +2,7 @@
 //! deactivated, person deactivated, organization suspended), so that state derived from earlier
 //! permission decisions — such as realtime room subscriptions — is re-checked at once.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 
 /// Receives access changes; implemented by the realtime gateway.
 pub trait AccessObserver: Send + Sync + 'static {
@@ -12,16 +12,17 @@ pub trait AccessObserver: Send + Sync + 'static {
 }
 
 /// A slot for the node's observer, filled once the observer exists (it is built after the stores
-/// that notify it). Clones share the slot.
+/// that notify it). Clones share the slot. It holds the observer weakly: the observer itself holds
+/// the stores, and its owner (the node) keeps it alive.
 #[derive(Clone, Default)]
 pub struct AccessNotifier {
-    observer: Arc<OnceLock<Arc<dyn AccessObserver>>>,
+    observer: Arc<OnceLock<Weak<dyn AccessObserver>>>,
 }
 
 impl AccessNotifier {
-    /// Sets the observer; later calls are ignored.
-    pub fn set(&self, observer: Arc<dyn AccessObserver>) {
-        let _ = self.observer.set(observer);
+    /// Sets the observer; later calls are ignored. The caller keeps `observer` alive.
+    pub fn set(&self, observer: &Arc<dyn AccessObserver>) {
+        let _ = self.observer.set(Arc::downgrade(observer));
     }
 
     /// Tells the observer, if any, that these users' access may have changed.
@@ -29,7 +30,7 @@ impl AccessNotifier {
         if emails.is_empty() {
             return;
         }
-        if let Some(observer) = self.observer.get() {
+        if let Some(observer) = self.observer.get().and_then(Weak::upgrade) {
             observer.access_changed(emails);
         }
     }
@@ -38,7 +39,10 @@ impl AccessNotifier {
 impl std::fmt::Debug for AccessNotifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AccessNotifier")
-            .field("observer_set", &self.observer.get().is_some())
+            .field(
+                "observer_set",
+                &self.observer.get().is_some_and(|o| o.strong_count() > 0),
+            )
             .finish()
     }
 }

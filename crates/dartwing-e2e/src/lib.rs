@@ -338,6 +338,8 @@ impl TestServer {
         if let Some(running) = self.running.take() {
             running.shutdown().await.expect("clean shutdown");
         }
+        // Give the database connections back now: parallel suites share one PostgreSQL.
+        self.app.db.pool().close().await;
     }
 }
 

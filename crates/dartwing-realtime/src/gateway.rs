@@ -234,9 +234,15 @@ impl Realtime {
                 metrics,
             }),
         };
-        let sampler = gateway.clone();
+        // The registry outlives nothing it samples: the hook holds the gateway weakly (the gateway
+        // reaches the registry through the database handle).
+        let sampler = Arc::downgrade(&gateway.inner);
         let node_id = deps.node_id;
-        deps.metrics.on_scrape(Box::new(move || sampler.sample(&node_id)));
+        deps.metrics.on_scrape(Box::new(move || {
+            if let Some(inner) = sampler.upgrade() {
+                Realtime { inner }.sample(&node_id);
+            }
+        }));
         Ok(gateway)
     }
 

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use dartwing_core::access::DocumentDirectories;
+use dartwing_core::access::{AccessObserver, DocumentDirectories};
 use dartwing_core::config::{Config, Role};
 use dartwing_core::publish::{Publisher, SharedPublisher, Target};
 use dartwing_db::Db;
@@ -54,6 +54,8 @@ pub struct App {
     /// The realtime gateway (its Socket.IO endpoint is served with the `realtime` role; every
     /// role publishes through it).
     pub realtime: Realtime,
+    /// Keeps the gateway's access observer alive (the tenancy store holds it weakly).
+    _access_observer: Arc<dyn AccessObserver>,
     /// Offline sync.
     pub sync: dartwing_sync::OfflineSync,
     /// Integration token vault.
@@ -124,7 +126,8 @@ impl App {
             metrics: metrics.clone(),
         })
         .await?;
-        tenancy.access_notifier().set(Arc::new(realtime.clone()));
+        let access_observer: Arc<dyn AccessObserver> = Arc::new(realtime.clone());
+        tenancy.access_notifier().set(&access_observer);
         let publisher: SharedPublisher = Arc::new(Fanout(vec![Arc::new(realtime.clone()), publisher]));
         let sync =
             dartwing_sync::OfflineSync::new(db.clone(), config.sync.clone(), publisher.clone(), metrics.clone())?;
@@ -153,6 +156,7 @@ impl App {
             heartbeats,
             publisher,
             realtime,
+            _access_observer: access_observer,
             sync,
             integrations,
         })
