@@ -700,10 +700,15 @@ async fn cron_ticks_run_once_across_three_schedulers() {
             );
         }
         tokio::time::sleep(Duration::from_millis(3_600)).await;
-        let db_pool = nodes[0].app.db.pool().clone();
         for node in nodes {
             node.stop().await;
         }
+        // Stopped nodes have closed their pools; count with a connection of the test's own.
+        let db_pool = sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&db.url)
+            .await
+            .unwrap();
         let (jobs,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM job WHERE method = 'jobs.stuck_detection'")
             .fetch_one(&db_pool)
             .await
