@@ -587,6 +587,7 @@ impl EngineNode {
             HandlerRegistry::new(),
             Arc::new(NoopPublisher),
             metrics,
+            false,
         )
         .map_err(|e| anyhow!("creating the job system: {e}"))?;
         Ok(Self {

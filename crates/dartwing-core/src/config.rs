@@ -333,9 +333,8 @@ pub struct JobsConfig {
     pub dedup_window_secs: u64,
     /// Largest JSON `args` accepted, in bytes.
     pub max_args_bytes: usize,
-    /// Secret for the HMAC signature of webhook deliveries (`X-Dartwing-Signature`).
-    #[serde(deserialize_with = "text::optional")]
-    pub webhook_secret: Option<String>,
+    /// Webhook delivery (`webhook.dispatch`).
+    pub webhook: WebhookConfig,
 }
 
 impl Default for JobsConfig {
@@ -352,8 +351,37 @@ impl Default for JobsConfig {
             dlq_retention_days: 7,
             dedup_window_secs: 3600,
             max_args_bytes: 64 * 1024,
-            webhook_secret: None,
+            webhook: WebhookConfig::default(),
         }
+    }
+}
+
+/// Webhook delivery settings. Deliveries reach only public addresses; each organization signs
+/// with its own secret (kept in the database, not in configuration).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Networks in CIDR notation (`10.1.2.0/24`, `127.0.0.1/32`, `fd00::/64`) that deliveries may
+    /// reach although they are loopback, private, link-local or otherwise not public. Empty (the
+    /// default): public addresses only.
+    pub allow_private: Vec<String>,
+}
+
+impl WebhookConfig {
+    /// The networks of `allow_private`; the error names the entry that is not a network.
+    pub fn allowed_private_networks(&self) -> Result<Vec<ipnet::IpNet>, String> {
+        self.allow_private
+            .iter()
+            .map(|entry| {
+                let net: ipnet::IpNet = entry
+                    .parse()
+                    .map_err(|_| format!("'{entry}' is not a network in CIDR notation such as 10.1.2.0/24"))?;
+                if net.trunc() != net {
+                    return Err(format!("'{entry}' has host bits set; the network is {}", net.trunc()));
+                }
+                Ok(net)
+            })
+            .collect()
     }
 }
 
@@ -914,6 +942,9 @@ impl Config {
         if self.jobs.claim_batch == 0 {
             return fail("jobs.claim_batch", "must be at least 1");
         }
+        if let Err(reason) = self.jobs.webhook.allowed_private_networks() {
+            return fail("jobs.webhook.allow_private", &reason);
+        }
         if self.sync.max_document_bytes < 64 {
             return fail("sync.max_document_bytes", "must be at least 64");
         }
@@ -1035,5 +1066,18 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(config.validate().map_err(|e| e.key), Err("database_url"));
+    }
+
+    #[test]
+    fn webhook_private_allowlist_takes_networks_only() {
+        let mut config = Config::default();
+        config.jobs.webhook.allow_private = vec!["10.1.2.0/24".into(), "127.0.0.1/32".into(), "fd00::/64".into()];
+        assert_eq!(config.validate(), Ok(()));
+        assert_eq!(config.jobs.webhook.allowed_private_networks().map(|n| n.len()), Ok(3));
+        for bad in ["10.1.2.0", "10.1.2.5/24", "localhost/8", "10.0.0.0/33", ""] {
+            config.jobs.webhook.allow_private = vec![bad.into()];
+            let error = config.validate().expect_err(bad);
+            assert_eq!(error.key, "jobs.webhook.allow_private", "{bad}");
+        }
     }
 }

@@ -22,7 +22,8 @@ pub enum Action {
     ManageMembers,
     /// Change the organization's own settings (its name).
     ManageOrganization,
-    /// Connect, disconnect and inspect the organization's integrations.
+    /// Connect, disconnect and inspect the organization's integrations, and manage its
+    /// outgoing webhooks (their signing secret and allowed hosts).
     ManageIntegrations,
 }
 

@@ -1,24 +1,29 @@
 //! Built-in job types: diagnostics (`core.noop`, `core.sleep`, `core.fail`), signed webhook
-//! delivery, dead-letter purge and stuck-job detection.
+//! delivery ([`crate::webhook`]), dead-letter purge and stuck-job detection.
 
 use crate::handler::{HandlerRegistry, JobContext, JobError, JobHandler};
+use crate::webhook::{DestinationPolicy, Webhook};
 use async_trait::async_trait;
 use dartwing_core::config::JobsConfig;
-use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::Value;
-use sha2::Sha256;
 use std::time::Duration;
 
-/// Registers the built-in handlers.
-pub(crate) fn register(registry: &mut HandlerRegistry, config: &JobsConfig) {
+/// Registers the built-in handlers; `production` restricts webhooks to https.
+pub(crate) fn register(registry: &mut HandlerRegistry, config: &JobsConfig, production: bool) -> Result<(), String> {
+    let networks = config
+        .webhook
+        .allowed_private_networks()
+        .map_err(|e| format!("invalid configuration key `jobs.webhook.allow_private`: {e}"))?;
+    let webhook = Webhook::new(DestinationPolicy::new(networks, production))?;
     registry
         .register("core.noop", Noop)
         .register("core.sleep", Sleep)
         .register("core.fail", Fail)
-        .register("webhook.dispatch", Webhook::new(config.webhook_secret.clone()))
+        .register(crate::webhook::METHOD, webhook)
         .register("jobs.dlq_purge", DeadLetterPurge)
         .register("jobs.stuck_detection", StuckDetection);
+    Ok(())
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(method: &str, args: Value) -> Result<T, JobError> {
@@ -104,88 +109,6 @@ impl JobHandler for Fail {
         } else {
             JobError::Transient(message)
         })
-    }
-}
-
-/// `webhook.dispatch` (args `{"url", "event", "payload"}`): POSTs `payload` as JSON with
-/// `X-Dartwing-Event`, `X-Dartwing-Delivery` (the job id) and `X-Dartwing-Signature:
-/// sha256=<hex HMAC-SHA256 of the body with jobs.webhook_secret>`. Timeouts, connection
-/// failures, 429 and 5xx are transient; other 4xx answers are permanent.
-pub struct Webhook {
-    secret: Option<String>,
-    client: reqwest::Client,
-}
-
-impl Webhook {
-    fn new(secret: Option<String>) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap_or_default();
-        Self { secret, client }
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct WebhookArgs {
-    url: String,
-    #[serde(default)]
-    event: Option<String>,
-    payload: Value,
-}
-
-/// `sha256=<hex>` signature of `body` under `secret`, as sent in `X-Dartwing-Signature`.
-pub fn webhook_signature(secret: &str, body: &[u8]) -> Option<String> {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()).ok()?;
-    mac.update(body);
-    Some(format!("sha256={}", hex::encode(mac.finalize().into_bytes())))
-}
-
-#[async_trait]
-impl JobHandler for Webhook {
-    async fn run(&self, ctx: &JobContext, args: Value) -> Result<(), JobError> {
-        let args: WebhookArgs = parse("webhook.dispatch", args)?;
-        let secret = self
-            .secret
-            .as_deref()
-            .ok_or_else(|| JobError::Permanent("jobs.webhook_secret is not configured".into()))?;
-        let url = reqwest::Url::parse(&args.url).map_err(|_| JobError::Permanent("invalid webhook url".into()))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(JobError::Permanent("webhook url must be http or https".into()));
-        }
-        let body = serde_json::to_vec(&args.payload).map_err(|e| JobError::Permanent(e.to_string()))?;
-        let signature =
-            webhook_signature(secret, &body).ok_or_else(|| JobError::Permanent("unusable webhook secret".into()))?;
-        let response = self
-            .client
-            .post(url)
-            .header("content-type", "application/json")
-            .header("x-dartwing-event", args.event.as_deref().unwrap_or("webhook"))
-            .header("x-dartwing-delivery", &ctx.job_id)
-            .header("x-dartwing-signature", signature)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| JobError::Transient(format!("webhook delivery failed: {}", without_url(&e))))?;
-        let status = response.status();
-        if status.is_success() {
-            Ok(())
-        } else if status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
-            Err(JobError::Transient(format!("webhook answered {status}")))
-        } else {
-            Err(JobError::Permanent(format!("webhook answered {status}")))
-        }
-    }
-}
-
-fn without_url(error: &reqwest::Error) -> String {
-    if error.is_timeout() {
-        "timeout".into()
-    } else if error.is_connect() {
-        "connection failed".into()
-    } else {
-        "request error".into()
     }
 }
 

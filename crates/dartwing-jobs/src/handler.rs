@@ -93,6 +93,13 @@ impl JobContext {
 pub trait JobHandler: Send + Sync + 'static {
     /// Runs one attempt.
     async fn run(&self, ctx: &JobContext, args: Value) -> Result<(), JobError>;
+
+    /// Checks a job of this type when it is enqueued, after the caller was authorized and
+    /// before anything is stored: a refusal is the caller's error (typically 422) and no job
+    /// is written. The default accepts every job.
+    async fn admit(&self, _store: &JobStore, _organization: Option<&str>, _args: &Value) -> dartwing_core::Result<()> {
+        Ok(())
+    }
 }
 
 /// Handlers by job type name.

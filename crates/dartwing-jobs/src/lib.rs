@@ -11,6 +11,7 @@ pub mod model;
 pub mod routes;
 mod scheduler;
 mod store;
+pub mod webhook;
 mod worker;
 
 pub use handler::{HandlerRegistry, JobContext, JobError, JobHandler};
@@ -91,15 +92,18 @@ pub struct Jobs {
 const MAX_DEDUP_KEY: usize = 140;
 
 impl Jobs {
-    /// The job system on `db` with `registry`'s handlers (the built-ins are added).
+    /// The job system on `db` with `registry`'s handlers (the built-ins are added). In
+    /// `production` mode webhooks are delivered over https only.
     pub fn new(
         db: Db,
         config: JobsConfig,
         mut registry: HandlerRegistry,
         publisher: SharedPublisher,
         metrics: Arc<Metrics>,
+        production: bool,
     ) -> Result<Self> {
-        builtin::register(&mut registry, &config);
+        builtin::register(&mut registry, &config, production)
+            .map_err(|e| Error::new(dartwing_core::ErrorKind::Internal, e))?;
         let mut cron = scheduler::builtin_entries(&config);
         cron.extend(registry.schedules().iter().cloned());
         let tenancy = TenancyStore::new(db.clone());
@@ -133,9 +137,11 @@ impl Jobs {
     /// Checks a job before it is stored. `known_orgs` holds organizations already found to exist
     /// in this call, so a batch looks each organization up once.
     async fn validate(&self, actor: &Principal, job: &NewJob, known_orgs: &mut HashSet<String>) -> Result<()> {
-        if !self.inner.registry.contains(&job.method) {
-            return Err(Error::validation(format!("No handler for job type '{}'", job.method)));
-        }
+        let handler = self
+            .inner
+            .registry
+            .get(&job.method)
+            .ok_or_else(|| Error::validation(format!("No handler for job type '{}'", job.method)))?;
         if !job.args.is_object() {
             return Err(Error::bad_request("'args' must be a JSON object"));
         }
@@ -169,7 +175,9 @@ impl Jobs {
             }
             None => actor.authorize_system()?,
         }
-        Ok(())
+        handler
+            .admit(&self.inner.store, job.organization.as_deref(), &job.args)
+            .await
     }
 
     /// Enqueues a job for `actor` (Write permission on its organization; system jobs need a

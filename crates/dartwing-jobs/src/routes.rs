@@ -2,7 +2,10 @@
 
 use crate::Jobs;
 use crate::model::{DeadLetterStatus, JobStatus, NewJob, Priority};
+use crate::webhook::SigningSecret;
 use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use dartwing_core::{Error, Timestamp};
@@ -23,6 +26,12 @@ pub fn routes(jobs: Jobs) -> Router {
         .route(&format!("{PREFIX}.retry_dead_letter"), post(retry_dead_letter))
         .route(&format!("{PREFIX}.resolve_dead_letter"), post(resolve_dead_letter))
         .route(&format!("{PREFIX}.ignore_dead_letter"), post(ignore_dead_letter))
+        .route(&format!("{PREFIX}.webhook_secret"), get(webhook_secret))
+        .route(&format!("{PREFIX}.rotate_webhook_secret"), post(rotate_webhook_secret))
+        .route(
+            &format!("{PREFIX}.webhook_hosts"),
+            get(webhook_hosts).post(set_webhook_hosts),
+        )
         .with_state(jobs)
 }
 
@@ -185,6 +194,80 @@ async fn ignore_dead_letter(
     ))
 }
 
+#[derive(Debug, Deserialize)]
+struct OrganizationQuery {
+    organization: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OrganizationBody {
+    organization: String,
+}
+
+/// A secret in an answer that no cache may keep.
+fn secret_answer(secret: SigningSecret) -> impl IntoResponse {
+    (
+        [(header::CACHE_CONTROL, "no-store")],
+        Message(json!({
+            "organization": secret.organization,
+            "secret": secret.secret,
+            "created_at": secret.created_at,
+        })),
+    )
+}
+
+async fn webhook_secret(
+    State(jobs): State<Jobs>,
+    Extension(context): Extension<RequestContext>,
+    Auth(actor): Auth,
+    StrictQuery(query): StrictQuery<OrganizationQuery>,
+) -> ApiResult<impl IntoResponse> {
+    context.set_organization(&query.organization);
+    Ok(secret_answer(jobs.webhook_secret(&actor, &query.organization).await?))
+}
+
+async fn rotate_webhook_secret(
+    State(jobs): State<Jobs>,
+    Extension(context): Extension<RequestContext>,
+    Auth(actor): Auth,
+    StrictJson(body): StrictJson<OrganizationBody>,
+) -> ApiResult<impl IntoResponse> {
+    context.set_organization(&body.organization);
+    Ok(secret_answer(
+        jobs.rotate_webhook_secret(&actor, &body.organization).await?,
+    ))
+}
+
+async fn webhook_hosts(
+    State(jobs): State<Jobs>,
+    Extension(context): Extension<RequestContext>,
+    Auth(actor): Auth,
+    StrictQuery(query): StrictQuery<OrganizationQuery>,
+) -> ApiResult<Message<Value>> {
+    context.set_organization(&query.organization);
+    let hosts = jobs.webhook_hosts(&actor, &query.organization).await?;
+    Ok(Message(json!({ "organization": query.organization, "hosts": hosts })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebhookHostsBody {
+    organization: String,
+    hosts: Vec<String>,
+}
+
+async fn set_webhook_hosts(
+    State(jobs): State<Jobs>,
+    Extension(context): Extension<RequestContext>,
+    Auth(actor): Auth,
+    StrictJson(body): StrictJson<WebhookHostsBody>,
+) -> ApiResult<Message<Value>> {
+    context.set_organization(&body.organization);
+    let hosts = jobs.set_webhook_hosts(&actor, &body.organization, &body.hosts).await?;
+    Ok(Message(json!({ "organization": body.organization, "hosts": hosts })))
+}
+
 /// OpenAPI path items of these routes.
 pub fn openapi_paths() -> Vec<(String, Value)> {
     let op = |method: &str, summary: &str| {
@@ -235,5 +318,31 @@ pub fn openapi_paths() -> Vec<(String, Value)> {
             format!("{PREFIX}.ignore_dead_letter"),
             op("post", "Mark a dead letter Ignored {name, notes}"),
         ),
+        (
+            format!("{PREFIX}.webhook_secret"),
+            op(
+                "get",
+                "The organization's webhook signing secret (?organization=) → {organization, secret, created_at}; generated on first need; Owners/Admins",
+            ),
+        ),
+        (
+            format!("{PREFIX}.rotate_webhook_secret"),
+            op(
+                "post",
+                "Replace the organization's webhook signing secret {organization} → {organization, secret, created_at}; the previous one stops signing at once; Owners/Admins",
+            ),
+        ),
+        (format!("{PREFIX}.webhook_hosts"), {
+            let mut item = op(
+                "get",
+                "Hosts the organization's webhooks may go to (?organization=) → {organization, hosts}; empty = any public host",
+            );
+            item["post"] = op(
+                "post",
+                "Replace the organization's webhook hosts {organization, hosts: [\"hooks.example.com\", \"*.example.com\"]}; Owners/Admins",
+            )["post"]
+                .take();
+            item
+        }),
     ]
 }

@@ -141,6 +141,7 @@ impl App {
             handlers,
             publisher.clone(),
             metrics.clone(),
+            config.production,
         )?;
         integrations.attach_jobs(jobs.clone());
         Ok(Self {
@@ -274,6 +275,7 @@ async fn openapi() -> axum::Json<Value> {
         dartwing_tenancy::routes::openapi_paths()
             .into_iter()
             .chain(dartwing_realtime::routes::openapi_paths())
+            .chain(dartwing_jobs::routes::openapi_paths())
             .chain(dartwing_sync::routes::openapi_paths())
             .collect::<Vec<_>>(),
     ))
