@@ -717,3 +717,22 @@ async fn invalid_private_allowlist_stops_startup_naming_the_key() {
     let error = dartwing::server::App::build(config).await.err().expect("refused");
     assert!(error.to_string().contains("jobs.webhook.allow_private"), "{error}");
 }
+
+#[tokio::test]
+async fn openapi_document_lists_the_webhook_routes() {
+    let db = TestDatabase::sqlite();
+    let server = TestServer::start(&db).await;
+    let reply = server.send(reqwest::Method::GET, "/api/openapi.json", None, None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let doc = reply.json();
+    for (path, method) in [
+        (SECRET, "get"),
+        (ROTATE, "post"),
+        (HOSTS, "get"),
+        (HOSTS, "post"),
+        (ENQUEUE, "post"),
+    ] {
+        assert!(doc["paths"][path][method].is_object(), "{method} {path} documented");
+    }
+    server.stop().await;
+}
