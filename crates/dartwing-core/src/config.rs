@@ -7,6 +7,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+mod secret;
+
+pub use secret::Secret;
+
 /// The whole runtime configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -20,15 +24,15 @@ pub struct Config {
     pub roles: Roles,
     /// Directory for the embedded SQLite database and generated secrets.
     pub data_dir: PathBuf,
-    /// `sqlite://…` or `postgres://…`; default: `dartwing.db` in `data_dir`.
-    #[serde(deserialize_with = "text::optional")]
-    pub database_url: Option<String>,
-    /// `redis://…`; set to run in cluster mode.
-    #[serde(deserialize_with = "text::optional")]
-    pub redis_url: Option<String>,
+    /// `sqlite://…` or `postgres://…`; default: `dartwing.db` in `data_dir`. Shown with its
+    /// password hidden.
+    #[serde(deserialize_with = "secret::optional_url")]
+    pub database_url: Option<Secret>,
+    /// `redis://…`; set to run in cluster mode. Shown with its password hidden.
+    #[serde(deserialize_with = "secret::optional_url")]
+    pub redis_url: Option<Secret>,
     /// HS256 secret for end-user JWTs; default in embedded mode: generated into `data_dir`.
-    #[serde(deserialize_with = "text::optional")]
-    pub jwt_secret: Option<String>,
+    pub jwt_secret: Option<Secret>,
     /// Production mode: refuse to start without explicit secrets instead of generating them.
     pub production: bool,
     /// Connection pool and query settings.
@@ -189,8 +193,7 @@ pub struct ObservabilityConfig {
     /// Record metrics (turning it off is for measuring their cost).
     pub metrics_enabled: bool,
     /// When set, scraping metrics requires `Authorization: Bearer <token>`.
-    #[serde(deserialize_with = "text::optional")]
-    pub metrics_token: Option<String>,
+    pub metrics_token: Option<Secret>,
     /// Distinct tenant values (`org` label) tracked per metric family before they fold into `other`.
     pub max_org_label_values: usize,
     /// A worker whose heartbeat is older than this is considered dead.
@@ -561,10 +564,9 @@ impl ConflictStrategy {
 pub struct IntegrationsConfig {
     /// The current encryption key (base64 of 32 bytes); new ciphertexts use it. Also read from
     /// `DARTWING_INTEGRATION_KEY`.
-    #[serde(deserialize_with = "text::optional")]
-    pub key: Option<String>,
+    pub key: Option<Secret>,
     /// Older keys (base64) that stay readable until `dartwing keys rotate` has re-encrypted every row.
-    pub previous_keys: Vec<String>,
+    pub previous_keys: Vec<Secret>,
     /// Key file used when `key` is unset: first line the current key, further lines older keys.
     /// Default `<data_dir>/integration-key` (generated with mode 0600 outside production mode).
     pub key_file: Option<PathBuf>,
@@ -627,8 +629,7 @@ pub struct ProviderConfig {
     #[serde(deserialize_with = "text::required")]
     pub client_id: String,
     /// OAuth2 client secret.
-    #[serde(deserialize_with = "text::optional")]
-    pub client_secret: Option<String>,
+    pub client_secret: Option<Secret>,
     /// Scopes requested on connect (replace the preset's).
     pub scopes: Option<Vec<String>>,
     /// Extra query parameters of the authorization URL (e.g. `access_type = "offline"`).
@@ -662,8 +663,7 @@ pub struct SmtpConfig {
     #[serde(deserialize_with = "text::optional")]
     pub username: Option<String>,
     /// Login password.
-    #[serde(deserialize_with = "text::optional")]
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     /// Sender address of notification emails.
     #[serde(deserialize_with = "text::required")]
     pub from: String,
@@ -838,12 +838,12 @@ impl Config {
                 reason: reason.to_string(),
             })
         };
-        if let Some(url) = &self.database_url
+        if let Some(url) = self.database_url.as_ref().map(Secret::expose)
             && !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://"))
         {
             return fail("database_url", "must start with sqlite:, postgres:// or postgresql://");
         }
-        if let Some(url) = &self.redis_url
+        if let Some(url) = self.redis_url.as_ref().map(Secret::expose)
             && !(url.starts_with("redis://") || url.starts_with("rediss://"))
         {
             return fail("redis_url", "must start with redis:// or rediss://");
@@ -866,7 +866,7 @@ impl Config {
             return fail("node_id", "must be 1-128 printable characters");
         }
         if let Some(secret) = &self.jwt_secret
-            && secret.len() < 32
+            && secret.expose().len() < 32
         {
             return fail("jwt_secret", "must be at least 32 characters");
         }
@@ -1035,5 +1035,48 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(config.validate().map_err(|e| e.key), Err("database_url"));
+    }
+
+    #[test]
+    fn no_secret_setting_appears_in_debug_or_serialization() {
+        let mut config = Config {
+            database_url: Some(Secret::url("postgres://app:db-pass-1@db.internal/dartwing")),
+            redis_url: Some(Secret::url("redis://:redis-pass-2@cache:6379/")),
+            jwt_secret: Some("jwt-secret-3-0123456789abcdef0123456789".into()),
+            ..Default::default()
+        };
+        config.observability.metrics_token = Some("metrics-token-4".into());
+        config.integrations.key = Some("integration-key-5".into());
+        config.integrations.previous_keys = vec!["previous-key-6".into()];
+        config.integrations.smtp.password = Some("smtp-password-7".into());
+        config.integrations.providers.insert(
+            "Google".into(),
+            ProviderConfig {
+                client_id: "client".into(),
+                client_secret: Some("client-secret-8".into()),
+                ..Default::default()
+            },
+        );
+        let debug = format!("{config:?}");
+        let serialized = serde_json::to_string(&config).unwrap_or_default();
+        for shown in [&debug, &serialized] {
+            for value in [
+                "db-pass-1",
+                "redis-pass-2",
+                "jwt-secret-3",
+                "metrics-token-4",
+                "integration-key-5",
+                "previous-key-6",
+                "smtp-password-7",
+                "client-secret-8",
+            ] {
+                assert!(!shown.contains(value), "{value} shown: {shown}");
+            }
+        }
+        assert!(
+            serialized.contains("postgres://app:<set>@db.internal/dartwing"),
+            "{serialized}"
+        );
+        assert_eq!(config.validate(), Ok(()));
     }
 }

@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use dartwing_core::access::{AccessObserver, DocumentDirectories};
-use dartwing_core::config::{Config, Role};
+use dartwing_core::config::{Config, Role, Secret};
 use dartwing_core::publish::{Publisher, SharedPublisher, Target};
 use dartwing_db::Db;
 use dartwing_db::heartbeat::WorkerHeartbeats;
@@ -90,12 +90,13 @@ impl App {
         );
         let url = config
             .database_url
-            .clone()
+            .as_ref()
+            .map(|url| url.expose().to_string())
             .unwrap_or_else(|| Db::sqlite_url_in(&config.data_dir));
         let db = Db::connect(&url, &config.database, Some(metrics.clone())).await?;
         db.migrate().await?;
         let jwt_secret = crate::secrets::jwt_secret(&config).map_err(anyhow::Error::msg)?;
-        let jwt = Arc::new(JwtVerifier::new(jwt_secret.as_deref(), &config.auth));
+        let jwt = Arc::new(JwtVerifier::new(jwt_secret.as_ref().map(Secret::expose), &config.auth));
         let tenancy = TenancyStore::new(db.clone());
         let authenticator = Arc::new(Authenticator::new(jwt.clone(), Arc::new(tenancy.clone())));
         let heartbeats = WorkerHeartbeats::new(
@@ -109,13 +110,14 @@ impl App {
         )
         .with_check(db.health_check())
         .with_check(heartbeats.health_check());
-        if let Some(url) = &config.redis_url {
+        let redis_url = config.redis_url.as_ref().map(|url| url.expose().to_string());
+        if let Some(url) = &redis_url {
             health = health.with_check(Arc::new(RedisCheck::new(url)?));
         }
         let realtime = Realtime::build(GatewayDeps {
             node_id: node_id.clone(),
             config: config.realtime.clone(),
-            redis_url: config.redis_url.clone(),
+            redis_url,
             authenticator: authenticator.clone(),
             identities: Arc::new(tenancy.clone()),
             documents: Arc::new(
@@ -259,7 +261,7 @@ async fn metrics(State(app): State<App>, headers: HeaderMap) -> Result<Response,
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
-        if given != Some(token.as_str()) {
+        if !given.is_some_and(|given| token.matches(given)) {
             return Err(ApiError(dartwing_core::Error::unauthenticated(
                 "Metrics need the configured bearer token",
             )));

@@ -333,8 +333,9 @@ fn contract_environment_variables_configure_the_node() {
         .unwrap();
     let shown: Value = serde_json::from_str(&stdout(&output)).unwrap();
     assert_eq!(shown["listen"], "127.0.0.1:8123");
-    assert_eq!(shown["database_url"], "<set>");
-    assert_eq!(shown["redis_url"], "<set>");
+    // Connection URLs without a password show in full; passwords never (see below).
+    assert_eq!(shown["database_url"], "postgres://db.example/dartwing");
+    assert_eq!(shown["redis_url"], "redis://127.0.0.1:6379/");
     assert_eq!(shown["data_dir"], "/var/lib/dartwing");
     assert_eq!(shown["node_id"], "7", "numeric-looking text stays text");
     assert_eq!(shown["roles"], "api,worker");
@@ -349,5 +350,69 @@ fn contract_environment_variables_configure_the_node() {
         serde_json::from_str::<Value>(&stdout(&flagged)).unwrap()["node_id"],
         "from-flag",
         "flags win over the environment"
+    );
+}
+
+#[test]
+fn config_check_with_every_secret_set_prints_none_of_them() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("dartwing.toml"),
+        r#"
+[observability]
+metrics_token = "metrics-token-value-4"
+
+[integrations]
+previous_keys = ["previous-key-value-6"]
+
+[integrations.smtp]
+host = "smtp.example.com"
+username = "mailer"
+password = "smtp-password-value-7"
+
+[integrations.providers.Google]
+client_id = "client-id-shown"
+client_secret = "client-secret-value-8"
+"#,
+    )
+    .unwrap();
+    let output = dartwing(dir.path())
+        .env(
+            "DARTWING_DATABASE_URL",
+            "postgres://app:db-password-value-1@db.internal:5432/dartwing",
+        )
+        .env("DARTWING_REDIS_URL", "redis://:redis-password-value-2@cache:6379/0")
+        .env("DARTWING_JWT_SECRET", "jwt-secret-value-3-0123456789abcdef0123")
+        .env("DARTWING_INTEGRATION_KEY", "integration-key-value-5")
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    let printed = stdout(&output);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for value in [
+        "db-password-value-1",
+        "redis-password-value-2",
+        "jwt-secret-value-3",
+        "metrics-token-value-4",
+        "integration-key-value-5",
+        "previous-key-value-6",
+        "smtp-password-value-7",
+        "client-secret-value-8",
+    ] {
+        assert!(!printed.contains(value), "{value} printed: {printed}");
+        assert!(!stderr.contains(value), "{value} on stderr: {stderr}");
+    }
+    let shown: Value = serde_json::from_str(&printed).unwrap();
+    assert_eq!(shown["database_url"], "postgres://app:<set>@db.internal:5432/dartwing");
+    assert_eq!(shown["redis_url"], "redis://:<set>@cache:6379/0");
+    assert_eq!(shown["jwt_secret"], "<set>");
+    assert_eq!(shown["observability"]["metrics_token"], "<set>");
+    assert_eq!(shown["integrations"]["key"], "<set>");
+    assert_eq!(shown["integrations"]["previous_keys"], json!(["<set>"]));
+    assert_eq!(shown["integrations"]["smtp"]["password"], "<set>");
+    assert_eq!(shown["integrations"]["providers"]["Google"]["client_secret"], "<set>");
+    assert_eq!(
+        shown["integrations"]["providers"]["Google"]["client_id"], "client-id-shown",
+        "settings that are not secret still show"
     );
 }
