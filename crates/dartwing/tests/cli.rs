@@ -416,3 +416,59 @@ client_secret = "client-secret-value-8"
         "settings that are not secret still show"
     );
 }
+
+/// Modes of the data directory and every file in it, by name.
+fn modes(data_dir: &Path) -> (u32, Vec<(String, u32)>) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let mut files: Vec<(String, u32)> = std::fs::read_dir(data_dir)
+        .unwrap()
+        .map(|entry| {
+            let entry = entry.unwrap();
+            (entry.file_name().to_string_lossy().to_string(), mode(&entry.path()))
+        })
+        .collect();
+    files.sort();
+    (mode(data_dir), files)
+}
+
+#[tokio::test]
+async fn other_local_users_cannot_read_the_data_directory_or_database_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("dartwing-data");
+    stdout(&run(dir.path(), &["migrate"]));
+    let (dir_mode, files) = modes(&data_dir);
+    assert_eq!(dir_mode, 0o700, "data directory after migrate");
+    assert!(files.iter().any(|(name, _)| name == "dartwing.db"), "{files:?}");
+    assert!(files.iter().all(|(_, mode)| *mode == 0o600), "after migrate: {files:?}");
+
+    // A serving node writes through the WAL: the -wal and -shm files SQLite creates are private too.
+    let served = Served::start(dir.path(), &[]).await;
+    let token = stdout(&run(dir.path(), &["token", "issue", "--email", "ann@example.com"]))
+        .trim()
+        .to_string();
+    let created = reqwest::Client::new()
+        .post(format!("{}/api/resource/Organization", served.base))
+        .bearer_auth(&token)
+        .json(&json!({"org_name": "Acme", "org_type": "Family"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 200);
+    let (dir_mode, files) = modes(&data_dir);
+    assert_eq!(dir_mode, 0o700);
+    for expected in [
+        "dartwing.db",
+        "dartwing.db-wal",
+        "dartwing.db-shm",
+        "jwt-secret",
+        "integration-key",
+    ] {
+        assert!(
+            files.iter().any(|(name, _)| name == expected),
+            "no {expected}: {files:?}"
+        );
+    }
+    assert!(files.iter().all(|(_, mode)| *mode == 0o600), "while serving: {files:?}");
+    served.terminate();
+}
