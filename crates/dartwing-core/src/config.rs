@@ -112,6 +112,14 @@ pub struct HttpConfig {
     pub body_limit_bytes: usize,
     /// On SIGTERM/SIGINT, how long in-flight requests may take to finish.
     pub shutdown_grace_secs: u64,
+    /// A connection whose request head (request line and headers) has not arrived this long
+    /// after the server started waiting for it is closed (slow clients, idle keep-alives).
+    pub header_read_timeout_secs: u64,
+    /// A request whose body pauses this long fails with 408.
+    pub body_timeout_secs: u64,
+    /// Most connections (WebSocket included) open at once on this node; beyond it new
+    /// connections are answered 503 and closed.
+    pub max_connections: usize,
 }
 
 impl Default for HttpConfig {
@@ -119,6 +127,9 @@ impl Default for HttpConfig {
         Self {
             body_limit_bytes: 5 * 1024 * 1024,
             shutdown_grace_secs: 30,
+            header_read_timeout_secs: 10,
+            body_timeout_secs: 30,
+            max_connections: 10_000,
         }
     }
 }
@@ -889,6 +900,15 @@ impl Config {
         }
         if self.http.body_limit_bytes < 1024 {
             return fail("http.body_limit_bytes", "must be at least 1024");
+        }
+        if self.http.header_read_timeout_secs == 0 {
+            return fail("http.header_read_timeout_secs", "must be at least 1");
+        }
+        if self.http.body_timeout_secs == 0 {
+            return fail("http.body_timeout_secs", "must be at least 1");
+        }
+        if self.http.max_connections == 0 {
+            return fail("http.max_connections", "must be at least 1");
         }
         for (key, queue) in [
             ("jobs.queues.critical", &self.jobs.queues.critical),

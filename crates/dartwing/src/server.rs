@@ -10,6 +10,7 @@ use dartwing_core::config::{Config, Role, Secret};
 use dartwing_core::publish::{Publisher, SharedPublisher, Target};
 use dartwing_db::Db;
 use dartwing_db::heartbeat::WorkerHeartbeats;
+use dartwing_http::listener::{self, ConnectionLimits};
 use dartwing_http::stack::{self, StackConfig};
 use dartwing_http::{ApiError, Authenticator, JwtVerifier, Message};
 use dartwing_integrations::TokenVault;
@@ -377,13 +378,12 @@ pub async fn start(app: &App) -> anyhow::Result<RunningServer> {
     let (shutdown, mut signal) = watch::channel(false);
     let router = app.router();
     let grace = Duration::from_secs(app.config.http.shutdown_grace_secs);
+    let limits = ConnectionLimits::from_config(&app.config.http);
     let task = tokio::spawn(async move {
         let mut grace_timer = signal.clone();
-        let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move {
-                let _ = signal.wait_for(|stop| *stop).await;
-            })
-            .into_future();
+        let server = listener::serve(listener, router, limits, async move {
+            let _ = signal.wait_for(|stop| *stop).await;
+        });
         tokio::select! {
             result = server => result,
             _ = async {
