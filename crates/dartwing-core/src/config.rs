@@ -391,7 +391,8 @@ pub struct RealtimeConfig {
     pub ping_interval_secs: u64,
     /// Engine.IO ping timeout: a client silent this long after a ping is disconnected.
     pub ping_timeout_secs: u64,
-    /// Largest Engine.IO packet a client may send, in bytes.
+    /// Largest payload a client may send, in bytes: an HTTP long-polling request body, or one
+    /// WebSocket message (a larger message closes the connection unprocessed).
     pub max_payload_bytes: u64,
     /// Events waiting to be published by this node; beyond it new events are dropped (and counted).
     pub publish_queue: usize,
@@ -861,6 +862,9 @@ impl Config {
         }
         if self.realtime.max_rooms_per_socket == 0 {
             return fail("realtime.max_rooms_per_socket", "must be at least 1");
+        }
+        if self.realtime.max_payload_bytes < 1024 {
+            return fail("realtime.max_payload_bytes", "must be at least 1024");
         }
         if self.realtime.publish_queue == 0 {
             return fail("realtime.publish_queue", "must be at least 1");

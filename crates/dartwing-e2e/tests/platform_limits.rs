@@ -1,14 +1,67 @@
-//! Platform limits: HTTP connections that cannot be held open or multiplied without limit. Each
-//! scenario is named after the attack it refuses, runs on SQLite and PostgreSQL, and checks that
-//! the refusal changed nothing.
+//! Platform limits: bounded WebSocket messages, and HTTP connections that cannot be held open or
+//! multiplied without limit. Each scenario is named after the attack it refuses, runs on SQLite
+//! and PostgreSQL, and checks that the refusal changed nothing.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use dartwing_e2e::TestServer;
 use dartwing_e2e::scenario::{ALICE, DbSnapshot, Scene};
+use dartwing_e2e::sockets::{ClientKind, SocketAgent};
+use reqwest::StatusCode;
+use serde_json::json;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+const PUBLISH: &str = "/api/method/dartwing_core.realtime.publish";
+
+// ----------------------------------------------------------------------------------- WebSocket
+
+dartwing_e2e::backend_tests! {
+    /// A member sends a `subscribe` far beyond `realtime.max_payload_bytes` over WebSocket: the
+    /// message is not processed (no ack, no room joined) and the connection is closed; a
+    /// normal-size subscription on a new connection still works.
+    async fn oversized_websocket_subscribe_is_not_processed(db) {
+        let scene = Scene::on(TestServer::start_with(db, |c| c.realtime.max_payload_bytes = 64 * 1024).await).await;
+        let server = &scene.server;
+        let room = format!("org:{}", scene.alpha);
+        let mut agent = SocketAgent::start(ClientKind::Js).await;
+        agent
+            .connect_with("big", json!({"url": server.base, "token": scene.token(ALICE), "transport": "websocket"}))
+            .await
+            .unwrap();
+        let snapshot = scene.snapshot().await;
+        let reply = agent
+            .call(json!({
+                "cmd": "emit", "client": "big", "event": "subscribe", "timeout_ms": 5000,
+                "data": {"room": room, "pad": "x".repeat(256 * 1024)},
+            }))
+            .await;
+        assert!(
+            reply["ok"] != json!(true) || reply["ack"]["ok"] != json!(true),
+            "the oversized subscribe was processed: {reply}"
+        );
+        let (_, connected) = agent.events("big").await;
+        assert!(!connected, "the connection stays open after an oversized message");
+        // Nothing published to the room reaches the client that tried to join it.
+        agent
+            .connect_with("normal", json!({"url": server.base, "token": scene.token(ALICE), "transport": "websocket"}))
+            .await
+            .unwrap();
+        assert_eq!(agent.subscribe("normal", &room).await, json!({"ok": true}));
+        let published = server
+            .post(PUBLISH, &scene.admin, &json!({"event": "probe", "message": {"n": 1}, "room": room}))
+            .await;
+        assert_eq!(published.status, StatusCode::OK, "{}", published.text);
+        let received = agent.wait_for("normal", "probe", 1, Duration::from_secs(5)).await;
+        assert_eq!(received, [json!({"n": 1})]);
+        let (events, _) = agent.events("big").await;
+        assert!(events.iter().all(|(event, _)| event != "probe"), "{events:?}");
+        snapshot.assert_unchanged(server, "an oversized WebSocket message").await;
+        agent.stop().await;
+        scene.stop().await;
+    }
+}
 
 // ------------------------------------------------------------------------- HTTP connections
 

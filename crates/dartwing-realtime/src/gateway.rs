@@ -174,11 +174,18 @@ pub struct Realtime {
     inner: Arc<Inner>,
 }
 
+/// The Socket.IO server settings. `realtime.max_payload_bytes` bounds what a client may send on
+/// either transport: an HTTP long-polling request body (`max_payload`), and a WebSocket message
+/// and each of its frames. A WebSocket message beyond it is never parsed: the connection closes
+/// (the socket disconnects with a transport error) and no event of it is handled.
 fn builder(config: &RealtimeConfig) -> SocketIoBuilder {
+    let ws_limit = usize::try_from(config.max_payload_bytes).unwrap_or(usize::MAX);
     SocketIo::builder()
         .ping_interval(Duration::from_secs(config.ping_interval_secs))
         .ping_timeout(Duration::from_secs(config.ping_timeout_secs))
         .max_payload(config.max_payload_bytes)
+        .ws_max_message_size(ws_limit)
+        .ws_max_frame_size(ws_limit)
         .ack_timeout(Duration::from_secs(10))
 }
 
