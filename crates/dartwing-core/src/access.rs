@@ -47,6 +47,14 @@ impl std::fmt::Debug for AccessNotifier {
     }
 }
 
+/// Whether organizations exist; implemented by the tenancy store. Used where a name that no
+/// membership vouches for must be checked, e.g. before it becomes a metric label.
+#[async_trait::async_trait]
+pub trait OrganizationDirectory: Send + Sync + 'static {
+    /// Whether `organization` exists (in any status).
+    async fn exists(&self, organization: &str) -> crate::Result<bool>;
+}
+
 /// Whose a document is, for deciding who may follow it (`doc:{doctype}:{name}` rooms).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DocumentOwner {

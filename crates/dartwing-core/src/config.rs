@@ -203,8 +203,12 @@ pub struct ObservabilityConfig {
     pub access_log: bool,
     /// Record metrics (turning it off is for measuring their cost).
     pub metrics_enabled: bool,
-    /// When set, scraping metrics requires `Authorization: Bearer <token>`.
+    /// When set, scraping metrics requires `Authorization: Bearer <token>`. Required in
+    /// production mode unless `metrics_listen` is set.
     pub metrics_token: Option<Secret>,
+    /// A listener of its own for `/metrics` (e.g. `127.0.0.1:9100`, reachable only by the
+    /// scraper); metrics are then no longer served on `listen`.
+    pub metrics_listen: Option<SocketAddr>,
     /// Distinct tenant values (`org` label) tracked per metric family before they fold into `other`.
     pub max_org_label_values: usize,
     /// A worker whose heartbeat is older than this is considered dead.
@@ -221,6 +225,7 @@ impl Default for ObservabilityConfig {
             access_log: true,
             metrics_enabled: true,
             metrics_token: None,
+            metrics_listen: None,
             max_org_label_values: 500,
             worker_heartbeat_timeout_secs: 60,
             health_check_timeout_ms: 2_000,
@@ -887,6 +892,20 @@ impl Config {
         }
         if self.production && self.jwt_secret.is_none() && self.auth.jwks_url.is_none() {
             return fail("jwt_secret", "production mode needs jwt_secret or auth.jwks_url");
+        }
+        if self.production && self.observability.metrics_token.is_none() && self.observability.metrics_listen.is_none()
+        {
+            return fail(
+                "observability.metrics_token",
+                "production mode needs a metrics token (or observability.metrics_listen, a private listener for /metrics)",
+            );
+        }
+        if self
+            .observability
+            .metrics_listen
+            .is_some_and(|metrics| metrics == self.listen && metrics.port() != 0)
+        {
+            return fail("observability.metrics_listen", "must differ from listen");
         }
         if let Some(url) = &self.auth.jwks_url
             && !(url.starts_with("http://") || url.starts_with("https://"))

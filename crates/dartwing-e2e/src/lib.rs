@@ -234,6 +234,14 @@ impl TestServer {
         }
     }
 
+    /// `http://host:port` of the metrics listener (`observability.metrics_listen`), if any.
+    pub fn metrics_base(&self) -> Option<String> {
+        self.running
+            .as_ref()
+            .and_then(|running| running.metrics_addr)
+            .map(|addr| format!("http://{addr}"))
+    }
+
     /// Full URL of `path`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)

@@ -1,19 +1,180 @@
-//! Platform limits: bounded WebSocket messages, and HTTP connections that cannot be held open or
-//! multiplied without limit. Each scenario is named after the attack it refuses, runs on SQLite
-//! and PostgreSQL, and checks that the refusal changed nothing.
+//! Platform limits: metrics that tenants cannot write into, bounded WebSocket messages, and HTTP
+//! connections that cannot be held open or multiplied without limit. Each scenario is named after
+//! the attack it refuses, runs on SQLite and PostgreSQL, and checks that the refusal changed
+//! nothing.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use dartwing_e2e::TestServer;
-use dartwing_e2e::scenario::{ALICE, DbSnapshot, Scene};
+use dartwing_e2e::scenario::{ALICE, DbSnapshot, Scene, assert_refused};
 use dartwing_e2e::sockets::{ClientKind, SocketAgent};
-use reqwest::StatusCode;
-use serde_json::json;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+const FEED: &str = "/api/method/dartwing_core.sync.feed";
+const UPSERT: &str = "/api/method/dartwing_core.sync.upsert_batch";
+const ENQUEUE: &str = "/api/method/dartwing_core.jobs.enqueue";
 const PUBLISH: &str = "/api/method/dartwing_core.realtime.publish";
+
+// ------------------------------------------------------------------------------------ metrics
+
+async fn scrape(server: &TestServer) -> String {
+    let reply = server.send(Method::GET, "/metrics", None, None).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    reply.text
+}
+
+/// The values of the `org` label in the samples of `family`.
+fn org_values(text: &str, family: &str) -> BTreeSet<String> {
+    text.lines()
+        .filter(|line| line.starts_with(&format!("{family}{{")))
+        .filter_map(|line| line.split("org=\"").nth(1))
+        .filter_map(|rest| rest.split('"').next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Requests naming `org` on every route that takes an organization from the caller.
+fn naming(org: &str) -> Vec<(Method, String, Option<Value>)> {
+    let query = urlencoding::encode(org);
+    vec![
+        (Method::GET, format!("{FEED}?org={query}"), None),
+        (Method::POST, UPSERT.to_string(), Some(json!({"org": org, "items": []}))),
+        (
+            Method::GET,
+            format!("/api/method/dartwing_core.sync.conflicts?org={query}"),
+            None,
+        ),
+        (
+            Method::POST,
+            ENQUEUE.to_string(),
+            Some(json!({"method": "core.noop", "organization": org, "args": {}})),
+        ),
+        (
+            Method::GET,
+            format!("/api/method/dartwing_core.integrations.status?organization={query}"),
+            None,
+        ),
+        (Method::GET, format!("/api/resource/Organization/{query}"), None),
+    ]
+}
+
+dartwing_e2e::backend_tests! {
+    /// A tenant sends organization values it has no access to — 20 rounds of 20 KB each over every
+    /// route that takes one. All are refused, none becomes a label, the scrape does not grow, and
+    /// an authorized request for an existing organization is still counted under its name.
+    async fn refused_requests_with_a_20kb_org_cannot_write_into_metrics(db) {
+        let scene = Scene::new(db).await;
+        let server = &scene.server;
+        let alice = format!("Bearer {}", scene.token(ALICE));
+        let huge = format!("huge-org-{}", "h".repeat(20 * 1024));
+        // Warm-up with a short made-up name, so every route's refusal series exists already.
+        for (method, path, body) in naming("made-up-org") {
+            let reply = server.send(method, &path, Some(&alice), body.as_ref()).await;
+            assert!(reply.status.is_client_error(), "{path}: {}", reply.text);
+        }
+        let _ = scrape(server).await;
+        let snapshot = scene.snapshot().await;
+        let before = scrape(server).await;
+        for _ in 0..20 {
+            for (method, path, body) in naming(&huge) {
+                let reply = server.send(method, &path, Some(&alice), body.as_ref()).await;
+                assert!(
+                    matches!(reply.status, StatusCode::FORBIDDEN | StatusCode::NOT_FOUND),
+                    "{path}: {} {}",
+                    reply.status,
+                    reply.text.chars().take(200).collect::<String>()
+                );
+            }
+        }
+        let after = scrape(server).await;
+        snapshot.assert_unchanged(server, "refused requests with a 20 KB org").await;
+        for text in [&before, &after] {
+            assert!(!text.contains("huge-org-") && !text.contains("hhhhhhhh"), "a refused value became a label");
+            assert!(!text.contains("made-up-org"), "a refused value became a label");
+        }
+        assert!(
+            after.len() < before.len() + 8 * 1024,
+            "the scrape grew from {} to {} bytes after 120 refused requests",
+            before.len(),
+            after.len()
+        );
+        // Authorized work on an existing organization keeps its label.
+        let reply = server
+            .send(Method::GET, &format!("{FEED}?org={}", scene.alpha), Some(&alice), None)
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        let text = scrape(server).await;
+        assert!(
+            org_values(&text, "http_requests_total").contains(&scene.alpha),
+            "authorized request not counted under {}",
+            scene.alpha
+        );
+        scene.stop().await;
+    }
+
+    /// A platform administrator's request naming an organization that does not exist is served
+    /// (or answered 404) without the made-up name becoming a label; existing organizations an
+    /// administrator works on are labelled.
+    async fn administrator_request_naming_a_missing_org_leaves_no_label(db) {
+        let scene = Scene::new(db).await;
+        let server = &scene.server;
+        let snapshot = scene.snapshot().await;
+        let ghost = "ghost-org-that-does-not-exist";
+        let reply = server.get(&format!("{FEED}?org={ghost}"), &scene.admin).await;
+        assert_refused(&reply, StatusCode::NOT_FOUND, "DoesNotExistError", &[]);
+        let reply = server
+            .get(&format!("/api/method/dartwing_core.jobs.list?organization={ghost}"), &scene.admin)
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        let reply = server.get(&format!("{FEED}?org={}", scene.beta), &scene.admin).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        snapshot.assert_unchanged(server, "administrator reads").await;
+        let text = scrape(server).await;
+        assert!(!text.contains(ghost), "a missing organization became a label");
+        assert!(org_values(&text, "http_requests_total").contains(&scene.beta));
+        scene.stop().await;
+    }
+
+    /// With metrics on a private listener (`observability.metrics_listen`), the public listener
+    /// no longer serves them to anyone; the private one does, behind the token when one is set.
+    async fn public_listener_does_not_serve_metrics_moved_to_a_private_listener(db) {
+        let server = TestServer::start_with(db, |c| {
+            c.observability.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+            c.observability.metrics_token = Some("scrape-token-1".into());
+        })
+        .await;
+        let snapshot = DbSnapshot::take(&server).await;
+        for path in ["/metrics", "/api/method/dartwing_core.observability.api.metrics"] {
+            let reply = server
+                .send(Method::GET, path, Some("Bearer scrape-token-1"), None)
+                .await;
+            assert_refused(&reply, StatusCode::NOT_FOUND, "DoesNotExistError", &["scrape-token-1"]);
+        }
+        let private = server.metrics_base().expect("metrics listener");
+        let client = reqwest::Client::new();
+        let anonymous = client.get(format!("{private}/metrics")).send().await.unwrap();
+        assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+        let scraped = client
+            .get(format!("{private}/metrics"))
+            .bearer_auth("scrape-token-1")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(scraped.status(), StatusCode::OK);
+        assert!(scraped.text().await.unwrap().contains("# TYPE http_requests_total counter"));
+        let other = client.get(format!("{private}/health")).send().await.unwrap();
+        assert_eq!(other.status(), StatusCode::NOT_FOUND, "the private listener serves metrics only");
+        let health = server.send(Method::GET, "/health", None, None).await;
+        assert_eq!(health.status, StatusCode::OK);
+        snapshot.assert_unchanged(&server, "metrics listeners").await;
+        server.stop().await;
+    }
+}
 
 // ----------------------------------------------------------------------------------- WebSocket
 

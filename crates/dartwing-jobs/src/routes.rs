@@ -54,9 +54,6 @@ async fn enqueue(
     Auth(actor): Auth,
     StrictJson(body): StrictJson<EnqueueBody>,
 ) -> ApiResult<Message<Value>> {
-    if let Some(org) = &body.organization {
-        context.set_organization(org);
-    }
     let run_at = body
         .run_at
         .as_deref()

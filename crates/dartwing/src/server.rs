@@ -175,10 +175,14 @@ impl App {
                 "/api/method/dartwing_core.observability.health.health",
                 get(health_method),
             )
-            .route("/metrics", get(metrics))
-            .route("/api/method/dartwing_core.observability.api.metrics", get(metrics))
-            .route("/api/openapi.json", get(openapi))
-            .with_state(self.clone());
+            .route("/api/openapi.json", get(openapi));
+        // With a listener of their own, metrics are served only there.
+        if self.config.observability.metrics_listen.is_none() {
+            routes = routes
+                .route("/metrics", get(metrics))
+                .route("/api/method/dartwing_core.observability.api.metrics", get(metrics));
+        }
+        let mut routes = routes.with_state(self.clone());
         if self.config.roles.contains(Role::Api) {
             routes = routes
                 .merge(dartwing_tenancy::routes::routes(self.tenancy.clone()))
@@ -194,6 +198,7 @@ impl App {
                 access_log: self.config.observability.access_log,
                 body_limit_bytes: self.config.http.body_limit_bytes,
                 authenticator: self.authenticator.clone(),
+                organizations: Arc::new(self.tenancy.clone()),
             },
         );
         if self.config.roles.contains(Role::Realtime) {
@@ -348,9 +353,12 @@ impl RedisErrorKind for redis::RedisError {
 pub struct RunningServer {
     /// The bound address (useful with port 0).
     pub addr: SocketAddr,
+    /// The bound address of the metrics listener (`observability.metrics_listen`), if any.
+    pub metrics_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     roles_shutdown: CancellationToken,
     task: JoinHandle<std::io::Result<()>>,
+    metrics_task: Option<JoinHandle<std::io::Result<()>>>,
     background: Vec<JoinHandle<()>>,
     realtime: Realtime,
 }
@@ -365,8 +373,32 @@ impl RunningServer {
         for task in self.background {
             let _ = task.await;
         }
+        if let Some(task) = self.metrics_task {
+            task.await.unwrap_or_else(|e| Err(std::io::Error::other(e)))?;
+        }
         self.task.await.unwrap_or_else(|e| Err(std::io::Error::other(e)))
     }
+}
+
+/// Serves `/metrics` alone on `address` (`observability.metrics_listen`) until `stop` turns true.
+async fn start_metrics_listener(
+    app: &App,
+    address: SocketAddr,
+    limits: ConnectionLimits,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<(SocketAddr, JoinHandle<std::io::Result<()>>)> {
+    let listener = TcpListener::bind(address)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {address} (`observability.metrics_listen`): {e}"))?;
+    let addr = listener.local_addr()?;
+    let router = Router::new()
+        .route("/metrics", get(metrics))
+        .fallback(|| async { ApiError(dartwing_core::Error::not_found("This listener serves /metrics only")) })
+        .with_state(app.clone());
+    let task = tokio::spawn(listener::serve(listener, router, limits, async move {
+        let _ = stop.wait_for(|stop| *stop).await;
+    }));
+    Ok((addr, task))
 }
 
 /// Binds the configured listener, serves `app` and starts the configured background roles.
@@ -379,6 +411,13 @@ pub async fn start(app: &App) -> anyhow::Result<RunningServer> {
     let router = app.router();
     let grace = Duration::from_secs(app.config.http.shutdown_grace_secs);
     let limits = ConnectionLimits::from_config(&app.config.http);
+    let (metrics_addr, metrics_task) = match app.config.observability.metrics_listen {
+        Some(address) => {
+            let (addr, task) = start_metrics_listener(app, address, limits, signal.clone()).await?;
+            (Some(addr), Some(task))
+        }
+        None => (None, None),
+    };
     let task = tokio::spawn(async move {
         let mut grace_timer = signal.clone();
         let server = listener::serve(listener, router, limits, async move {
@@ -413,9 +452,11 @@ pub async fn start(app: &App) -> anyhow::Result<RunningServer> {
     background.extend(app.realtime.spawn(roles_shutdown.clone()));
     Ok(RunningServer {
         addr,
+        metrics_addr,
         shutdown,
         roles_shutdown,
         task,
+        metrics_task,
         background,
         realtime: app.realtime.clone(),
     })

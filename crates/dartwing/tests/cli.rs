@@ -472,3 +472,34 @@ async fn other_local_users_cannot_read_the_data_directory_or_database_files() {
     assert!(files.iter().all(|(_, mode)| *mode == 0o600), "while serving: {files:?}");
     served.terminate();
 }
+
+#[test]
+fn production_mode_without_a_metrics_token_refuses_to_start_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let production = || {
+        let mut command = dartwing(dir.path());
+        command
+            .env("DARTWING_PRODUCTION", "true")
+            .env("DARTWING_JWT_SECRET", "p".repeat(40));
+        command
+    };
+    fails_naming(
+        production().args(["config", "check"]).output().unwrap(),
+        "observability.metrics_token",
+    );
+    // A token, or a listener of their own for metrics, satisfies production mode.
+    let with_token = production()
+        .env("DARTWING_OBSERVABILITY__METRICS_TOKEN", "scrape-token-value-9")
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    let printed = stdout(&with_token);
+    assert!(!printed.contains("scrape-token-value-9"), "{printed}");
+    let with_listener = production()
+        .env("DARTWING_OBSERVABILITY__METRICS_LISTEN", "127.0.0.1:9100")
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    let shown: Value = serde_json::from_str(&stdout(&with_listener)).unwrap();
+    assert_eq!(shown["observability"]["metrics_listen"], "127.0.0.1:9100");
+}
