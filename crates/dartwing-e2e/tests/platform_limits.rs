@@ -1,12 +1,12 @@
-//! Platform limits: metrics that tenants cannot write into, bounded WebSocket messages, and HTTP
-//! connections that cannot be held open or multiplied without limit. Each scenario is named after
-//! the attack it refuses, runs on SQLite and PostgreSQL, and checks that the refusal changed
-//! nothing.
+//! Platform limits: metrics that tenants cannot write into, bounded WebSocket messages, HTTP
+//! connections that cannot be held open or multiplied without limit, and sync document names
+//! private to each organization. Each scenario is named after the attack it refuses, runs on
+//! SQLite and PostgreSQL, and checks that the refusal changed nothing.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use dartwing_e2e::TestServer;
-use dartwing_e2e::scenario::{ALICE, DbSnapshot, Scene, assert_refused};
+use dartwing_e2e::scenario::{ALICE, BOB, DbSnapshot, Scene, assert_refused};
 use dartwing_e2e::sockets::{ClientKind, SocketAgent};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -352,5 +352,152 @@ dartwing_e2e::backend_tests! {
         }
         snapshot.assert_unchanged(&server, "connections beyond the cap").await;
         server.stop().await;
+    }
+}
+
+// ------------------------------------------------------------------------------------- sync
+
+fn item(op_id: &str, op: &str, name: &str, data: Value) -> Value {
+    json!({"op_id": op_id, "op": op, "doctype": "Task", "name": name, "data": data,
+           "client_ts": "2026-11-25T10:00:00.000000Z"})
+}
+
+async fn upsert(server: &TestServer, token: &str, org: &str, items: Vec<Value>) -> Vec<Value> {
+    let reply = server.post(UPSERT, token, &json!({"org": org, "items": items})).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    reply.json()["message"].as_array().unwrap().clone()
+}
+
+async fn feed(server: &TestServer, token: &str, org: &str) -> Vec<Value> {
+    let reply = server.get(&format!("{FEED}?org={org}&limit=500"), token).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    reply.json()["message"]["rows"].as_array().unwrap().clone()
+}
+
+/// An answer with what legitimately differs between two items (ids, times, the name) removed.
+fn shape(answer: &Value, name: &str) -> Value {
+    let mut answer = answer.clone();
+    for field in ["op_id", "server_ts"] {
+        answer.as_object_mut().unwrap().remove(field);
+    }
+    if let Some(doc) = answer["resolved_doc"].as_object_mut() {
+        doc.remove("modified");
+        doc.remove("name");
+    }
+    if let Some(message) = answer["message"].as_str() {
+        answer["message"] = json!(message.replace(name, "<name>"));
+    }
+    answer
+}
+
+/// Every stored row of `org`'s sync documents, versions and changes.
+async fn org_rows(server: &TestServer, org: &str) -> Vec<String> {
+    let mut rows = Vec::new();
+    for (table, columns) in [
+        ("sync_document", "doctype, name, data, version, deleted, modified"),
+        ("sync_version", "doctype, name, version, data, modified"),
+        ("sync_change", "seq, doctype, name, data, modified"),
+    ] {
+        let sql = format!("SELECT {columns} FROM {table} WHERE organization = $1 ORDER BY 1, 2, 3");
+        for row in sqlx::query(&sql)
+            .bind(org)
+            .fetch_all(server.app.db.pool())
+            .await
+            .unwrap()
+        {
+            use sqlx::Row;
+            let values: Vec<String> = (0..row.len())
+                .map(|i| {
+                    row.try_get::<String, _>(i)
+                        .or_else(|_| row.try_get::<i64, _>(i).map(|n| n.to_string()))
+                        .unwrap()
+                })
+                .collect();
+            rows.push(format!("{table}: {}", values.join(" | ")));
+        }
+    }
+    rows
+}
+
+dartwing_e2e::backend_tests! {
+    /// Beta inserts a document name Alpha already uses (name squatting, existence probing): the
+    /// insert is Beta's own document, answered exactly as for an unused name; updating a name only
+    /// Alpha has answers as for a name nobody has; Alpha's documents, history and feed are
+    /// untouched; and a `doc:` room tells an outsider no more than for an unused name.
+    async fn insert_with_another_orgs_document_name_neither_reveals_nor_touches_it(db) {
+        let scene = Scene::new(db).await;
+        let server = &scene.server;
+        let (alice, bob) = (scene.token(ALICE), scene.token(BOB));
+        let answers = upsert(
+            server,
+            &alice,
+            &scene.alpha,
+            vec![
+                item("a-1", "insert", "SHARED-NAME", json!({"secret": "alpha-only"})),
+                item("a-2", "insert", "ONLY-IN-ALPHA", json!({"secret": "alpha-only"})),
+            ],
+        )
+        .await;
+        assert!(answers.iter().all(|a| a["status"] == "applied"), "{answers:?}");
+        let alpha_rows = org_rows(server, &scene.alpha).await;
+        let alpha_feed = feed(server, &alice, &scene.alpha).await;
+        assert_eq!(alpha_feed.len(), 2);
+
+        let answers = upsert(
+            server,
+            &bob,
+            &scene.beta,
+            vec![
+                item("b-1", "insert", "SHARED-NAME", json!({"title": "beta's own"})),
+                item("b-2", "insert", "UNUSED-NAME", json!({"title": "beta's own"})),
+                item("b-3", "update", "ONLY-IN-ALPHA", json!({"secret": "overwritten"})),
+                item("b-4", "update", "NOBODY-HAS-THIS", json!({"secret": "overwritten"})),
+                item("b-5", "delete", "ONLY-IN-ALPHA", json!({})),
+                item("b-6", "delete", "NOBODY-HAS-THIS", json!({})),
+            ],
+        )
+        .await;
+        assert_eq!(answers[0]["status"], "applied", "{}", answers[0]);
+        assert_eq!(shape(&answers[0], "SHARED-NAME"), shape(&answers[1], "UNUSED-NAME"));
+        assert_eq!(answers[0]["resolved_doc"]["data"], json!({"title": "beta's own"}));
+        for (probe, unused) in [(2, 3), (4, 5)] {
+            assert_eq!(answers[probe]["exc_type"], "DoesNotExistError", "{}", answers[probe]);
+            assert_eq!(
+                shape(&answers[probe], "ONLY-IN-ALPHA"),
+                shape(&answers[unused], "NOBODY-HAS-THIS"),
+                "a name only another organization has answers like a name nobody has"
+            );
+        }
+        let all: String = answers.iter().map(Value::to_string).collect();
+        assert!(!all.contains("alpha-only") && !all.contains(&scene.alpha), "{all}");
+
+        // Alpha's documents, history and feed are untouched; Beta sees only its own.
+        assert_eq!(org_rows(server, &scene.alpha).await, alpha_rows);
+        assert_eq!(feed(server, &alice, &scene.alpha).await, alpha_feed);
+        let beta_feed = feed(server, &bob, &scene.beta).await;
+        let names: Vec<&str> = beta_feed.iter().map(|r| r["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["SHARED-NAME", "UNUSED-NAME"]);
+        assert!(beta_feed.iter().all(|r| r["data"] == json!({"title": "beta's own"})));
+
+        // Each organization follows its own copy; an outsider learns nothing about Alpha's names.
+        let mut agent = SocketAgent::start(ClientKind::Js).await;
+        for (client, email) in [("bob", BOB), ("carol", "carol@example.com")] {
+            agent.connect(client, &server.base, &scene.token(email)).await.unwrap();
+        }
+        assert_eq!(agent.subscribe("bob", "doc:Task:SHARED-NAME").await, json!({"ok": true}));
+        let probe = agent.subscribe("carol", "doc:Task:ONLY-IN-ALPHA").await;
+        let unused = agent.subscribe("carol", "doc:Task:NOBODY-HAS-THIS").await;
+        assert_eq!(probe["ok"], json!(false), "{probe}");
+        assert_eq!(
+            probe["error"].as_str().unwrap().replace("ONLY-IN-ALPHA", "<name>"),
+            unused["error"].as_str().unwrap().replace("NOBODY-HAS-THIS", "<name>"),
+        );
+        let probe = agent.subscribe("bob", "doc:Task:ONLY-IN-ALPHA").await;
+        assert_eq!(
+            probe["error"].as_str().unwrap().replace("ONLY-IN-ALPHA", "<name>"),
+            unused["error"].as_str().unwrap().replace("NOBODY-HAS-THIS", "<name>"),
+        );
+        agent.stop().await;
+        scene.stop().await;
     }
 }

@@ -5,7 +5,7 @@ use crate::event::{ChannelEvent, Destination};
 use crate::policy::{self, Refusal};
 use crate::redis_bus::RedisBus;
 use crate::room::Room;
-use dartwing_core::access::{AccessObserver, DocumentDirectory};
+use dartwing_core::access::{AccessObserver, DocumentDirectory, ReaderView};
 use dartwing_core::config::RealtimeConfig;
 use dartwing_core::identity::{IdentityStore, VerifiedUser};
 use dartwing_core::publish::{Publisher, Target};
@@ -77,6 +77,13 @@ struct Shared {
 }
 
 impl Shared {
+    /// The document directory as `principal` sees it: a `doc:` room whose name several
+    /// organizations use is judged on the copy `principal` may read, and on none (an unknown
+    /// document) when it may read none of them.
+    fn documents_for(&self, principal: &Principal) -> ReaderView {
+        ReaderView::new(self.documents.clone(), principal.clone())
+    }
+
     /// The user's principal with current memberships (a subscription is judged on fresh data).
     async fn principal(&self, user: &SocketUser) -> Result<Principal, Error> {
         self.identities
@@ -463,13 +470,14 @@ impl Realtime {
                 Ok(principal) => match io.to(user_room.clone()).rooms().await {
                     Err(error) => Err(error.to_string()),
                     Ok(rooms) => {
+                        let documents = self.inner.shared.documents_for(principal);
                         let mut refused = Vec::new();
                         for name in rooms {
                             if name == user_room.as_str() {
                                 continue;
                             }
                             let Ok(room) = Room::parse(&name) else { continue };
-                            if policy::may_join(principal, &room, self.inner.shared.documents.as_ref(), self.inner.shared.config.custom_rooms)
+                            if policy::may_join(principal, &room, &documents, self.inner.shared.config.custom_rooms)
                                 .await
                                 .is_err()
                             {
@@ -641,7 +649,8 @@ async fn subscribe<A: Adapter>(
         .principal(&user)
         .await
         .map_err(|e| Refusal(e.message().to_string()))?;
-    policy::may_join(&principal, &room, shared.documents.as_ref(), shared.config.custom_rooms).await?;
+    let documents = shared.documents_for(&principal);
+    policy::may_join(&principal, &room, &documents, shared.config.custom_rooms).await?;
     socket.join(name);
     Ok(())
 }
