@@ -2,6 +2,7 @@
 //! deactivated, person deactivated, organization suspended), so that state derived from earlier
 //! permission decisions — such as realtime room subscriptions — is re-checked at once.
 
+use crate::Principal;
 use std::sync::{Arc, OnceLock, Weak};
 
 /// Receives access changes; implemented by the realtime gateway.
@@ -47,6 +48,14 @@ impl std::fmt::Debug for AccessNotifier {
     }
 }
 
+/// Whether organizations exist; implemented by the tenancy store. Used where a name that no
+/// membership vouches for must be checked, e.g. before it becomes a metric label.
+#[async_trait::async_trait]
+pub trait OrganizationDirectory: Send + Sync + 'static {
+    /// Whether `organization` exists (in any status).
+    async fn exists(&self, organization: &str) -> crate::Result<bool>;
+}
+
 /// Whose a document is, for deciding who may follow it (`doc:{doctype}:{name}` rooms).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DocumentOwner {
@@ -61,6 +70,36 @@ pub enum DocumentOwner {
 pub trait DocumentDirectory: Send + Sync + 'static {
     /// The owner of `doctype`/`name`; `Ok(None)` when this directory does not know the document.
     async fn owner(&self, doctype: &str, name: &str) -> crate::Result<Option<DocumentOwner>>;
+
+    /// The owner of `doctype`/`name` as `reader` sees it. Where names are unique per organization
+    /// (sync documents), several organizations may hold the name: the answer is a copy `reader`
+    /// may read, and `Ok(None)` — as for an unknown name — when there is none, so the answer
+    /// never reveals another organization's documents. Default: [`DocumentDirectory::owner`].
+    async fn owner_for(&self, reader: &Principal, doctype: &str, name: &str) -> crate::Result<Option<DocumentOwner>> {
+        let _ = reader;
+        self.owner(doctype, name).await
+    }
+}
+
+/// A directory as one reader sees it: its `owner` answers [`DocumentDirectory::owner_for`] that
+/// reader, for deciding that reader's access (e.g. a `doc:` room subscription).
+pub struct ReaderView {
+    directory: Arc<dyn DocumentDirectory>,
+    reader: Principal,
+}
+
+impl ReaderView {
+    /// `directory` as `reader` sees it.
+    pub fn new(directory: Arc<dyn DocumentDirectory>, reader: Principal) -> Self {
+        Self { directory, reader }
+    }
+}
+
+#[async_trait::async_trait]
+impl DocumentDirectory for ReaderView {
+    async fn owner(&self, doctype: &str, name: &str) -> crate::Result<Option<DocumentOwner>> {
+        self.directory.owner_for(&self.reader, doctype, name).await
+    }
 }
 
 /// Asks several directories in order; the first that knows the document answers.
@@ -80,6 +119,15 @@ impl DocumentDirectory for DocumentDirectories {
     async fn owner(&self, doctype: &str, name: &str) -> crate::Result<Option<DocumentOwner>> {
         for directory in &self.0 {
             if let Some(owner) = directory.owner(doctype, name).await? {
+                return Ok(Some(owner));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn owner_for(&self, reader: &Principal, doctype: &str, name: &str) -> crate::Result<Option<DocumentOwner>> {
+        for directory in &self.0 {
+            if let Some(owner) = directory.owner_for(reader, doctype, name).await? {
                 return Ok(Some(owner));
             }
         }

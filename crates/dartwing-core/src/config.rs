@@ -7,6 +7,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+mod secret;
+
+pub use secret::Secret;
+
 /// The whole runtime configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -20,15 +24,15 @@ pub struct Config {
     pub roles: Roles,
     /// Directory for the embedded SQLite database and generated secrets.
     pub data_dir: PathBuf,
-    /// `sqlite://…` or `postgres://…`; default: `dartwing.db` in `data_dir`.
-    #[serde(deserialize_with = "text::optional")]
-    pub database_url: Option<String>,
-    /// `redis://…`; set to run in cluster mode.
-    #[serde(deserialize_with = "text::optional")]
-    pub redis_url: Option<String>,
+    /// `sqlite://…` or `postgres://…`; default: `dartwing.db` in `data_dir`. Shown with its
+    /// password hidden.
+    #[serde(deserialize_with = "secret::optional_url")]
+    pub database_url: Option<Secret>,
+    /// `redis://…`; set to run in cluster mode. Shown with its password hidden.
+    #[serde(deserialize_with = "secret::optional_url")]
+    pub redis_url: Option<Secret>,
     /// HS256 secret for end-user JWTs; default in embedded mode: generated into `data_dir`.
-    #[serde(deserialize_with = "text::optional")]
-    pub jwt_secret: Option<String>,
+    pub jwt_secret: Option<Secret>,
     /// Production mode: refuse to start without explicit secrets instead of generating them.
     pub production: bool,
     /// Connection pool and query settings.
@@ -108,6 +112,14 @@ pub struct HttpConfig {
     pub body_limit_bytes: usize,
     /// On SIGTERM/SIGINT, how long in-flight requests may take to finish.
     pub shutdown_grace_secs: u64,
+    /// A connection whose request head (request line and headers) has not arrived this long
+    /// after the server started waiting for it is closed (slow clients, idle keep-alives).
+    pub header_read_timeout_secs: u64,
+    /// A request whose body pauses this long fails with 408.
+    pub body_timeout_secs: u64,
+    /// Most connections (WebSocket included) open at once on this node; beyond it new
+    /// connections are answered 503 and closed.
+    pub max_connections: usize,
 }
 
 impl Default for HttpConfig {
@@ -115,6 +127,9 @@ impl Default for HttpConfig {
         Self {
             body_limit_bytes: 5 * 1024 * 1024,
             shutdown_grace_secs: 30,
+            header_read_timeout_secs: 10,
+            body_timeout_secs: 30,
+            max_connections: 10_000,
         }
     }
 }
@@ -188,9 +203,12 @@ pub struct ObservabilityConfig {
     pub access_log: bool,
     /// Record metrics (turning it off is for measuring their cost).
     pub metrics_enabled: bool,
-    /// When set, scraping metrics requires `Authorization: Bearer <token>`.
-    #[serde(deserialize_with = "text::optional")]
-    pub metrics_token: Option<String>,
+    /// When set, scraping metrics requires `Authorization: Bearer <token>`. Required in
+    /// production mode unless `metrics_listen` is set.
+    pub metrics_token: Option<Secret>,
+    /// A listener of its own for `/metrics` (e.g. `127.0.0.1:9100`, reachable only by the
+    /// scraper); metrics are then no longer served on `listen`.
+    pub metrics_listen: Option<SocketAddr>,
     /// Distinct tenant values (`org` label) tracked per metric family before they fold into `other`.
     pub max_org_label_values: usize,
     /// A worker whose heartbeat is older than this is considered dead.
@@ -207,6 +225,7 @@ impl Default for ObservabilityConfig {
             access_log: true,
             metrics_enabled: true,
             metrics_token: None,
+            metrics_listen: None,
             max_org_label_values: 500,
             worker_heartbeat_timeout_secs: 60,
             health_check_timeout_ms: 2_000,
@@ -405,7 +424,8 @@ pub struct RealtimeConfig {
     pub ping_interval_secs: u64,
     /// Engine.IO ping timeout: a client silent this long after a ping is disconnected.
     pub ping_timeout_secs: u64,
-    /// Largest Engine.IO packet a client may send, in bytes.
+    /// Largest payload a client may send, in bytes: an HTTP long-polling request body, or one
+    /// WebSocket message (a larger message closes the connection unprocessed).
     pub max_payload_bytes: u64,
     /// Events waiting to be published by this node; beyond it new events are dropped (and counted).
     pub publish_queue: usize,
@@ -589,10 +609,9 @@ impl ConflictStrategy {
 pub struct IntegrationsConfig {
     /// The current encryption key (base64 of 32 bytes); new ciphertexts use it. Also read from
     /// `DARTWING_INTEGRATION_KEY`.
-    #[serde(deserialize_with = "text::optional")]
-    pub key: Option<String>,
+    pub key: Option<Secret>,
     /// Older keys (base64) that stay readable until `dartwing keys rotate` has re-encrypted every row.
-    pub previous_keys: Vec<String>,
+    pub previous_keys: Vec<Secret>,
     /// Key file used when `key` is unset: first line the current key, further lines older keys.
     /// Default `<data_dir>/integration-key` (generated with mode 0600 outside production mode).
     pub key_file: Option<PathBuf>,
@@ -655,8 +674,7 @@ pub struct ProviderConfig {
     #[serde(deserialize_with = "text::required")]
     pub client_id: String,
     /// OAuth2 client secret.
-    #[serde(deserialize_with = "text::optional")]
-    pub client_secret: Option<String>,
+    pub client_secret: Option<Secret>,
     /// Scopes requested on connect (replace the preset's).
     pub scopes: Option<Vec<String>>,
     /// Extra query parameters of the authorization URL (e.g. `access_type = "offline"`).
@@ -690,8 +708,7 @@ pub struct SmtpConfig {
     #[serde(deserialize_with = "text::optional")]
     pub username: Option<String>,
     /// Login password.
-    #[serde(deserialize_with = "text::optional")]
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     /// Sender address of notification emails.
     #[serde(deserialize_with = "text::required")]
     pub from: String,
@@ -866,18 +883,21 @@ impl Config {
                 reason: reason.to_string(),
             })
         };
-        if let Some(url) = &self.database_url
+        if let Some(url) = self.database_url.as_ref().map(Secret::expose)
             && !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://"))
         {
             return fail("database_url", "must start with sqlite:, postgres:// or postgresql://");
         }
-        if let Some(url) = &self.redis_url
+        if let Some(url) = self.redis_url.as_ref().map(Secret::expose)
             && !(url.starts_with("redis://") || url.starts_with("rediss://"))
         {
             return fail("redis_url", "must start with redis:// or rediss://");
         }
         if self.realtime.max_rooms_per_socket == 0 {
             return fail("realtime.max_rooms_per_socket", "must be at least 1");
+        }
+        if self.realtime.max_payload_bytes < 1024 {
+            return fail("realtime.max_payload_bytes", "must be at least 1024");
         }
         if self.realtime.publish_queue == 0 {
             return fail("realtime.publish_queue", "must be at least 1");
@@ -894,12 +914,26 @@ impl Config {
             return fail("node_id", "must be 1-128 printable characters");
         }
         if let Some(secret) = &self.jwt_secret
-            && secret.len() < 32
+            && secret.expose().len() < 32
         {
             return fail("jwt_secret", "must be at least 32 characters");
         }
         if self.production && self.jwt_secret.is_none() && self.auth.jwks_url.is_none() {
             return fail("jwt_secret", "production mode needs jwt_secret or auth.jwks_url");
+        }
+        if self.production && self.observability.metrics_token.is_none() && self.observability.metrics_listen.is_none()
+        {
+            return fail(
+                "observability.metrics_token",
+                "production mode needs a metrics token (or observability.metrics_listen, a private listener for /metrics)",
+            );
+        }
+        if self
+            .observability
+            .metrics_listen
+            .is_some_and(|metrics| metrics == self.listen && metrics.port() != 0)
+        {
+            return fail("observability.metrics_listen", "must differ from listen");
         }
         if let Some(url) = &self.auth.jwks_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
@@ -917,6 +951,15 @@ impl Config {
         }
         if self.http.body_limit_bytes < 1024 {
             return fail("http.body_limit_bytes", "must be at least 1024");
+        }
+        if self.http.header_read_timeout_secs == 0 {
+            return fail("http.header_read_timeout_secs", "must be at least 1");
+        }
+        if self.http.body_timeout_secs == 0 {
+            return fail("http.body_timeout_secs", "must be at least 1");
+        }
+        if self.http.max_connections == 0 {
+            return fail("http.max_connections", "must be at least 1");
         }
         for (key, queue) in [
             ("jobs.queues.critical", &self.jobs.queues.critical),
@@ -1079,5 +1122,48 @@ mod tests {
             let error = config.validate().expect_err(bad);
             assert_eq!(error.key, "jobs.webhook.allow_private", "{bad}");
         }
+    }
+
+    #[test]
+    fn no_secret_setting_appears_in_debug_or_serialization() {
+        let mut config = Config {
+            database_url: Some(Secret::url("postgres://app:db-pass-1@db.internal/dartwing")),
+            redis_url: Some(Secret::url("redis://:redis-pass-2@cache:6379/")),
+            jwt_secret: Some("jwt-secret-3-0123456789abcdef0123456789".into()),
+            ..Default::default()
+        };
+        config.observability.metrics_token = Some("metrics-token-4".into());
+        config.integrations.key = Some("integration-key-5".into());
+        config.integrations.previous_keys = vec!["previous-key-6".into()];
+        config.integrations.smtp.password = Some("smtp-password-7".into());
+        config.integrations.providers.insert(
+            "Google".into(),
+            ProviderConfig {
+                client_id: "client".into(),
+                client_secret: Some("client-secret-8".into()),
+                ..Default::default()
+            },
+        );
+        let debug = format!("{config:?}");
+        let serialized = serde_json::to_string(&config).unwrap_or_default();
+        for shown in [&debug, &serialized] {
+            for value in [
+                "db-pass-1",
+                "redis-pass-2",
+                "jwt-secret-3",
+                "metrics-token-4",
+                "integration-key-5",
+                "previous-key-6",
+                "smtp-password-7",
+                "client-secret-8",
+            ] {
+                assert!(!shown.contains(value), "{value} shown: {shown}");
+            }
+        }
+        assert!(
+            serialized.contains("postgres://app:<set>@db.internal/dartwing"),
+            "{serialized}"
+        );
+        assert_eq!(config.validate(), Ok(()));
     }
 }

@@ -19,6 +19,8 @@ pub enum ErrorKind {
     NotFound,
     /// The write conflicts with existing data: duplicates, links (409).
     Conflict,
+    /// The client stopped sending its request body before it was complete (408).
+    RequestTimeout,
     /// What the request refers to existed but is no longer kept, e.g. a pruned sync watermark (410).
     Gone,
     /// The request body exceeds the configured limit (413).
@@ -42,6 +44,7 @@ impl ErrorKind {
             ErrorKind::PermissionDenied => "PermissionError",
             ErrorKind::NotFound => "DoesNotExistError",
             ErrorKind::Conflict => "DuplicateEntryError",
+            ErrorKind::RequestTimeout => "RequestTimeoutError",
             ErrorKind::Gone => "GoneError",
             ErrorKind::PayloadTooLarge => "RequestEntityTooLarge",
             ErrorKind::Validation => "ValidationError",
@@ -59,6 +62,7 @@ impl ErrorKind {
             ErrorKind::PermissionDenied => 403,
             ErrorKind::NotFound => 404,
             ErrorKind::Conflict => 409,
+            ErrorKind::RequestTimeout => 408,
             ErrorKind::Gone => 410,
             ErrorKind::PayloadTooLarge => 413,
             ErrorKind::Validation => 422,

@@ -7,6 +7,7 @@
 use crate::tenancy::{MemberRole, MemberStatus, OrgStatus};
 use crate::{Error, Result};
 use std::fmt;
+use std::sync::Arc;
 
 /// What a principal wants to do within one organization.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -91,6 +92,48 @@ pub struct Principal {
     pub system_admin: bool,
     /// Memberships (for a service key scoped to an organization: one Admin membership of it).
     pub memberships: Vec<Membership>,
+    /// Told of every organization [`Principal::authorize`] lets this principal act on.
+    pub witness: Witness,
+}
+
+/// Hears of each organization a principal is authorized to act on, when the check succeeds. The
+/// HTTP layer records the request's organization this way (log field, `org` metric label), so a
+/// value the principal was not authorized for is never recorded.
+pub trait AuthorizationWitness: Send + Sync + 'static {
+    /// The principal may act on `organization`. `by_membership`: an active membership granted it,
+    /// so the organization exists; otherwise platform-administrator rights did and the name is
+    /// unchecked.
+    fn authorized(&self, organization: &str, by_membership: bool);
+}
+
+/// The [`AuthorizationWitness`] of a principal, if any. Clones share it; it takes no part in
+/// comparing principals.
+#[derive(Clone, Default)]
+pub struct Witness(Option<Arc<dyn AuthorizationWitness>>);
+
+impl Witness {
+    /// A witness reporting to `witness`.
+    pub fn new(witness: Arc<dyn AuthorizationWitness>) -> Self {
+        Self(Some(witness))
+    }
+}
+
+impl PartialEq for Witness {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Witness {}
+
+impl fmt::Debug for Witness {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Witness(set)"
+        } else {
+            "Witness(none)"
+        })
+    }
 }
 
 /// Which organizations' documents a principal can list.
@@ -112,7 +155,14 @@ impl Principal {
             },
             system_admin: true,
             memberships: Vec::new(),
+            witness: Witness::default(),
         }
+    }
+
+    /// The same principal reporting its successful authorizations to `witness`.
+    pub fn with_witness(mut self, witness: Witness) -> Self {
+        self.witness = witness;
+        self
     }
 
     /// The identity written to `owner`/`modified_by` and to logs: email for users, key for services.
@@ -166,9 +216,13 @@ impl Principal {
         }
     }
 
-    /// [`Principal::can`] as a result: a 403 naming the action when denied.
+    /// [`Principal::can`] as a result: a 403 naming the action when denied. On success the
+    /// principal's [`Witness`] hears of `organization`.
     pub fn authorize(&self, action: Action, organization: &str) -> Result<()> {
         if self.can(action, organization) {
+            if let Some(witness) = &self.witness.0 {
+                witness.authorized(organization, self.membership(organization).is_some());
+            }
             Ok(())
         } else {
             Err(Error::permission_denied(format!(
@@ -231,6 +285,7 @@ mod tests {
                 person: "PERS-1".into(),
             },
             system_admin: admin,
+            witness: Witness::default(),
             memberships: role
                 .map(|role| Membership {
                     organization: "ORG-A".into(),
@@ -284,6 +339,42 @@ mod tests {
     }
 
     #[test]
+    fn the_witness_hears_only_of_successful_authorizations() {
+        #[derive(Default)]
+        struct Heard(std::sync::Mutex<Vec<(String, bool)>>);
+        impl AuthorizationWitness for Heard {
+            fn authorized(&self, organization: &str, by_membership: bool) {
+                if let Ok(mut heard) = self.0.lock() {
+                    heard.push((organization.to_string(), by_membership));
+                }
+            }
+        }
+        let heard = Arc::new(Heard::default());
+        let member = Principal {
+            kind: PrincipalKind::User {
+                email: "u@example.com".into(),
+                person: "PERS-1".into(),
+            },
+            system_admin: false,
+            memberships: vec![Membership {
+                organization: "ORG-A".into(),
+                role: MemberRole::Guest,
+                status: MemberStatus::Active,
+                org_status: OrgStatus::Active,
+            }],
+            witness: Witness::new(heard.clone()),
+        };
+        assert!(member.authorize(Action::Write, "ORG-A").is_err());
+        assert!(member.authorize(Action::Read, "ORG-B").is_err());
+        assert!(!member.can(Action::Read, "ORG-C"));
+        assert!(member.authorize(Action::Read, "ORG-A").is_ok());
+        let admin = Principal::system("ops").with_witness(Witness::new(heard.clone()));
+        assert!(admin.authorize(Action::Read, "ORG-Z").is_ok());
+        let heard = heard.0.lock().map(|h| h.clone()).unwrap_or_default();
+        assert_eq!(heard, [("ORG-A".to_string(), true), ("ORG-Z".to_string(), false)]);
+    }
+
+    #[test]
     fn inactive_membership_grants_nothing() {
         let p = Principal {
             kind: PrincipalKind::User {
@@ -291,6 +382,7 @@ mod tests {
                 person: "PERS-1".into(),
             },
             system_admin: false,
+            witness: Witness::default(),
             memberships: vec![Membership {
                 organization: "ORG-A".into(),
                 role: MemberRole::Owner,

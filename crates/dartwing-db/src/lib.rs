@@ -54,6 +54,15 @@ impl Backend {
 
 /// Migrations, written in the SQL both backends accept (text, bigint, partial indexes, upserts).
 /// Should a change ever need dialect-specific SQL, split this into one directory per backend.
+/// Creates `dir` and its missing parents readable by the owner only (0700 on Unix).
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// A connection pool to the runtime's database, with query metrics.
@@ -71,8 +80,8 @@ impl Db {
         format!("sqlite://{}?mode=rwc", data_dir.join("dartwing.db").display())
     }
 
-    /// Opens a pool. For SQLite the parent directory is created, and every connection uses WAL,
-    /// a busy timeout and foreign keys.
+    /// Opens a pool. For SQLite the parent directory is created (owner-only, 0700, when new),
+    /// and every connection uses WAL, a busy timeout and foreign keys.
     pub async fn connect(url: &str, config: &DatabaseConfig, metrics: Option<Arc<Metrics>>) -> Result<Self, DbError> {
         sqlx::any::install_default_drivers();
         let backend = Backend::of_url(url)?;
@@ -80,7 +89,7 @@ impl Db {
             && let Some(parent) = sqlite_path(url).and_then(|p| Path::new(p).parent().map(Path::to_path_buf))
             && !parent.as_os_str().is_empty()
         {
-            std::fs::create_dir_all(&parent).map_err(|e| DbError::DataDir(parent.display().to_string(), e))?;
+            create_private_dir(&parent).map_err(|e| DbError::DataDir(parent.display().to_string(), e))?;
         }
         let options = AnyConnectOptions::from_str(url).map_err(DbError::Connect)?;
         let busy_timeout_ms = config.sqlite_busy_timeout_ms;

@@ -133,7 +133,7 @@ impl Drop for TestDatabase {
 pub fn test_config(db: &TestDatabase) -> Config {
     let mut config = Config {
         listen: "127.0.0.1:0".parse().expect("addr"),
-        database_url: Some(db.url.clone()),
+        database_url: Some(dartwing_core::config::Secret::url(db.url.clone())),
         data_dir: db.dir.path().to_path_buf(),
         jwt_secret: Some(TEST_JWT_SECRET.into()),
         node_id: Some(unique("node-")),
@@ -232,6 +232,14 @@ impl TestServer {
             publisher,
             running: Some(running),
         }
+    }
+
+    /// `http://host:port` of the metrics listener (`observability.metrics_listen`), if any.
+    pub fn metrics_base(&self) -> Option<String> {
+        self.running
+            .as_ref()
+            .and_then(|running| running.metrics_addr)
+            .map(|addr| format!("http://{addr}"))
     }
 
     /// Full URL of `path`.

@@ -298,7 +298,7 @@ struct Fixture {
 const OWNER: &str = "owner@example.com";
 
 fn configure(config: &mut Config, provider: &FakeProvider, smtp: &SmtpSink, key: &str) {
-    config.integrations.key = Some(key.to_string());
+    config.integrations.key = Some(key.to_string().into());
     config.integrations.providers.insert(PROVIDER.into(), provider.config());
     config.integrations.smtp.host = Some("127.0.0.1".into());
     config.integrations.smtp.port = smtp.port;

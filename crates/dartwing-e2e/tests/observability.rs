@@ -343,7 +343,10 @@ async fn health_reports_each_check_and_answers_503_when_one_fails() {
 #[tokio::test]
 async fn health_checks_redis_when_configured() {
     let db = TestDatabase::sqlite();
-    let unreachable = TestServer::start_with(&db, |c| c.redis_url = Some("redis://127.0.0.1:1/".into())).await;
+    let unreachable = TestServer::start_with(&db, |c| {
+        c.redis_url = Some(dartwing_core::config::Secret::url("redis://127.0.0.1:1/"))
+    })
+    .await;
     let reply = unreachable.send(Method::GET, "/health", None, None).await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(reply.json()["checks"]["redis"]["status"], "unhealthy");
@@ -360,7 +363,7 @@ async fn health_checks_redis_when_configured() {
 
     let Some(url) = redis_url() else { return };
     let db = TestDatabase::sqlite();
-    let server = TestServer::start_with(&db, |c| c.redis_url = Some(url)).await;
+    let server = TestServer::start_with(&db, |c| c.redis_url = Some(dartwing_core::config::Secret::url(url))).await;
     let reply = server.send(Method::GET, "/health", None, None).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     assert_eq!(reply.json()["checks"]["redis"]["status"], "ok");

@@ -464,10 +464,9 @@ dartwing_e2e::backend_tests! {
     async fn http_webhook_is_refused_in_production(db) {
         let scene = scene_with(db, &["127.0.0.1/32"], |c| {
             c.production = true;
-            c.integrations.key = Some(base64::Engine::encode(
-                &base64::engine::general_purpose::STANDARD,
-                [7u8; 32],
-            ));
+            c.integrations.key = Some(
+                base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [7u8; 32]).into(),
+            );
         })
         .await;
         let receiver = Receiver::answering(Answer::Status(200)).await;

@@ -61,7 +61,8 @@ fn strip_scheme<'a>(header: &'a str, scheme: &str) -> Option<&'a str> {
     given.eq_ignore_ascii_case(scheme).then(|| rest.trim())
 }
 
-/// The authenticated principal of a request. Rejects with 401 when credentials are missing or invalid.
+/// The authenticated principal of a request. Rejects with 401 when credentials are missing or
+/// invalid. Its successful authorizations name the request's organization (see [`RequestContext`]).
 #[derive(Debug, Clone)]
 pub struct Auth(pub Principal);
 
@@ -82,9 +83,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Auth {
             .ok_or_else(|| ApiError(Error::unauthenticated("Missing Authorization header")))?
             .to_str()
             .map_err(|_| ApiError(Error::unauthenticated("Malformed Authorization header")))?;
-        let principal = authenticator.authenticate_header(header).await?;
+        let mut principal = authenticator.authenticate_header(header).await?;
         if let Some(context) = parts.extensions.get::<RequestContext>() {
             context.set_user(principal.id());
+            principal = context.witnessed(principal);
         }
         Ok(Auth(principal))
     }

@@ -1,7 +1,13 @@
 //! Per-request context: the trace id, and the user and organization once known, shared by the
 //! observability middleware (labels, access log) and handlers.
+//!
+//! The organization is never taken from the request: it is the first organization the request's
+//! principal was *authorized* to act on ([`Principal::authorize`] reports it through the
+//! context's [`Witness`]), so a value a client made up cannot reach logs or metric labels.
 
 use dartwing_core::ids::TraceId;
+use dartwing_core::permission::AuthorizationWitness;
+use dartwing_core::{Principal, Witness};
 use std::sync::{Arc, OnceLock};
 use tracing::Span;
 
@@ -14,7 +20,17 @@ struct Inner {
     trace_id: TraceId,
     span: Span,
     user: OnceLock<String>,
-    organization: OnceLock<String>,
+    organization: OnceLock<AuthorizedOrganization>,
+}
+
+/// The organization a request was authorized to act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizedOrganization {
+    /// Its name.
+    pub name: String,
+    /// Whether an active membership granted the access (the organization exists). When false, a
+    /// platform administrator was authorized and the name has not been checked.
+    pub by_membership: bool,
 }
 
 impl RequestContext {
@@ -40,15 +56,26 @@ impl RequestContext {
         }
     }
 
-    /// Records the organization the request acts on, for logs and the `org` metric label.
-    pub fn set_organization(&self, organization: &str) {
-        if self.0.organization.set(organization.to_string()).is_ok() {
-            self.0.span.record("organization", organization);
-        }
+    /// `principal` reporting its successful authorizations to this request.
+    pub fn witnessed(&self, principal: Principal) -> Principal {
+        principal.with_witness(Witness::new(self.0.clone()))
     }
 
-    /// The organization, if a handler recorded one.
-    pub fn organization(&self) -> Option<&str> {
-        self.0.organization.get().map(String::as_str)
+    /// The first organization the request's principal was authorized to act on, if any.
+    pub fn organization(&self) -> Option<&AuthorizedOrganization> {
+        self.0.organization.get()
+    }
+}
+
+impl AuthorizationWitness for Inner {
+    fn authorized(&self, organization: &str, by_membership: bool) {
+        let authorized = AuthorizedOrganization {
+            name: organization.to_string(),
+            by_membership,
+        };
+        if self.organization.set(authorized).is_ok() && by_membership {
+            // An administrator's unchecked name stays out of the log fields too.
+            self.span.record("organization", organization);
+        }
     }
 }

@@ -53,6 +53,12 @@ where
 }
 
 fn json_rejection(rejection: JsonRejection) -> ApiError {
+    if crate::listener::is_body_timeout(&rejection) {
+        return ApiError(Error::new(
+            ErrorKind::RequestTimeout,
+            "The request body stopped arriving before it was complete",
+        ));
+    }
     let kind = match rejection.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ErrorKind::PayloadTooLarge,
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorKind::BadRequest,

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod context;
 pub mod error;
 pub mod extract;
+pub mod listener;
 pub mod openapi;
 pub mod stack;
 

@@ -9,6 +9,7 @@ use axum::http::{HeaderValue, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use dartwing_core::Error;
+use dartwing_core::access::OrganizationDirectory;
 use dartwing_core::ids::TraceId;
 use dartwing_observe::Metrics;
 use http_body_util::BodyExt;
@@ -31,6 +32,8 @@ pub struct StackConfig {
     pub body_limit_bytes: usize,
     /// The authenticator handed to [`crate::Auth`].
     pub authenticator: Arc<Authenticator>,
+    /// Checks organizations that only administrator rights vouched for before they are recorded.
+    pub organizations: Arc<dyn OrganizationDirectory>,
 }
 
 /// Wraps `routes` in the standard stack. Route-level layers see the matched route template.
@@ -121,9 +124,7 @@ async fn observe_request(State(config): State<Arc<StackConfig>>, mut request: Re
     }
     let elapsed = started.elapsed();
     if let Some(metrics) = metrics {
-        let org = metrics
-            .org_label(context.organization().unwrap_or_default())
-            .into_owned();
+        let org = org_label(&config, metrics, &context, &span).await;
         let labels = [method.as_str(), endpoint.as_str()];
         metrics.http.active_requests.dec();
         metrics
@@ -166,6 +167,31 @@ async fn observe_request(State(config): State<Arc<StackConfig>>, mut request: Re
         }
     }
     response
+}
+
+/// The `org` label of a finished request: the organization its principal was authorized to act
+/// on, never a value taken from the request. A name only administrator rights vouched for is
+/// recorded only if the organization exists (and then also goes to the request's log fields).
+async fn org_label(config: &StackConfig, metrics: &Metrics, context: &RequestContext, span: &tracing::Span) -> String {
+    let Some(organization) = context.organization() else {
+        return String::new();
+    };
+    let name = organization.name.as_str();
+    // Already a label value (it existed when it became one), or the budget is spent (`other`).
+    if organization.by_membership || metrics.org_label_settled(name) {
+        return metrics.org_label(name).into_owned();
+    }
+    match config.organizations.exists(name).await {
+        Ok(true) => {
+            span.record("organization", name);
+            metrics.org_label(name).into_owned()
+        }
+        Ok(false) => String::new(),
+        Err(error) => {
+            tracing::debug!(error = %error, "organization lookup for the org label failed");
+            String::new()
+        }
+    }
 }
 
 /// Reads a whole response body (for tests and tools).

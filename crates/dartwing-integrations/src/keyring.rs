@@ -220,9 +220,15 @@ impl KeyRing {
     /// file in the data directory is created (mode 0600) with a warning.
     pub fn from_config(config: &Config) -> Result<Self, VaultError> {
         let settings = &config.integrations;
-        if let Some(key) = settings.key.as_deref().filter(|k| !k.trim().is_empty()) {
+        let previous_keys = settings.previous_keys.iter().map(|k| k.expose().to_string());
+        if let Some(key) = settings
+            .key
+            .as_ref()
+            .map(|k| k.expose())
+            .filter(|k| !k.trim().is_empty())
+        {
             let mut keys = vec![key.to_string()];
-            keys.extend(settings.previous_keys.iter().cloned());
+            keys.extend(previous_keys);
             return Self::new(&keys).map_err(|e| {
                 VaultError::KeyConfig(format!(
                     "invalid configuration key `integrations.key` (DARTWING_INTEGRATION_KEY) or `integrations.previous_keys`: {e}"
@@ -241,7 +247,7 @@ impl KeyRing {
                     .filter(|l| !l.is_empty() && !l.starts_with('#'))
                     .map(str::to_string)
                     .collect();
-                keys.extend(settings.previous_keys.iter().cloned());
+                keys.extend(previous_keys);
                 Self::new(&keys).map_err(|e| VaultError::KeyConfig(format!("{} ({})", e, path.display())))
             }
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(VaultError::KeyConfig(format!(

@@ -30,7 +30,7 @@ impl Mailer {
             .port(self.config.port)
             .timeout(Some(Duration::from_millis(self.config.timeout_ms)));
         if let (Some(user), Some(password)) = (&self.config.username, &self.config.password) {
-            builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
+            builder = builder.credentials(Credentials::new(user.clone(), password.expose().to_string()));
         }
         Ok(builder.build())
     }

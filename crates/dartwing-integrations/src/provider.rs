@@ -2,7 +2,7 @@
 //! exchange, refresh, revocation) driven by `integrations.providers`, with presets for the
 //! well-known services so that usually only a client id and secret are configured.
 
-use dartwing_core::config::{IntegrationsConfig, ProviderConfig};
+use dartwing_core::config::{IntegrationsConfig, ProviderConfig, Secret};
 use oauth2::basic::{BasicClient, BasicTokenType};
 use oauth2::{
     AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EmptyExtraTokenFields, EndpointNotSet, EndpointSet,
@@ -133,7 +133,7 @@ pub struct Provider {
     name: String,
     client: OAuthClient,
     client_id: String,
-    client_secret: Option<String>,
+    client_secret: Option<Secret>,
     revoke_url: Option<String>,
     scopes: Vec<String>,
     extra_params: BTreeMap<String, String>,
@@ -185,7 +185,7 @@ impl Provider {
                 "invalid configuration key `integrations.public_base_url`: not a valid URL".to_string()
             })?);
         if let Some(secret) = &config.client_secret {
-            client = client.set_client_secret(ClientSecret::new(secret.clone()));
+            client = client.set_client_secret(ClientSecret::new(secret.expose().to_string()));
         }
         let scopes = config.scopes.clone().unwrap_or_else(|| {
             preset
@@ -281,7 +281,7 @@ impl Provider {
         let mut form = vec![("token", refresh_token), ("token_type_hint", "refresh_token")];
         let mut request = http.post(url);
         match &self.client_secret {
-            Some(secret) => request = request.basic_auth(&self.client_id, Some(secret)),
+            Some(secret) => request = request.basic_auth(&self.client_id, Some(secret.expose())),
             None => form.push(("client_id", &self.client_id)),
         }
         let response = request

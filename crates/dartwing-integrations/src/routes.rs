@@ -1,11 +1,11 @@
 //! Vault API under `/api/method/dartwing_core.integrations.*`.
 
 use crate::vault::TokenVault;
+use axum::Router;
 use axum::extract::State;
 use axum::routing::{get, post};
-use axum::{Extension, Router};
 use dartwing_core::Error;
-use dartwing_http::{ApiResult, Auth, Message, RequestContext, StrictJson, StrictQuery};
+use dartwing_http::{ApiResult, Auth, Message, StrictJson, StrictQuery};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -36,11 +36,9 @@ fn to_value<T: serde::Serialize>(value: T) -> Value {
 
 async fn connect(
     State(vault): State<TokenVault>,
-    Extension(context): Extension<RequestContext>,
     Auth(actor): Auth,
     StrictJson(body): StrictJson<IntegrationBody>,
 ) -> ApiResult<Message<Value>> {
-    context.set_organization(&body.organization);
     let start = vault.connect(&actor, &body.organization, &body.integration).await?;
     Ok(Message(to_value(start)))
 }
@@ -85,11 +83,9 @@ async fn callback(
 
 async fn disconnect(
     State(vault): State<TokenVault>,
-    Extension(context): Extension<RequestContext>,
     Auth(actor): Auth,
     StrictJson(body): StrictJson<IntegrationBody>,
 ) -> ApiResult<Message<Value>> {
-    context.set_organization(&body.organization);
     let done = vault.disconnect(&actor, &body.organization, &body.integration).await?;
     Ok(Message(to_value(done)))
 }
@@ -102,21 +98,17 @@ struct OrgQuery {
 
 async fn status(
     State(vault): State<TokenVault>,
-    Extension(context): Extension<RequestContext>,
     Auth(actor): Auth,
     StrictQuery(query): StrictQuery<OrgQuery>,
 ) -> ApiResult<Message<Value>> {
-    context.set_organization(&query.organization);
     Ok(Message(to_value(vault.status(&actor, &query.organization).await?)))
 }
 
 async fn audit_log(
     State(vault): State<TokenVault>,
-    Extension(context): Extension<RequestContext>,
     Auth(actor): Auth,
     StrictQuery(query): StrictQuery<OrgQuery>,
 ) -> ApiResult<Message<Value>> {
-    context.set_organization(&query.organization);
     let limit = query.limit.unwrap_or(100).clamp(1, 500);
     Ok(Message(to_value(
         vault.audit_log(&actor, &query.organization, limit).await?,
@@ -125,11 +117,9 @@ async fn audit_log(
 
 async fn get_access_token(
     State(vault): State<TokenVault>,
-    Extension(context): Extension<RequestContext>,
     Auth(actor): Auth,
     StrictJson(body): StrictJson<IntegrationBody>,
 ) -> ApiResult<Message<Value>> {
-    context.set_organization(&body.organization);
     let token = vault
         .service_access_token(&actor, &body.integration, &body.organization)
         .await?;

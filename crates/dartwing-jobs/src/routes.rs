@@ -63,9 +63,6 @@ async fn enqueue(
     Auth(actor): Auth,
     StrictJson(body): StrictJson<EnqueueBody>,
 ) -> ApiResult<Message<Value>> {
-    if let Some(org) = &body.organization {
-        context.set_organization(org);
-    }
     let run_at = body
         .run_at
         .as_deref()
@@ -219,21 +216,17 @@ fn secret_answer(secret: SigningSecret) -> impl IntoResponse {
 
 async fn webhook_secret(
     State(jobs): State<Jobs>,
-    Extension(context): Extension<RequestContext>,
     Auth(actor): Auth,
     StrictQuery(query): StrictQuery<OrganizationQuery>,
 ) -> ApiResult<impl IntoResponse> {
-    context.set_organization(&query.organization);
     Ok(secret_answer(jobs.webhook_secret(&actor, &query.organization).await?))
 }
 
 async fn rotate_webhook_secret(
     State(jobs): State<Jobs>,
-    Extension(context): Extension<RequestContext>,
     Auth(actor): Auth,
     StrictJson(body): StrictJson<OrganizationBody>,
 ) -> ApiResult<impl IntoResponse> {
-    context.set_organization(&body.organization);
     Ok(secret_answer(
         jobs.rotate_webhook_secret(&actor, &body.organization).await?,
     ))
@@ -241,11 +234,9 @@ async fn rotate_webhook_secret(
 
 async fn webhook_hosts(
     State(jobs): State<Jobs>,
-    Extension(context): Extension<RequestContext>,
     Auth(actor): Auth,
     StrictQuery(query): StrictQuery<OrganizationQuery>,
 ) -> ApiResult<Message<Value>> {
-    context.set_organization(&query.organization);
     let hosts = jobs.webhook_hosts(&actor, &query.organization).await?;
     Ok(Message(json!({ "organization": query.organization, "hosts": hosts })))
 }
@@ -259,11 +250,9 @@ struct WebhookHostsBody {
 
 async fn set_webhook_hosts(
     State(jobs): State<Jobs>,
-    Extension(context): Extension<RequestContext>,
     Auth(actor): Auth,
     StrictJson(body): StrictJson<WebhookHostsBody>,
 ) -> ApiResult<Message<Value>> {
-    context.set_organization(&body.organization);
     let hosts = jobs.set_webhook_hosts(&actor, &body.organization, &body.hosts).await?;
     Ok(Message(json!({ "organization": body.organization, "hosts": hosts })))
 }

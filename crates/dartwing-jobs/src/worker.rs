@@ -6,9 +6,9 @@ use crate::Jobs;
 use crate::handler::{JobContext, JobError};
 use crate::model::{JobStatus, Queue};
 use crate::store::{ClaimedJob, FailureKind, FailureOutcome};
-use dartwing_core::Principal;
 use dartwing_core::permission::{Membership, PrincipalKind};
 use dartwing_core::tenancy::{MemberRole, MemberStatus, OrgStatus};
+use dartwing_core::{Principal, Witness};
 use dartwing_db::heartbeat::WorkerHeartbeats;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -165,6 +165,7 @@ fn principal_for(job: &ClaimedJob) -> Principal {
                 status: MemberStatus::Active,
                 org_status: OrgStatus::Active,
             }],
+            witness: Witness::default(),
         },
         None => Principal::system(&format!("job:{}", job.id)),
     }

@@ -131,9 +131,12 @@ impl Metrics {
         }
     }
 
-    /// The label value for a tenant: the organization itself while fewer than the configured
-    /// number of distinct organizations have been seen, else `other`. Keeps series bounded.
+    /// The label value for a tenant: the organization itself (cut to [`MAX_ORG_LABEL_BYTES`])
+    /// while fewer than the configured number of distinct values have been seen, else `other`.
+    /// Keeps series bounded in number and size. Callers pass only organizations that exist and
+    /// that the actor was authorized for.
     pub fn org_label<'a>(&self, organization: &'a str) -> Cow<'a, str> {
+        let organization = truncate(organization, MAX_ORG_LABEL_BYTES);
         if organization.is_empty() {
             return Cow::Borrowed("");
         }
@@ -147,6 +150,16 @@ impl Metrics {
             }
             _ => Cow::Borrowed(OTHER_LABEL_VALUE),
         }
+    }
+
+    /// Whether `organization` already has its own label value, or the budget of distinct values
+    /// is spent (so [`Metrics::org_label`] would answer `other` without taking it): either way
+    /// recording it cannot add a new value.
+    pub fn org_label_settled(&self, organization: &str) -> bool {
+        let organization = truncate(organization, MAX_ORG_LABEL_BYTES);
+        self.org_values
+            .read()
+            .is_ok_and(|seen| seen.contains(organization) || seen.len() >= self.max_org_values)
     }
 
     /// The registry in Prometheus text exposition format (version 0.0.4).
@@ -165,6 +178,21 @@ impl Metrics {
 
     /// Content type of [`Metrics::render`]'s output.
     pub const CONTENT_TYPE: &'static str = "text/plain; version=0.0.4; charset=utf-8";
+}
+
+/// Longest value of an `org` label, in bytes.
+pub const MAX_ORG_LABEL_BYTES: usize = 64;
+
+/// `text` cut to at most `max` bytes, at a character boundary.
+fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 fn register_counter(registry: &Registry, spec: &MetricSpec) -> Result<IntCounterVec, RegistrationError> {
@@ -197,6 +225,25 @@ mod tests {
         assert_eq!(metrics.org_label("ORG-2"), "ORG-2");
         assert_eq!(metrics.org_label("ORG-3"), OTHER_LABEL_VALUE);
         assert_eq!(metrics.org_label("ORG-1"), "ORG-1");
+        assert!(metrics.org_label_settled("ORG-1") && metrics.org_label_settled("ORG-9"));
+        Ok(())
+    }
+
+    #[test]
+    fn org_labels_are_cut_to_64_bytes_and_count_toward_the_budget() -> Result<(), RegistrationError> {
+        let metrics = Metrics::new(true, 2)?;
+        let long = "é".repeat(100);
+        let label = metrics.org_label(&long).into_owned();
+        assert!(label.len() <= MAX_ORG_LABEL_BYTES && label.len() >= MAX_ORG_LABEL_BYTES - 1);
+        assert!(long.starts_with(&label));
+        assert!(metrics.org_label_settled(&long), "the cut value is tracked");
+        assert!(!metrics.org_label_settled("ORG-1"));
+        assert_eq!(metrics.org_label("ORG-1"), "ORG-1");
+        assert_eq!(
+            metrics.org_label(&"x".repeat(20_000)),
+            OTHER_LABEL_VALUE,
+            "budget of 2 spent"
+        );
         Ok(())
     }
 

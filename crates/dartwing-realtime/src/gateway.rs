@@ -5,7 +5,7 @@ use crate::event::{ChannelEvent, Destination};
 use crate::policy::{self, Refusal};
 use crate::redis_bus::RedisBus;
 use crate::room::Room;
-use dartwing_core::access::{AccessObserver, DocumentDirectory};
+use dartwing_core::access::{AccessObserver, DocumentDirectory, ReaderView};
 use dartwing_core::config::RealtimeConfig;
 use dartwing_core::identity::{IdentityStore, VerifiedUser};
 use dartwing_core::publish::{Publisher, Target};
@@ -77,6 +77,13 @@ struct Shared {
 }
 
 impl Shared {
+    /// The document directory as `principal` sees it: a `doc:` room whose name several
+    /// organizations use is judged on the copy `principal` may read, and on none (an unknown
+    /// document) when it may read none of them.
+    fn documents_for(&self, principal: &Principal) -> ReaderView {
+        ReaderView::new(self.documents.clone(), principal.clone())
+    }
+
     /// The user's principal with current memberships (a subscription is judged on fresh data).
     async fn principal(&self, user: &SocketUser) -> Result<Principal, Error> {
         self.identities
@@ -174,11 +181,18 @@ pub struct Realtime {
     inner: Arc<Inner>,
 }
 
+/// The Socket.IO server settings. `realtime.max_payload_bytes` bounds what a client may send on
+/// either transport: an HTTP long-polling request body (`max_payload`), and a WebSocket message
+/// and each of its frames. A WebSocket message beyond it is never parsed: the connection closes
+/// (the socket disconnects with a transport error) and no event of it is handled.
 fn builder(config: &RealtimeConfig) -> SocketIoBuilder {
+    let ws_limit = usize::try_from(config.max_payload_bytes).unwrap_or(usize::MAX);
     SocketIo::builder()
         .ping_interval(Duration::from_secs(config.ping_interval_secs))
         .ping_timeout(Duration::from_secs(config.ping_timeout_secs))
         .max_payload(config.max_payload_bytes)
+        .ws_max_message_size(ws_limit)
+        .ws_max_frame_size(ws_limit)
         .ack_timeout(Duration::from_secs(10))
 }
 
@@ -456,13 +470,14 @@ impl Realtime {
                 Ok(principal) => match io.to(user_room.clone()).rooms().await {
                     Err(error) => Err(error.to_string()),
                     Ok(rooms) => {
+                        let documents = self.inner.shared.documents_for(principal);
                         let mut refused = Vec::new();
                         for name in rooms {
                             if name == user_room.as_str() {
                                 continue;
                             }
                             let Ok(room) = Room::parse(&name) else { continue };
-                            if policy::may_join(principal, &room, self.inner.shared.documents.as_ref(), self.inner.shared.config.custom_rooms)
+                            if policy::may_join(principal, &room, &documents, self.inner.shared.config.custom_rooms)
                                 .await
                                 .is_err()
                             {
@@ -634,7 +649,8 @@ async fn subscribe<A: Adapter>(
         .principal(&user)
         .await
         .map_err(|e| Refusal(e.message().to_string()))?;
-    policy::may_join(&principal, &room, shared.documents.as_ref(), shared.config.custom_rooms).await?;
+    let documents = shared.documents_for(&principal);
+    policy::may_join(&principal, &room, &documents, shared.config.custom_rooms).await?;
     socket.join(name);
     Ok(())
 }

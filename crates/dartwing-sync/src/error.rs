@@ -38,14 +38,6 @@ pub enum SyncError {
         /// Name.
         name: String,
     },
-    /// The name belongs to a document of another organization (403).
-    #[error("{doctype} {name} belongs to another organization")]
-    OtherOrganization {
-        /// DocType.
-        doctype: String,
-        /// Name.
-        name: String,
-    },
     /// The name is taken in this organization (409).
     #[error("{doctype} {name} already exists; send an update or undelete")]
     Exists {
@@ -69,7 +61,6 @@ impl From<SyncError> for Error {
             SyncError::ResyncRequired => Error::new(ErrorKind::Gone, message).with_exc_type("ResyncRequired"),
             SyncError::TooLarge { .. } | SyncError::TooManyItems(_) => Error::new(ErrorKind::PayloadTooLarge, message),
             SyncError::NotFound { .. } => Error::not_found(message),
-            SyncError::OtherOrganization { .. } => Error::permission_denied(message),
             SyncError::Exists { .. } => Error::conflict(message),
         }
     }

@@ -25,6 +25,7 @@ use crate::store::{ChangeRow, NewConflict};
 use crate::watermark::Watermark;
 use dartwing_core::config::{ConflictStrategy, SyncConfig};
 use dartwing_core::ids::random_hex;
+use dartwing_core::permission::OrgScope;
 use dartwing_core::publish::{SharedPublisher, Target};
 use dartwing_core::{Action, Error, Principal, Result, Timestamp};
 use dartwing_db::{Db, map_db_error};
@@ -303,7 +304,7 @@ impl OfflineSync {
         }
         let mut docs: HashMap<(String, String), Document> = HashMap::new();
         for (doctype, names) in &wanted {
-            for doc in store::documents(&mut tx, doctype, names).await? {
+            for doc in store::documents(&mut tx, org, doctype, names).await? {
                 docs.insert((doc.doctype.clone(), doc.name.clone()), doc);
             }
         }
@@ -365,7 +366,7 @@ impl OfflineSync {
                         .find(|c| c.doctype == item.doctype && c.name == name && c.modified == base_modified)
                     {
                         Some(change) => Some(store::parse_object(&change.data)?),
-                        None => store::version_at(&mut tx, &item.doctype, &name, base_modified).await?,
+                        None => store::version_at(&mut tx, org, &item.doctype, &name, base_modified).await?,
                     }
                 }
                 _ => None,
@@ -535,19 +536,13 @@ impl OfflineSync {
                 .filter_map(|key| docs.get(key))
                 .map(|doc| (doc, Value::Object(doc.data.clone()).to_string()))
                 .collect();
-            let written = observed(
+            observed(
                 &inner.db,
                 "Sync Document",
                 "upsert",
                 store::upsert_documents(&mut tx, &final_docs),
             )
             .await?;
-            if written != final_docs.len() as u64 {
-                // A name was taken by another organization's concurrent insert.
-                return Err(Error::conflict(
-                    "A document name in this batch was just taken by another organization; retry the batch",
-                ));
-            }
             observed(
                 &inner.db,
                 "Sync Change",
@@ -561,7 +556,7 @@ impl OfflineSync {
             store::insert_conflict(&mut tx, org, conflict, &actor_id, now).await?;
         }
         for (doctype, name, op_id) in &resolutions {
-            let resolved = store::resolve_conflicts(&mut tx, doctype, name, op_id, &actor_id, now).await?;
+            let resolved = store::resolve_conflicts(&mut tx, org, doctype, name, op_id, &actor_id, now).await?;
             if resolved > 0 {
                 tracing::info!(organization = org, doctype = %doctype, docname = %name, resolved, "sync conflicts resolved");
             }
@@ -622,6 +617,12 @@ where
 
 /// Who owns sync documents, for `doc:{doctype}:{name}` realtime rooms: a document belongs to its
 /// organization (tombstones included, so followers of a deleted document hear of its undelete).
+///
+/// Names are unique per organization, so several organizations may hold a document of the same
+/// DocType and name. A reader is answered with the copy of an organization whose live events it
+/// may receive (else one it may read, so the refusal concerns its own organization), and with
+/// nothing — as for a name nobody uses — when it may read none: the answer never reveals that
+/// another organization uses the name.
 #[derive(Clone)]
 pub struct SyncDocuments {
     db: Db,
@@ -632,22 +633,61 @@ impl SyncDocuments {
     pub fn new(db: Db) -> Self {
         Self { db }
     }
+
+    /// Organizations holding `doctype`/`name`, among `among` (all when `None`), in name order.
+    async fn holders(&self, doctype: &str, name: &str, among: Option<&[String]>) -> Result<Vec<String>> {
+        let sql = match among {
+            None => "SELECT organization FROM sync_document WHERE doctype = $1 AND name = $2 ORDER BY organization"
+                .to_string(),
+            Some(organizations) => format!(
+                "SELECT organization FROM sync_document WHERE doctype = $1 AND name = $2 AND organization IN ({}) \
+                 ORDER BY organization",
+                (0..organizations.len())
+                    .map(|i| format!("${}", i + 3))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+        };
+        let mut query = sqlx::query_as::<_, (String,)>(&sql).bind(doctype).bind(name);
+        for organization in among.unwrap_or_default() {
+            query = query.bind(organization);
+        }
+        let rows = query.fetch_all(self.db.pool()).await.map_err(map_db_error)?;
+        Ok(rows.into_iter().map(|(organization,)| organization).collect())
+    }
 }
 
 #[async_trait::async_trait]
 impl dartwing_core::access::DocumentDirectory for SyncDocuments {
-    async fn owner(
+    /// Without a reader: the copy of the first organization (by name) holding the name.
+    async fn owner(&self, doctype: &str, name: &str) -> Result<Option<dartwing_core::access::DocumentOwner>> {
+        let holders = self.holders(doctype, name, None).await?;
+        Ok(holders
+            .into_iter()
+            .next()
+            .map(dartwing_core::access::DocumentOwner::Organization))
+    }
+
+    async fn owner_for(
         &self,
+        reader: &Principal,
         doctype: &str,
         name: &str,
-    ) -> dartwing_core::Result<Option<dartwing_core::access::DocumentOwner>> {
-        let row: Option<(String,)> =
-            sqlx::query_as("SELECT organization FROM sync_document WHERE doctype = $1 AND name = $2")
-                .bind(doctype)
-                .bind(name)
-                .fetch_optional(self.db.pool())
-                .await
-                .map_err(dartwing_db::map_db_error)?;
-        Ok(row.map(|(organization,)| dartwing_core::access::DocumentOwner::Organization(organization)))
+    ) -> Result<Option<dartwing_core::access::DocumentOwner>> {
+        let holders = match reader.readable_organizations() {
+            OrgScope::All => self.holders(doctype, name, None).await?,
+            OrgScope::Only(organizations) if organizations.is_empty() => Vec::new(),
+            // Memberships are few; a name shared by many organizations costs no more than them.
+            OrgScope::Only(organizations) => self.holders(doctype, name, Some(&organizations)).await?,
+        };
+        let chosen = holders
+            .iter()
+            .find(|organization| reader.can(Action::Subscribe, organization))
+            .or_else(|| {
+                holders
+                    .iter()
+                    .find(|organization| reader.can(Action::Read, organization))
+            });
+        Ok(chosen.map(|organization| dartwing_core::access::DocumentOwner::Organization(organization.clone())))
     }
 }

@@ -76,7 +76,8 @@ pub fn patched(base: &Map<String, Value>, patch: &Map<String, Value>) -> Map<Str
     out
 }
 
-/// Decides `item` against `current` (the document with the item's name, in any organization).
+/// Decides `item` against `current`, the organization's document with the item's name. A document
+/// of another organization counts as absent: names are per organization.
 pub fn decide(
     item: &Item,
     current: Option<&Document>,
@@ -85,12 +86,9 @@ pub fn decide(
     base: Option<&Map<String, Value>>,
 ) -> Outcome {
     let name = item.name.clone().unwrap_or_default();
+    let current = current.filter(|d| d.organization == organization);
     if item.op == Operation::Insert {
         return match current {
-            Some(doc) if doc.organization != organization => Decision::Reject(SyncError::OtherOrganization {
-                doctype: item.doctype.clone(),
-                name,
-            }),
             Some(_) => Decision::Reject(SyncError::Exists {
                 doctype: item.doctype.clone(),
                 name,
@@ -104,7 +102,7 @@ pub fn decide(
         }
         .into();
     }
-    let Some(doc) = current.filter(|d| d.organization == organization) else {
+    let Some(doc) = current else {
         return Decision::Reject(SyncError::NotFound {
             doctype: item.doctype.clone(),
             name,
@@ -360,5 +358,17 @@ mod tests {
             decide(&fresh, Some(&server), "OTHER", &policy, None).decision,
             Decision::Reject(SyncError::NotFound { .. })
         ));
+        let mut insert = fresh.clone();
+        insert.op = Operation::Insert;
+        assert!(
+            matches!(
+                decide(&insert, Some(&server), "OTHER", &policy, None).decision,
+                Decision::Write {
+                    status: ItemStatus::Applied,
+                    ..
+                }
+            ),
+            "another organization's document with the name does not stand in the way"
+        );
     }
 }

@@ -45,21 +45,17 @@ impl From<FeedParams> for FeedRequest {
 
 async fn feed_get(
     State(sync): State<OfflineSync>,
-    Extension(context): Extension<RequestContext>,
     Auth(actor): Auth,
     StrictQuery(params): StrictQuery<FeedParams>,
 ) -> ApiResult<Message<FeedPage>> {
-    context.set_organization(&params.org);
     Ok(Message(sync.feed(&actor, &params.into()).await?))
 }
 
 async fn feed_post(
     State(sync): State<OfflineSync>,
-    Extension(context): Extension<RequestContext>,
     Auth(actor): Auth,
     StrictJson(params): StrictJson<FeedParams>,
 ) -> ApiResult<Message<FeedPage>> {
-    context.set_organization(&params.org);
     Ok(Message(sync.feed(&actor, &params.into()).await?))
 }
 
@@ -76,7 +72,6 @@ async fn upsert_batch(
     Auth(actor): Auth,
     StrictJson(body): StrictJson<UpsertBody>,
 ) -> ApiResult<Message<Vec<Value>>> {
-    context.set_organization(&body.org);
     let trace_id = context.trace_id().as_str().to_string();
     Ok(Message(
         sync.upsert_batch(&actor, &body.org, body.items, Some(&trace_id))
@@ -98,11 +93,9 @@ struct ConflictParams {
 
 async fn conflicts(
     State(sync): State<OfflineSync>,
-    Extension(context): Extension<RequestContext>,
     Auth(actor): Auth,
     StrictQuery(params): StrictQuery<ConflictParams>,
 ) -> ApiResult<Message<Vec<ConflictInfo>>> {
-    context.set_organization(&params.org);
     Ok(Message(
         sync.conflicts(
             &actor,

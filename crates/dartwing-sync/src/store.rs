@@ -152,15 +152,20 @@ fn document(row: &AnyRow) -> Result<Document, Error> {
     })
 }
 
-/// The current documents of `doctype` with these names (in any organization).
-pub(crate) async fn documents(conn: &mut AnyConnection, doctype: &str, names: &[&str]) -> Result<Vec<Document>, Error> {
+/// The organization's current documents of `doctype` with these names.
+pub(crate) async fn documents(
+    conn: &mut AnyConnection,
+    organization: &str,
+    doctype: &str,
+    names: &[&str],
+) -> Result<Vec<Document>, Error> {
     let mut out = Vec::new();
     for chunk in names.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
-            "SELECT {DOCUMENT_COLUMNS} FROM sync_document WHERE doctype = $1 AND name IN ({})",
-            list(chunk.len(), 2)
+            "SELECT {DOCUMENT_COLUMNS} FROM sync_document WHERE organization = $1 AND doctype = $2 AND name IN ({})",
+            list(chunk.len(), 3)
         );
-        let mut query = sqlx::query(&sql).bind(doctype);
+        let mut query = sqlx::query(&sql).bind(organization).bind(doctype);
         for name in chunk {
             query = query.bind(*name);
         }
@@ -171,20 +176,25 @@ pub(crate) async fn documents(conn: &mut AnyConnection, doctype: &str, names: &[
     Ok(out)
 }
 
-/// The fields of the version of a document modified at `modified`, if the history has it.
+/// The fields of the version of an organization's document modified at `modified`, if the
+/// history has it.
 pub(crate) async fn version_at(
     conn: &mut AnyConnection,
+    organization: &str,
     doctype: &str,
     name: &str,
     modified: Timestamp,
 ) -> Result<Option<Map<String, Value>>, Error> {
-    let row = sqlx::query("SELECT data FROM sync_version WHERE doctype = $1 AND name = $2 AND modified = $3")
-        .bind(doctype)
-        .bind(name)
-        .bind(modified.to_string())
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(map_db_error)?;
+    let row = sqlx::query(
+        "SELECT data FROM sync_version WHERE organization = $1 AND doctype = $2 AND name = $3 AND modified = $4",
+    )
+    .bind(organization)
+    .bind(doctype)
+    .bind(name)
+    .bind(modified.to_string())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(map_db_error)?;
     row.map(|r| {
         r.try_get::<String, _>(0)
             .map_err(map_db_error)
@@ -193,18 +203,15 @@ pub(crate) async fn version_at(
     .transpose()
 }
 
-/// Writes the final state of changed documents. Returns how many rows were written: an update
-/// that would move a document to another organization writes nothing (the caller checks).
-pub(crate) async fn upsert_documents(conn: &mut AnyConnection, docs: &[(&Document, String)]) -> Result<u64, Error> {
-    let mut written = 0;
+/// Writes the final state of changed documents (each keyed by its organization, DocType and name).
+pub(crate) async fn upsert_documents(conn: &mut AnyConnection, docs: &[(&Document, String)]) -> Result<(), Error> {
     let rows = rows_per_statement(conn);
     for chunk in docs.chunks(rows) {
         let sql = format!(
             "INSERT INTO sync_document ({DOCUMENT_COLUMNS}) VALUES {} \
-             ON CONFLICT (doctype, name) DO UPDATE SET data = excluded.data, docstatus = excluded.docstatus, \
-             deleted = excluded.deleted, version = excluded.version, change_seq = excluded.change_seq, \
-             modified = excluded.modified, modified_by = excluded.modified_by \
-             WHERE sync_document.organization = excluded.organization",
+             ON CONFLICT (organization, doctype, name) DO UPDATE SET data = excluded.data, \
+             docstatus = excluded.docstatus, deleted = excluded.deleted, version = excluded.version, \
+             change_seq = excluded.change_seq, modified = excluded.modified, modified_by = excluded.modified_by",
             placeholders(chunk.len(), 12, 1)
         );
         let mut query = sqlx::query(&sql);
@@ -223,9 +230,9 @@ pub(crate) async fn upsert_documents(conn: &mut AnyConnection, docs: &[(&Documen
                 .bind(doc.owner.as_str())
                 .bind(doc.modified_by.as_str());
         }
-        written += query.execute(&mut *conn).await.map_err(map_db_error)?.rows_affected();
+        query.execute(&mut *conn).await.map_err(map_db_error)?;
     }
-    Ok(written)
+    Ok(())
 }
 
 /// One applied change: a version-history row and a change-log row.
@@ -358,9 +365,10 @@ pub(crate) async fn insert_conflict(
     Ok(())
 }
 
-/// Marks the document's open conflicts resolved by `op_id`; returns how many.
+/// Marks the open conflicts of the organization's document resolved by `op_id`; returns how many.
 pub(crate) async fn resolve_conflicts(
     conn: &mut AnyConnection,
+    organization: &str,
     doctype: &str,
     docname: &str,
     op_id: &str,
@@ -369,13 +377,14 @@ pub(crate) async fn resolve_conflicts(
 ) -> Result<u64, Error> {
     sqlx::query(
         "UPDATE sync_conflict SET status = 'Resolved', resolved_at = $4, resolved_by = $5, resolved_op_id = $3 \
-         WHERE doctype = $1 AND docname = $2 AND status = 'Open'",
+         WHERE organization = $6 AND doctype = $1 AND docname = $2 AND status = 'Open'",
     )
     .bind(doctype)
     .bind(docname)
     .bind(op_id)
     .bind(now.to_string())
     .bind(actor)
+    .bind(organization)
     .execute(&mut *conn)
     .await
     .map(|r| r.rows_affected())
@@ -474,7 +483,8 @@ pub(crate) async fn feed(
 pub(crate) async fn compact_change_log(conn: &mut AnyConnection, cutoff: Timestamp) -> Result<u64, Error> {
     let cutoff = cutoff.to_string();
     let superseded = "sync_change.modified < $1 AND sync_change.seq < \
-        (SELECT d.change_seq FROM sync_document d WHERE d.doctype = sync_change.doctype AND d.name = sync_change.name)";
+        (SELECT d.change_seq FROM sync_document d WHERE d.organization = sync_change.organization \
+         AND d.doctype = sync_change.doctype AND d.name = sync_change.name)";
     let rows = sqlx::query(&format!(
         "SELECT organization, MAX(seq) FROM sync_change WHERE {superseded} GROUP BY organization"
     ))

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use dartwing_core::identity::{IdentityStore, VerifiedUser};
 use dartwing_core::ids::random_hex;
 use dartwing_core::tenancy::{MemberRole, MemberStatus, OrgStatus, PersonStatus};
-use dartwing_core::{Error, ErrorKind, Membership, Principal, PrincipalKind, Result, Timestamp};
+use dartwing_core::{Error, ErrorKind, Membership, Principal, PrincipalKind, Result, Timestamp, Witness};
 use dartwing_db::map_db_error;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -202,6 +202,7 @@ impl IdentityStore for TenancyStore {
             },
             system_admin: user.system_admin,
             memberships,
+            witness: Witness::default(),
         })
     }
 
@@ -246,6 +247,7 @@ impl IdentityStore for TenancyStore {
             },
             system_admin: organization.is_none(),
             memberships,
+            witness: Witness::default(),
         })
     }
 }

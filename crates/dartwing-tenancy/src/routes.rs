@@ -3,15 +3,15 @@
 
 use crate::list::ListParams;
 use crate::{MemberChanges, NewMember, NewOrganization, NewPerson, OrganizationChanges, PersonChanges, TenancyStore};
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::get;
-use axum::{Extension, Router};
 use dartwing_core::Error;
 use dartwing_core::tenancy::{
     MemberRole, MemberStatus, ORG_MEMBER, ORGANIZATION, OrgStatus, OrgType, PERSON, PersonStatus,
 };
 use dartwing_http::openapi::error_ref;
-use dartwing_http::{ApiResult, Auth, Data, RequestContext, StrictJson, StrictQuery};
+use dartwing_http::{ApiResult, Auth, Data, StrictJson, StrictQuery};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -121,7 +121,6 @@ async fn list(
 
 async fn create(
     State(store): State<TenancyStore>,
-    Extension(context): Extension<RequestContext>,
     Auth(actor): Auth,
     Path(doctype): Path<String>,
     StrictJson(value): StrictJson<Value>,
@@ -135,9 +134,7 @@ async fn create(
                 org_type: required("org_type", b.org_type)?,
                 status: b.status,
             };
-            let org = store.create_organization(&actor, new).await?;
-            context.set_organization(&org.name);
-            to_value(&org, ORGANIZATION)
+            to_value(&store.create_organization(&actor, new).await?, ORGANIZATION)
         }
         DocType::Person => {
             let b: PersonBody = body(PERSON, value)?;
@@ -155,7 +152,6 @@ async fn create(
                 return Err(Error::validation("Org Member names are assigned by the server").into());
             }
             let organization = required("organization", b.organization)?;
-            context.set_organization(&organization);
             let new = NewMember {
                 person: required("person", b.person)?,
                 organization,
@@ -170,28 +166,19 @@ async fn create(
 
 async fn read(
     State(store): State<TenancyStore>,
-    Extension(context): Extension<RequestContext>,
     Auth(actor): Auth,
     Path((doctype, name)): Path<(String, String)>,
 ) -> ApiResult<Data<Value>> {
     let doc = match DocType::parse(&doctype)? {
-        DocType::Organization => {
-            context.set_organization(&name);
-            to_value(&store.organization(&actor, &name).await?, ORGANIZATION)
-        }
+        DocType::Organization => to_value(&store.organization(&actor, &name).await?, ORGANIZATION),
         DocType::Person => to_value(&store.person(&actor, &name).await?, PERSON),
-        DocType::OrgMember => {
-            let member = store.member(&actor, &name).await?;
-            context.set_organization(&member.organization);
-            to_value(&member, ORG_MEMBER)
-        }
+        DocType::OrgMember => to_value(&store.member(&actor, &name).await?, ORG_MEMBER),
     };
     Ok(Data(doc))
 }
 
 async fn update(
     State(store): State<TenancyStore>,
-    Extension(context): Extension<RequestContext>,
     Auth(actor): Auth,
     Path((doctype, name)): Path<(String, String)>,
     StrictJson(value): StrictJson<Value>,
@@ -200,7 +187,6 @@ async fn update(
         DocType::Organization => {
             let b: OrganizationBody = body(ORGANIZATION, value)?;
             same_name(&name, b.name.as_ref())?;
-            context.set_organization(&name);
             let changes = OrganizationChanges {
                 org_name: b.org_name,
                 org_type: b.org_type,
@@ -222,7 +208,6 @@ async fn update(
             let b: MemberBody = body(ORG_MEMBER, value)?;
             same_name(&name, b.name.as_ref())?;
             let current = store.member(&actor, &name).await?;
-            context.set_organization(&current.organization);
             if b.person.is_some_and(|p| p != current.person)
                 || b.organization.is_some_and(|o| o != current.organization)
             {
@@ -240,15 +225,11 @@ async fn update(
 
 async fn remove(
     State(store): State<TenancyStore>,
-    Extension(context): Extension<RequestContext>,
     Auth(actor): Auth,
     Path((doctype, name)): Path<(String, String)>,
 ) -> ApiResult<Data<&'static str>> {
     match DocType::parse(&doctype)? {
-        DocType::Organization => {
-            context.set_organization(&name);
-            store.delete_organization(&actor, &name).await?
-        }
+        DocType::Organization => store.delete_organization(&actor, &name).await?,
         DocType::Person => store.delete_person(&actor, &name).await?,
         DocType::OrgMember => store.remove_member(&actor, &name).await?,
     }

@@ -1027,3 +1027,10 @@ impl dartwing_core::access::DocumentDirectory for TenancyStore {
         }))
     }
 }
+
+#[async_trait::async_trait]
+impl dartwing_core::access::OrganizationDirectory for TenancyStore {
+    async fn exists(&self, organization: &str) -> Result<bool> {
+        Ok(self.organization_status(organization).await?.is_some())
+    }
+}

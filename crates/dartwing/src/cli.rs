@@ -269,27 +269,6 @@ enum ConfigCommand {
     Check,
 }
 
-fn hide_integration_secrets(integrations: &mut serde_json::Value) {
-    if integrations.get("key").is_some_and(|v| !v.is_null()) {
-        integrations["key"] = "<set>".into();
-    }
-    if let Some(keys) = integrations.get_mut("previous_keys").and_then(|v| v.as_array_mut()) {
-        for key in keys {
-            *key = "<set>".into();
-        }
-    }
-    if integrations["smtp"].get("password").is_some_and(|v| !v.is_null()) {
-        integrations["smtp"]["password"] = "<set>".into();
-    }
-    if let Some(providers) = integrations.get_mut("providers").and_then(|v| v.as_object_mut()) {
-        for provider in providers.values_mut() {
-            if provider.get("client_secret").is_some_and(|v| !v.is_null()) {
-                provider["client_secret"] = "<set>".into();
-            }
-        }
-    }
-}
-
 /// `dartwing keys rotate`: re-encrypts every row under the current key with a progress bar.
 async fn rotate_keys(config: dartwing_core::config::Config) -> anyhow::Result<()> {
     use dartwing_integrations::rotate;
@@ -362,22 +341,8 @@ impl Cli {
                 emit("migrations applied")?;
                 Ok(())
             }
-            Command::Config(ConfigCommand::Check) => {
-                let mut shown = serde_json::to_value(&config)?;
-                for key in ["jwt_secret", "database_url", "redis_url"] {
-                    if shown.get(key).is_some_and(|v| !v.is_null()) {
-                        shown[key] = "<set>".into();
-                    }
-                }
-                hide_integration_secrets(&mut shown["integrations"]);
-                if shown["observability"]
-                    .get("metrics_token")
-                    .is_some_and(|v| !v.is_null())
-                {
-                    shown["observability"]["metrics_token"] = "<set>".into();
-                }
-                print_json(&shown)
-            }
+            // Secret settings serialize as `<set>` (URLs with the password hidden).
+            Command::Config(ConfigCommand::Check) => print_json(&config),
             Command::Keys(KeysCommand::Generate) => {
                 let key = dartwing_integrations::keyring::generate_key();
                 let id = dartwing_integrations::keyring::key_id(&key)?;
@@ -391,7 +356,10 @@ impl Cli {
             Command::Token(TokenCommand::Issue { email, admin, ttl_secs }) => {
                 let ttl = Duration::from_secs(ttl_secs.unwrap_or(config.auth.dev_token_ttl_secs));
                 let secret = crate::secrets::jwt_secret(&config).map_err(anyhow::Error::msg)?;
-                let verifier = dartwing_http::JwtVerifier::new(secret.as_deref(), &config.auth);
+                let verifier = dartwing_http::JwtVerifier::new(
+                    secret.as_ref().map(dartwing_core::config::Secret::expose),
+                    &config.auth,
+                );
                 emit(&verifier.issue_dev_token(&email, admin, ttl)?)?;
                 Ok(())
             }

@@ -5,6 +5,7 @@ use dartwing::cli::Cli;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    owner_only_files();
     let cli = Cli::parse();
     let config = match cli.load_config() {
         Ok(config) => config,
@@ -41,4 +42,12 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Everything the node creates — the data directory, `dartwing.db` and the `-wal`/`-shm` files
+/// SQLite adds later, generated keys — is readable by its owner only (directories 0700, files
+/// 0600). A process umask covers the files SQLite creates on its own.
+fn owner_only_files() {
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
 }

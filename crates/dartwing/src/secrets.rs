@@ -1,7 +1,7 @@
 //! Secrets of the embedded default: generated once into the data directory with owner-only
 //! permissions, so that `dartwing serve` and `dartwing token issue` agree without setup.
 
-use dartwing_core::config::Config;
+use dartwing_core::config::{Config, Secret};
 use dartwing_core::ids::random_hex;
 use std::io::Write;
 use std::path::Path;
@@ -11,7 +11,7 @@ pub const JWT_SECRET_FILE: &str = "jwt-secret";
 
 /// The HS256 secret: configured, else (outside production mode) read from or generated into
 /// `<data_dir>/jwt-secret`. `None` in production mode without a secret (JWKS-only).
-pub fn jwt_secret(config: &Config) -> Result<Option<String>, String> {
+pub fn jwt_secret(config: &Config) -> Result<Option<Secret>, String> {
     if let Some(secret) = &config.jwt_secret {
         return Ok(Some(secret.clone()));
     }
@@ -19,7 +19,7 @@ pub fn jwt_secret(config: &Config) -> Result<Option<String>, String> {
         return Ok(None);
     }
     let path = config.data_dir.join(JWT_SECRET_FILE);
-    read_or_create(&path).map(Some)
+    read_or_create(&path).map(|secret| Some(Secret::new(secret)))
 }
 
 fn read_or_create(path: &Path) -> Result<String, String> {

@@ -6,10 +6,11 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use dartwing_core::access::{AccessObserver, DocumentDirectories};
-use dartwing_core::config::{Config, Role};
+use dartwing_core::config::{Config, Role, Secret};
 use dartwing_core::publish::{Publisher, SharedPublisher, Target};
 use dartwing_db::Db;
 use dartwing_db::heartbeat::WorkerHeartbeats;
+use dartwing_http::listener::{self, ConnectionLimits};
 use dartwing_http::stack::{self, StackConfig};
 use dartwing_http::{ApiError, Authenticator, JwtVerifier, Message};
 use dartwing_integrations::TokenVault;
@@ -90,12 +91,13 @@ impl App {
         );
         let url = config
             .database_url
-            .clone()
+            .as_ref()
+            .map(|url| url.expose().to_string())
             .unwrap_or_else(|| Db::sqlite_url_in(&config.data_dir));
         let db = Db::connect(&url, &config.database, Some(metrics.clone())).await?;
         db.migrate().await?;
         let jwt_secret = crate::secrets::jwt_secret(&config).map_err(anyhow::Error::msg)?;
-        let jwt = Arc::new(JwtVerifier::new(jwt_secret.as_deref(), &config.auth));
+        let jwt = Arc::new(JwtVerifier::new(jwt_secret.as_ref().map(Secret::expose), &config.auth));
         let tenancy = TenancyStore::new(db.clone());
         let authenticator = Arc::new(Authenticator::new(jwt.clone(), Arc::new(tenancy.clone())));
         let heartbeats = WorkerHeartbeats::new(
@@ -109,13 +111,14 @@ impl App {
         )
         .with_check(db.health_check())
         .with_check(heartbeats.health_check());
-        if let Some(url) = &config.redis_url {
+        let redis_url = config.redis_url.as_ref().map(|url| url.expose().to_string());
+        if let Some(url) = &redis_url {
             health = health.with_check(Arc::new(RedisCheck::new(url)?));
         }
         let realtime = Realtime::build(GatewayDeps {
             node_id: node_id.clone(),
             config: config.realtime.clone(),
-            redis_url: config.redis_url.clone(),
+            redis_url,
             authenticator: authenticator.clone(),
             identities: Arc::new(tenancy.clone()),
             documents: Arc::new(
@@ -173,10 +176,14 @@ impl App {
                 "/api/method/dartwing_core.observability.health.health",
                 get(health_method),
             )
-            .route("/metrics", get(metrics))
-            .route("/api/method/dartwing_core.observability.api.metrics", get(metrics))
-            .route("/api/openapi.json", get(openapi))
-            .with_state(self.clone());
+            .route("/api/openapi.json", get(openapi));
+        // With a listener of their own, metrics are served only there.
+        if self.config.observability.metrics_listen.is_none() {
+            routes = routes
+                .route("/metrics", get(metrics))
+                .route("/api/method/dartwing_core.observability.api.metrics", get(metrics));
+        }
+        let mut routes = routes.with_state(self.clone());
         if self.config.roles.contains(Role::Api) {
             routes = routes
                 .merge(dartwing_tenancy::routes::routes(self.tenancy.clone()))
@@ -192,6 +199,7 @@ impl App {
                 access_log: self.config.observability.access_log,
                 body_limit_bytes: self.config.http.body_limit_bytes,
                 authenticator: self.authenticator.clone(),
+                organizations: Arc::new(self.tenancy.clone()),
             },
         );
         if self.config.roles.contains(Role::Realtime) {
@@ -260,7 +268,7 @@ async fn metrics(State(app): State<App>, headers: HeaderMap) -> Result<Response,
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
-        if given != Some(token.as_str()) {
+        if !given.is_some_and(|given| token.matches(given)) {
             return Err(ApiError(dartwing_core::Error::unauthenticated(
                 "Metrics need the configured bearer token",
             )));
@@ -347,9 +355,12 @@ impl RedisErrorKind for redis::RedisError {
 pub struct RunningServer {
     /// The bound address (useful with port 0).
     pub addr: SocketAddr,
+    /// The bound address of the metrics listener (`observability.metrics_listen`), if any.
+    pub metrics_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     roles_shutdown: CancellationToken,
     task: JoinHandle<std::io::Result<()>>,
+    metrics_task: Option<JoinHandle<std::io::Result<()>>>,
     background: Vec<JoinHandle<()>>,
     realtime: Realtime,
 }
@@ -364,8 +375,32 @@ impl RunningServer {
         for task in self.background {
             let _ = task.await;
         }
+        if let Some(task) = self.metrics_task {
+            task.await.unwrap_or_else(|e| Err(std::io::Error::other(e)))?;
+        }
         self.task.await.unwrap_or_else(|e| Err(std::io::Error::other(e)))
     }
+}
+
+/// Serves `/metrics` alone on `address` (`observability.metrics_listen`) until `stop` turns true.
+async fn start_metrics_listener(
+    app: &App,
+    address: SocketAddr,
+    limits: ConnectionLimits,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<(SocketAddr, JoinHandle<std::io::Result<()>>)> {
+    let listener = TcpListener::bind(address)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {address} (`observability.metrics_listen`): {e}"))?;
+    let addr = listener.local_addr()?;
+    let router = Router::new()
+        .route("/metrics", get(metrics))
+        .fallback(|| async { ApiError(dartwing_core::Error::not_found("This listener serves /metrics only")) })
+        .with_state(app.clone());
+    let task = tokio::spawn(listener::serve(listener, router, limits, async move {
+        let _ = stop.wait_for(|stop| *stop).await;
+    }));
+    Ok((addr, task))
 }
 
 /// Binds the configured listener, serves `app` and starts the configured background roles.
@@ -377,13 +412,19 @@ pub async fn start(app: &App) -> anyhow::Result<RunningServer> {
     let (shutdown, mut signal) = watch::channel(false);
     let router = app.router();
     let grace = Duration::from_secs(app.config.http.shutdown_grace_secs);
+    let limits = ConnectionLimits::from_config(&app.config.http);
+    let (metrics_addr, metrics_task) = match app.config.observability.metrics_listen {
+        Some(address) => {
+            let (addr, task) = start_metrics_listener(app, address, limits, signal.clone()).await?;
+            (Some(addr), Some(task))
+        }
+        None => (None, None),
+    };
     let task = tokio::spawn(async move {
         let mut grace_timer = signal.clone();
-        let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move {
-                let _ = signal.wait_for(|stop| *stop).await;
-            })
-            .into_future();
+        let server = listener::serve(listener, router, limits, async move {
+            let _ = signal.wait_for(|stop| *stop).await;
+        });
         tokio::select! {
             result = server => result,
             _ = async {
@@ -413,9 +454,11 @@ pub async fn start(app: &App) -> anyhow::Result<RunningServer> {
     background.extend(app.realtime.spawn(roles_shutdown.clone()));
     Ok(RunningServer {
         addr,
+        metrics_addr,
         shutdown,
         roles_shutdown,
         task,
+        metrics_task,
         background,
         realtime: app.realtime.clone(),
     })

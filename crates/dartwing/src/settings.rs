@@ -90,21 +90,8 @@ pub fn load(file: Option<&Path>, flags: &FlagOverrides) -> Result<Config, String
         for e in error {
             let key = e.path.join(".");
             let source = e.metadata.as_ref().map(|m| m.name.to_string()).unwrap_or_default();
-            let mut kind = e.kind.to_string();
-            if let Some(secretish) = [
-                "jwt_secret",
-                "database_url",
-                "redis_url",
-                "key",
-                "previous_keys",
-                "client_secret",
-                "password",
-            ]
-            .iter()
-            .find(|k| key.ends_with(*k))
-            {
-                kind = format!("invalid value for {secretish}");
-            }
+            // Secret settings accept any scalar, so their values never reach an error message.
+            let kind = e.kind.to_string();
             messages.push(if key.is_empty() {
                 format!("invalid configuration ({source}): {kind}")
             } else {

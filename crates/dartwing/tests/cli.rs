@@ -333,8 +333,9 @@ fn contract_environment_variables_configure_the_node() {
         .unwrap();
     let shown: Value = serde_json::from_str(&stdout(&output)).unwrap();
     assert_eq!(shown["listen"], "127.0.0.1:8123");
-    assert_eq!(shown["database_url"], "<set>");
-    assert_eq!(shown["redis_url"], "<set>");
+    // Connection URLs without a password show in full; passwords never (see below).
+    assert_eq!(shown["database_url"], "postgres://db.example/dartwing");
+    assert_eq!(shown["redis_url"], "redis://127.0.0.1:6379/");
     assert_eq!(shown["data_dir"], "/var/lib/dartwing");
     assert_eq!(shown["node_id"], "7", "numeric-looking text stays text");
     assert_eq!(shown["roles"], "api,worker");
@@ -350,4 +351,155 @@ fn contract_environment_variables_configure_the_node() {
         "from-flag",
         "flags win over the environment"
     );
+}
+
+#[test]
+fn config_check_with_every_secret_set_prints_none_of_them() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("dartwing.toml"),
+        r#"
+[observability]
+metrics_token = "metrics-token-value-4"
+
+[integrations]
+previous_keys = ["previous-key-value-6"]
+
+[integrations.smtp]
+host = "smtp.example.com"
+username = "mailer"
+password = "smtp-password-value-7"
+
+[integrations.providers.Google]
+client_id = "client-id-shown"
+client_secret = "client-secret-value-8"
+"#,
+    )
+    .unwrap();
+    let output = dartwing(dir.path())
+        .env(
+            "DARTWING_DATABASE_URL",
+            "postgres://app:db-password-value-1@db.internal:5432/dartwing",
+        )
+        .env("DARTWING_REDIS_URL", "redis://:redis-password-value-2@cache:6379/0")
+        .env("DARTWING_JWT_SECRET", "jwt-secret-value-3-0123456789abcdef0123")
+        .env("DARTWING_INTEGRATION_KEY", "integration-key-value-5")
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    let printed = stdout(&output);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for value in [
+        "db-password-value-1",
+        "redis-password-value-2",
+        "jwt-secret-value-3",
+        "metrics-token-value-4",
+        "integration-key-value-5",
+        "previous-key-value-6",
+        "smtp-password-value-7",
+        "client-secret-value-8",
+    ] {
+        assert!(!printed.contains(value), "{value} printed: {printed}");
+        assert!(!stderr.contains(value), "{value} on stderr: {stderr}");
+    }
+    let shown: Value = serde_json::from_str(&printed).unwrap();
+    assert_eq!(shown["database_url"], "postgres://app:<set>@db.internal:5432/dartwing");
+    assert_eq!(shown["redis_url"], "redis://:<set>@cache:6379/0");
+    assert_eq!(shown["jwt_secret"], "<set>");
+    assert_eq!(shown["observability"]["metrics_token"], "<set>");
+    assert_eq!(shown["integrations"]["key"], "<set>");
+    assert_eq!(shown["integrations"]["previous_keys"], json!(["<set>"]));
+    assert_eq!(shown["integrations"]["smtp"]["password"], "<set>");
+    assert_eq!(shown["integrations"]["providers"]["Google"]["client_secret"], "<set>");
+    assert_eq!(
+        shown["integrations"]["providers"]["Google"]["client_id"], "client-id-shown",
+        "settings that are not secret still show"
+    );
+}
+
+/// Modes of the data directory and every file in it, by name.
+fn modes(data_dir: &Path) -> (u32, Vec<(String, u32)>) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let mut files: Vec<(String, u32)> = std::fs::read_dir(data_dir)
+        .unwrap()
+        .map(|entry| {
+            let entry = entry.unwrap();
+            (entry.file_name().to_string_lossy().to_string(), mode(&entry.path()))
+        })
+        .collect();
+    files.sort();
+    (mode(data_dir), files)
+}
+
+#[tokio::test]
+async fn other_local_users_cannot_read_the_data_directory_or_database_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("dartwing-data");
+    stdout(&run(dir.path(), &["migrate"]));
+    let (dir_mode, files) = modes(&data_dir);
+    assert_eq!(dir_mode, 0o700, "data directory after migrate");
+    assert!(files.iter().any(|(name, _)| name == "dartwing.db"), "{files:?}");
+    assert!(files.iter().all(|(_, mode)| *mode == 0o600), "after migrate: {files:?}");
+
+    // A serving node writes through the WAL: the -wal and -shm files SQLite creates are private too.
+    let served = Served::start(dir.path(), &[]).await;
+    let token = stdout(&run(dir.path(), &["token", "issue", "--email", "ann@example.com"]))
+        .trim()
+        .to_string();
+    let created = reqwest::Client::new()
+        .post(format!("{}/api/resource/Organization", served.base))
+        .bearer_auth(&token)
+        .json(&json!({"org_name": "Acme", "org_type": "Family"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 200);
+    let (dir_mode, files) = modes(&data_dir);
+    assert_eq!(dir_mode, 0o700);
+    for expected in [
+        "dartwing.db",
+        "dartwing.db-wal",
+        "dartwing.db-shm",
+        "jwt-secret",
+        "integration-key",
+    ] {
+        assert!(
+            files.iter().any(|(name, _)| name == expected),
+            "no {expected}: {files:?}"
+        );
+    }
+    assert!(files.iter().all(|(_, mode)| *mode == 0o600), "while serving: {files:?}");
+    served.terminate();
+}
+
+#[test]
+fn production_mode_without_a_metrics_token_refuses_to_start_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let production = || {
+        let mut command = dartwing(dir.path());
+        command
+            .env("DARTWING_PRODUCTION", "true")
+            .env("DARTWING_JWT_SECRET", "p".repeat(40));
+        command
+    };
+    fails_naming(
+        production().args(["config", "check"]).output().unwrap(),
+        "observability.metrics_token",
+    );
+    // A token, or a listener of their own for metrics, satisfies production mode.
+    let with_token = production()
+        .env("DARTWING_OBSERVABILITY__METRICS_TOKEN", "scrape-token-value-9")
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    let printed = stdout(&with_token);
+    assert!(!printed.contains("scrape-token-value-9"), "{printed}");
+    let with_listener = production()
+        .env("DARTWING_OBSERVABILITY__METRICS_LISTEN", "127.0.0.1:9100")
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    let shown: Value = serde_json::from_str(&stdout(&with_listener)).unwrap();
+    assert_eq!(shown["observability"]["metrics_listen"], "127.0.0.1:9100");
 }

@@ -115,12 +115,12 @@ async fn hundred_callers_over_three_processes_cause_one_refresh() {
 
         // Seed an organization and a token that expires within the refresh buffer.
         let mut config = Config {
-            database_url: Some(db.url.clone()),
+            database_url: Some(dartwing_core::config::Secret::url(db.url.clone())),
             data_dir: dir.to_path_buf(),
             jwt_secret: Some(SECRET.into()),
             ..Default::default()
         };
-        config.integrations.key = Some(key.clone());
+        config.integrations.key = Some(key.clone().into());
         config.integrations.providers.insert(
             "Acme".into(),
             ProviderConfig {
@@ -210,12 +210,12 @@ async fn keys_generate_and_rotate_through_the_cli() {
 
         // Rows written under the old key.
         let mut config = Config {
-            database_url: Some(db.url.clone()),
+            database_url: Some(dartwing_core::config::Secret::url(db.url.clone())),
             data_dir: dir.to_path_buf(),
             jwt_secret: Some(SECRET.into()),
             ..Default::default()
         };
-        config.integrations.key = Some(old.clone());
+        config.integrations.key = Some(old.clone().into());
         let app = dartwing::server::App::build(config.clone()).await.unwrap();
         let operator = dartwing_core::Principal::system("test");
         for name in ["One", "Two", "Three"] {
@@ -267,7 +267,7 @@ async fn keys_generate_and_rotate_through_the_cli() {
         assert_eq!(report["rotated"], 3, "{report}");
         assert_eq!(report["remaining"], 0);
         // The old key is no longer needed.
-        config.integrations.key = Some(new.clone());
+        config.integrations.key = Some(new.clone().into());
         let only_new = dartwing::server::App::build(config).await.unwrap();
         let orgs = only_new
             .tenancy
