@@ -18,6 +18,16 @@ pub struct DocTable {
 
 /// Largest page a list returns; larger requests are capped.
 pub const MAX_PAGE_LENGTH: i64 = 1000;
+/// Most entries `fields` may list (duplicates included); more answer 400.
+pub const MAX_FIELDS: usize = 100;
+/// Most filters one list request may carry; more answer 400.
+pub const MAX_FILTERS: usize = 50;
+/// Most values one `in`/`not in` filter may list; more answer 400.
+pub const MAX_FILTER_VALUES: usize = 500;
+/// Longest filter value, in characters; longer ones answer 400.
+pub const MAX_FILTER_VALUE_CHARS: usize = 1000;
+/// Longest `order_by`, in characters; longer ones answer 400.
+pub const MAX_ORDER_BY_CHARS: usize = 200;
 /// Page length when none is asked for (Frappe's default).
 pub const DEFAULT_PAGE_LENGTH: i64 = 20;
 
@@ -66,7 +76,10 @@ impl Op {
             "in" => Op::In,
             "not in" => Op::NotIn,
             other => {
-                return Err(Error::validation(format!("Unsupported filter operator '{other}'")));
+                return Err(Error::validation(format!(
+                    "Unsupported filter operator '{}'",
+                    shown(other)
+                )));
             }
         })
     }
@@ -100,34 +113,65 @@ pub struct Visibility {
     pub params: Vec<String>,
 }
 
+/// `text` for an error message, cut short when a client sent something long.
+fn shown(text: &str) -> String {
+    const MAX: usize = 64;
+    let cut: String = text.chars().take(MAX).collect();
+    if cut.len() < text.len() {
+        format!("{}…", cut.escape_debug())
+    } else {
+        cut.escape_debug().to_string()
+    }
+}
+
 impl ListQuery {
     /// Validates `params` against `table`'s columns.
     pub fn parse(table: &DocTable, params: &ListParams) -> Result<Self> {
         let field = |name: &str| -> Result<&'static str> {
-            table
-                .fields
-                .iter()
-                .copied()
-                .find(|f| *f == name)
-                .ok_or_else(|| Error::validation(format!("Field '{name}' does not exist on {}", table.doctype)))
+            table.fields.iter().copied().find(|f| *f == name).ok_or_else(|| {
+                Error::validation(format!("Field '{}' does not exist on {}", shown(name), table.doctype))
+            })
         };
         let fields = match params.fields.as_deref() {
             None => vec!["name"],
             Some(text) => {
                 let list: Vec<String> = serde_json::from_str(text)
                     .map_err(|_| Error::bad_request("'fields' must be a JSON list of field names"))?;
+                if list.len() > MAX_FIELDS {
+                    return Err(Error::bad_request(format!(
+                        "'fields' lists {} entries; at most {MAX_FIELDS} are allowed",
+                        list.len()
+                    )));
+                }
                 if list.iter().any(|f| f == "*") {
                     table.fields.to_vec()
                 } else if list.is_empty() {
                     vec!["name"]
                 } else {
-                    list.iter().map(|f| field(f)).collect::<Result<_>>()?
+                    let mut fields: Vec<&'static str> = Vec::with_capacity(list.len());
+                    for name in &list {
+                        let name = field(name)?;
+                        if !fields.contains(&name) {
+                            fields.push(name);
+                        }
+                    }
+                    fields
                 }
             }
         };
         let mut filters = Vec::new();
         if let Some(text) = params.filters.as_deref() {
             let json: Value = serde_json::from_str(text).map_err(|_| Error::bad_request("'filters' must be JSON"))?;
+            let count = match &json {
+                Value::Array(items) => items.len(),
+                Value::Object(map) => map.len(),
+                _ => 0,
+            };
+            if count > MAX_FILTERS {
+                return Err(Error::bad_request(format!(
+                    "'filters' has {count} conditions; at most {MAX_FILTERS} are allowed"
+                )));
+            }
             match json {
                 Value::Array(items) => {
                     for item in items {
@@ -182,6 +226,15 @@ impl ListQuery {
                     filter.field
                 )));
             }
+        }
+        if params
+            .order_by
+            .as_deref()
+            .is_some_and(|o| o.chars().count() > MAX_ORDER_BY_CHARS)
+        {
+            return Err(Error::bad_request(format!(
+                "'order_by' is longer than {MAX_ORDER_BY_CHARS} characters"
+            )));
         }
         let (order_field, descending) = match params.order_by.as_deref().map(str::trim) {
             None | Some("") => ("modified", true),
@@ -306,11 +359,20 @@ impl ListQuery {
 
 fn values(value: &Value) -> Result<Vec<String>> {
     let one = |v: &Value| match v {
+        Value::String(s) if s.chars().count() > MAX_FILTER_VALUE_CHARS => Err(Error::bad_request(format!(
+            "Filter values are at most {MAX_FILTER_VALUE_CHARS} characters long"
+        ))),
+        Value::String(s) if s.chars().any(char::is_control) => {
+            Err(Error::bad_request("Filter values cannot contain control characters"))
+        }
         Value::String(s) => Ok(s.clone()),
         Value::Number(n) => Ok(n.to_string()),
         _ => Err(Error::bad_request("Filter values must be text or numbers")),
     };
     match value {
+        Value::Array(items) if items.len() > MAX_FILTER_VALUES => Err(Error::bad_request(format!(
+            "A filter lists at most {MAX_FILTER_VALUES} values"
+        ))),
         Value::Array(items) => items.iter().map(one).collect(),
         other => one(other).map(|v| vec![v]),
     }
@@ -332,6 +394,7 @@ pub fn row_to_object(row: &sqlx::any::AnyRow, fields: &[&'static str]) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dartwing_core::ErrorKind;
 
     const TABLE: DocTable = DocTable {
         doctype: "Thing",
@@ -381,5 +444,36 @@ mod tests {
             ListQuery::parse(&TABLE, &limit).map(|q| q.page_length).ok(),
             Some(MAX_PAGE_LENGTH)
         );
+    }
+
+    #[test]
+    fn oversized_lists_are_refused_and_fields_deduplicated() -> Result<()> {
+        let fields = |n: usize| ListParams {
+            fields: Some(serde_json::to_string(&vec!["name"; n]).unwrap_or_default()),
+            ..Default::default()
+        };
+        let kind = |params: &ListParams| ListQuery::parse(&TABLE, params).map_err(|e| e.kind()).err();
+        assert_eq!(ListQuery::parse(&TABLE, &fields(MAX_FIELDS))?.fields(), ["name"]);
+        assert_eq!(kind(&fields(MAX_FIELDS + 1)), Some(ErrorKind::BadRequest));
+        assert_eq!(kind(&fields(2100)), Some(ErrorKind::BadRequest));
+        let many_filters = serde_json::to_string(&vec![["name", "=", "x"]; MAX_FILTERS + 1]).unwrap_or_default();
+        assert_eq!(kind(&params(&many_filters)), Some(ErrorKind::BadRequest));
+        let many_values = serde_json::json!([["name", "in", vec!["x"; MAX_FILTER_VALUES + 1]]]).to_string();
+        assert_eq!(kind(&params(&many_values)), Some(ErrorKind::BadRequest));
+        let long_value = serde_json::json!([["name", "like", "%".repeat(MAX_FILTER_VALUE_CHARS + 1)]]).to_string();
+        assert_eq!(kind(&params(&long_value)), Some(ErrorKind::BadRequest));
+        let nul = serde_json::json!([["name", "=", "a\u{0}b"]]).to_string();
+        assert_eq!(kind(&params(&nul)), Some(ErrorKind::BadRequest));
+        let long_order = ListParams {
+            order_by: Some(format!("name {}", " ".repeat(MAX_ORDER_BY_CHARS))),
+            ..Default::default()
+        };
+        assert_eq!(kind(&long_order), Some(ErrorKind::BadRequest));
+        let unknown = ListQuery::parse(
+            &TABLE,
+            &params(&serde_json::json!([["x".repeat(5000), "=", "1"]]).to_string()),
+        );
+        assert!(unknown.is_err_and(|e| e.message().chars().count() < 200));
+        Ok(())
     }
 }
