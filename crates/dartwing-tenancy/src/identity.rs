@@ -2,10 +2,11 @@
 //! current memberships, loaded fresh on every call so membership changes apply at once.
 
 use crate::NewPerson;
-use crate::store::{TenancyStore, validate_name};
+use crate::store::TenancyStore;
 use async_trait::async_trait;
 use dartwing_core::identity::{IdentityStore, VerifiedUser};
 use dartwing_core::ids::random_hex;
+use dartwing_core::names::validate_name;
 use dartwing_core::tenancy::{MemberRole, MemberStatus, OrgStatus, PersonStatus};
 use dartwing_core::{Error, ErrorKind, Membership, Principal, PrincipalKind, Result, Timestamp};
 use dartwing_db::map_db_error;

@@ -4,6 +4,7 @@
 use crate::list::{DocTable, ListParams, ListQuery, Visibility, row_to_object};
 use dartwing_core::access::AccessNotifier;
 use dartwing_core::ids::NamingSeries;
+use dartwing_core::names;
 use dartwing_core::permission::OrgScope;
 use dartwing_core::tenancy::{
     MemberRole, MemberStatus, ORG_MEMBER, ORGANIZATION, OrgMember, OrgStatus, OrgType, Organization, PERSON, Person,
@@ -74,6 +75,12 @@ pub const MEMBER_SERIES: NamingSeries = NamingSeries {
     prefix: "MEM",
     digits: 5,
 };
+
+/// Every series the server generates names from; explicit names inside any of them are refused.
+pub const RESERVED_SERIES: [NamingSeries; 3] = [ORGANIZATION_SERIES, PERSON_SERIES, MEMBER_SERIES];
+
+/// Most names taken by other documents that one generated name skips before giving up.
+const MAX_TAKEN_NAMES_SKIPPED: usize = 1000;
 
 const ORG_COLUMNS: &str = "name, org_name, org_type, status, creation, modified, owner, modified_by";
 const PERSON_COLUMNS: &str = "name, primary_email, full_name, status, creation, modified, owner, modified_by";
@@ -163,19 +170,19 @@ fn parse<T: FromStr<Err = String>>(text: &str) -> Result<T> {
     })
 }
 
-/// Checks a client-chosen document name: 1–140 characters, no control characters, no
-/// surrounding spaces, no `/` (names travel in URL paths).
-pub fn validate_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.chars().count() <= 140
-        && name.trim() == name
-        && !name.contains('/')
-        && !name.chars().any(char::is_control);
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::validation(format!("'{name}' is not a valid document name")))
+/// Checks a client-chosen name for a new document: the name grammar
+/// ([`names::validate_name`]), and outside every series the server generates names from (any year,
+/// any number of digits), so that an explicit name can never take a generated one.
+pub(crate) fn validate_new_name(name: &str) -> Result<()> {
+    names::validate_name(name)?;
+    if let Some(series) = RESERVED_SERIES.iter().find(|series| series.contains(name)) {
+        return Err(Error::validation(format!(
+            "'{name}' lies in the naming series {} that the server reserves for generated names; \
+             choose another name or leave 'name' out",
+            series.pattern()
+        )));
     }
+    Ok(())
 }
 
 fn validate_text(field: &str, value: &str) -> Result<String> {
@@ -188,16 +195,36 @@ fn validate_text(field: &str, value: &str) -> Result<String> {
     Ok(value.to_string())
 }
 
-async fn next_name(conn: &mut AnyConnection, series: NamingSeries, now: Timestamp) -> Result<String> {
-    let (current,): (i64,) = sqlx::query_as(
-        "INSERT INTO naming_series (prefix, current) VALUES ($1, 1) \
-         ON CONFLICT (prefix) DO UPDATE SET current = naming_series.current + 1 RETURNING current",
-    )
-    .bind(series.key(now.year()))
-    .fetch_one(conn)
-    .await
-    .map_err(map_db_error)?;
-    Ok(series.name(now.year(), current))
+/// The next free name of `series` for a document of `table`: names already taken in `table` (rows
+/// written before their series was reserved, or restored from elsewhere) are skipped, at most
+/// [`MAX_TAKEN_NAMES_SKIPPED`] of them.
+async fn next_name(conn: &mut AnyConnection, series: NamingSeries, table: &str, now: Timestamp) -> Result<String> {
+    let taken_sql = format!("SELECT COUNT(*) FROM {table} WHERE name = $1");
+    for _ in 0..=MAX_TAKEN_NAMES_SKIPPED {
+        let (current,): (i64,) = sqlx::query_as(
+            "INSERT INTO naming_series (prefix, current) VALUES ($1, 1) \
+             ON CONFLICT (prefix) DO UPDATE SET current = naming_series.current + 1 RETURNING current",
+        )
+        .bind(series.key(now.year()))
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(map_db_error)?;
+        let name = series.name(now.year(), current);
+        let (taken,): (i64,) = sqlx::query_as(&taken_sql)
+            .bind(&name)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(map_db_error)?;
+        if taken == 0 {
+            return Ok(name);
+        }
+        tracing::warn!(doctype = table, docname = %name, "generated name already taken; skipping it");
+    }
+    tracing::error!(doctype = table, series = %series.pattern(), "no free generated name found");
+    Err(Error::conflict(format!(
+        "No free name in the series {} after skipping {MAX_TAKEN_NAMES_SKIPPED} taken ones",
+        series.pattern()
+    )))
 }
 
 type OrgRow = (String, String, String, String, String, String, String, String);
@@ -354,7 +381,7 @@ impl TenancyStore {
             ));
         }
         if let Some(name) = &new.name {
-            validate_name(name)?;
+            validate_new_name(name)?;
         }
         if new.status == Some(OrgStatus::Suspended) {
             actor.authorize_system()?;
@@ -369,7 +396,7 @@ impl TenancyStore {
                 Box::pin(async move {
                     let name = match new.name {
                         Some(name) => name,
-                        None => next_name(tx, ORGANIZATION_SERIES, now).await?,
+                        None => next_name(tx, ORGANIZATION_SERIES, ORGANIZATION_TABLE.table, now).await?,
                     };
                     let organization = Organization {
                         name,
@@ -396,7 +423,7 @@ impl TenancyStore {
                     .await
                     .map_err(map_db_error)?;
                     if let Some(person) = person {
-                        let member_name = next_name(tx, MEMBER_SERIES, now).await?;
+                        let member_name = next_name(tx, MEMBER_SERIES, MEMBER_TABLE.table, now).await?;
                         insert_member(
                             tx,
                             &member_name,
@@ -536,7 +563,7 @@ impl TenancyStore {
 
     pub(crate) async fn insert_person(&self, actor_id: &str, new: NewPerson) -> Result<Person> {
         if let Some(name) = &new.name {
-            validate_name(name)?;
+            validate_new_name(name)?;
         }
         let email = normalize_email(&new.primary_email).map_err(Error::validation)?;
         let full_name = match &new.full_name {
@@ -550,7 +577,7 @@ impl TenancyStore {
                 Box::pin(async move {
                     let name = match new.name {
                         Some(name) => name,
-                        None => next_name(tx, PERSON_SERIES, now).await?,
+                        None => next_name(tx, PERSON_SERIES, PERSON_TABLE.table, now).await?,
                     };
                     let person = Person {
                         name,
@@ -773,7 +800,7 @@ impl TenancyStore {
             .db
             .transaction(move |tx| {
                 Box::pin(async move {
-                    let name = next_name(tx, MEMBER_SERIES, now).await?;
+                    let name = next_name(tx, MEMBER_SERIES, MEMBER_TABLE.table, now).await?;
                     let status = new.status.unwrap_or(MemberStatus::Active);
                     insert_member(
                         tx,
