@@ -147,6 +147,8 @@ pub struct AuthConfig {
     pub leeway_secs: u64,
     /// Lifetime of tokens printed by `dartwing token issue`.
     pub dev_token_ttl_secs: u64,
+    /// Refuse tokens whose `email_verified` claim is false (tokens without the claim are accepted).
+    pub require_verified_email: bool,
 }
 
 impl Default for AuthConfig {
@@ -161,6 +163,7 @@ impl Default for AuthConfig {
             jwks_cache_secs: 300,
             leeway_secs: 30,
             dev_token_ttl_secs: 86_400,
+            require_verified_email: true,
         }
     }
 }

@@ -142,10 +142,19 @@ pub struct OrgMember {
     pub modified_by: String,
 }
 
-/// Lower-cases and checks an email address; the form stored in `primary_email`.
+/// Checks an email address and returns the form stored in `primary_email`, which is the key of a
+/// user's identity: ASCII letters lower-cased and nothing else folded, so no two different
+/// addresses share a key (`to_lowercase` would turn the Kelvin sign `\u{212A}` into `k`).
+/// Addresses that Unicode NFKC normalization would change (compatibility look-alikes such as the
+/// Kelvin sign or full-width letters) are refused, as is any white space (surrounding white space
+/// is not trimmed either: `kate@a.test ` is not `kate@a.test`) or control character.
 pub fn normalize_email(email: &str) -> Result<String, String> {
-    let email = email.trim().to_lowercase();
-    let valid = email.len() <= 254
+    use unicode_normalization::UnicodeNormalization;
+    let invalid = || {
+        let shown: String = email.chars().take(254).collect();
+        format!("'{}' is not a valid email address", shown.escape_debug())
+    };
+    let well_formed = email.len() <= 254
         && email.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty()
                 && !domain.is_empty()
@@ -154,11 +163,16 @@ pub fn normalize_email(email: &str) -> Result<String, String> {
                 && !domain.contains('@')
         })
         && !email.chars().any(|c| c.is_whitespace() || c.is_control());
-    if valid {
-        Ok(email)
-    } else {
-        Err(format!("'{email}' is not a valid email address"))
+    if !well_formed {
+        return Err(invalid());
     }
+    if !email.nfkc().eq(email.chars()) {
+        return Err(format!(
+            "{}: it contains compatibility characters (Unicode NFKC would change it)",
+            invalid()
+        ));
+    }
+    Ok(email.to_ascii_lowercase())
 }
 
 #[cfg(test)]
@@ -179,9 +193,28 @@ mod tests {
 
     #[test]
     fn emails_are_lower_cased_and_checked() {
-        assert_eq!(normalize_email(" Ann@Example.COM "), Ok("ann@example.com".to_string()));
+        assert_eq!(normalize_email("Ann@Example.COM"), Ok("ann@example.com".to_string()));
+        assert!(
+            normalize_email(" ann@example.com").is_err(),
+            "white space is refused, not trimmed"
+        );
+        assert!(normalize_email("ann@example.com\u{3000}").is_err());
         assert!(normalize_email("no-at-sign").is_err());
         assert!(normalize_email("a@b@c").is_err());
         assert!(normalize_email("@example.com").is_err());
+    }
+
+    #[test]
+    fn emails_fold_ascii_case_only_and_refuse_look_alikes() {
+        // KELVIN SIGN lower-cases to an ASCII `k` with `to_lowercase`: never the same identity.
+        assert!(normalize_email("\u{212A}ate@a.test").is_err());
+        assert!(normalize_email("ｋate@a.test").is_err(), "full-width letter");
+        assert!(normalize_email("kate@a.test\u{0}").is_err());
+        assert!(normalize_email("ka te@a.test").is_err());
+        assert!(normalize_email("ka\u{2003}te@a.test").is_err(), "em space");
+        assert_eq!(normalize_email("KATE@A.TEST"), Ok("kate@a.test".to_string()));
+        // Non-ASCII letters in NFKC form are kept as they are, not case-folded.
+        assert_eq!(normalize_email("José@a.test"), Ok("josé@a.test".to_string()));
+        assert_eq!(normalize_email("JOSÉ@a.test"), Ok("josÉ@a.test".to_string()));
     }
 }

@@ -4,7 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use dartwing_e2e::scenario::{ALICE, Scene, assert_refused};
+use dartwing_core::identity::{IdentityStore, VerifiedUser};
+use dartwing_e2e::scenario::{ALICE, Scene, assert_refused, hs256, unix_now};
 use dartwing_e2e::{Reply, TestServer};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -12,6 +13,11 @@ use serde_json::{Value, json};
 // ------------------------------------------------------------------------------------ helpers
 
 const CAROL: &str = "carol@example.com";
+
+/// Creates an organization owned by `owner` (who signs in first).
+async fn org_of(server: &TestServer, owner: &str, org_name: &str) -> String {
+    server.create_org(owner, org_name).await
+}
 
 /// Signs `email` in once (the first request provisions the Person) and returns the Person's name.
 async fn person_of(server: &TestServer, email: &str) -> String {
@@ -121,6 +127,130 @@ dartwing_e2e::backend_tests! {
     }
 }
 
+// ------------------------------------------------------------------- finding 3: email identity
+
+/// Claims of a valid token for `email`.
+fn claims(email: &str) -> Value {
+    let now = unix_now();
+    json!({ "email": email, "iat": now, "nbf": now, "exp": now + 600 })
+}
+
+fn with(mut claims: Value, key: &str, value: Value) -> Value {
+    claims[key] = value;
+    claims
+}
+
+dartwing_e2e::backend_tests! {
+    /// `\u{212A}ate@a.test` (KELVIN SIGN) lower-cases to `kate@a.test` with Unicode case folding:
+    /// it must not sign in as Kate, nor provision anyone. Other look-alikes and white space neither.
+    async fn kelvin_sign_email_does_not_authenticate_as_ascii_user(db) {
+        let s = Scene::new(db).await;
+        let kates = org_of(&s.server, "kate@a.test", "Kate's").await;
+        let before = s.snapshot().await;
+        for email in [
+            "\u{212A}ate@a.test",
+            "\u{FF4B}ate@a.test",
+            "kate@a.test\u{3000}",
+            " kate@a.test",
+            "ka te@a.test",
+            "kate@a.test\u{0}",
+        ] {
+            let token = hs256(&claims(email));
+            let reply = s
+                .server
+                .get(&format!("/api/resource/Organization/{kates}"), &token)
+                .await;
+            assert_refused(&reply, StatusCode::UNAUTHORIZED, "AuthenticationError", &[&token]);
+            let reply = s.server.get("/api/resource/Organization", &token).await;
+            assert_refused(&reply, StatusCode::UNAUTHORIZED, "AuthenticationError", &[&token]);
+        }
+        before.assert_unchanged(&s.server, "look-alike emails").await;
+        // ASCII case still folds: the same identity.
+        let reply = s
+            .server
+            .get(
+                &format!("/api/resource/Organization/{kates}"),
+                &hs256(&claims("KATE@A.test")),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        s.stop().await;
+    }
+
+    /// A token whose IdP says the email is not verified proves nothing about the mailbox: 401,
+    /// and nobody is provisioned. Without the claim, or with `true`, the token is accepted.
+    async fn unverified_email_is_refused(db) {
+        let s = Scene::new(db).await;
+        let before = s.snapshot().await;
+        for unverified in [json!(false), json!("false"), json!("FALSE")] {
+            let token = hs256(&with(claims(ALICE), "email_verified", unverified));
+            let reply = s
+                .server
+                .get(&format!("/api/resource/Organization/{}", s.alpha), &token)
+                .await;
+            assert_refused(&reply, StatusCode::UNAUTHORIZED, "AuthenticationError", &[&token]);
+            let token = hs256(&with(claims("newcomer@example.com"), "email_verified", json!(false)));
+            let reply = s.server.get("/api/resource/Organization", &token).await;
+            assert_refused(&reply, StatusCode::UNAUTHORIZED, "AuthenticationError", &[&token]);
+        }
+        before.assert_unchanged(&s.server, "unverified emails").await;
+        for verified in [json!(true), json!("true")] {
+            let token = hs256(&with(claims(ALICE), "email_verified", verified));
+            let reply = s
+                .server
+                .get(&format!("/api/resource/Organization/{}", s.alpha), &token)
+                .await;
+            assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        }
+        let reply = s
+            .server
+            .get(
+                &format!("/api/resource/Organization/{}", s.alpha),
+                &hs256(&claims(ALICE)),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "no claim: {}", reply.text);
+        s.stop().await;
+
+        // An operator may turn the check off.
+        let server = TestServer::start_with(db, |config| config.auth.require_verified_email = false).await;
+        let token = hs256(&with(claims(ALICE), "email_verified", json!(false)));
+        let reply = server.get("/api/resource/Organization", &token).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        server.stop().await;
+    }
+
+    /// Once a Person has signed in with an identity provider account (`iss`+`sub`), another
+    /// account presenting the same email — another subject, or another issuer — is refused.
+    async fn another_account_with_the_same_email_cannot_sign_in(db) {
+        let s = Scene::new(db).await;
+        let first = hs256(&with(
+            with(claims(CAROL), "iss", json!("https://idp.a.test")),
+            "sub",
+            json!("carol-1"),
+        ));
+        let alpha = format!("/api/resource/Organization/{}", s.alpha);
+        assert_eq!(
+            s.server.get("/api/resource/Organization", &first).await.status,
+            StatusCode::OK
+        );
+        s.server.add_member(&s.alpha, CAROL, "Member").await;
+        assert_eq!(
+            s.server.get(&alpha, &first).await.status,
+            StatusCode::OK,
+            "the same account again"
+        );
+        let before = s.snapshot().await;
+        for (iss, sub) in [("https://idp.a.test", "carol-2"), ("https://idp.b.test", "carol-1")] {
+            let token = hs256(&with(with(claims(CAROL), "iss", json!(iss)), "sub", json!(sub)));
+            let reply = s.server.get(&alpha, &token).await;
+            assert_refused(&reply, StatusCode::UNAUTHORIZED, "AuthenticationError", &[&token]);
+        }
+        before.assert_unchanged(&s.server, "other accounts").await;
+        s.stop().await;
+    }
+}
+
 // ------------------------------------------------------------------- finding 4: list sizes
 
 dartwing_e2e::backend_tests! {
@@ -165,6 +295,53 @@ dartwing_e2e::backend_tests! {
             );
         }
         before.assert_unchanged(&s.server, "oversized list parameters").await;
+        s.stop().await;
+    }
+}
+
+// ------------------------------------------------------------ finding 5: ghost people
+
+dartwing_e2e::backend_tests! {
+    /// An administrator changes Carol's email; the realtime access re-check that follows looks
+    /// her up by the old email. It must not provision a ghost Person with the old email.
+    async fn email_change_does_not_provision_a_ghost_person(db) {
+        let s = Scene::new(db).await;
+        let carol_person = person_of(&s.server, CAROL).await;
+        s.server.add_member(&s.alpha, CAROL, "Member").await;
+        let path = format!("/api/resource/Person/{carol_person}");
+        let changed = s
+            .server
+            .put(&path, &s.admin, &json!({ "primary_email": "carol.new@example.com" }))
+            .await;
+        assert_eq!(changed.status, StatusCode::OK, "{}", changed.text);
+        let before = s.snapshot().await;
+        // The re-check the gateway runs on that change (also started in the background).
+        s.server.app.realtime.recheck_user(CAROL).await;
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(
+            s.server.app.tenancy.person_by_email(CAROL).await.unwrap().is_none(),
+            "ghost Person provisioned"
+        );
+        let old = VerifiedUser {
+            email: CAROL.into(),
+            full_name: None,
+            system_admin: false,
+        };
+        let looked_up = s.server.app.tenancy.user_principal(&old).await;
+        assert_eq!(
+            looked_up.map_err(|e| e.kind()).err(),
+            Some(dartwing_core::ErrorKind::PermissionDenied)
+        );
+        before.assert_unchanged(&s.server, "the access re-check").await;
+        // The Person signs in with the new email and keeps the membership.
+        let reply = s
+            .server
+            .get(
+                &format!("/api/resource/Organization/{}", s.alpha),
+                &s.token("carol.new@example.com"),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
         s.stop().await;
     }
 }

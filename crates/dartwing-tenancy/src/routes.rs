@@ -86,6 +86,13 @@ fn body<T: DeserializeOwned>(doctype: &str, value: Value) -> Result<T, Error> {
     serde_json::from_value(Value::Object(fields)).map_err(|e| Error::bad_request(format!("Invalid {doctype}: {e}")))
 }
 
+/// An email typed by a person into a form: surrounding white space is dropped here, at the edge.
+/// Emails in tokens are identity keys and are taken exactly as they are
+/// ([`normalize_email`](dartwing_core::tenancy::normalize_email) refuses any white space).
+fn typed_email(email: String) -> String {
+    email.trim().to_string()
+}
+
 fn required<T>(field: &str, value: Option<T>) -> Result<T, Error> {
     value.ok_or_else(|| Error::validation(format!("'{field}' is required")))
 }
@@ -143,7 +150,7 @@ async fn create(
             let b: PersonBody = body(PERSON, value)?;
             let new = NewPerson {
                 name: b.name,
-                primary_email: required("primary_email", b.primary_email)?,
+                primary_email: typed_email(required("primary_email", b.primary_email)?),
                 full_name: b.full_name,
                 status: b.status,
             };
@@ -212,7 +219,7 @@ async fn update(
             let b: PersonBody = body(PERSON, value)?;
             same_name(&name, b.name.as_ref())?;
             let changes = PersonChanges {
-                primary_email: b.primary_email,
+                primary_email: b.primary_email.map(typed_email),
                 full_name: b.full_name,
                 status: b.status,
             };

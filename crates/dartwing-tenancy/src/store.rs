@@ -185,7 +185,8 @@ pub(crate) fn validate_new_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-fn validate_text(field: &str, value: &str) -> Result<String> {
+/// Checks a display text (`org_name`, `full_name`): 1–140 printable characters once trimmed.
+pub(crate) fn validate_text(field: &str, value: &str) -> Result<String> {
     let value = value.trim();
     if value.is_empty() || value.chars().count() > 140 || value.chars().any(char::is_control) {
         return Err(Error::validation(format!(
