@@ -37,6 +37,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// End-user authentication.
     pub auth: AuthConfig,
+    /// Organizations, People and Org Members.
+    pub tenancy: TenancyConfig,
     /// Metrics, logs and health.
     pub observability: ObservabilityConfig,
     /// Background job queues.
@@ -63,6 +65,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             http: HttpConfig::default(),
             auth: AuthConfig::default(),
+            tenancy: TenancyConfig::default(),
             observability: ObservabilityConfig::default(),
             jobs: JobsConfig::default(),
             realtime: RealtimeConfig::default(),
@@ -166,6 +169,15 @@ impl Default for AuthConfig {
             require_verified_email: true,
         }
     }
+}
+
+/// Tenancy settings: Organizations, People and Org Members.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TenancyConfig {
+    /// Accept a user's open invitations on their next authenticated request instead of waiting
+    /// for `accept_invitation` (for platforms whose organizations all trust each other).
+    pub auto_accept_invitations: bool,
 }
 
 /// Log output format.

@@ -73,8 +73,9 @@ text_enum! {
 }
 
 text_enum! {
-    /// Whether a membership is in force. Only Active memberships grant access.
-    MemberStatus { Active => "Active", Inactive => "Inactive", Pending => "Pending" }
+    /// Whether a membership is in force. Only Active memberships grant access; an Invited one is
+    /// an invitation that grants nothing until the invited person accepts it.
+    MemberStatus { Active => "Active", Inactive => "Inactive", Pending => "Pending", Invited => "Invited" }
 }
 
 /// An Organization document.
@@ -120,17 +121,25 @@ pub struct Person {
 }
 
 /// An Org Member document: one person's role in one organization. Unique per (person, organization).
+///
+/// An invitation (status Invited) names whom it invites, by email or by Person name exactly as the
+/// inviter wrote it, and links no Person until that person accepts it: it reveals nothing about
+/// whether such a Person exists.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrgMember {
     /// Primary key, e.g. `MEM-2026-00001`.
     pub name: String,
-    /// The Person's name.
-    pub person: String,
+    /// The Person's name; `None` while the membership is an invitation.
+    pub person: Option<String>,
+    /// Whom an invitation addressed by email invites.
+    pub invited_email: Option<String>,
+    /// Whom an invitation addressed by Person name invites.
+    pub invited_person: Option<String>,
     /// The Organization's name.
     pub organization: String,
     /// Owner, Admin, Member or Guest.
     pub role: MemberRole,
-    /// Active, Inactive or Pending.
+    /// Active, Inactive, Pending or Invited.
     pub status: MemberStatus,
     /// When the document was inserted.
     pub creation: Timestamp,

@@ -16,6 +16,10 @@ use sha2::{Digest, Sha256};
 /// Actor recorded on People provisioned at first login.
 const PROVISIONER: &str = "system:jit";
 
+/// Most invitations one request auto-accepts (the rest wait for the next requests), so that a
+/// flood of invitations cannot make one request slow.
+const MAX_AUTO_ACCEPTED_PER_REQUEST: u32 = 20;
+
 /// A Person with one of its memberships (none: `organization` is `None`) and that
 /// organization's status.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -241,6 +245,30 @@ impl TenancyStore {
             Err(refused())
         }
     }
+
+    /// Accepts the open invitations of the Person in `rows`, oldest first, up to
+    /// [`MAX_AUTO_ACCEPTED_PER_REQUEST`] (auto-accept); `true` when any was.
+    async fn auto_accept_invitations(&self, rows: &[MembershipRow], email: &str) -> Result<bool> {
+        let Some(first) = rows.first() else {
+            return Ok(false);
+        };
+        let mut accepted = false;
+        let open = self
+            .open_invitations(email, &first.person, None, MAX_AUTO_ACCEPTED_PER_REQUEST)
+            .await?;
+        for invitation in open {
+            let name = invitation.name.clone();
+            match self.accept(invitation, email, &first.person, email).await {
+                Ok(_) => accepted = true,
+                // Already a member there, or accepted concurrently: leave it.
+                Err(e) if matches!(e.kind(), ErrorKind::Conflict | ErrorKind::NotFound) => {
+                    tracing::info!(doctype = "Org Member", docname = %name, reason = %e.message(), "invitation not auto-accepted");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(accepted)
+    }
 }
 
 /// The principal of `user` from its Person's rows; 403 when the Person is not Active.
@@ -292,6 +320,9 @@ impl IdentityStore for TenancyStore {
         }
         if let Some(external) = &token.external {
             self.bind_external_identity(first, external).await?;
+        }
+        if self.config().auto_accept_invitations && self.auto_accept_invitations(&rows, &user.email).await? {
+            rows = self.membership_rows(&user.email).await?;
         }
         principal_from(user, rows)
     }

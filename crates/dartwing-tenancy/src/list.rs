@@ -111,6 +111,23 @@ pub struct Visibility {
     pub condition: Option<String>,
     /// Parameters of the condition, in order.
     pub params: Vec<String>,
+    /// Fields shown only on some of the visible rows; `None` when every field of every visible
+    /// row is shown.
+    pub reveal: Option<Reveal>,
+}
+
+/// Which fields of which rows a list shows: `public` fields on every visible row, the others only
+/// on rows meeting `condition` (elsewhere they are `null`). Filtering on a field that is not public
+/// searches only the rows that show it, and ordering on one orders by the shown values (hidden ones
+/// count as `null`), so hidden values cannot be probed.
+#[derive(Debug, Clone)]
+pub struct Reveal {
+    /// Fields every visible row shows.
+    pub public: &'static [&'static str],
+    /// SQL condition (with `{}` placeholders) of the rows that show every field.
+    pub condition: String,
+    /// Parameters of the condition, in order.
+    pub params: Vec<String>,
 }
 
 /// `text` for an error message, cut short when a client sent something long.
@@ -123,6 +140,9 @@ fn shown(text: &str) -> String {
         cut.escape_debug().to_string()
     }
 }
+
+/// Column that marks the rows whose every field is revealed.
+const REVEALED: &str = "dw_revealed";
 
 impl ListQuery {
     /// Validates `params` against `table`'s columns.
@@ -291,6 +311,11 @@ impl ListQuery {
         &self.fields
     }
 
+    /// Whether this query filters on a field outside `public`.
+    fn filters_hidden_fields(&self, public: &[&str]) -> bool {
+        self.filters.iter().any(|f| !public.contains(&f.field))
+    }
+
     /// SQL and parameters for this query on `table`, restricted by `visibility`.
     pub fn to_sql(&self, table: &DocTable, visibility: &Visibility) -> (String, Vec<String>) {
         let mut params: Vec<String> = Vec::new();
@@ -299,14 +324,46 @@ impl ListQuery {
             params.push(value.to_string());
             format!("${}", params.len())
         };
-        if let Some(condition) = &visibility.condition {
+        // `{}` in a condition stands for the next of its parameters.
+        let substitute = |params: &mut Vec<String>, condition: &str, values: &[String]| {
             let mut sql = String::new();
             let mut pieces = condition.split("{}");
             sql.push_str(pieces.next().unwrap_or_default());
-            for (piece, value) in pieces.zip(&visibility.params) {
-                sql.push_str(&placeholder(&mut params, value));
+            for (piece, value) in pieces.zip(values) {
+                sql.push_str(&placeholder(params, value));
                 sql.push_str(piece);
             }
+            sql
+        };
+        let masked = |field: &str| format!("CASE WHEN {REVEALED} = 1 THEN {field} END");
+        let (source, columns, order) = match &visibility.reveal {
+            None => (
+                table.table.to_string(),
+                self.fields.join(", "),
+                self.order_field.to_string(),
+            ),
+            Some(reveal) => {
+                let revealed = substitute(&mut params, &reveal.condition, &reveal.params);
+                let source = format!(
+                    "(SELECT *, CASE WHEN ({revealed}) THEN 1 ELSE 0 END AS {REVEALED} FROM {table}) AS {table}",
+                    table = table.table
+                );
+                let shown = |field: &str| {
+                    if reveal.public.contains(&field) {
+                        field.to_string()
+                    } else {
+                        masked(field)
+                    }
+                };
+                let columns: Vec<String> = self.fields.iter().map(|field| shown(field)).collect();
+                if self.filters_hidden_fields(reveal.public) {
+                    conditions.push(format!("{REVEALED} = 1"));
+                }
+                (source, columns.join(", "), shown(self.order_field))
+            }
+        };
+        if let Some(condition) = &visibility.condition {
+            let sql = substitute(&mut params, condition, &visibility.params);
             conditions.push(format!("({sql})"));
         }
         for filter in &self.filters {
@@ -346,12 +403,8 @@ impl ListQuery {
         };
         let direction = if self.descending { "DESC" } else { "ASC" };
         let sql = format!(
-            "SELECT {} FROM {}{where_clause} ORDER BY {} {direction}, name {direction} LIMIT {} OFFSET {}",
-            self.fields.join(", "),
-            table.table,
-            self.order_field,
-            self.page_length,
-            self.start
+            "SELECT {columns} FROM {source}{where_clause} ORDER BY {order} {direction}, name {direction} LIMIT {} OFFSET {}",
+            self.page_length, self.start
         );
         (sql, params)
     }
@@ -415,6 +468,7 @@ mod tests {
         let visibility = Visibility {
             condition: Some("name IN ({}, {})".into()),
             params: vec!["n1".into(), "n2".into()],
+            reveal: None,
         };
         let (sql, params) = query.to_sql(&TABLE, &visibility);
         assert_eq!(
@@ -444,6 +498,56 @@ mod tests {
             ListQuery::parse(&TABLE, &limit).map(|q| q.page_length).ok(),
             Some(MAX_PAGE_LENGTH)
         );
+    }
+
+    #[test]
+    fn hidden_fields_are_masked_and_only_searched_where_revealed() -> Result<()> {
+        let visibility = Visibility {
+            condition: Some("status = {}".into()),
+            params: vec!["A".into()],
+            reveal: Some(Reveal {
+                public: &["name"],
+                condition: "name = {}".into(),
+                params: vec!["me".into()],
+            }),
+        };
+        let names_only = ListQuery::parse(
+            &TABLE,
+            &ListParams {
+                fields: Some(r#"["name","status"]"#.into()),
+                order_by: Some("name".into()),
+                ..Default::default()
+            },
+        )?;
+        let (sql, params) = names_only.to_sql(&TABLE, &visibility);
+        assert_eq!(
+            sql,
+            "SELECT name, CASE WHEN dw_revealed = 1 THEN status END FROM \
+             (SELECT *, CASE WHEN (name = $1) THEN 1 ELSE 0 END AS dw_revealed FROM thing) AS thing \
+             WHERE (status = $2) ORDER BY name ASC, name ASC LIMIT 20 OFFSET 0"
+        );
+        assert_eq!(params, ["me", "A"]);
+        // A filter on a hidden field searches the revealed rows only.
+        let probe = ListQuery::parse(&TABLE, &params_with(r#"[["status","like","a%"]]"#, "name"))?;
+        let (sql, _) = probe.to_sql(&TABLE, &visibility);
+        assert!(sql.contains("WHERE dw_revealed = 1 AND (status = $2) AND"), "{sql}");
+        // Ordering on a hidden field orders by what is shown.
+        let ordered = ListQuery::parse(&TABLE, &params_with("[]", "status desc"))?;
+        let (sql, _) = ordered.to_sql(&TABLE, &visibility);
+        assert!(!sql.contains("dw_revealed = 1 AND"), "{sql}");
+        assert!(
+            sql.contains("ORDER BY CASE WHEN dw_revealed = 1 THEN status END DESC, name DESC"),
+            "{sql}"
+        );
+        Ok(())
+    }
+
+    fn params_with(filters: &str, order_by: &str) -> ListParams {
+        ListParams {
+            filters: Some(filters.into()),
+            order_by: Some(order_by.into()),
+            ..Default::default()
+        }
     }
 
     #[test]
