@@ -745,6 +745,49 @@ dartwing_e2e::backend_tests! {
     }
 }
 
+dartwing_e2e::backend_tests! {
+    /// Names no document can have (a NUL byte, which PostgreSQL text cannot even hold; or more
+    /// than 140 characters), sent by an administrator in paths and bodies: a 4xx, never a 500.
+    async fn impossible_document_names_are_4xx_not_500(db) {
+        let s = Scene::new(db).await;
+        let before = s.snapshot().await;
+        let long = "n".repeat(141);
+        for name in ["a%00b", long.as_str()] {
+            for doctype in ["Organization", "Person", "Org%20Member"] {
+                let path = format!("/api/resource/{doctype}/{name}");
+                for reply in [
+                    s.server.get(&path, &s.admin).await,
+                    s.server.put(&path, &s.admin, &json!({})).await,
+                    s.server.delete(&path, &s.admin).await,
+                ] {
+                    assert!(
+                        reply.status.is_client_error(),
+                        "{path}: {} {}",
+                        reply.status,
+                        reply.text
+                    );
+                    assert!(reply.json()["exc_type"].is_string(), "{}", reply.text);
+                }
+            }
+        }
+        for body in [
+            json!({ "person": "a\u{0}b", "organization": s.alpha, "role": "Guest" }),
+            json!({ "email": CAROL, "organization": "a\u{0}b", "role": "Guest" }),
+            json!({ "person": long, "organization": s.alpha, "role": "Guest" }),
+        ] {
+            let reply = s.server.post(MEMBERS, &s.admin, &body).await;
+            assert_refused(&reply, StatusCode::UNPROCESSABLE_ENTITY, "ValidationError", &[]);
+        }
+        let reply = s
+            .server
+            .post(ACCEPT, &s.token(ALICE), &json!({ "organization": "a\u{0}b" }))
+            .await;
+        assert_refused(&reply, StatusCode::UNPROCESSABLE_ENTITY, "ValidationError", &[]);
+        before.assert_unchanged(&s.server, "impossible names").await;
+        s.stop().await;
+    }
+}
+
 // ------------------------------------------------------------ finding 5: ghost people
 
 dartwing_e2e::backend_tests! {

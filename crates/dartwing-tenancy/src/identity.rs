@@ -142,6 +142,9 @@ impl TenancyStore {
     /// Revokes an API key (system administrators).
     pub async fn revoke_api_key(&self, actor: &Principal, api_key: &str) -> Result<()> {
         actor.authorize_system()?;
+        if api_key.len() > 64 || api_key.chars().any(char::is_control) {
+            return Err(Error::not_found("No such API key"));
+        }
         let result = sqlx::query("UPDATE api_key SET revoked_at = $1 WHERE api_key = $2 AND revoked_at IS NULL")
             .bind(Timestamp::now().to_string())
             .bind(api_key)

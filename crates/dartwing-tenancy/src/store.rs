@@ -242,7 +242,7 @@ pub(crate) fn validate_new_name(name: &str) -> Result<()> {
 /// Checks the name of a document the client refers to (not one it creates) before it reaches SQL:
 /// at most [`names::MAX_NAME_CHARS`] characters without control characters, so every name that can
 /// exist passes and nothing else is looked up.
-fn validate_reference(doctype: &str, name: &str) -> Result<()> {
+pub(crate) fn validate_reference(doctype: &str, name: &str) -> Result<()> {
     if name.is_empty() || name.chars().count() > names::MAX_NAME_CHARS || name.chars().any(char::is_control) {
         return Err(Error::validation(format!("That is not a valid {doctype} name")));
     }
@@ -551,6 +551,7 @@ impl TenancyStore {
     }
 
     async fn load_organization(&self, name: &str) -> Result<Organization> {
+        validate_reference(ORGANIZATION, name)?;
         let row: Option<OrgRow> = self
             .db
             .observe(
@@ -634,6 +635,7 @@ impl TenancyStore {
     /// Deletes an Organization (system administrators); refused with 409 while members or keys link to it.
     pub async fn delete_organization(&self, actor: &Principal, name: &str) -> Result<()> {
         actor.authorize_system()?;
+        validate_reference(ORGANIZATION, name)?;
         let result = self
             .db
             .observe(
@@ -715,6 +717,7 @@ impl TenancyStore {
     }
 
     async fn load_person(&self, name: &str) -> Result<Person> {
+        validate_reference(PERSON, name)?;
         let row: Option<OrgRow> = self
             .db
             .observe(
@@ -882,6 +885,7 @@ impl TenancyStore {
     /// Deletes a Person (system administrators); refused with 409 while memberships link to it.
     pub async fn delete_person(&self, actor: &Principal, name: &str) -> Result<()> {
         actor.authorize_system()?;
+        validate_reference(PERSON, name)?;
         let result = self
             .db
             .observe(
@@ -1357,6 +1361,9 @@ impl TenancyStore {
     /// The status of `organization`, or `None` when it does not exist (no permission check: for
     /// internal callers that already authorized the principal).
     pub async fn organization_status(&self, organization: &str) -> Result<Option<OrgStatus>> {
+        if validate_reference(ORGANIZATION, organization).is_err() {
+            return Ok(None);
+        }
         let row: Option<(String,)> = sqlx::query_as("SELECT status FROM organization WHERE name = $1")
             .bind(organization)
             .fetch_optional(self.db.pool())
