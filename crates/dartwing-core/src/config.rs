@@ -41,6 +41,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// End-user authentication.
     pub auth: AuthConfig,
+    /// Organizations, People and Org Members.
+    pub tenancy: TenancyConfig,
     /// Metrics, logs and health.
     pub observability: ObservabilityConfig,
     /// Background job queues.
@@ -67,6 +69,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             http: HttpConfig::default(),
             auth: AuthConfig::default(),
+            tenancy: TenancyConfig::default(),
             observability: ObservabilityConfig::default(),
             jobs: JobsConfig::default(),
             realtime: RealtimeConfig::default(),
@@ -162,6 +165,8 @@ pub struct AuthConfig {
     pub leeway_secs: u64,
     /// Lifetime of tokens printed by `dartwing token issue`.
     pub dev_token_ttl_secs: u64,
+    /// Refuse tokens whose `email_verified` claim is false (tokens without the claim are accepted).
+    pub require_verified_email: bool,
 }
 
 impl Default for AuthConfig {
@@ -176,8 +181,18 @@ impl Default for AuthConfig {
             jwks_cache_secs: 300,
             leeway_secs: 30,
             dev_token_ttl_secs: 86_400,
+            require_verified_email: true,
         }
     }
+}
+
+/// Tenancy settings: Organizations, People and Org Members.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TenancyConfig {
+    /// Accept a user's open invitations on their next authenticated request instead of waiting
+    /// for `accept_invitation` (for platforms whose organizations all trust each other).
+    pub auto_accept_invitations: bool,
 }
 
 /// Log output format.

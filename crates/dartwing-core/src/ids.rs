@@ -83,6 +83,24 @@ impl NamingSeries {
     pub fn name(&self, year: i32, n: i64) -> String {
         format!("{}{n:0width$}", self.key(year), width = self.digits)
     }
+
+    /// The series written as a pattern for messages, e.g. `ORG-YYYY-#####`.
+    pub fn pattern(&self) -> String {
+        format!("{}-YYYY-{}", self.prefix, "#".repeat(self.digits))
+    }
+
+    /// Whether `name` lies inside this series for any year and any number of digits (the prefix
+    /// compared ignoring ASCII case), e.g. `ORG-1999-7` or `org-2026-000001` for `ORG`. Such names
+    /// are reserved for the server, so that an explicit name can never take a generated one.
+    pub fn contains(&self, name: &str) -> bool {
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        name.get(..self.prefix.len())
+            .is_some_and(|prefix| prefix.eq_ignore_ascii_case(self.prefix))
+            && name[self.prefix.len()..]
+                .strip_prefix('-')
+                .and_then(|rest| rest.split_once('-'))
+                .is_some_and(|(year, counter)| digits(year) && digits(counter))
+    }
 }
 
 #[cfg(test)]
@@ -117,5 +135,28 @@ mod tests {
             digits: 5,
         };
         assert_eq!(series.name(2026, 1), "ORG-2026-00001");
+        assert_eq!(series.pattern(), "ORG-YYYY-#####");
+    }
+
+    #[test]
+    fn naming_series_contain_every_year_and_width() {
+        let series = NamingSeries {
+            prefix: "ORG",
+            digits: 5,
+        };
+        for name in ["ORG-2026-00001", "ORG-1999-7", "org-2026-0000001", "ORG-12345-1"] {
+            assert!(series.contains(name), "{name}");
+        }
+        for name in [
+            "ORG-2026-",
+            "ORG--00001",
+            "ORG-2026-0001a",
+            "ORGX-2026-00001",
+            "ORG",
+            "ACME-HQ",
+            "ÖRG-2026-1",
+        ] {
+            assert!(!series.contains(name), "{name}");
+        }
     }
 }

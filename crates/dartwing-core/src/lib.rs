@@ -10,11 +10,12 @@ pub mod config;
 pub mod error;
 pub mod identity;
 pub mod ids;
+pub mod names;
 pub mod permission;
 pub mod publish;
 pub mod tenancy;
 pub mod time;
 
 pub use error::{Error, ErrorKind, Result};
-pub use permission::{Action, Membership, Principal, PrincipalKind, Witness};
+pub use permission::{Action, Membership, PersonView, Principal, PrincipalKind, Witness};
 pub use time::Timestamp;

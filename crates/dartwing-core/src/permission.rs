@@ -136,6 +136,24 @@ impl fmt::Debug for Witness {
     }
 }
 
+/// How much of a Person document a principal may see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PersonView {
+    /// Nothing: to this principal the Person does not exist (the same answer as for an unknown
+    /// name, so that names cannot be probed).
+    Hidden,
+    /// `name` and `full_name` only: co-members who do not manage a shared organization.
+    Limited,
+    /// Everything, email included: the Person themself, Owners and Admins of an Active
+    /// organization the Person is an Active member of, and platform administrators.
+    Full,
+}
+
+impl PersonView {
+    /// Fields of a Person that a [`PersonView::Limited`] view shows.
+    pub const LIMITED_FIELDS: [&'static str; 2] = ["name", "full_name"];
+}
+
 /// Which organizations' documents a principal can list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OrgScope {
@@ -251,16 +269,37 @@ impl Principal {
 
     /// Organizations whose documents this principal can read.
     pub fn readable_organizations(&self) -> OrgScope {
+        self.organizations_where(Action::Read)
+    }
+
+    /// Organizations in which this principal may do `action`.
+    pub fn organizations_where(&self, action: Action) -> OrgScope {
         if self.system_admin {
             OrgScope::All
         } else {
             OrgScope::Only(
                 self.memberships
                     .iter()
-                    .filter(|m| m.status == MemberStatus::Active)
+                    .filter(|m| self.can(action, &m.organization))
                     .map(|m| m.organization.clone())
                     .collect(),
             )
+        }
+    }
+
+    /// How much of Person `person` this principal may see, given the organizations in which that
+    /// Person has an Active membership (invitations and inactive memberships reveal nothing).
+    /// Managing the members of such an organization shows everything; reading it shows the name.
+    pub fn person_view(&self, person: &str, active_in: &[String]) -> PersonView {
+        if self.system_admin || self.person() == Some(person) {
+            return PersonView::Full;
+        }
+        if active_in.iter().any(|org| self.can(Action::ManageMembers, org)) {
+            PersonView::Full
+        } else if active_in.iter().any(|org| self.can(Action::Read, org)) {
+            PersonView::Limited
+        } else {
+            PersonView::Hidden
         }
     }
 }
@@ -374,9 +413,9 @@ mod tests {
         assert_eq!(heard, [("ORG-A".to_string(), true), ("ORG-Z".to_string(), false)]);
     }
 
-    #[test]
-    fn inactive_membership_grants_nothing() {
-        let p = Principal {
+    /// A user with one membership of `ORG-A`.
+    fn member_of_a(role: MemberRole, status: MemberStatus, org_status: OrgStatus) -> Principal {
+        Principal {
             kind: PrincipalKind::User {
                 email: "u@example.com".into(),
                 person: "PERS-1".into(),
@@ -385,12 +424,61 @@ mod tests {
             witness: Witness::default(),
             memberships: vec![Membership {
                 organization: "ORG-A".into(),
-                role: MemberRole::Owner,
-                status: MemberStatus::Inactive,
-                org_status: OrgStatus::Active,
+                role,
+                status,
+                org_status,
             }],
+        }
+    }
+
+    /// Inactive, Pending and Invited memberships grant nothing, not even a view of co-members.
+    #[test]
+    fn inactive_membership_grants_nothing() {
+        for status in [MemberStatus::Inactive, MemberStatus::Pending, MemberStatus::Invited] {
+            let p = member_of_a(MemberRole::Owner, status, OrgStatus::Active);
+            assert!(Action::ALL.iter().all(|a| !p.can(*a, "ORG-A")), "{status:?}");
+            assert_eq!(p.readable_organizations(), OrgScope::Only(vec![]), "{status:?}");
+            assert_eq!(
+                p.person_view("PERS-2", &["ORG-A".into()]),
+                PersonView::Hidden,
+                "{status:?}"
+            );
+        }
+    }
+
+    /// Person views: who sees a Person's email, who only the name, and who nothing.
+    #[test]
+    fn person_view_matrix() {
+        let user = |role: MemberRole, org_status: OrgStatus| member_of_a(role, MemberStatus::Active, org_status);
+        let in_a = ["ORG-A".to_string()];
+        let in_b = ["ORG-B".to_string()];
+        for (role, expected) in [
+            (MemberRole::Owner, PersonView::Full),
+            (MemberRole::Admin, PersonView::Full),
+            (MemberRole::Member, PersonView::Limited),
+            (MemberRole::Guest, PersonView::Limited),
+        ] {
+            let p = user(role, OrgStatus::Active);
+            assert_eq!(p.person_view("PERS-2", &in_a), expected, "{role:?}");
+            assert_eq!(p.person_view("PERS-2", &in_b), PersonView::Hidden, "{role:?} other org");
+            assert_eq!(
+                p.person_view("PERS-2", &[]),
+                PersonView::Hidden,
+                "{role:?} no membership"
+            );
+            assert_eq!(p.person_view("PERS-1", &[]), PersonView::Full, "{role:?} self");
+            // In a suspended organization nobody manages members: the name only.
+            let suspended = user(role, OrgStatus::Suspended);
+            assert_eq!(
+                suspended.person_view("PERS-2", &in_a),
+                PersonView::Limited,
+                "{role:?} suspended"
+            );
+        }
+        let admin = Principal {
+            system_admin: true,
+            ..user(MemberRole::Guest, OrgStatus::Active)
         };
-        assert!(Action::ALL.iter().all(|a| !p.can(*a, "ORG-A")));
-        assert_eq!(p.readable_organizations(), OrgScope::Only(vec![]));
+        assert_eq!(admin.person_view("PERS-9", &[]), PersonView::Full);
     }
 }

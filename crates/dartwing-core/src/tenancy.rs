@@ -73,8 +73,9 @@ text_enum! {
 }
 
 text_enum! {
-    /// Whether a membership is in force. Only Active memberships grant access.
-    MemberStatus { Active => "Active", Inactive => "Inactive", Pending => "Pending" }
+    /// Whether a membership is in force. Only Active memberships grant access; an Invited one is
+    /// an invitation that grants nothing until the invited person accepts it.
+    MemberStatus { Active => "Active", Inactive => "Inactive", Pending => "Pending", Invited => "Invited" }
 }
 
 /// An Organization document.
@@ -120,17 +121,25 @@ pub struct Person {
 }
 
 /// An Org Member document: one person's role in one organization. Unique per (person, organization).
+///
+/// An invitation (status Invited) names whom it invites, by email or by Person name exactly as the
+/// inviter wrote it, and links no Person until that person accepts it: it reveals nothing about
+/// whether such a Person exists.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrgMember {
     /// Primary key, e.g. `MEM-2026-00001`.
     pub name: String,
-    /// The Person's name.
-    pub person: String,
+    /// The Person's name; `None` while the membership is an invitation.
+    pub person: Option<String>,
+    /// Whom an invitation addressed by email invites.
+    pub invited_email: Option<String>,
+    /// Whom an invitation addressed by Person name invites.
+    pub invited_person: Option<String>,
     /// The Organization's name.
     pub organization: String,
     /// Owner, Admin, Member or Guest.
     pub role: MemberRole,
-    /// Active, Inactive or Pending.
+    /// Active, Inactive, Pending or Invited.
     pub status: MemberStatus,
     /// When the document was inserted.
     pub creation: Timestamp,
@@ -142,10 +151,19 @@ pub struct OrgMember {
     pub modified_by: String,
 }
 
-/// Lower-cases and checks an email address; the form stored in `primary_email`.
+/// Checks an email address and returns the form stored in `primary_email`, which is the key of a
+/// user's identity: ASCII letters lower-cased and nothing else folded, so no two different
+/// addresses share a key (`to_lowercase` would turn the Kelvin sign `\u{212A}` into `k`).
+/// Addresses that Unicode NFKC normalization would change (compatibility look-alikes such as the
+/// Kelvin sign or full-width letters) are refused, as is any white space (surrounding white space
+/// is not trimmed either: `kate@a.test ` is not `kate@a.test`) or control character.
 pub fn normalize_email(email: &str) -> Result<String, String> {
-    let email = email.trim().to_lowercase();
-    let valid = email.len() <= 254
+    use unicode_normalization::UnicodeNormalization;
+    let invalid = || {
+        let shown: String = email.chars().take(254).collect();
+        format!("'{}' is not a valid email address", shown.escape_debug())
+    };
+    let well_formed = email.len() <= 254
         && email.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty()
                 && !domain.is_empty()
@@ -154,11 +172,16 @@ pub fn normalize_email(email: &str) -> Result<String, String> {
                 && !domain.contains('@')
         })
         && !email.chars().any(|c| c.is_whitespace() || c.is_control());
-    if valid {
-        Ok(email)
-    } else {
-        Err(format!("'{email}' is not a valid email address"))
+    if !well_formed {
+        return Err(invalid());
     }
+    if !email.nfkc().eq(email.chars()) {
+        return Err(format!(
+            "{}: it contains compatibility characters (Unicode NFKC would change it)",
+            invalid()
+        ));
+    }
+    Ok(email.to_ascii_lowercase())
 }
 
 #[cfg(test)]
@@ -179,9 +202,28 @@ mod tests {
 
     #[test]
     fn emails_are_lower_cased_and_checked() {
-        assert_eq!(normalize_email(" Ann@Example.COM "), Ok("ann@example.com".to_string()));
+        assert_eq!(normalize_email("Ann@Example.COM"), Ok("ann@example.com".to_string()));
+        assert!(
+            normalize_email(" ann@example.com").is_err(),
+            "white space is refused, not trimmed"
+        );
+        assert!(normalize_email("ann@example.com\u{3000}").is_err());
         assert!(normalize_email("no-at-sign").is_err());
         assert!(normalize_email("a@b@c").is_err());
         assert!(normalize_email("@example.com").is_err());
+    }
+
+    #[test]
+    fn emails_fold_ascii_case_only_and_refuse_look_alikes() {
+        // KELVIN SIGN lower-cases to an ASCII `k` with `to_lowercase`: never the same identity.
+        assert!(normalize_email("\u{212A}ate@a.test").is_err());
+        assert!(normalize_email("ｋate@a.test").is_err(), "full-width letter");
+        assert!(normalize_email("kate@a.test\u{0}").is_err());
+        assert!(normalize_email("ka te@a.test").is_err());
+        assert!(normalize_email("ka\u{2003}te@a.test").is_err(), "em space");
+        assert_eq!(normalize_email("KATE@A.TEST"), Ok("kate@a.test".to_string()));
+        // Non-ASCII letters in NFKC form are kept as they are, not case-folded.
+        assert_eq!(normalize_email("José@a.test"), Ok("josé@a.test".to_string()));
+        assert_eq!(normalize_email("JOSÉ@a.test"), Ok("josÉ@a.test".to_string()));
     }
 }

@@ -336,7 +336,8 @@ async fn people_are_visible_to_co_members_only() {
         let eve_view = server
             .get(&format!("/api/resource/Person/{}", bob.name), &outsider)
             .await;
-        assert_eq!(eve_view.status, StatusCode::FORBIDDEN);
+        // Not visible answers exactly like not existing, so names cannot be probed.
+        assert_eq!(eve_view.status, StatusCode::NOT_FOUND);
         let eve_list = server
             .get("/api/resource/Person?fields=[\"primary_email\"]", &outsider)
             .await

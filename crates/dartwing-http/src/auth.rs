@@ -8,7 +8,7 @@ use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use dartwing_core::config::AuthConfig;
-use dartwing_core::identity::{IdentityStore, VerifiedUser};
+use dartwing_core::identity::{ExternalIdentity, IdentityStore, VerifiedToken, VerifiedUser};
 use dartwing_core::tenancy::normalize_email;
 use dartwing_core::{Error, Principal, Result};
 use jsonwebtoken::jwk::JwkSet;
@@ -49,10 +49,11 @@ impl Authenticator {
         }
     }
 
-    /// The principal of a bearer JWT (also used by the Socket.IO handshake).
+    /// The principal of a bearer JWT (also used by the Socket.IO handshake): the user signs in,
+    /// which provisions their Person at the first request.
     pub async fn authenticate_bearer(&self, token: &str) -> Result<Principal> {
-        let user = self.jwt.verify(token).await?;
-        self.identities.user_principal(&user).await
+        let token = self.jwt.verify(token).await?;
+        self.identities.sign_in(&token).await
     }
 }
 
@@ -120,8 +121,9 @@ impl JwtVerifier {
         }
     }
 
-    /// Checks signature, `exp`, `nbf`, and issuer/audience when configured.
-    pub async fn verify(&self, token: &str) -> Result<VerifiedUser> {
+    /// Checks signature, `exp`, `nbf`, and issuer/audience when configured; refuses an
+    /// `email_verified: false` claim when `auth.require_verified_email` is on.
+    pub async fn verify(&self, token: &str) -> Result<VerifiedToken> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| Error::unauthenticated("Malformed token or unsupported algorithm"))?;
         let key = match header.alg {
@@ -181,12 +183,22 @@ impl JwtVerifier {
         self.user_from_claims(&data.claims)
     }
 
-    fn user_from_claims(&self, claims: &Value) -> Result<VerifiedUser> {
+    fn user_from_claims(&self, claims: &Value) -> Result<VerifiedToken> {
         let email = claims
             .get(&self.config.user_claim)
             .and_then(Value::as_str)
             .ok_or_else(|| Error::unauthenticated(format!("Token lacks the '{}' claim", self.config.user_claim)))?;
         let email = normalize_email(email).map_err(Error::unauthenticated)?;
+        // IdPs write the claim as a boolean; some as the text "false".
+        let unverified = match claims.get("email_verified") {
+            Some(Value::Bool(verified)) => !verified,
+            Some(Value::String(verified)) => verified.eq_ignore_ascii_case("false"),
+            _ => false,
+        };
+        if unverified && self.config.require_verified_email {
+            return Err(Error::unauthenticated("The token's email address is not verified"));
+        }
+        let external = external_identity(claims)?;
         let roles = self
             .config
             .roles_claim
@@ -198,10 +210,13 @@ impl JwtVerifier {
                 .any(|r| r.as_str() == Some(self.config.admin_role.as_str()))
         });
         let full_name = claims.get("name").and_then(Value::as_str).map(str::to_string);
-        Ok(VerifiedUser {
-            email,
-            full_name,
-            system_admin,
+        Ok(VerifiedToken {
+            user: VerifiedUser {
+                email,
+                full_name,
+                system_admin,
+            },
+            external,
         })
     }
 
@@ -240,6 +255,27 @@ impl JwtVerifier {
             Error::internal()
         })
     }
+}
+
+/// The token's `iss` and `sub` claims, when it has a `sub`. Both are at most 255 bytes of
+/// printable text (OpenID Connect's limit for `sub`), or the token is refused.
+fn external_identity(claims: &Value) -> Result<Option<ExternalIdentity>> {
+    let text = |name: &str| -> Result<Option<String>> {
+        match claims.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(value)) if value.len() <= 255 && !value.chars().any(char::is_control) => {
+                Ok(Some(value.clone()))
+            }
+            Some(_) => Err(Error::unauthenticated(format!("Token has an invalid '{name}' claim"))),
+        }
+    };
+    let issuer = text("iss")?;
+    Ok(text("sub")?
+        .filter(|subject| !subject.is_empty())
+        .map(|subject| ExternalIdentity {
+            issuer: issuer.unwrap_or_default(),
+            subject,
+        }))
 }
 
 /// Keys fetched from a JWKS URL, cached for a time and refetched when a token names an unknown

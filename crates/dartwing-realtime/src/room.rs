@@ -1,5 +1,8 @@
-//! The room grammar (SPEC §5): the one parser every part of the gateway uses.
+//! The room grammar (SPEC §5): the one parser every part of the gateway uses. The organization
+//! part of `org:` and `sync:` rooms follows the document name grammar of
+//! [`dartwing_core::names`], so every organization name is a room and nothing else is.
 
+use dartwing_core::names;
 use std::fmt;
 
 /// Longest room name accepted.
@@ -52,6 +55,16 @@ fn part<'a>(room: &str, value: &'a str, what: &str) -> Result<&'a str, InvalidRo
     Ok(value)
 }
 
+fn organization_part<'a>(room: &str, value: &'a str) -> Result<&'a str, InvalidRoom> {
+    let value = part(room, value, "organization")?;
+    match names::name_problem(value) {
+        None => Ok(value),
+        Some(problem) => Err(InvalidRoom(format!(
+            "room `{room}`: not an organization name: {problem}"
+        ))),
+    }
+}
+
 impl Room {
     /// Parses a room name; anything outside the grammar is refused with a reason.
     pub fn parse(text: &str) -> Result<Room, InvalidRoom> {
@@ -68,13 +81,7 @@ impl Room {
         };
         match prefix {
             "user" => Ok(Room::User(part(text, rest, "email")?.to_ascii_lowercase())),
-            "org" => {
-                let organization = part(text, rest, "organization")?;
-                if organization.contains(':') {
-                    return Err(InvalidRoom(format!("room `{text}`: organization names contain no `:`")));
-                }
-                Ok(Room::Organization(organization.to_string()))
-            }
+            "org" => Ok(Room::Organization(organization_part(text, rest)?.to_string())),
             "doc" => {
                 let (doctype, name) = rest
                     .split_once(':')
@@ -88,10 +95,7 @@ impl Room {
                 let (doctype, organization) = rest
                     .split_once(':')
                     .ok_or_else(|| InvalidRoom(format!("room `{text}` must be sync:{{doctype}}:{{organization}}")))?;
-                let organization = part(text, organization, "organization")?;
-                if organization.contains(':') {
-                    return Err(InvalidRoom(format!("room `{text}`: organization names contain no `:`")));
-                }
+                let organization = organization_part(text, organization)?;
                 Ok(Room::Sync {
                     doctype: part(text, doctype, "doctype")?.to_string(),
                     organization: organization.to_string(),
@@ -163,10 +167,35 @@ mod tests {
             "room:",
             "user:",
             "org:ORG\n1",
+            "org:a/b",
+            "org:ＡＣＭＥ",
+            "sync:Task:A:B",
+            "sync:Task:a\\b",
         ] {
             let error = Room::parse(text).expect_err(text);
             assert!(!error.0.is_empty());
         }
         assert!(Room::parse(&format!("room:{}", "x".repeat(MAX_ROOM_LEN))).is_err());
+        assert!(Room::parse(&format!("org:{}", "x".repeat(names::MAX_NAME_CHARS + 1))).is_err());
+    }
+
+    #[test]
+    fn every_valid_organization_name_is_a_room() {
+        for name in [
+            "ORG-2026-00001",
+            "ACME HQ",
+            "Müller & Söhne",
+            &"x".repeat(names::MAX_NAME_CHARS),
+        ] {
+            assert!(names::validate_name(name).is_ok(), "{name}");
+            assert_eq!(
+                Room::parse(&format!("org:{name}")),
+                Ok(Room::Organization(name.to_string()))
+            );
+            assert_eq!(
+                Room::parse(&format!("sync:Task:{name}")).map(|r| r.organization().map(str::to_string)),
+                Ok(Some(name.to_string()))
+            );
+        }
     }
 }

@@ -2,10 +2,11 @@
 //! current memberships, loaded fresh on every call so membership changes apply at once.
 
 use crate::NewPerson;
-use crate::store::{TenancyStore, validate_name};
+use crate::store::{TenancyStore, validate_text};
 use async_trait::async_trait;
-use dartwing_core::identity::{IdentityStore, VerifiedUser};
+use dartwing_core::identity::{ExternalIdentity, IdentityStore, VerifiedToken, VerifiedUser};
 use dartwing_core::ids::random_hex;
+use dartwing_core::names::validate_name;
 use dartwing_core::tenancy::{MemberRole, MemberStatus, OrgStatus, PersonStatus};
 use dartwing_core::{Error, ErrorKind, Membership, Principal, PrincipalKind, Result, Timestamp, Witness};
 use dartwing_db::map_db_error;
@@ -15,14 +16,23 @@ use sha2::{Digest, Sha256};
 /// Actor recorded on People provisioned at first login.
 const PROVISIONER: &str = "system:jit";
 
-type MembershipRow = (
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-);
+/// Most invitations one request auto-accepts (the rest wait for the next requests), so that a
+/// flood of invitations cannot make one request slow.
+const MAX_AUTO_ACCEPTED_PER_REQUEST: u32 = 20;
+
+/// A Person with one of its memberships (none: `organization` is `None`) and that
+/// organization's status.
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct MembershipRow {
+    person: String,
+    person_status: String,
+    identity_issuer: Option<String>,
+    identity_subject: Option<String>,
+    organization: Option<String>,
+    role: Option<String>,
+    status: Option<String>,
+    org_status: Option<String>,
+}
 
 /// A newly created API key. The secret is shown once and stored only as a hash.
 #[derive(Debug, Clone, Serialize)]
@@ -74,7 +84,8 @@ impl TenancyStore {
                 "Person",
                 "principal",
                 sqlx::query_as(
-                    "SELECT p.name, p.status, m.organization, m.role, m.status, o.status \
+                    "SELECT p.name AS person, p.status AS person_status, p.identity_issuer, p.identity_subject, \
+                     m.organization, m.role, m.status, o.status AS org_status \
                      FROM person p \
                      LEFT JOIN org_member m ON m.person = p.name \
                      LEFT JOIN organization o ON o.name = m.organization \
@@ -131,6 +142,9 @@ impl TenancyStore {
     /// Revokes an API key (system administrators).
     pub async fn revoke_api_key(&self, actor: &Principal, api_key: &str) -> Result<()> {
         actor.authorize_system()?;
+        if api_key.len() > 64 || api_key.chars().any(char::is_control) {
+            return Err(Error::not_found("No such API key"));
+        }
         let result = sqlx::query("UPDATE api_key SET revoked_at = $1 WHERE api_key = $2 AND revoked_at IS NULL")
             .bind(Timestamp::now().to_string())
             .bind(api_key)
@@ -155,55 +169,170 @@ impl TenancyStore {
     }
 }
 
-#[async_trait]
-impl IdentityStore for TenancyStore {
-    async fn user_principal(&self, user: &VerifiedUser) -> Result<Principal> {
-        let mut rows = self.membership_rows(&user.email).await?;
-        if rows.is_empty() {
-            let new = NewPerson {
-                name: None,
-                primary_email: user.email.clone(),
-                full_name: user.full_name.clone().filter(|n| !n.trim().is_empty()),
-                status: None,
+impl TenancyStore {
+    /// Provisions a Person for `user` (first sign-in); a concurrent first request may have done it.
+    async fn provision(&self, user: &VerifiedUser) -> Result<()> {
+        // A display name the Person could not hold (too long, control characters) is not worth
+        // refusing the sign-in for: the Person gets the default instead.
+        let full_name = user
+            .full_name
+            .as_deref()
+            .and_then(|name| validate_text("full_name", name).ok());
+        let new = NewPerson {
+            name: None,
+            primary_email: user.email.clone(),
+            full_name,
+            status: None,
+        };
+        match self.insert_person(PROVISIONER, new).await {
+            Ok(person) => {
+                tracing::info!(doctype = "Person", docname = %person.name, "person provisioned at first login");
+                Ok(())
+            }
+            Err(e) if e.kind() == ErrorKind::Conflict => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Binds `external` to `person` on first sight; refuses it when another one is bound.
+    async fn bind_external_identity(&self, row: &MembershipRow, external: &ExternalIdentity) -> Result<()> {
+        let refused = || {
+            tracing::warn!(
+                error_type = "IdentityMismatch",
+                doctype = "Person",
+                docname = %row.person,
+                "token subject differs from the one bound to the person"
+            );
+            Error::unauthenticated("This email is bound to another account of the identity provider")
+        };
+        let is_bound = |issuer: Option<&str>, subject: Option<&str>| {
+            subject == Some(external.subject.as_str()) && issuer.unwrap_or_default() == external.issuer
+        };
+        if row.identity_subject.is_some() {
+            return if is_bound(row.identity_issuer.as_deref(), row.identity_subject.as_deref()) {
+                Ok(())
+            } else {
+                Err(refused())
             };
-            match self.insert_person(PROVISIONER, new).await {
-                Ok(person) => {
-                    tracing::info!(doctype = "Person", docname = %person.name, "person provisioned at first login")
+        }
+        let bound = self
+            .db()
+            .observe(
+                "Person",
+                "bind",
+                sqlx::query(
+                    "UPDATE person SET identity_issuer = $1, identity_subject = $2 \
+                     WHERE name = $3 AND identity_subject IS NULL",
+                )
+                .bind(&external.issuer)
+                .bind(&external.subject)
+                .bind(&row.person)
+                .execute(self.db().pool()),
+            )
+            .await
+            .map_err(map_db_error)?;
+        if bound.rows_affected() == 1 {
+            tracing::info!(doctype = "Person", docname = %row.person, "identity provider account bound to the person");
+            return Ok(());
+        }
+        // A concurrent first request bound one: it must be this one.
+        let (issuer, subject): (Option<String>, Option<String>) =
+            sqlx::query_as("SELECT identity_issuer, identity_subject FROM person WHERE name = $1")
+                .bind(&row.person)
+                .fetch_one(self.db().pool())
+                .await
+                .map_err(map_db_error)?;
+        if is_bound(issuer.as_deref(), subject.as_deref()) {
+            Ok(())
+        } else {
+            Err(refused())
+        }
+    }
+
+    /// Accepts the open invitations of the Person in `rows`, oldest first, up to
+    /// [`MAX_AUTO_ACCEPTED_PER_REQUEST`] (auto-accept); `true` when any was.
+    async fn auto_accept_invitations(&self, rows: &[MembershipRow], email: &str) -> Result<bool> {
+        let Some(first) = rows.first() else {
+            return Ok(false);
+        };
+        let mut accepted = false;
+        let open = self
+            .open_invitations(email, &first.person, None, MAX_AUTO_ACCEPTED_PER_REQUEST)
+            .await?;
+        for invitation in open {
+            let name = invitation.name.clone();
+            match self.accept(invitation, email, &first.person, email).await {
+                Ok(_) => accepted = true,
+                // Already a member there, or accepted concurrently: leave it.
+                Err(e) if matches!(e.kind(), ErrorKind::Conflict | ErrorKind::NotFound) => {
+                    tracing::info!(doctype = "Org Member", docname = %name, reason = %e.message(), "invitation not auto-accepted");
                 }
-                // A concurrent first request provisioned it; read it below.
-                Err(e) if e.kind() == ErrorKind::Conflict => {}
                 Err(e) => return Err(e),
             }
+        }
+        Ok(accepted)
+    }
+}
+
+/// The principal of `user` from its Person's rows; 403 when the Person is not Active.
+fn principal_from(user: &VerifiedUser, rows: Vec<MembershipRow>) -> Result<Principal> {
+    let Some(first) = rows.first() else {
+        return Err(Error::permission_denied("No account has this email"));
+    };
+    if parse::<PersonStatus>(&first.person_status)? != PersonStatus::Active {
+        return Err(Error::permission_denied("This account is inactive"));
+    }
+    let person = first.person.clone();
+    let mut memberships = Vec::new();
+    for row in rows {
+        if let (Some(organization), Some(role), Some(status), Some(org_status)) =
+            (row.organization, row.role, row.status, row.org_status)
+        {
+            memberships.push(Membership {
+                organization,
+                role: parse(&role)?,
+                status: parse(&status)?,
+                org_status: parse(&org_status)?,
+            });
+        }
+    }
+    Ok(Principal {
+        kind: PrincipalKind::User {
+            email: user.email.clone(),
+            person,
+        },
+        system_admin: user.system_admin,
+        memberships,
+        witness: Witness::default(),
+    })
+}
+
+#[async_trait]
+impl IdentityStore for TenancyStore {
+    async fn sign_in(&self, token: &VerifiedToken) -> Result<Principal> {
+        let user = &token.user;
+        let mut rows = self.membership_rows(&user.email).await?;
+        if rows.is_empty() {
+            self.provision(user).await?;
             rows = self.membership_rows(&user.email).await?;
         }
-        let Some((person, person_status, ..)) = rows.first().cloned() else {
+        let Some(first) = rows.first() else {
             return Err(Error::unavailable("The user could not be provisioned, try again"));
         };
-        if parse::<PersonStatus>(&person_status)? != PersonStatus::Active {
+        if parse::<PersonStatus>(&first.person_status)? != PersonStatus::Active {
             return Err(Error::permission_denied("This account is inactive"));
         }
-        let mut memberships = Vec::new();
-        for (_, _, organization, role, status, org_status) in rows {
-            if let (Some(organization), Some(role), Some(status), Some(org_status)) =
-                (organization, role, status, org_status)
-            {
-                memberships.push(Membership {
-                    organization,
-                    role: parse(&role)?,
-                    status: parse(&status)?,
-                    org_status: parse(&org_status)?,
-                });
-            }
+        if let Some(external) = &token.external {
+            self.bind_external_identity(first, external).await?;
         }
-        Ok(Principal {
-            kind: PrincipalKind::User {
-                email: user.email.clone(),
-                person,
-            },
-            system_admin: user.system_admin,
-            memberships,
-            witness: Witness::default(),
-        })
+        if self.config().auto_accept_invitations && self.auto_accept_invitations(&rows, &user.email).await? {
+            rows = self.membership_rows(&user.email).await?;
+        }
+        principal_from(user, rows)
+    }
+
+    async fn user_principal(&self, user: &VerifiedUser) -> Result<Principal> {
+        principal_from(user, self.membership_rows(&user.email).await?)
     }
 
     async fn service_principal(&self, api_key: &str, api_secret: &str) -> Result<Principal> {

@@ -9,5 +9,6 @@ mod store;
 
 pub use identity::{ApiKeyInfo, IssuedApiKey};
 pub use store::{
-    MemberChanges, NewMember, NewOrganization, NewPerson, OrganizationChanges, PersonChanges, TenancyStore,
+    InvitationRef, Invitee, MemberChanges, NewMember, NewOrganization, NewPerson, OrganizationChanges, PersonChanges,
+    PersonRecord, TenancyStore,
 };

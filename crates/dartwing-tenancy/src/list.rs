@@ -18,6 +18,16 @@ pub struct DocTable {
 
 /// Largest page a list returns; larger requests are capped.
 pub const MAX_PAGE_LENGTH: i64 = 1000;
+/// Most entries `fields` may list (duplicates included); more answer 400.
+pub const MAX_FIELDS: usize = 100;
+/// Most filters one list request may carry; more answer 400.
+pub const MAX_FILTERS: usize = 50;
+/// Most values one `in`/`not in` filter may list; more answer 400.
+pub const MAX_FILTER_VALUES: usize = 500;
+/// Longest filter value, in characters; longer ones answer 400.
+pub const MAX_FILTER_VALUE_CHARS: usize = 1000;
+/// Longest `order_by`, in characters; longer ones answer 400.
+pub const MAX_ORDER_BY_CHARS: usize = 200;
 /// Page length when none is asked for (Frappe's default).
 pub const DEFAULT_PAGE_LENGTH: i64 = 20;
 
@@ -66,7 +76,10 @@ impl Op {
             "in" => Op::In,
             "not in" => Op::NotIn,
             other => {
-                return Err(Error::validation(format!("Unsupported filter operator '{other}'")));
+                return Err(Error::validation(format!(
+                    "Unsupported filter operator '{}'",
+                    shown(other)
+                )));
             }
         })
     }
@@ -98,36 +111,87 @@ pub struct Visibility {
     pub condition: Option<String>,
     /// Parameters of the condition, in order.
     pub params: Vec<String>,
+    /// Fields shown only on some of the visible rows; `None` when every field of every visible
+    /// row is shown.
+    pub reveal: Option<Reveal>,
 }
+
+/// Which fields of which rows a list shows: `public` fields on every visible row, the others only
+/// on rows meeting `condition` (elsewhere they are `null`). Filtering on a field that is not public
+/// searches only the rows that show it, and ordering on one orders by the shown values (hidden ones
+/// count as `null`), so hidden values cannot be probed.
+#[derive(Debug, Clone)]
+pub struct Reveal {
+    /// Fields every visible row shows.
+    pub public: &'static [&'static str],
+    /// SQL condition (with `{}` placeholders) of the rows that show every field.
+    pub condition: String,
+    /// Parameters of the condition, in order.
+    pub params: Vec<String>,
+}
+
+/// `text` for an error message, cut short when a client sent something long.
+fn shown(text: &str) -> String {
+    const MAX: usize = 64;
+    let cut: String = text.chars().take(MAX).collect();
+    if cut.len() < text.len() {
+        format!("{}…", cut.escape_debug())
+    } else {
+        cut.escape_debug().to_string()
+    }
+}
+
+/// Column that marks the rows whose every field is revealed.
+const REVEALED: &str = "dw_revealed";
 
 impl ListQuery {
     /// Validates `params` against `table`'s columns.
     pub fn parse(table: &DocTable, params: &ListParams) -> Result<Self> {
         let field = |name: &str| -> Result<&'static str> {
-            table
-                .fields
-                .iter()
-                .copied()
-                .find(|f| *f == name)
-                .ok_or_else(|| Error::validation(format!("Field '{name}' does not exist on {}", table.doctype)))
+            table.fields.iter().copied().find(|f| *f == name).ok_or_else(|| {
+                Error::validation(format!("Field '{}' does not exist on {}", shown(name), table.doctype))
+            })
         };
         let fields = match params.fields.as_deref() {
             None => vec!["name"],
             Some(text) => {
                 let list: Vec<String> = serde_json::from_str(text)
                     .map_err(|_| Error::bad_request("'fields' must be a JSON list of field names"))?;
+                if list.len() > MAX_FIELDS {
+                    return Err(Error::bad_request(format!(
+                        "'fields' lists {} entries; at most {MAX_FIELDS} are allowed",
+                        list.len()
+                    )));
+                }
                 if list.iter().any(|f| f == "*") {
                     table.fields.to_vec()
                 } else if list.is_empty() {
                     vec!["name"]
                 } else {
-                    list.iter().map(|f| field(f)).collect::<Result<_>>()?
+                    let mut fields: Vec<&'static str> = Vec::with_capacity(list.len());
+                    for name in &list {
+                        let name = field(name)?;
+                        if !fields.contains(&name) {
+                            fields.push(name);
+                        }
+                    }
+                    fields
                 }
             }
         };
         let mut filters = Vec::new();
         if let Some(text) = params.filters.as_deref() {
             let json: Value = serde_json::from_str(text).map_err(|_| Error::bad_request("'filters' must be JSON"))?;
+            let count = match &json {
+                Value::Array(items) => items.len(),
+                Value::Object(map) => map.len(),
+                _ => 0,
+            };
+            if count > MAX_FILTERS {
+                return Err(Error::bad_request(format!(
+                    "'filters' has {count} conditions; at most {MAX_FILTERS} are allowed"
+                )));
+            }
             match json {
                 Value::Array(items) => {
                     for item in items {
@@ -182,6 +246,15 @@ impl ListQuery {
                     filter.field
                 )));
             }
+        }
+        if params
+            .order_by
+            .as_deref()
+            .is_some_and(|o| o.chars().count() > MAX_ORDER_BY_CHARS)
+        {
+            return Err(Error::bad_request(format!(
+                "'order_by' is longer than {MAX_ORDER_BY_CHARS} characters"
+            )));
         }
         let (order_field, descending) = match params.order_by.as_deref().map(str::trim) {
             None | Some("") => ("modified", true),
@@ -238,6 +311,11 @@ impl ListQuery {
         &self.fields
     }
 
+    /// Whether this query filters on a field outside `public`.
+    fn filters_hidden_fields(&self, public: &[&str]) -> bool {
+        self.filters.iter().any(|f| !public.contains(&f.field))
+    }
+
     /// SQL and parameters for this query on `table`, restricted by `visibility`.
     pub fn to_sql(&self, table: &DocTable, visibility: &Visibility) -> (String, Vec<String>) {
         let mut params: Vec<String> = Vec::new();
@@ -246,14 +324,46 @@ impl ListQuery {
             params.push(value.to_string());
             format!("${}", params.len())
         };
-        if let Some(condition) = &visibility.condition {
+        // `{}` in a condition stands for the next of its parameters.
+        let substitute = |params: &mut Vec<String>, condition: &str, values: &[String]| {
             let mut sql = String::new();
             let mut pieces = condition.split("{}");
             sql.push_str(pieces.next().unwrap_or_default());
-            for (piece, value) in pieces.zip(&visibility.params) {
-                sql.push_str(&placeholder(&mut params, value));
+            for (piece, value) in pieces.zip(values) {
+                sql.push_str(&placeholder(params, value));
                 sql.push_str(piece);
             }
+            sql
+        };
+        let masked = |field: &str| format!("CASE WHEN {REVEALED} = 1 THEN {field} END");
+        let (source, columns, order) = match &visibility.reveal {
+            None => (
+                table.table.to_string(),
+                self.fields.join(", "),
+                self.order_field.to_string(),
+            ),
+            Some(reveal) => {
+                let revealed = substitute(&mut params, &reveal.condition, &reveal.params);
+                let source = format!(
+                    "(SELECT *, CASE WHEN ({revealed}) THEN 1 ELSE 0 END AS {REVEALED} FROM {table}) AS {table}",
+                    table = table.table
+                );
+                let shown = |field: &str| {
+                    if reveal.public.contains(&field) {
+                        field.to_string()
+                    } else {
+                        masked(field)
+                    }
+                };
+                let columns: Vec<String> = self.fields.iter().map(|field| shown(field)).collect();
+                if self.filters_hidden_fields(reveal.public) {
+                    conditions.push(format!("{REVEALED} = 1"));
+                }
+                (source, columns.join(", "), shown(self.order_field))
+            }
+        };
+        if let Some(condition) = &visibility.condition {
+            let sql = substitute(&mut params, condition, &visibility.params);
             conditions.push(format!("({sql})"));
         }
         for filter in &self.filters {
@@ -293,12 +403,8 @@ impl ListQuery {
         };
         let direction = if self.descending { "DESC" } else { "ASC" };
         let sql = format!(
-            "SELECT {} FROM {}{where_clause} ORDER BY {} {direction}, name {direction} LIMIT {} OFFSET {}",
-            self.fields.join(", "),
-            table.table,
-            self.order_field,
-            self.page_length,
-            self.start
+            "SELECT {columns} FROM {source}{where_clause} ORDER BY {order} {direction}, name {direction} LIMIT {} OFFSET {}",
+            self.page_length, self.start
         );
         (sql, params)
     }
@@ -306,11 +412,20 @@ impl ListQuery {
 
 fn values(value: &Value) -> Result<Vec<String>> {
     let one = |v: &Value| match v {
+        Value::String(s) if s.chars().count() > MAX_FILTER_VALUE_CHARS => Err(Error::bad_request(format!(
+            "Filter values are at most {MAX_FILTER_VALUE_CHARS} characters long"
+        ))),
+        Value::String(s) if s.chars().any(char::is_control) => {
+            Err(Error::bad_request("Filter values cannot contain control characters"))
+        }
         Value::String(s) => Ok(s.clone()),
         Value::Number(n) => Ok(n.to_string()),
         _ => Err(Error::bad_request("Filter values must be text or numbers")),
     };
     match value {
+        Value::Array(items) if items.len() > MAX_FILTER_VALUES => Err(Error::bad_request(format!(
+            "A filter lists at most {MAX_FILTER_VALUES} values"
+        ))),
         Value::Array(items) => items.iter().map(one).collect(),
         other => one(other).map(|v| vec![v]),
     }
@@ -332,6 +447,7 @@ pub fn row_to_object(row: &sqlx::any::AnyRow, fields: &[&'static str]) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dartwing_core::ErrorKind;
 
     const TABLE: DocTable = DocTable {
         doctype: "Thing",
@@ -352,6 +468,7 @@ mod tests {
         let visibility = Visibility {
             condition: Some("name IN ({}, {})".into()),
             params: vec!["n1".into(), "n2".into()],
+            reveal: None,
         };
         let (sql, params) = query.to_sql(&TABLE, &visibility);
         assert_eq!(
@@ -381,5 +498,86 @@ mod tests {
             ListQuery::parse(&TABLE, &limit).map(|q| q.page_length).ok(),
             Some(MAX_PAGE_LENGTH)
         );
+    }
+
+    #[test]
+    fn hidden_fields_are_masked_and_only_searched_where_revealed() -> Result<()> {
+        let visibility = Visibility {
+            condition: Some("status = {}".into()),
+            params: vec!["A".into()],
+            reveal: Some(Reveal {
+                public: &["name"],
+                condition: "name = {}".into(),
+                params: vec!["me".into()],
+            }),
+        };
+        let names_only = ListQuery::parse(
+            &TABLE,
+            &ListParams {
+                fields: Some(r#"["name","status"]"#.into()),
+                order_by: Some("name".into()),
+                ..Default::default()
+            },
+        )?;
+        let (sql, params) = names_only.to_sql(&TABLE, &visibility);
+        assert_eq!(
+            sql,
+            "SELECT name, CASE WHEN dw_revealed = 1 THEN status END FROM \
+             (SELECT *, CASE WHEN (name = $1) THEN 1 ELSE 0 END AS dw_revealed FROM thing) AS thing \
+             WHERE (status = $2) ORDER BY name ASC, name ASC LIMIT 20 OFFSET 0"
+        );
+        assert_eq!(params, ["me", "A"]);
+        // A filter on a hidden field searches the revealed rows only.
+        let probe = ListQuery::parse(&TABLE, &params_with(r#"[["status","like","a%"]]"#, "name"))?;
+        let (sql, _) = probe.to_sql(&TABLE, &visibility);
+        assert!(sql.contains("WHERE dw_revealed = 1 AND (status = $2) AND"), "{sql}");
+        // Ordering on a hidden field orders by what is shown.
+        let ordered = ListQuery::parse(&TABLE, &params_with("[]", "status desc"))?;
+        let (sql, _) = ordered.to_sql(&TABLE, &visibility);
+        assert!(!sql.contains("dw_revealed = 1 AND"), "{sql}");
+        assert!(
+            sql.contains("ORDER BY CASE WHEN dw_revealed = 1 THEN status END DESC, name DESC"),
+            "{sql}"
+        );
+        Ok(())
+    }
+
+    fn params_with(filters: &str, order_by: &str) -> ListParams {
+        ListParams {
+            filters: Some(filters.into()),
+            order_by: Some(order_by.into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn oversized_lists_are_refused_and_fields_deduplicated() -> Result<()> {
+        let fields = |n: usize| ListParams {
+            fields: Some(serde_json::to_string(&vec!["name"; n]).unwrap_or_default()),
+            ..Default::default()
+        };
+        let kind = |params: &ListParams| ListQuery::parse(&TABLE, params).map_err(|e| e.kind()).err();
+        assert_eq!(ListQuery::parse(&TABLE, &fields(MAX_FIELDS))?.fields(), ["name"]);
+        assert_eq!(kind(&fields(MAX_FIELDS + 1)), Some(ErrorKind::BadRequest));
+        assert_eq!(kind(&fields(2100)), Some(ErrorKind::BadRequest));
+        let many_filters = serde_json::to_string(&vec![["name", "=", "x"]; MAX_FILTERS + 1]).unwrap_or_default();
+        assert_eq!(kind(&params(&many_filters)), Some(ErrorKind::BadRequest));
+        let many_values = serde_json::json!([["name", "in", vec!["x"; MAX_FILTER_VALUES + 1]]]).to_string();
+        assert_eq!(kind(&params(&many_values)), Some(ErrorKind::BadRequest));
+        let long_value = serde_json::json!([["name", "like", "%".repeat(MAX_FILTER_VALUE_CHARS + 1)]]).to_string();
+        assert_eq!(kind(&params(&long_value)), Some(ErrorKind::BadRequest));
+        let nul = serde_json::json!([["name", "=", "a\u{0}b"]]).to_string();
+        assert_eq!(kind(&params(&nul)), Some(ErrorKind::BadRequest));
+        let long_order = ListParams {
+            order_by: Some(format!("name {}", " ".repeat(MAX_ORDER_BY_CHARS))),
+            ..Default::default()
+        };
+        assert_eq!(kind(&long_order), Some(ErrorKind::BadRequest));
+        let unknown = ListQuery::parse(
+            &TABLE,
+            &params(&serde_json::json!([["x".repeat(5000), "=", "1"]]).to_string()),
+        );
+        assert!(unknown.is_err_and(|e| e.message().chars().count() < 200));
+        Ok(())
     }
 }

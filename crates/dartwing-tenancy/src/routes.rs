@@ -1,17 +1,21 @@
 //! `/api/resource/<DocType>` routes for Organization, Person and Org Member (Frappe conventions:
-//! documents in `{"data": …}`, list parameters as in [`crate::list`]).
+//! documents in `{"data": …}`, list parameters as in [`crate::list`]), and
+//! `/api/method/dartwing_core.tenancy.accept_invitation`.
 
 use crate::list::ListParams;
-use crate::{MemberChanges, NewMember, NewOrganization, NewPerson, OrganizationChanges, PersonChanges, TenancyStore};
+use crate::{
+    InvitationRef, Invitee, MemberChanges, NewMember, NewOrganization, NewPerson, OrganizationChanges, PersonChanges,
+    TenancyStore,
+};
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::routing::get;
+use axum::routing::{get, post};
 use dartwing_core::Error;
 use dartwing_core::tenancy::{
     MemberRole, MemberStatus, ORG_MEMBER, ORGANIZATION, OrgStatus, OrgType, PERSON, PersonStatus,
 };
 use dartwing_http::openapi::error_ref;
-use dartwing_http::{ApiResult, Auth, Data, StrictJson, StrictQuery};
+use dartwing_http::{ApiResult, Auth, Data, Message, StrictJson, StrictQuery};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -21,8 +25,12 @@ pub fn routes(store: TenancyStore) -> Router {
     Router::new()
         .route("/api/resource/{doctype}", get(list).post(create))
         .route("/api/resource/{doctype}/{name}", get(read).put(update).delete(remove))
+        .route(ACCEPT_INVITATION, post(accept_invitation))
         .with_state(store)
 }
+
+/// Where an invited user accepts an invitation.
+const ACCEPT_INVITATION: &str = "/api/method/dartwing_core.tenancy.accept_invitation";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum DocType {
@@ -68,9 +76,21 @@ struct PersonBody {
 struct MemberBody {
     name: Option<String>,
     person: Option<String>,
+    /// Invite whoever signs in with this email (instead of naming a `person`).
+    email: Option<String>,
     organization: Option<String>,
     role: Option<MemberRole>,
     status: Option<MemberStatus>,
+    // Sent back unchanged from a read; the server manages them.
+    invited_email: Option<String>,
+    invited_person: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AcceptInvitationBody {
+    organization: Option<String>,
+    name: Option<String>,
 }
 
 fn body<T: DeserializeOwned>(doctype: &str, value: Value) -> Result<T, Error> {
@@ -84,6 +104,13 @@ fn body<T: DeserializeOwned>(doctype: &str, value: Value) -> Result<T, Error> {
         fields.remove(key);
     }
     serde_json::from_value(Value::Object(fields)).map_err(|e| Error::bad_request(format!("Invalid {doctype}: {e}")))
+}
+
+/// An email typed by a person into a form: surrounding white space is dropped here, at the edge.
+/// Emails in tokens are identity keys and are taken exactly as they are
+/// ([`normalize_email`](dartwing_core::tenancy::normalize_email) refuses any white space).
+fn typed_email(email: String) -> String {
+    email.trim().to_string()
 }
 
 fn required<T>(field: &str, value: Option<T>) -> Result<T, Error> {
@@ -140,7 +167,7 @@ async fn create(
             let b: PersonBody = body(PERSON, value)?;
             let new = NewPerson {
                 name: b.name,
-                primary_email: required("primary_email", b.primary_email)?,
+                primary_email: typed_email(required("primary_email", b.primary_email)?),
                 full_name: b.full_name,
                 status: b.status,
             };
@@ -151,9 +178,20 @@ async fn create(
             if b.name.is_some() {
                 return Err(Error::validation("Org Member names are assigned by the server").into());
             }
+            if b.invited_email.is_some() || b.invited_person.is_some() {
+                return Err(Error::validation(
+                    "invited_email and invited_person are set by the server; send 'person' or 'email'",
+                )
+                .into());
+            }
+            let invitee = match (b.person, b.email) {
+                (Some(person), None) => Invitee::Person(person),
+                (None, Some(email)) => Invitee::Email(typed_email(email)),
+                _ => return Err(Error::validation("Send either 'person' (a Person's name) or 'email'").into()),
+            };
             let organization = required("organization", b.organization)?;
             let new = NewMember {
-                person: required("person", b.person)?,
+                invitee,
                 organization,
                 role: required("role", b.role)?,
                 status: b.status,
@@ -198,7 +236,7 @@ async fn update(
             let b: PersonBody = body(PERSON, value)?;
             same_name(&name, b.name.as_ref())?;
             let changes = PersonChanges {
-                primary_email: b.primary_email,
+                primary_email: b.primary_email.map(typed_email),
                 full_name: b.full_name,
                 status: b.status,
             };
@@ -208,10 +246,16 @@ async fn update(
             let b: MemberBody = body(ORG_MEMBER, value)?;
             same_name(&name, b.name.as_ref())?;
             let current = store.member(&actor, &name).await?;
-            if b.person.is_some_and(|p| p != current.person)
+            if b.person.is_some_and(|p| Some(p) != current.person)
                 || b.organization.is_some_and(|o| o != current.organization)
+                || b.email.is_some()
+                || b.invited_email.is_some_and(|e| Some(e) != current.invited_email)
+                || b.invited_person.is_some_and(|p| Some(p) != current.invited_person)
             {
-                return Err(Error::validation("person and organization of a membership cannot change").into());
+                return Err(Error::validation(
+                    "Whom a membership or invitation is for, and its organization, cannot change",
+                )
+                .into());
             }
             let changes = MemberChanges {
                 role: b.role,
@@ -221,6 +265,24 @@ async fn update(
         }
     };
     Ok(Data(doc))
+}
+
+async fn accept_invitation(
+    State(store): State<TenancyStore>,
+    Auth(actor): Auth,
+    StrictJson(body): StrictJson<AcceptInvitationBody>,
+) -> ApiResult<Message<Value>> {
+    let invitation = match (body.organization, body.name) {
+        (Some(organization), None) => InvitationRef::Organization(organization),
+        (None, Some(name)) => InvitationRef::Member(name),
+        _ => {
+            return Err(
+                Error::validation("Send either 'organization' or 'name' (the invitation's Org Member name)").into(),
+            );
+        }
+    };
+    let member = store.accept_invitation(&actor, invitation).await?;
+    Ok(Message(to_value(&member, ORG_MEMBER)))
 }
 
 async fn remove(
@@ -260,6 +322,9 @@ pub fn openapi_paths() -> Vec<(String, Value)> {
         responses
     };
     let body = json!({ "required": true, "content": { "application/json": { "schema": { "type": "object" } } } });
+    let mut accepted = errors.clone();
+    accepted["200"] = json!({ "description": "The membership", "content": { "application/json": { "schema": {
+        "type": "object", "properties": { "message": {} } } } } });
     let mut list_parameters = vec![doctype.clone()];
     list_parameters.extend(list_params);
     vec![
@@ -270,6 +335,23 @@ pub fn openapi_paths() -> Vec<(String, Value)> {
                          "parameters": list_parameters, "responses": ok("Rows with the requested fields") },
                 "post": { "summary": "Create a document", "tags": ["Tenancy"], "parameters": [doctype],
                           "requestBody": body, "responses": ok("The created document") }
+            }),
+        ),
+        (
+            ACCEPT_INVITATION.to_string(),
+            json!({
+                "post": {
+                    "summary": "Accept an invitation to an organization",
+                    "description": "The caller must be the invited user. The invitation becomes an Active membership with the offered role.",
+                    "tags": ["Tenancy"],
+                    "requestBody": { "required": true, "content": { "application/json": { "schema": {
+                        "type": "object", "additionalProperties": false,
+                        "properties": {
+                            "organization": { "type": "string", "description": "Accept the invitation to this organization" },
+                            "name": { "type": "string", "description": "Accept this invitation (Org Member name)" }
+                        } } } } },
+                    "responses": accepted
+                }
             }),
         ),
         (

@@ -1,16 +1,19 @@
 //! Storage of Organizations, People and Org Members. Every method takes the acting
 //! [`Principal`] and asks the permission module before it reads or writes.
 
-use crate::list::{DocTable, ListParams, ListQuery, Visibility, row_to_object};
+use crate::list::{DocTable, ListParams, ListQuery, Reveal, Visibility, row_to_object};
 use dartwing_core::access::AccessNotifier;
+use dartwing_core::config::TenancyConfig;
 use dartwing_core::ids::NamingSeries;
+use dartwing_core::names;
 use dartwing_core::permission::OrgScope;
 use dartwing_core::tenancy::{
     MemberRole, MemberStatus, ORG_MEMBER, ORGANIZATION, OrgMember, OrgStatus, OrgType, Organization, PERSON, Person,
     PersonStatus, normalize_email,
 };
-use dartwing_core::{Action, Error, Principal, Result, Timestamp};
+use dartwing_core::{Action, Error, PersonView, Principal, Result, Timestamp};
 use dartwing_db::{Db, map_db_error};
+use serde::Serialize;
 use serde_json::{Map, Value};
 use sqlx::AnyConnection;
 use std::str::FromStr;
@@ -56,6 +59,8 @@ pub(crate) const MEMBER_TABLE: DocTable = DocTable {
         "modified",
         "owner",
         "modified_by",
+        "invited_email",
+        "invited_person",
     ],
 };
 
@@ -75,9 +80,16 @@ pub const MEMBER_SERIES: NamingSeries = NamingSeries {
     digits: 5,
 };
 
+/// Every series the server generates names from; explicit names inside any of them are refused.
+pub const RESERVED_SERIES: [NamingSeries; 3] = [ORGANIZATION_SERIES, PERSON_SERIES, MEMBER_SERIES];
+
+/// Most names taken by other documents that one generated name skips before giving up.
+const MAX_TAKEN_NAMES_SKIPPED: usize = 1000;
+
 const ORG_COLUMNS: &str = "name, org_name, org_type, status, creation, modified, owner, modified_by";
 const PERSON_COLUMNS: &str = "name, primary_email, full_name, status, creation, modified, owner, modified_by";
-const MEMBER_COLUMNS: &str = "name, person, organization, role, status, creation, modified, owner, modified_by";
+const MEMBER_COLUMNS: &str =
+    "name, person, organization, role, status, creation, modified, owner, modified_by, invited_email, invited_person";
 
 /// Fields of a new Organization.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,17 +139,65 @@ pub struct PersonChanges {
     pub status: Option<PersonStatus>,
 }
 
+/// Whom a new Org Member adds or invites.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invitee {
+    /// A Person, by name.
+    Person(String),
+    /// Whoever signs in with this email.
+    Email(String),
+}
+
+impl std::fmt::Display for Invitee {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Invitee::Person(name) => write!(f, "Person {name}"),
+            Invitee::Email(email) => f.write_str(email),
+        }
+    }
+}
+
 /// Fields of a new Org Member.
+///
+/// A Person the actor can already see in full (the actor manages an organization the Person is an
+/// Active member of, or is a platform administrator) is added directly. Anyone else is invited: the
+/// membership is created with status Invited, links no Person and grants nothing until the
+/// invitee accepts it. Whether a Person with that name or email exists changes nothing in the answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewMember {
-    /// The Person's name.
-    pub person: String,
+    /// Whom to add or invite.
+    pub invitee: Invitee,
     /// The Organization's name.
     pub organization: String,
     /// Role in the organization.
     pub role: MemberRole,
-    /// Default Active.
+    /// Default Active for direct additions; `Invited` asks for an invitation even where the
+    /// Person could be added directly.
     pub status: Option<MemberStatus>,
+}
+
+/// Which invitation `accept_invitation` accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InvitationRef {
+    /// The caller's open invitation to this organization.
+    Organization(String),
+    /// The invitation (Org Member) with this name.
+    Member(String),
+}
+
+/// A Person document as the actor may see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum PersonRecord {
+    /// Every field.
+    Full(Person),
+    /// The name and display name only (co-members who do not manage a shared organization).
+    Limited {
+        /// The Person's name.
+        name: String,
+        /// Display name.
+        full_name: String,
+    },
 }
 
 /// Changes to an Org Member (person and organization are fixed).
@@ -154,6 +214,7 @@ pub struct MemberChanges {
 pub struct TenancyStore {
     db: Db,
     access: AccessNotifier,
+    config: TenancyConfig,
 }
 
 fn parse<T: FromStr<Err = String>>(text: &str) -> Result<T> {
@@ -163,22 +224,33 @@ fn parse<T: FromStr<Err = String>>(text: &str) -> Result<T> {
     })
 }
 
-/// Checks a client-chosen document name: 1–140 characters, no control characters, no
-/// surrounding spaces, no `/` (names travel in URL paths).
-pub fn validate_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.chars().count() <= 140
-        && name.trim() == name
-        && !name.contains('/')
-        && !name.chars().any(char::is_control);
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::validation(format!("'{name}' is not a valid document name")))
+/// Checks a client-chosen name for a new document: the name grammar
+/// ([`names::validate_name`]), and outside every series the server generates names from (any year,
+/// any number of digits), so that an explicit name can never take a generated one.
+pub(crate) fn validate_new_name(name: &str) -> Result<()> {
+    names::validate_name(name)?;
+    if let Some(series) = RESERVED_SERIES.iter().find(|series| series.contains(name)) {
+        return Err(Error::validation(format!(
+            "'{name}' lies in the naming series {} that the server reserves for generated names; \
+             choose another name or leave 'name' out",
+            series.pattern()
+        )));
     }
+    Ok(())
 }
 
-fn validate_text(field: &str, value: &str) -> Result<String> {
+/// Checks the name of a document the client refers to (not one it creates) before it reaches SQL:
+/// at most [`names::MAX_NAME_CHARS`] characters without control characters, so every name that can
+/// exist passes and nothing else is looked up.
+pub(crate) fn validate_reference(doctype: &str, name: &str) -> Result<()> {
+    if name.is_empty() || name.chars().count() > names::MAX_NAME_CHARS || name.chars().any(char::is_control) {
+        return Err(Error::validation(format!("That is not a valid {doctype} name")));
+    }
+    Ok(())
+}
+
+/// Checks a display text (`org_name`, `full_name`): 1–140 printable characters once trimmed.
+pub(crate) fn validate_text(field: &str, value: &str) -> Result<String> {
     let value = value.trim();
     if value.is_empty() || value.chars().count() > 140 || value.chars().any(char::is_control) {
         return Err(Error::validation(format!(
@@ -188,20 +260,55 @@ fn validate_text(field: &str, value: &str) -> Result<String> {
     Ok(value.to_string())
 }
 
-async fn next_name(conn: &mut AnyConnection, series: NamingSeries, now: Timestamp) -> Result<String> {
-    let (current,): (i64,) = sqlx::query_as(
-        "INSERT INTO naming_series (prefix, current) VALUES ($1, 1) \
-         ON CONFLICT (prefix) DO UPDATE SET current = naming_series.current + 1 RETURNING current",
-    )
-    .bind(series.key(now.year()))
-    .fetch_one(conn)
-    .await
-    .map_err(map_db_error)?;
-    Ok(series.name(now.year(), current))
+/// The next free name of `series` for a document of `table`: names already taken in `table` (rows
+/// written before their series was reserved, or restored from elsewhere) are skipped, at most
+/// [`MAX_TAKEN_NAMES_SKIPPED`] of them.
+async fn next_name(conn: &mut AnyConnection, series: NamingSeries, table: &str, now: Timestamp) -> Result<String> {
+    let taken_sql = format!("SELECT COUNT(*) FROM {table} WHERE name = $1");
+    for _ in 0..=MAX_TAKEN_NAMES_SKIPPED {
+        let (current,): (i64,) = sqlx::query_as(
+            "INSERT INTO naming_series (prefix, current) VALUES ($1, 1) \
+             ON CONFLICT (prefix) DO UPDATE SET current = naming_series.current + 1 RETURNING current",
+        )
+        .bind(series.key(now.year()))
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(map_db_error)?;
+        let name = series.name(now.year(), current);
+        let (taken,): (i64,) = sqlx::query_as(&taken_sql)
+            .bind(&name)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(map_db_error)?;
+        if taken == 0 {
+            return Ok(name);
+        }
+        tracing::warn!(doctype = table, docname = %name, "generated name already taken; skipping it");
+    }
+    tracing::error!(doctype = table, series = %series.pattern(), "no free generated name found");
+    Err(Error::conflict(format!(
+        "No free name in the series {} after skipping {MAX_TAKEN_NAMES_SKIPPED} taken ones",
+        series.pattern()
+    )))
 }
 
 type OrgRow = (String, String, String, String, String, String, String, String);
-type MemberRow = (String, String, String, String, String, String, String, String, String);
+
+/// An `org_member` row as stored.
+#[derive(sqlx::FromRow)]
+struct MemberRow {
+    name: String,
+    person: Option<String>,
+    organization: String,
+    role: String,
+    status: String,
+    creation: String,
+    modified: String,
+    owner: String,
+    modified_by: String,
+    invited_email: Option<String>,
+    invited_person: Option<String>,
+}
 
 fn organization_from(row: OrgRow) -> Result<Organization> {
     let (name, org_name, org_type, status, creation, modified, owner, modified_by) = row;
@@ -232,17 +339,18 @@ fn person_from(row: OrgRow) -> Result<Person> {
 }
 
 fn member_from(row: MemberRow) -> Result<OrgMember> {
-    let (name, person, organization, role, status, creation, modified, owner, modified_by) = row;
     Ok(OrgMember {
-        name,
-        person,
-        organization,
-        role: parse(&role)?,
-        status: parse(&status)?,
-        creation: parse_ts(&creation)?,
-        modified: parse_ts(&modified)?,
-        owner,
-        modified_by,
+        name: row.name,
+        person: row.person,
+        invited_email: row.invited_email,
+        invited_person: row.invited_person,
+        organization: row.organization,
+        role: parse(&row.role)?,
+        status: parse(&row.status)?,
+        creation: parse_ts(&row.creation)?,
+        modified: parse_ts(&row.modified)?,
+        owner: row.owner,
+        modified_by: row.modified_by,
     })
 }
 
@@ -258,22 +366,36 @@ fn in_list(column: &str, values: &[String]) -> Visibility {
         return Visibility {
             condition: Some("1 = 0".into()),
             params: vec![],
+            reveal: None,
         };
     }
     let placeholders = vec!["{}"; values.len()].join(", ");
     Visibility {
         condition: Some(format!("{column} IN ({placeholders})")),
         params: values.to_vec(),
+        reveal: None,
     }
 }
 
 impl TenancyStore {
-    /// A store on `db`.
+    /// A store on `db` with the default tenancy settings.
     pub fn new(db: Db) -> Self {
         Self {
             db,
             access: AccessNotifier::default(),
+            config: TenancyConfig::default(),
         }
+    }
+
+    /// This store with `config` (the `tenancy` configuration section).
+    pub fn with_config(mut self, config: TenancyConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The `tenancy` configuration section in force.
+    pub(crate) fn config(&self) -> &TenancyConfig {
+        &self.config
     }
 
     /// Where this store reports changes that may shrink someone's access (shared by clones).
@@ -309,7 +431,10 @@ impl TenancyStore {
         Ok(row.map(|(email,)| email))
     }
 
-    async fn notify_person(&self, person: &str) {
+    /// Tells the access observer that the access of `member`'s Person may have changed
+    /// (invitations link no Person and grant nothing, so there is no one to tell).
+    async fn notify_member(&self, member: &OrgMember) {
+        let Some(person) = &member.person else { return };
         match self.person_email(person).await {
             Ok(Some(email)) => self.access.notify(vec![email]),
             Ok(None) => {}
@@ -354,7 +479,7 @@ impl TenancyStore {
             ));
         }
         if let Some(name) = &new.name {
-            validate_name(name)?;
+            validate_new_name(name)?;
         }
         if new.status == Some(OrgStatus::Suspended) {
             actor.authorize_system()?;
@@ -369,7 +494,7 @@ impl TenancyStore {
                 Box::pin(async move {
                     let name = match new.name {
                         Some(name) => name,
-                        None => next_name(tx, ORGANIZATION_SERIES, now).await?,
+                        None => next_name(tx, ORGANIZATION_SERIES, ORGANIZATION_TABLE.table, now).await?,
                     };
                     let organization = Organization {
                         name,
@@ -396,18 +521,20 @@ impl TenancyStore {
                     .await
                     .map_err(map_db_error)?;
                     if let Some(person) = person {
-                        let member_name = next_name(tx, MEMBER_SERIES, now).await?;
-                        insert_member(
-                            tx,
-                            &member_name,
-                            &person,
-                            &organization.name,
-                            MemberRole::Owner,
-                            MemberStatus::Active,
-                            now,
-                            &actor_id,
-                        )
-                        .await?;
+                        let member = OrgMember {
+                            name: next_name(tx, MEMBER_SERIES, MEMBER_TABLE.table, now).await?,
+                            person: Some(person),
+                            invited_email: None,
+                            invited_person: None,
+                            organization: organization.name.clone(),
+                            role: MemberRole::Owner,
+                            status: MemberStatus::Active,
+                            creation: now,
+                            modified: now,
+                            owner: actor_id.clone(),
+                            modified_by: actor_id.clone(),
+                        };
+                        insert_member(tx, &member).await?;
                     }
                     Ok(organization)
                 })
@@ -424,6 +551,7 @@ impl TenancyStore {
     }
 
     async fn load_organization(&self, name: &str) -> Result<Organization> {
+        validate_reference(ORGANIZATION, name)?;
         let row: Option<OrgRow> = self
             .db
             .observe(
@@ -507,6 +635,7 @@ impl TenancyStore {
     /// Deletes an Organization (system administrators); refused with 409 while members or keys link to it.
     pub async fn delete_organization(&self, actor: &Principal, name: &str) -> Result<()> {
         actor.authorize_system()?;
+        validate_reference(ORGANIZATION, name)?;
         let result = self
             .db
             .observe(
@@ -536,7 +665,7 @@ impl TenancyStore {
 
     pub(crate) async fn insert_person(&self, actor_id: &str, new: NewPerson) -> Result<Person> {
         if let Some(name) = &new.name {
-            validate_name(name)?;
+            validate_new_name(name)?;
         }
         let email = normalize_email(&new.primary_email).map_err(Error::validation)?;
         let full_name = match &new.full_name {
@@ -550,7 +679,7 @@ impl TenancyStore {
                 Box::pin(async move {
                     let name = match new.name {
                         Some(name) => name,
-                        None => next_name(tx, PERSON_SERIES, now).await?,
+                        None => next_name(tx, PERSON_SERIES, PERSON_TABLE.table, now).await?,
                     };
                     let person = Person {
                         name,
@@ -588,6 +717,7 @@ impl TenancyStore {
     }
 
     async fn load_person(&self, name: &str) -> Result<Person> {
+        validate_reference(PERSON, name)?;
         let row: Option<OrgRow> = self
             .db
             .observe(
@@ -602,61 +732,93 @@ impl TenancyStore {
         person_from(row.ok_or_else(|| Error::not_found(format!("Person {name} not found")))?)
     }
 
-    /// Whether `actor` may read Person `name`: itself, system administrators, and members of an
-    /// organization the person belongs to.
-    async fn authorize_person_read(&self, actor: &Principal, name: &str) -> Result<()> {
-        if actor.system_admin || actor.person() == Some(name) {
-            return Ok(());
-        }
-        let orgs: Vec<(String,)> = self
+    /// Organizations in which Person `name` has an Active membership.
+    async fn active_organizations_of(&self, name: &str) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = self
             .db
             .observe(
                 ORG_MEMBER,
                 "select",
-                sqlx::query_as("SELECT organization FROM org_member WHERE person = $1")
+                sqlx::query_as("SELECT organization FROM org_member WHERE person = $1 AND status = 'Active'")
                     .bind(name)
                     .fetch_all(self.db.pool()),
             )
             .await
             .map_err(map_db_error)?;
-        if orgs.iter().any(|(org,)| actor.can(Action::Read, org)) {
-            Ok(())
-        } else {
-            Err(Error::permission_denied(format!("Not permitted to read Person {name}")))
+        Ok(rows.into_iter().map(|(org,)| org).collect())
+    }
+
+    /// How much of Person `name` the actor may see (the permission module decides from the
+    /// organizations the Person is an Active member of). An unknown name is [`PersonView::Hidden`]
+    /// to everyone but administrators, like a Person the actor may not see.
+    async fn person_view(&self, actor: &Principal, name: &str) -> Result<PersonView> {
+        if actor.system_admin || actor.person() == Some(name) {
+            return Ok(PersonView::Full);
         }
+        validate_reference(PERSON, name)?;
+        let organizations = self.active_organizations_of(name).await?;
+        Ok(actor.person_view(name, &organizations))
     }
 
-    /// Reads a Person.
-    pub async fn person(&self, actor: &Principal, name: &str) -> Result<Person> {
-        self.authorize_person_read(actor, name).await?;
-        self.load_person(name).await
+    /// The answer for a Person the actor may not see: the same as for one that does not exist.
+    fn person_not_found(name: &str) -> Error {
+        Error::not_found(format!("Person {name} not found"))
     }
 
-    /// Lists People the actor can read.
+    /// Reads a Person: every field for the Person themself, administrators and those who manage
+    /// an organization the Person is an Active member of; `name` and `full_name` for other
+    /// co-members; 404 for everyone else, exactly as for a name that does not exist.
+    pub async fn person(&self, actor: &Principal, name: &str) -> Result<PersonRecord> {
+        let view = self.person_view(actor, name).await?;
+        if view == PersonView::Hidden {
+            return Err(Self::person_not_found(name));
+        }
+        let person = self.load_person(name).await?;
+        Ok(match view {
+            PersonView::Full => PersonRecord::Full(person),
+            _ => PersonRecord::Limited {
+                name: person.name,
+                full_name: person.full_name,
+            },
+        })
+    }
+
+    /// Lists People the actor can see, with the fields of [`TenancyStore::person`]: rows the actor
+    /// sees only in part show `null` in the other fields, and filtering or ordering on those fields
+    /// searches only the rows the actor sees in full.
     pub async fn list_people(&self, actor: &Principal, params: &ListParams) -> Result<Vec<Map<String, Value>>> {
-        let visibility = match actor.readable_organizations() {
-            OrgScope::All => Visibility::default(),
-            OrgScope::Only(orgs) => {
-                let members = in_list("organization", &orgs);
-                let condition = format!(
-                    "name IN (SELECT person FROM org_member WHERE {})",
-                    members.condition.unwrap_or_else(|| "1 = 0".into())
-                );
-                let mut params = members.params;
-                match actor.person() {
-                    Some(person) => {
-                        params.insert(0, person.to_string());
-                        Visibility {
-                            condition: Some(format!("name = {{}} OR {condition}")),
-                            params,
-                        }
-                    }
-                    None => Visibility {
-                        condition: Some(condition),
-                        params,
-                    },
+        // People with an Active membership in one of `orgs`, and the actor themself.
+        let people_in = |orgs: Vec<String>| {
+            let members = in_list("organization", &orgs);
+            let mut condition = format!(
+                "name IN (SELECT person FROM org_member WHERE status = 'Active' AND {})",
+                members.condition.unwrap_or_else(|| "1 = 0".into())
+            );
+            let mut params = members.params;
+            if let Some(person) = actor.person() {
+                condition = format!("name = {{}} OR {condition}");
+                params.insert(0, person.to_string());
+            }
+            (condition, params)
+        };
+        let visibility = match (
+            actor.organizations_where(Action::Read),
+            actor.organizations_where(Action::ManageMembers),
+        ) {
+            (OrgScope::Only(readable), OrgScope::Only(managed)) => {
+                let (condition, params) = people_in(readable);
+                let (revealed, revealed_params) = people_in(managed);
+                Visibility {
+                    condition: Some(condition),
+                    params,
+                    reveal: Some(Reveal {
+                        public: &PersonView::LIMITED_FIELDS,
+                        condition: revealed,
+                        params: revealed_params,
+                    }),
                 }
             }
+            _ => Visibility::default(),
         };
         self.list(&PERSON_TABLE, params, visibility).await
     }
@@ -664,7 +826,9 @@ impl TenancyStore {
     /// Changes a Person: a user may change its own `full_name`; email and status need a system administrator.
     pub async fn update_person(&self, actor: &Principal, name: &str, changes: PersonChanges) -> Result<Person> {
         if !(actor.system_admin || actor.person() == Some(name)) {
-            self.authorize_person_read(actor, name).await?;
+            if self.person_view(actor, name).await? == PersonView::Hidden {
+                return Err(Self::person_not_found(name));
+            }
             return Err(Error::permission_denied(format!(
                 "Not permitted to change Person {name}"
             )));
@@ -721,6 +885,7 @@ impl TenancyStore {
     /// Deletes a Person (system administrators); refused with 409 while memberships link to it.
     pub async fn delete_person(&self, actor: &Principal, name: &str) -> Result<()> {
         actor.authorize_system()?;
+        validate_reference(PERSON, name)?;
         let result = self
             .db
             .observe(
@@ -757,48 +922,58 @@ impl TenancyStore {
 
     // ---------------------------------------------------------------- Org Member
 
-    /// Adds a member (Owners/Admins of the organization; only Owners grant Owner).
+    /// Adds a member or invites one (Owners/Admins of the organization; only Owners grant or offer
+    /// Owner). See [`NewMember`] for who is added directly and who is invited.
     pub async fn add_member(&self, actor: &Principal, new: NewMember) -> Result<OrgMember> {
         actor.authorize(Action::ManageMembers, &new.organization)?;
         if new.role == MemberRole::Owner && !actor.can_manage_owners(&new.organization) {
             return Err(Error::permission_denied("Only Owners may grant the Owner role"));
         }
         self.load_organization(&new.organization).await?;
-        self.load_person(&new.person).await.map_err(|_| {
-            Error::validation(format!("Person {} does not exist", new.person)).with_exc_type("LinkValidationError")
-        })?;
+        let direct = if new.status == Some(MemberStatus::Invited) {
+            None
+        } else {
+            self.directly_addable(actor, &new.invitee).await?
+        };
+        let (person, invited_email, invited_person, status) = match direct {
+            Some(person) => (Some(person), None, None, new.status.unwrap_or(MemberStatus::Active)),
+            None => {
+                if new.status.is_some_and(|s| s != MemberStatus::Invited) {
+                    return Err(Error::validation(
+                        "This adds an invitation: its status is Invited until the invited person accepts it",
+                    ));
+                }
+                match &new.invitee {
+                    Invitee::Person(name) => {
+                        names::validate_name(name)?;
+                        (None, None, Some(name.clone()), MemberStatus::Invited)
+                    }
+                    Invitee::Email(email) => {
+                        let email = normalize_email(email).map_err(Error::validation)?;
+                        (None, Some(email), None, MemberStatus::Invited)
+                    }
+                }
+            }
+        };
         let now = Timestamp::now();
         let actor_id = actor.id().to_string();
+        let duplicate = if status == MemberStatus::Invited {
+            format!(
+                "An invitation for {} to {} is already open",
+                new.invitee, new.organization
+            )
+        } else {
+            format!("{} is already a member of {}", new.invitee, new.organization)
+        };
         let member = self
             .db
             .transaction(move |tx| {
                 Box::pin(async move {
-                    let name = next_name(tx, MEMBER_SERIES, now).await?;
-                    let status = new.status.unwrap_or(MemberStatus::Active);
-                    insert_member(
-                        tx,
-                        &name,
-                        &new.person,
-                        &new.organization,
-                        new.role,
-                        status,
-                        now,
-                        &actor_id,
-                    )
-                    .await
-                    .map_err(|e| {
-                        if e.kind() == dartwing_core::ErrorKind::Conflict {
-                            Error::conflict(format!(
-                                "Person {} is already a member of {}",
-                                new.person, new.organization
-                            ))
-                        } else {
-                            e
-                        }
-                    })?;
-                    Ok(OrgMember {
-                        name,
-                        person: new.person,
+                    let member = OrgMember {
+                        name: next_name(tx, MEMBER_SERIES, MEMBER_TABLE.table, now).await?,
+                        person,
+                        invited_email,
+                        invited_person,
                         organization: new.organization,
                         role: new.role,
                         status,
@@ -806,15 +981,93 @@ impl TenancyStore {
                         modified: now,
                         owner: actor_id.clone(),
                         modified_by: actor_id,
-                    })
+                    };
+                    insert_member(tx, &member).await.map_err(|e| {
+                        if e.kind() == dartwing_core::ErrorKind::Conflict {
+                            Error::conflict(duplicate)
+                        } else {
+                            e
+                        }
+                    })?;
+                    Ok(member)
                 })
             })
             .await?;
-        tracing::info!(doctype = ORG_MEMBER, docname = %member.name, organization = %member.organization, "member added");
+        let what = if member.status == MemberStatus::Invited {
+            "member invited"
+        } else {
+            "member added"
+        };
+        tracing::info!(doctype = ORG_MEMBER, docname = %member.name, organization = %member.organization, "{what}");
         Ok(member)
     }
 
+    /// The Person `invitee` names when the actor may add them directly: one the actor sees in full.
+    /// Platform administrators add anyone directly, and by email create the Person when none has
+    /// it yet. `None` means the invitee is invited instead — whether or not such a Person exists.
+    async fn directly_addable(&self, actor: &Principal, invitee: &Invitee) -> Result<Option<String>> {
+        match invitee {
+            Invitee::Person(name) => {
+                validate_reference(PERSON, name)?;
+                if actor.system_admin {
+                    self.load_person(name).await.map_err(|_| {
+                        Error::validation(format!("Person {name} does not exist")).with_exc_type("LinkValidationError")
+                    })?;
+                    return Ok(Some(name.clone()));
+                }
+                let full = self.person_view(actor, name).await? == PersonView::Full;
+                Ok(full.then(|| name.clone()))
+            }
+            Invitee::Email(email) => {
+                let email = normalize_email(email).map_err(Error::validation)?;
+                if actor.system_admin {
+                    return self.person_for_email(actor, email).await.map(Some);
+                }
+                if actor.email() == Some(email.as_str()) {
+                    return Ok(actor.person().map(str::to_string));
+                }
+                // One query whether or not a Person has the email, so that its timing tells nothing.
+                let rows: Vec<(String, String)> = self
+                    .db
+                    .observe(
+                        PERSON,
+                        "select",
+                        sqlx::query_as(
+                            "SELECT p.name, m.organization FROM person p JOIN org_member m ON m.person = p.name \
+                             WHERE p.primary_email = $1 AND m.status = 'Active'",
+                        )
+                        .bind(&email)
+                        .fetch_all(self.db.pool()),
+                    )
+                    .await
+                    .map_err(map_db_error)?;
+                let Some(person) = rows.first().map(|(person, _)| person.clone()) else {
+                    return Ok(None);
+                };
+                let organizations: Vec<String> = rows.into_iter().map(|(_, org)| org).collect();
+                Ok((actor.person_view(&person, &organizations) == PersonView::Full).then_some(person))
+            }
+        }
+    }
+
+    /// The Person with `email`, created when none has it yet (platform administrators).
+    async fn person_for_email(&self, actor: &Principal, email: String) -> Result<String> {
+        if let Some(person) = self.person_by_email(&email).await? {
+            return Ok(person.name);
+        }
+        let new = NewPerson {
+            name: None,
+            primary_email: email,
+            full_name: None,
+            status: None,
+        };
+        let person = self.insert_person(actor.id(), new).await?;
+        tracing::info!(doctype = PERSON, docname = %person.name, "person created for a new member");
+        Ok(person.name)
+    }
+
     async fn load_member(&self, name: &str) -> Result<OrgMember> {
+        validate_reference(ORG_MEMBER, name)?;
         let row: Option<MemberRow> = self
             .db
             .observe(
@@ -829,29 +1082,67 @@ impl TenancyStore {
         member_from(row.ok_or_else(|| Error::not_found(format!("Org Member {name} not found")))?)
     }
 
-    /// Reads an Org Member (members of its organization).
+    /// Reads an Org Member (members of its organization). An invitation is shown only to those who
+    /// manage the organization's members and to the invited user; to other members it does not exist.
     pub async fn member(&self, actor: &Principal, name: &str) -> Result<OrgMember> {
         let member = self.load_member(name).await?;
+        if member.status == MemberStatus::Invited
+            && !actor.can(Action::ManageMembers, &member.organization)
+            && !is_invitee(actor, &member)
+        {
+            actor.authorize(Action::Read, &member.organization)?;
+            return Err(Error::not_found(format!("Org Member {name} not found")));
+        }
         actor.authorize(Action::Read, &member.organization)?;
         Ok(member)
     }
 
-    /// Lists Org Members of the organizations the actor can read.
+    /// Lists Org Members of the organizations the actor can read; invitations only where the actor
+    /// manages the members, and the actor's own invitations.
     pub async fn list_members(&self, actor: &Principal, params: &ListParams) -> Result<Vec<Map<String, Value>>> {
-        let visibility = match actor.readable_organizations() {
-            OrgScope::All => Visibility::default(),
-            OrgScope::Only(orgs) => in_list("organization", &orgs),
+        let visibility = match (
+            actor.organizations_where(Action::Read),
+            actor.organizations_where(Action::ManageMembers),
+        ) {
+            (OrgScope::Only(readable), OrgScope::Only(managed)) => {
+                let readable = in_list("organization", &readable);
+                let managed = in_list("organization", &managed);
+                let mut condition = format!(
+                    "(status <> 'Invited' AND {}) OR (status = 'Invited' AND {})",
+                    readable.condition.unwrap_or_else(|| "1 = 0".into()),
+                    managed.condition.unwrap_or_else(|| "1 = 0".into())
+                );
+                let mut params = readable.params;
+                params.extend(managed.params);
+                if let (Some(email), Some(person)) = (actor.email(), actor.person()) {
+                    condition.push_str(" OR (status = 'Invited' AND (invited_email = {} OR invited_person = {}))");
+                    params.extend([email.to_string(), person.to_string()]);
+                }
+                Visibility {
+                    condition: Some(condition),
+                    params,
+                    reveal: None,
+                }
+            }
+            _ => Visibility::default(),
         };
         self.list(&MEMBER_TABLE, params, visibility).await
     }
 
     /// Changes a member's role or status. Owner role changes need an Owner; the last active
-    /// Owner cannot be demoted or deactivated.
+    /// Owner cannot be demoted or deactivated; only the invited person turns an invitation into a
+    /// membership ([`TenancyStore::accept_invitation`]).
     pub async fn update_member(&self, actor: &Principal, name: &str, changes: MemberChanges) -> Result<OrgMember> {
         let current = self.load_member(name).await?;
         actor.authorize(Action::ManageMembers, &current.organization)?;
         let role = changes.role.unwrap_or(current.role);
         let status = changes.status.unwrap_or(current.status);
+        if (current.status == MemberStatus::Invited) != (status == MemberStatus::Invited) {
+            return Err(Error::validation(
+                "Only the invited person turns an invitation into a membership (accept_invitation), \
+                 and a membership cannot become an invitation",
+            ));
+        }
         let touches_owner = current.role == MemberRole::Owner || role == MemberRole::Owner;
         if touches_owner
             && (role != current.role || status != current.status)
@@ -890,11 +1181,11 @@ impl TenancyStore {
             .await
             .map_err(map_db_error)?;
         tracing::info!(doctype = ORG_MEMBER, docname = %name, organization = %updated.organization, "member changed");
-        self.notify_person(&updated.person).await;
+        self.notify_member(&updated).await;
         Ok(updated)
     }
 
-    /// Removes a member (same rules as [`TenancyStore::update_member`]).
+    /// Removes a member or withdraws an invitation (same rules as [`TenancyStore::update_member`]).
     pub async fn remove_member(&self, actor: &Principal, name: &str) -> Result<()> {
         let current = self.load_member(name).await?;
         actor.authorize(Action::ManageMembers, &current.organization)?;
@@ -917,8 +1208,134 @@ impl TenancyStore {
             .await
             .map_err(map_db_error)?;
         tracing::info!(doctype = ORG_MEMBER, docname = %name, organization = %current.organization, "member removed");
-        self.notify_person(&current.person).await;
+        self.notify_member(&current).await;
         Ok(())
+    }
+
+    /// Accepts one of the actor's open invitations: the membership links the actor's Person and
+    /// becomes Active with the offered role; any other invitation of the actor to the same
+    /// organization is consumed with it. 404 when the actor has no such open invitation (whether
+    /// or not it exists for someone else); 409 when the actor already has a membership there.
+    pub async fn accept_invitation(&self, actor: &Principal, invitation: InvitationRef) -> Result<OrgMember> {
+        let (Some(email), Some(person)) = (actor.email(), actor.person()) else {
+            return Err(Error::permission_denied("Only users accept invitations"));
+        };
+        let missing = match &invitation {
+            InvitationRef::Organization(org) => {
+                validate_reference(ORGANIZATION, org)?;
+                format!("You have no open invitation to {org}")
+            }
+            InvitationRef::Member(name) => {
+                validate_reference(ORG_MEMBER, name)?;
+                format!("You have no open invitation {name}")
+            }
+        };
+        let invitation = self
+            .open_invitations(email, person, Some(&invitation), 1)
+            .await?
+            .pop()
+            .ok_or_else(|| Error::not_found(missing))?;
+        self.accept(invitation, email, person, actor.id()).await
+    }
+
+    /// Turns `invitation` into the Active membership of `person` (who signs in as `email`).
+    pub(crate) async fn accept(
+        &self,
+        invitation: OrgMember,
+        email: &str,
+        person: &str,
+        actor_id: &str,
+    ) -> Result<OrgMember> {
+        let now = Timestamp::now();
+        let accepted = OrgMember {
+            person: Some(person.to_string()),
+            invited_email: None,
+            invited_person: None,
+            status: MemberStatus::Active,
+            modified: now,
+            modified_by: actor_id.to_string(),
+            ..invitation
+        };
+        let (email, member) = (email.to_string(), accepted.clone());
+        self.db
+            .transaction(move |tx| {
+                Box::pin(async move {
+                    let existing: Option<(String,)> =
+                        sqlx::query_as("SELECT name FROM org_member WHERE person = $1 AND organization = $2")
+                            .bind(&member.person)
+                            .bind(&member.organization)
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err(map_db_error)?;
+                    if existing.is_some() {
+                        return Err(Error::conflict(format!(
+                            "You already have a membership in {}",
+                            member.organization
+                        )));
+                    }
+                    let updated = sqlx::query(
+                        "UPDATE org_member SET person = $1, status = 'Active', invited_email = NULL, \
+                         invited_person = NULL, modified = $2, modified_by = $3 WHERE name = $4 AND status = 'Invited'",
+                    )
+                    .bind(&member.person)
+                    .bind(now.to_string())
+                    .bind(&member.modified_by)
+                    .bind(&member.name)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_db_error)?;
+                    if updated.rows_affected() == 0 {
+                        return Err(Error::not_found(format!(
+                            "The invitation {} is no longer open",
+                            member.name
+                        )));
+                    }
+                    sqlx::query(
+                        "DELETE FROM org_member WHERE organization = $1 AND status = 'Invited' \
+                         AND (invited_email = $2 OR invited_person = $3)",
+                    )
+                    .bind(&member.organization)
+                    .bind(&email)
+                    .bind(&member.person)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_db_error)?;
+                    Ok(())
+                })
+            })
+            .await?;
+        tracing::info!(doctype = ORG_MEMBER, docname = %accepted.name, organization = %accepted.organization, "invitation accepted");
+        Ok(accepted)
+    }
+
+    /// Open invitations addressed to `email` or to Person `person` — only `which` when given — oldest
+    /// first, at most `limit`.
+    pub(crate) async fn open_invitations(
+        &self,
+        email: &str,
+        person: &str,
+        which: Option<&InvitationRef>,
+        limit: u32,
+    ) -> Result<Vec<OrgMember>> {
+        let (only, value) = match which {
+            Some(InvitationRef::Organization(org)) => ("AND organization = $3", Some(org)),
+            Some(InvitationRef::Member(name)) => ("AND name = $3", Some(name)),
+            None => ("", None),
+        };
+        let sql = format!(
+            "SELECT {MEMBER_COLUMNS} FROM org_member WHERE status = 'Invited' \
+             AND (invited_email = $1 OR invited_person = $2) {only} ORDER BY creation, name LIMIT {limit}"
+        );
+        let mut query = sqlx::query_as(&sql).bind(email).bind(person);
+        if let Some(value) = value {
+            query = query.bind(value);
+        }
+        let rows: Vec<MemberRow> = self
+            .db
+            .observe(ORG_MEMBER, "invitations", query.fetch_all(self.db.pool()))
+            .await
+            .map_err(map_db_error)?;
+        rows.into_iter().map(member_from).collect()
     }
 
     /// Emails of the Active Owners and Admins of `organization` (recipients of organization alerts).
@@ -944,6 +1361,9 @@ impl TenancyStore {
     /// The status of `organization`, or `None` when it does not exist (no permission check: for
     /// internal callers that already authorized the principal).
     pub async fn organization_status(&self, organization: &str) -> Result<Option<OrgStatus>> {
+        if validate_reference(ORGANIZATION, organization).is_err() {
+            return Ok(None);
+        }
         let row: Option<(String,)> = sqlx::query_as("SELECT status FROM organization WHERE name = $1")
             .bind(organization)
             .fetch_optional(self.db.pool())
@@ -974,33 +1394,36 @@ impl TenancyStore {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn insert_member(
-    tx: &mut AnyConnection,
-    name: &str,
-    person: &str,
-    organization: &str,
-    role: MemberRole,
-    status: MemberStatus,
-    now: Timestamp,
-    actor_id: &str,
-) -> Result<()> {
+async fn insert_member(tx: &mut AnyConnection, member: &OrgMember) -> Result<()> {
     sqlx::query(&format!(
-        "INSERT INTO org_member ({MEMBER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        "INSERT INTO org_member ({MEMBER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
     ))
-    .bind(name)
-    .bind(person)
-    .bind(organization)
-    .bind(role.as_str())
-    .bind(status.as_str())
-    .bind(now.to_string())
-    .bind(now.to_string())
-    .bind(actor_id)
-    .bind(actor_id)
+    .bind(&member.name)
+    .bind(&member.person)
+    .bind(&member.organization)
+    .bind(member.role.as_str())
+    .bind(member.status.as_str())
+    .bind(member.creation.to_string())
+    .bind(member.modified.to_string())
+    .bind(&member.owner)
+    .bind(&member.modified_by)
+    .bind(&member.invited_email)
+    .bind(&member.invited_person)
     .execute(tx)
     .await
     .map_err(map_db_error)?;
     Ok(())
+}
+
+/// Whether `actor` is the one `invitation` invites.
+fn is_invitee(actor: &Principal, invitation: &OrgMember) -> bool {
+    let to_email = actor
+        .email()
+        .is_some_and(|e| invitation.invited_email.as_deref() == Some(e));
+    let to_person = actor
+        .person()
+        .is_some_and(|p| invitation.invited_person.as_deref() == Some(p));
+    to_email || to_person
 }
 
 #[async_trait::async_trait]

@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use dartwing_core::Principal;
 use dartwing_core::tenancy::{MemberRole, OrgType};
 use dartwing_tenancy::list::ListParams;
-use dartwing_tenancy::{NewMember, NewOrganization, NewPerson};
+use dartwing_tenancy::{Invitee, NewMember, NewOrganization, NewPerson};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -505,20 +505,9 @@ async fn add_member(
     email: &str,
     role: MemberRole,
 ) -> anyhow::Result<dartwing_core::tenancy::OrgMember> {
-    let person = match app.tenancy.person_by_email(email).await? {
-        Some(person) => person,
-        None => {
-            let new = NewPerson {
-                name: None,
-                primary_email: email.to_string(),
-                full_name: None,
-                status: None,
-            };
-            app.tenancy.create_person(operator, new).await?
-        }
-    };
+    // An operator adds directly, creating the Person when none has the email yet.
     let new = NewMember {
-        person: person.name,
+        invitee: Invitee::Email(email.to_string()),
         organization: org.to_string(),
         role,
         status: None,

@@ -98,7 +98,7 @@ impl App {
         db.migrate().await?;
         let jwt_secret = crate::secrets::jwt_secret(&config).map_err(anyhow::Error::msg)?;
         let jwt = Arc::new(JwtVerifier::new(jwt_secret.as_ref().map(Secret::expose), &config.auth));
-        let tenancy = TenancyStore::new(db.clone());
+        let tenancy = TenancyStore::new(db.clone()).with_config(config.tenancy.clone());
         let authenticator = Arc::new(Authenticator::new(jwt.clone(), Arc::new(tenancy.clone())));
         let heartbeats = WorkerHeartbeats::new(
             db.clone(),
