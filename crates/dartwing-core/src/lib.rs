@@ -16,5 +16,5 @@ pub mod tenancy;
 pub mod time;
 
 pub use error::{Error, ErrorKind, Result};
-pub use permission::{Action, Membership, Principal, PrincipalKind};
+pub use permission::{Action, EnqueuePolicy, Membership, Principal, PrincipalKind};
 pub use time::Timestamp;

@@ -295,6 +295,18 @@ impl TestServer {
             .await
     }
 
+    /// The `/metrics` text of this node.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics scraped")
+            .text()
+            .await
+            .expect("metrics body")
+    }
+
     /// Creates an organization as `owner_email` (who becomes its Owner) and returns its name.
     pub async fn create_org(&self, owner_email: &str, org_name: &str) -> String {
         let reply = self

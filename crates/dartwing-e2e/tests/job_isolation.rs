@@ -8,14 +8,27 @@
 use dartwing_core::Principal;
 use dartwing_core::publish::Target;
 use dartwing_e2e::TestServer;
-use dartwing_e2e::scenario::ALICE;
+use dartwing_e2e::scenario::{ALICE, Scene, assert_refused};
 use dartwing_e2e::sockets::{ClientKind, SocketAgent};
 use dartwing_jobs::model::{JobInfo, JobStatus, NewJob};
-use serde_json::json;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
+const ENQUEUE: &str = "/api/method/dartwing_core.jobs.enqueue";
+const RETRY_DEAD_LETTER: &str = "/api/method/dartwing_core.jobs.retry_dead_letter";
+const NOTIFY: &str = "integrations.notify_expired";
 /// A Member (not an Admin) of Alpha.
 const MALLORY: &str = "mallory@example.com";
+
+/// Every job type the runtime keeps to itself.
+const INTERNAL_TYPES: [&str; 5] = [
+    "jobs.dlq_purge",
+    "jobs.stuck_detection",
+    "sync.change_log_retention",
+    "integration.refresh_token",
+    NOTIFY,
+];
 
 fn runtime() -> Principal {
     Principal::system("test")
@@ -53,7 +66,116 @@ async fn run_as_runtime(server: &TestServer, job: NewJob) -> JobInfo {
     wait_until_final(server, &enqueued.job_id).await
 }
 
+/// Sample lines of `family` carrying every one of `labels` (`name="value"`).
+fn series<'a>(metrics: &'a str, family: &str, labels: &[String]) -> Vec<&'a str> {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(&format!("{family}{{")) || l.starts_with(&format!("{family} ")))
+        .filter(|l| labels.iter().all(|label| l.contains(label.as_str())))
+        .collect()
+}
+
+async fn enqueue_as(server: &TestServer, token: &str, body: Value) -> String {
+    let reply = server.post(ENQUEUE, token, &body).await;
+    assert_eq!(reply.status, StatusCode::OK, "{body} → {}", reply.text);
+    reply.json()["message"]["job_id"].as_str().unwrap().to_string()
+}
+
 dartwing_e2e::backend_tests! {
+    /// Members, Owners and even platform administrators try to enqueue the runtime's internal job
+    /// types, for their organization and as system jobs: 403 each time, no job, no lane, no
+    /// `jobs_enqueued_total` series; diagnostics stay open to members and unknown types are 422.
+    async fn member_cannot_enqueue_internal_job_types(db) {
+        let scene = Scene::on(TestServer::start_with(db, quick).await).await;
+        let server = &scene.server;
+        server.add_member(&scene.alpha, MALLORY, "Member").await;
+        let admin = scene.admin.clone();
+        let actors = [
+            (MALLORY, scene.token(MALLORY)),
+            (ALICE, scene.token(ALICE)),
+            ("root@example.com", admin.clone()),
+        ];
+        let before = scene.snapshot().await;
+        for method in INTERNAL_TYPES {
+            for (who, token) in &actors {
+                for organization in [json!(scene.alpha), Value::Null] {
+                    let body = json!({"method": method, "organization": organization, "args": {}});
+                    let reply = server.post(ENQUEUE, token, &body).await;
+                    assert_refused(&reply, StatusCode::FORBIDDEN, "PermissionError", &[]);
+                    assert!(
+                        reply.json()["message"].as_str().unwrap().contains(method),
+                        "{who}: {}",
+                        reply.text
+                    );
+                }
+            }
+        }
+        before.assert_unchanged(server, "refused internal enqueues").await;
+        // System jobs are outside the snapshot: none of them came from these users.
+        let (submitted,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM job WHERE submitted_by IN ($1, $2, $3)",
+        )
+        .bind(MALLORY)
+        .bind(ALICE)
+        .bind("root@example.com")
+        .fetch_one(server.app.db.pool())
+        .await
+        .unwrap();
+        assert_eq!(submitted, 0);
+        let metrics = server.metrics().await;
+        for method in INTERNAL_TYPES {
+            let labelled = series(
+                &metrics,
+                "jobs_enqueued_total",
+                &[format!("method=\"{method}\""), format!("org=\"{}\"", scene.alpha)],
+            );
+            assert!(labelled.is_empty(), "{labelled:?}");
+        }
+
+        // What members may do still works, and an unknown type is told apart.
+        let noop = json!({"method": "core.noop", "organization": scene.alpha});
+        let noop = enqueue_as(server, &scene.token(MALLORY), noop).await;
+        assert_eq!(wait_until_final(server, &noop).await.status, JobStatus::Completed);
+        let unknown = server
+            .post(ENQUEUE, &scene.token(MALLORY), &json!({"method": "jobs.no_such_type", "organization": scene.alpha}))
+            .await;
+        assert_refused(&unknown, StatusCode::UNPROCESSABLE_ENTITY, "ValidationError", &[]);
+        scene.stop().await;
+    }
+
+    /// An Owner tries to re-run an internal job through the dead-letter queue of their
+    /// organization: retrying is enqueueing, so the job type's policy refuses it and nothing changes.
+    async fn owner_cannot_reenqueue_internal_job_types_through_dead_letters(db) {
+        let scene = Scene::on(TestServer::start_with(db, quick).await).await;
+        let server = &scene.server;
+        // An internal job of Alpha that failed for good (no integration named).
+        let no_integration = NewJob::new(NOTIFY, Some(&scene.alpha), json!({}));
+        assert_eq!(run_as_runtime(server, no_integration).await.status, JobStatus::Failed);
+        let letters = server
+            .app
+            .jobs
+            .dead_letters(&runtime(), Some(&scene.alpha), 10)
+            .await
+            .unwrap();
+        assert_eq!(letters.len(), 1);
+        let before = scene.snapshot().await;
+        let reply = server
+            .post(RETRY_DEAD_LETTER, &scene.token(ALICE), &json!({"name": letters[0].name, "notes": "again"}))
+            .await;
+        assert_refused(&reply, StatusCode::FORBIDDEN, "PermissionError", &[]);
+        before.assert_unchanged(server, "a refused dead-letter retry").await;
+        // The Owner still settles it.
+        let resolved = server
+            .post(
+                "/api/method/dartwing_core.jobs.resolve_dead_letter",
+                &scene.token(ALICE),
+                &json!({"name": letters[0].name}),
+            )
+            .await;
+        assert_eq!(resolved.status, StatusCode::OK, "{}", resolved.text);
+        scene.stop().await;
+    }
+
     /// A Member subscribes to `room:system-alerts` (where `dlq_alert` goes) with the official JS
     /// client: refused with a reason, and no alert reaches the socket; a platform administrator's
     /// subscription succeeds and receives it.

@@ -1,25 +1,33 @@
-//! Built-in job types: diagnostics (`core.noop`, `core.sleep`, `core.fail`), signed webhook
-//! delivery, dead-letter purge and stuck-job detection.
+//! Built-in job types: diagnostics (`core.noop`, `core.sleep`, `core.fail`) and signed webhook
+//! delivery, which members may enqueue; dead-letter purge and stuck-job detection, which
+//! only the runtime enqueues.
 
 use crate::handler::{HandlerRegistry, JobContext, JobError, JobHandler};
 use async_trait::async_trait;
 use dartwing_core::config::JobsConfig;
+use dartwing_core::{Action, EnqueuePolicy};
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::Value;
 use sha2::Sha256;
 use std::time::Duration;
 
-/// Registers the built-in handlers.
+/// Registers the built-in handlers with their enqueue policies.
 pub(crate) fn register(registry: &mut HandlerRegistry, config: &JobsConfig) {
+    let members = EnqueuePolicy::Members(Action::Write);
     registry
-        .register("core.noop", Noop)
-        .register("core.sleep", Sleep)
-        .register("core.fail", Fail)
-        .register("webhook.dispatch", Webhook::new(config.webhook_secret.clone()))
-        .register("jobs.dlq_purge", DeadLetterPurge)
-        .register("jobs.stuck_detection", StuckDetection);
+        .register_with("core.noop", members, Noop)
+        .register_with("core.sleep", members, Sleep)
+        .register_with("core.fail", members, Fail)
+        .register_with("webhook.dispatch", members, Webhook::new(config.webhook_secret.clone()))
+        .register(DLQ_PURGE_JOB, DeadLetterPurge)
+        .register(STUCK_DETECTION_JOB, StuckDetection);
 }
+
+/// Job type of the daily dead-letter purge.
+pub const DLQ_PURGE_JOB: &str = "jobs.dlq_purge";
+/// Job type of stuck-job detection.
+pub const STUCK_DETECTION_JOB: &str = "jobs.stuck_detection";
 
 fn parse<T: for<'de> Deserialize<'de>>(method: &str, args: Value) -> Result<T, JobError> {
     serde_json::from_value(args).map_err(|e| JobError::Permanent(format!("invalid arguments for {method}: {e}")))

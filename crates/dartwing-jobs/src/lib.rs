@@ -133,9 +133,7 @@ impl Jobs {
     /// Checks a job before it is stored. `known_orgs` holds organizations already found to exist
     /// in this call, so a batch looks each organization up once.
     async fn validate(&self, actor: &Principal, job: &NewJob, known_orgs: &mut HashSet<String>) -> Result<()> {
-        if !self.inner.registry.contains(&job.method) {
-            return Err(Error::validation(format!("No handler for job type '{}'", job.method)));
-        }
+        self.authorize_enqueue(actor, &job.method, job.organization.as_deref())?;
         if !job.args.is_object() {
             return Err(Error::bad_request("'args' must be a JSON object"));
         }
@@ -156,25 +154,33 @@ impl Jobs {
                 "'dedup_key' must be 1-{MAX_DEDUP_KEY} characters"
             )));
         }
-        match &job.organization {
-            Some(org) => {
-                actor.authorize(Action::Write, org)?;
-                if !known_orgs.contains(org) {
-                    if self.inner.tenancy.organization_status(org).await?.is_none() {
-                        return Err(Error::validation(format!("Organization {org} does not exist"))
-                            .with_exc_type("LinkValidationError"));
-                    }
-                    known_orgs.insert(org.clone());
-                }
+        if let Some(org) = &job.organization
+            && !known_orgs.contains(org)
+        {
+            if self.inner.tenancy.organization_status(org).await?.is_none() {
+                return Err(Error::validation(format!("Organization {org} does not exist"))
+                    .with_exc_type("LinkValidationError"));
             }
-            None => actor.authorize_system()?,
+            known_orgs.insert(org.clone());
         }
         Ok(())
     }
 
-    /// Enqueues a job for `actor` (Write permission on its organization; system jobs need a
-    /// system administrator). At an organization's pending cap the admins get
-    /// `job_limit_warning`; in `reject` mode the call fails with 429.
+    /// Whether `actor` may enqueue a job of type `method` for `organization`: the type must have
+    /// a handler (422 otherwise) and its [`dartwing_core::EnqueuePolicy`] must admit the actor
+    /// (403 otherwise), as the permission module decides.
+    fn authorize_enqueue(&self, actor: &Principal, method: &str, organization: Option<&str>) -> Result<()> {
+        let policy = self
+            .inner
+            .registry
+            .policy(method)
+            .ok_or_else(|| Error::validation(format!("No handler for job type '{method}'")))?;
+        actor.authorize_enqueue(method, policy, organization)
+    }
+
+    /// Enqueues a job for `actor`, as its type's [`dartwing_core::EnqueuePolicy`] allows (a refusal
+    /// stores nothing). At an organization's pending cap the admins get `job_limit_warning`; in
+    /// `reject` mode the call fails with 429.
     pub async fn enqueue(&self, actor: &Principal, job: NewJob) -> Result<Enqueued> {
         self.validate(actor, &job, &mut HashSet::new()).await?;
         let result = self.inner.store.enqueue(&job).await;
@@ -337,10 +343,13 @@ impl Jobs {
         }
     }
 
-    /// Re-enqueues a Pending dead letter's job and marks the letter Retried.
+    /// Re-enqueues a Pending dead letter's job and marks the letter Retried: Owners/Admins of its
+    /// organization (system administrators for system jobs), when the job type's policy admits them.
     pub async fn retry_dead_letter(&self, actor: &Principal, name: &str, notes: Option<&str>) -> Result<Enqueued> {
         let letter = self.inner.store.dead_letter(name).await?;
         self.authorize_dead_letters(actor, letter.organization.as_deref())?;
+        // Re-enqueueing is enqueueing: the job type's policy applies as well.
+        self.authorize_enqueue(actor, &letter.method, letter.organization.as_deref())?;
         let mut job = NewJob::new(
             letter.method.clone(),
             letter.organization.as_deref(),

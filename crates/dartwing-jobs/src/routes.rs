@@ -54,9 +54,6 @@ async fn enqueue(
     Auth(actor): Auth,
     StrictJson(body): StrictJson<EnqueueBody>,
 ) -> ApiResult<Message<Value>> {
-    if let Some(org) = &body.organization {
-        context.set_organization(org);
-    }
     let run_at = body
         .run_at
         .as_deref()
@@ -76,7 +73,13 @@ async fn enqueue(
         trace_id: Some(context.trace_id().to_string()),
         submitted_by: Some(actor.id().to_string()),
     };
+    let organization = job.organization.clone();
     let enqueued = jobs.enqueue(&actor, job).await?;
+    // Only an accepted job names its organization in the request's logs and metric labels: a
+    // refused one must not mint series for organizations the caller may not use.
+    if let Some(org) = &organization {
+        context.set_organization(org);
+    }
     Ok(Message(serde_json::to_value(enqueued).unwrap_or(Value::Null)))
 }
 
@@ -201,7 +204,7 @@ pub fn openapi_paths() -> Vec<(String, Value)> {
             format!("{PREFIX}.enqueue"),
             op(
                 "post",
-                "Enqueue a job: {method, organization, args, priority, dedup_key, run_at} → {job_id, queue}; 429 when the organization's queue is full",
+                "Enqueue a job: {method, organization, args, priority, dedup_key, run_at} → {job_id, queue}; 403 when the job type's enqueue policy does not admit the caller (internal types are enqueued by the runtime only), 422 for an unknown type, 429 when the organization's queue is full",
             ),
         ),
         (format!("{PREFIX}.status"), op("get", "Status of a job (?job_id=)")),
