@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 pub mod scenario;
+pub mod smtp;
 pub mod sockets;
 
 use dartwing::server::{self, App, RunningServer};

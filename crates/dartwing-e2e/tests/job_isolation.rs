@@ -7,12 +7,16 @@
 
 use dartwing_core::Principal;
 use dartwing_core::publish::Target;
-use dartwing_e2e::TestServer;
-use dartwing_e2e::scenario::{ALICE, Scene, assert_refused};
+use dartwing_e2e::scenario::{ALICE, BOB, Scene, assert_refused};
+use dartwing_e2e::smtp::SmtpSink;
 use dartwing_e2e::sockets::{ClientKind, SocketAgent};
+use dartwing_e2e::{RecordingPublisher, TestServer};
+use dartwing_integrations::TokenGrant;
+use dartwing_jobs::HandlerRegistry;
 use dartwing_jobs::model::{JobInfo, JobStatus, NewJob};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const ENQUEUE: &str = "/api/method/dartwing_core.jobs.enqueue";
@@ -81,7 +85,110 @@ async fn enqueue_as(server: &TestServer, token: &str, body: Value) -> String {
     reply.json()["message"]["job_id"].as_str().unwrap().to_string()
 }
 
+/// A scene whose notification mail goes to `smtp`, recording realtime events.
+async fn mail_scene(db: &dartwing_e2e::TestDatabase, smtp: &SmtpSink) -> Scene {
+    let server = TestServer::start_full(
+        db,
+        |c| {
+            quick(c);
+            smtp.configure(c);
+        },
+        HandlerRegistry::new(),
+        Arc::new(RecordingPublisher::default()),
+    )
+    .await;
+    Scene::on(server).await
+}
+
+/// Connects `integration` for `org` and marks it Expired, as a refused refresh would.
+async fn expired_integration(server: &TestServer, org: &str, integration: &str) {
+    let grant = TokenGrant {
+        access_token: "access-secret".into(),
+        refresh_token: Some("refresh-secret".into()),
+        expires_in: Some(Duration::from_secs(3600)),
+        scopes: None,
+    };
+    server
+        .app
+        .integrations
+        .store_tokens(org, integration, &grant, "test")
+        .await
+        .unwrap();
+    sqlx::query("UPDATE organization_integration SET status = 'Expired' WHERE organization = $1 AND integration = $2")
+        .bind(org)
+        .bind(integration)
+        .execute(server.app.db.pool())
+        .await
+        .unwrap();
+}
+
 dartwing_e2e::backend_tests! {
+    /// A Member of Alpha tries to make the platform email Beta's admins with text of their own
+    /// (CR/LF included) through `integrations.notify_expired`: the job type is the runtime's own
+    /// (403, nothing stored, nothing sent), and even a job carrying such arguments runs only in its
+    /// own organization's context, for an integration really Expired there, with the server's text.
+    async fn member_of_a_cannot_mail_admins_of_b_through_notify_expired(db) {
+        let smtp = SmtpSink::start().await;
+        let scene = mail_scene(db, &smtp).await;
+        let server = &scene.server;
+        server.add_member(&scene.alpha, MALLORY, "Member").await;
+        expired_integration(server, &scene.beta, "Google").await;
+        let hostile = json!({
+            "organization": scene.beta,
+            "integration": "Google",
+            "subject": "Urgent\r\nBcc: everyone@example.com",
+            "body": "Reset your password at http://evil.example",
+        });
+        let mallory = scene.token(MALLORY);
+        let before = scene.snapshot().await;
+
+        // The attack over HTTP: refused whatever organization it names.
+        for organization in [json!(scene.alpha), json!(scene.beta), Value::Null] {
+            let reply = server
+                .post(ENQUEUE, &mallory, &json!({"method": NOTIFY, "organization": organization, "args": hostile}))
+                .await;
+            assert_refused(&reply, StatusCode::FORBIDDEN, "PermissionError", &["evil.example"]);
+        }
+        before.assert_unchanged(server, "a refused notify_expired enqueue").await;
+
+        // A job carrying hostile arguments, in Alpha's context: Alpha has nothing Expired, so
+        // nothing is sent, to anyone.
+        let in_alpha = NewJob::new(NOTIFY, Some(&scene.alpha), hostile.clone());
+        assert_eq!(run_as_runtime(server, in_alpha).await.status, JobStatus::Completed);
+        // Without an organization the job sends nothing and fails for good.
+        assert_eq!(run_as_runtime(server, NewJob::new(NOTIFY, None, hostile.clone())).await.status, JobStatus::Failed);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(smtp.messages().is_empty(), "mail sent: {:?}", smtp.messages());
+        let expired_events: Vec<_> = server
+            .publisher
+            .events()
+            .into_iter()
+            .filter(|(event, ..)| event == "integration_expired")
+            .collect();
+        assert!(expired_events.is_empty(), "{expired_events:?}");
+        let (beta_jobs,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM job WHERE org_key = $1")
+            .bind(&scene.beta)
+            .fetch_one(server.app.db.pool())
+            .await
+            .unwrap();
+        assert_eq!(beta_jobs, 0, "no job in Beta's name");
+
+        // In Beta's own context, for its really Expired integration, Beta's admins get the
+        // server's text and nothing of the arguments.
+        let in_beta = NewJob::new(NOTIFY, Some(&scene.beta), hostile);
+        assert_eq!(run_as_runtime(server, in_beta).await.status, JobStatus::Completed);
+        let mails = smtp.messages();
+        assert_eq!(mails.len(), 1, "{mails:?}");
+        let (recipients, data) = &mails[0];
+        assert_eq!(recipients, &vec![BOB.to_string()]);
+        assert!(data.contains("Subject: Reconnect Google for Beta"), "{data}");
+        assert!(data.contains(&scene.beta), "{data}");
+        for planted in ["everyone@example.com", "evil.example", "Urgent"] {
+            assert!(!data.contains(planted), "{planted} in {data}");
+        }
+        scene.stop().await;
+    }
+
     /// Members, Owners and even platform administrators try to enqueue the runtime's internal job
     /// types, for their organization and as system jobs: 403 each time, no job, no lane, no
     /// `jobs_enqueued_total` series; diagnostics stay open to members and unknown types are 422.
