@@ -79,6 +79,18 @@ fn series<'a>(metrics: &'a str, family: &str, labels: &[String]) -> Vec<&'a str>
         .collect()
 }
 
+/// Jobs of `org` in `status`.
+async fn count(server: &TestServer, org: &str, status: JobStatus) -> usize {
+    server
+        .app
+        .jobs
+        .store()
+        .list(Some(&[org.to_string()]), Some(status), 500)
+        .await
+        .unwrap()
+        .len()
+}
+
 async fn enqueue_as(server: &TestServer, token: &str, body: Value) -> String {
     let reply = server.post(ENQUEUE, token, &body).await;
     assert_eq!(reply.status, StatusCode::OK, "{body} → {}", reply.text);
@@ -280,6 +292,65 @@ dartwing_e2e::backend_tests! {
             )
             .await;
         assert_eq!(resolved.status, StatusCode::OK, "{}", resolved.text);
+        scene.stop().await;
+    }
+
+    /// Alpha floods the default queue's 8 workers with long jobs; Beta's no-op still runs at once,
+    /// in the share of the slots owed to Beta, while Alpha's jobs run on; and while both wait,
+    /// neither holds more than half of the slots.
+    async fn flooding_org_cannot_hold_every_worker(db) {
+        let scene = Scene::on(TestServer::start_with(db, quick).await).await;
+        let server = &scene.server;
+        let (alice, bob) = (scene.token(ALICE), scene.token(BOB));
+        let alpha = scene.alpha.clone();
+        const LONG_MS: u64 = 4_000;
+        for _ in 0..16 {
+            let sleep = json!({"method": "core.sleep", "organization": alpha, "args": {"ms": LONG_MS}});
+            enqueue_as(server, &alice, sleep).await;
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while count(server, &alpha, JobStatus::Running).await < 8 {
+            assert!(Instant::now() < deadline, "Alpha alone never used every worker");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(count(server, &alpha, JobStatus::Running).await, 8, "alone, Alpha uses every slot");
+
+        let sent = Instant::now();
+        let noop = enqueue_as(server, &bob, json!({"method": "core.noop", "organization": scene.beta})).await;
+        let info = wait_until_final(server, &noop).await;
+        let waited = sent.elapsed();
+        assert_eq!(info.status, JobStatus::Completed);
+        assert!(
+            waited < Duration::from_millis(LONG_MS / 2),
+            "Beta's no-op waited {waited:?} behind Alpha's {LONG_MS} ms jobs"
+        );
+        assert_eq!(count(server, &alpha, JobStatus::Running).await, 8, "Alpha's jobs ran on");
+
+        // Beta now wants long jobs too: it gets its half at once, and keeps the rest waiting.
+        for _ in 0..6 {
+            let sleep = json!({"method": "core.sleep", "organization": scene.beta, "args": {"ms": 20_000}});
+            enqueue_as(server, &bob, sleep).await;
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while count(server, &scene.beta, JobStatus::Running).await < 4 {
+            assert!(Instant::now() < deadline, "Beta never got its share");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Once Alpha's first jobs end, Alpha refills only its own half while Beta waits.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while count(server, &alpha, JobStatus::Completed).await < 8 {
+            assert!(Instant::now() < deadline, "Alpha's first jobs never ended");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for _ in 0..10 {
+            let a = count(server, &alpha, JobStatus::Running).await;
+            let b = count(server, &scene.beta, JobStatus::Running).await;
+            assert_eq!((a, b), (4, 4), "each organization holds half while the other waits");
+            assert_eq!(count(server, &scene.beta, JobStatus::Queued).await, 2);
+            assert_eq!(count(server, &alpha, JobStatus::Queued).await, 4);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         scene.stop().await;
     }
 

@@ -10,6 +10,7 @@ mod handler;
 pub mod model;
 pub mod routes;
 mod scheduler;
+mod slots;
 mod store;
 mod worker;
 
@@ -30,6 +31,7 @@ use prometheus::{HistogramVec, IntCounterVec, IntGaugeVec};
 use serde_json::json;
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -77,6 +79,8 @@ pub(crate) struct Inner {
     pub(crate) tenancy: TenancyStore,
     pub(crate) metrics: JobMetrics,
     pub(crate) wake: [Notify; 3],
+    /// Per queue, how many times new due jobs were signalled on this node.
+    pub(crate) signals: [AtomicU64; 3],
     pub(crate) cron: Vec<CronEntry>,
 }
 
@@ -111,6 +115,7 @@ impl Jobs {
                 tenancy,
                 metrics: JobMetrics::new(metrics)?,
                 wake: [Notify::new(), Notify::new(), Notify::new()],
+                signals: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
                 cron,
             }),
         })
@@ -128,6 +133,17 @@ impl Jobs {
 
     pub(crate) fn wake(&self, queue: Queue) -> &Notify {
         &self.inner.wake[queue as usize]
+    }
+
+    /// Tells this node's dispatcher of `queue` that jobs became due (enqueued, promoted).
+    pub(crate) fn signal(&self, queue: Queue) {
+        self.inner.signals[queue as usize].fetch_add(1, Ordering::Relaxed);
+        self.wake(queue).notify_one();
+    }
+
+    /// How many times [`Jobs::signal`] was called for `queue`.
+    pub(crate) fn signals(&self, queue: Queue) -> u64 {
+        self.inner.signals[queue as usize].load(Ordering::Relaxed)
     }
 
     /// Checks a job before it is stored. `known_orgs` holds organizations already found to exist
@@ -223,7 +239,7 @@ impl Jobs {
             m.enqueued
                 .with_label_values(&[queue.as_str(), &job.method, &m.org(job.organization.as_deref())])
                 .inc();
-            self.wake(enqueued.queue).notify_one();
+            self.signal(enqueued.queue);
         }
         Ok(enqueued)
     }
@@ -363,7 +379,7 @@ impl Jobs {
             .await?;
         let (enqueued, _) = self.inner.store.enqueue_in(&mut tx, &job).await?;
         tx.commit().await.map_err(dartwing_db::map_db_error)?;
-        self.wake(enqueued.queue).notify_one();
+        self.signal(enqueued.queue);
         Ok(enqueued)
     }
 

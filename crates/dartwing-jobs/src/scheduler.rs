@@ -87,6 +87,6 @@ async fn run_tick(jobs: &Jobs, scheduler: &Principal, entry: &CronEntry, tick: i
     job.submitted_by = Some(format!("cron:{}", entry.name));
     let enqueued = jobs.enqueue_in(&mut tx, scheduler, job).await?;
     tx.commit().await.map_err(dartwing_db::map_db_error)?;
-    jobs.wake(enqueued.queue).notify_one();
+    jobs.signal(enqueued.queue);
     Ok(true)
 }
