@@ -354,6 +354,9 @@ pub struct JobsConfig {
     pub dlq_alert_threshold: u32,
     /// Resolved or Ignored dead letters older than this are purged daily.
     pub dlq_retention_days: u32,
+    /// Finished jobs (Completed, Failed, Canceled, Timed Out) older than this are purged daily,
+    /// except those a dead letter still refers to.
+    pub retention_days: u32,
     /// Default window of `dedup_key` when the enqueue gives none.
     pub dedup_window_secs: u64,
     /// Largest JSON `args` accepted, in bytes.
@@ -375,6 +378,7 @@ impl Default for JobsConfig {
             stuck_check_interval_secs: 900,
             dlq_alert_threshold: 50,
             dlq_retention_days: 7,
+            retention_days: 30,
             dedup_window_secs: 3600,
             max_args_bytes: 64 * 1024,
             webhook_secret: None,
@@ -945,6 +949,9 @@ impl Config {
                 });
             }
         }
+        if self.jobs.retention_days == 0 {
+            return fail("jobs.retention_days", "must be at least 1");
+        }
         if self.jobs.lease_secs < 2 {
             return fail("jobs.lease_secs", "must be at least 2");
         }
@@ -1083,6 +1090,9 @@ mod tests {
                 "{share} {absolute:?}"
             );
         }
+        let mut config = Config::default();
+        config.jobs.retention_days = 0;
+        assert_eq!(config.validate().map_err(|e| e.key), Err("jobs.retention_days"));
     }
 
     #[test]

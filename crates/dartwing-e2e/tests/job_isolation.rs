@@ -5,15 +5,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use dartwing_core::Principal;
 use dartwing_core::publish::Target;
+use dartwing_core::{Principal, Timestamp};
 use dartwing_e2e::scenario::{ALICE, BOB, Scene, assert_refused};
 use dartwing_e2e::smtp::SmtpSink;
 use dartwing_e2e::sockets::{ClientKind, SocketAgent};
 use dartwing_e2e::{RecordingPublisher, TestServer};
 use dartwing_integrations::TokenGrant;
 use dartwing_jobs::HandlerRegistry;
-use dartwing_jobs::model::{JobInfo, JobStatus, NewJob};
+use dartwing_jobs::model::{DeadLetterStatus, JobInfo, JobStatus, NewJob};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -26,9 +26,10 @@ const NOTIFY: &str = "integrations.notify_expired";
 const MALLORY: &str = "mallory@example.com";
 
 /// Every job type the runtime keeps to itself.
-const INTERNAL_TYPES: [&str; 5] = [
+const INTERNAL_TYPES: [&str; 6] = [
     "jobs.dlq_purge",
     "jobs.stuck_detection",
+    "jobs.purge_finished",
     "sync.change_log_retention",
     "integration.refresh_token",
     NOTIFY,
@@ -354,6 +355,157 @@ dartwing_e2e::backend_tests! {
         scene.stop().await;
     }
 
+    /// The job table does not grow forever: finished jobs past `jobs.retention_days` are purged in
+    /// batches by the scheduled, system-only `jobs.purge_finished`, counted in `jobs_purged_total`;
+    /// unfinished and recent jobs stay, and so does a job its dead letter still refers to.
+    async fn finished_jobs_are_purged_after_retention(db) {
+        let server = TestServer::start_with(db, |c| {
+            quick(c);
+            c.jobs.queues.default.max_pending_per_org = None;
+        })
+        .await;
+        let org = server.create_org(ALICE, "Alpha").await;
+        let store = server.app.jobs.store();
+        let pool = server.app.db.pool();
+        // The scheduler registered the purge: its first tick is enqueued at start. Let it run
+        // before there is anything to purge.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let scheduled = loop {
+            let ids: Vec<(String,)> = sqlx::query_as(
+                "SELECT id FROM job WHERE method = 'jobs.purge_finished' AND submitted_by = 'cron:jobs.purge_finished'",
+            )
+            .fetch_all(pool)
+            .await
+            .unwrap();
+            if let [(id,)] = ids.as_slice() {
+                break id.clone();
+            }
+            assert!(ids.is_empty() && Instant::now() < deadline, "cron purge jobs: {ids:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(wait_until_final(&server, &scheduled).await.status, JobStatus::Completed);
+        let old = Timestamp::now().as_micros() - 31 * 86_400 * 1_000_000;
+        let later = Timestamp::from_micros(Timestamp::now().as_micros() + 86_400 * 1_000_000);
+
+        // 2,100 jobs that finished 31 days ago, a quarter in each final status (more than two
+        // purge batches).
+        let jobs: Vec<NewJob> = (0..2_100)
+            .map(|_| {
+                let mut job = NewJob::new("core.noop", Some(&org), json!({}));
+                job.run_at = Some(later);
+                job
+            })
+            .collect();
+        let old_ids: Vec<String> = server
+            .app
+            .jobs
+            .enqueue_many(&runtime(), jobs)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.job_id)
+            .collect();
+        for (i, status) in ["Completed", "Failed", "Canceled", "Timed Out"].into_iter().enumerate() {
+            sqlx::query(
+                "UPDATE job SET status = $1, finished_at_us = $2 WHERE org_key = $3 AND status = 'Pending' \
+                 AND id IN (SELECT id FROM job WHERE org_key = $3 AND status = 'Pending' ORDER BY id LIMIT $4)",
+            )
+            .bind(status)
+            .bind(old - i64::try_from(i).unwrap())
+            .bind(&org)
+            .bind(2_100 / 4)
+            .execute(pool)
+            .await
+            .unwrap();
+        }
+        // Kept: a job still pending (enqueued 31 days ago), a job that finished just now, and an
+        // old failed job whose dead letter is still there.
+        let pending = server
+            .app
+            .jobs
+            .enqueue(&runtime(), {
+                let mut job = NewJob::new("core.noop", Some(&org), json!({}));
+                job.run_at = Some(later);
+                job
+            })
+            .await
+            .unwrap()
+            .job_id;
+        sqlx::query("UPDATE job SET enqueued_at_us = $1 WHERE id = $2")
+            .bind(old)
+            .bind(&pending)
+            .execute(pool)
+            .await
+            .unwrap();
+        let recent = server
+            .app
+            .jobs
+            .enqueue(&runtime(), NewJob::new("core.noop", Some(&org), json!({})))
+            .await
+            .unwrap()
+            .job_id;
+        let lettered = server
+            .app
+            .jobs
+            .enqueue(&runtime(), NewJob::new("core.fail", Some(&org), json!({"permanent": true})))
+            .await
+            .unwrap()
+            .job_id;
+        assert_eq!(wait_until_final(&server, &recent).await.status, JobStatus::Completed);
+        assert_eq!(wait_until_final(&server, &lettered).await.status, JobStatus::Failed);
+        sqlx::query("UPDATE job SET finished_at_us = $1 WHERE id = $2")
+            .bind(old)
+            .bind(&lettered)
+            .execute(pool)
+            .await
+            .unwrap();
+
+        let purged_before = purged_total(&server).await;
+
+        let purge = NewJob::new("jobs.purge_finished", None, json!({}));
+        assert_eq!(run_as_runtime(&server, purge).await.status, JobStatus::Completed);
+        for id in &old_ids {
+            assert!(store.info(id).await.is_err(), "old finished job {id} kept");
+        }
+        assert_eq!(purged_total(&server).await - purged_before, 2_100.0);
+        for id in [&pending, &recent, &lettered] {
+            store.info(id).await.unwrap_or_else(|e| panic!("{id} purged: {e}"));
+        }
+        // The dead letter still leads to its job.
+        let letter = store.dead_letters(Some(std::slice::from_ref(&org)), 10).await.unwrap().remove(0);
+        assert_eq!(&letter.job_id, &lettered);
+        let status = server
+            .get(
+                &format!("/api/method/dartwing_core.jobs.status?job_id={}", letter.job_id),
+                &server.token(ALICE),
+            )
+            .await;
+        assert_eq!(status.status, StatusCode::OK, "{}", status.text);
+        assert_eq!(status.json()["message"]["status"], "Failed");
+
+        // Once the letter is settled and itself purged, its job goes with the next purge.
+        server
+            .app
+            .jobs
+            .settle_dead_letter(&runtime(), &letter.name, DeadLetterStatus::Resolved, None)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE dead_letter SET failed_at_us = $1 WHERE id = $2")
+            .bind(old)
+            .bind(&letter.name)
+            .execute(pool)
+            .await
+            .unwrap();
+        for method in ["jobs.dlq_purge", "jobs.purge_finished"] {
+            let purge = NewJob::new(method, None, json!({}));
+            assert_eq!(run_as_runtime(&server, purge).await.status, JobStatus::Completed);
+        }
+        assert!(store.info(&lettered).await.is_err(), "the settled letter's job is purged");
+        store.info(&pending).await.unwrap();
+        store.info(&recent).await.unwrap();
+        server.stop().await;
+    }
+
     /// A Member subscribes to `room:system-alerts` (where `dlq_alert` goes) with the official JS
     /// client: refused with a reason, and no alert reaches the socket; a platform administrator's
     /// subscription succeeds and receives it.
@@ -411,4 +563,13 @@ dartwing_e2e::backend_tests! {
         agent.stop().await;
         server.stop().await;
     }
+}
+
+async fn purged_total(server: &TestServer) -> f64 {
+    let metrics = server.metrics().await;
+    series(&metrics, "jobs_purged_total", &[])
+        .first()
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
 }

@@ -1,19 +1,20 @@
 //! Built-in job types: diagnostics (`core.noop`, `core.sleep`, `core.fail`) and signed webhook
-//! delivery, which members may enqueue; dead-letter purge and stuck-job detection, which
-//! only the runtime enqueues.
+//! delivery, which members may enqueue; dead-letter purge, finished-job purge and stuck-job
+//! detection, which only the runtime enqueues.
 
 use crate::handler::{HandlerRegistry, JobContext, JobError, JobHandler};
 use async_trait::async_trait;
 use dartwing_core::config::JobsConfig;
 use dartwing_core::{Action, EnqueuePolicy};
 use hmac::{Hmac, Mac};
+use prometheus::IntCounterVec;
 use serde::Deserialize;
 use serde_json::Value;
 use sha2::Sha256;
 use std::time::Duration;
 
 /// Registers the built-in handlers with their enqueue policies.
-pub(crate) fn register(registry: &mut HandlerRegistry, config: &JobsConfig) {
+pub(crate) fn register(registry: &mut HandlerRegistry, config: &JobsConfig, purged: IntCounterVec) {
     let members = EnqueuePolicy::Members(Action::Write);
     registry
         .register_with("core.noop", members, Noop)
@@ -21,11 +22,14 @@ pub(crate) fn register(registry: &mut HandlerRegistry, config: &JobsConfig) {
         .register_with("core.fail", members, Fail)
         .register_with("webhook.dispatch", members, Webhook::new(config.webhook_secret.clone()))
         .register(DLQ_PURGE_JOB, DeadLetterPurge)
+        .register(PURGE_FINISHED_JOB, FinishedJobPurge { purged })
         .register(STUCK_DETECTION_JOB, StuckDetection);
 }
 
 /// Job type of the daily dead-letter purge.
 pub const DLQ_PURGE_JOB: &str = "jobs.dlq_purge";
+/// Job type of the daily purge of finished jobs.
+pub const PURGE_FINISHED_JOB: &str = "jobs.purge_finished";
 /// Job type of stuck-job detection.
 pub const STUCK_DETECTION_JOB: &str = "jobs.stuck_detection";
 
@@ -206,6 +210,22 @@ impl JobHandler for DeadLetterPurge {
         let purged = ctx.store().purge_dead_letters().await?;
         let ticks = ctx.store().prune_cron_ticks().await?;
         tracing::info!(purged, cron_ticks_pruned = ticks, "dead-letter purge done");
+        Ok(())
+    }
+}
+
+/// `jobs.purge_finished`: deletes finished jobs older than `jobs.retention_days` in batches,
+/// keeping those a dead letter refers to; counts them in `jobs_purged_total`.
+pub struct FinishedJobPurge {
+    purged: IntCounterVec,
+}
+
+#[async_trait]
+impl JobHandler for FinishedJobPurge {
+    async fn run(&self, ctx: &JobContext, _args: Value) -> Result<(), JobError> {
+        let purged = ctx.store().purge_finished().await?;
+        self.purged.with_label_values(&[] as &[&str]).inc_by(purged);
+        tracing::info!(purged, "finished job purge done");
         Ok(())
     }
 }

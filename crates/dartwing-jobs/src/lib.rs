@@ -47,6 +47,7 @@ pub(crate) struct JobMetrics {
     pub(crate) dlq_depth: IntGaugeVec,
     pub(crate) org_job_count: IntGaugeVec,
     pub(crate) retried: IntCounterVec,
+    pub(crate) purged: IntCounterVec,
 }
 
 impl JobMetrics {
@@ -63,6 +64,7 @@ impl JobMetrics {
             dlq_depth: metrics.gauge(&catalog::DLQ_DEPTH).map_err(fail)?,
             org_job_count: metrics.gauge(&catalog::ORG_JOB_COUNT).map_err(fail)?,
             retried: metrics.counter(&catalog::JOBS_RETRIED_TOTAL).map_err(fail)?,
+            purged: metrics.counter(&catalog::JOBS_PURGED_TOTAL).map_err(fail)?,
             metrics,
         })
     }
@@ -103,7 +105,8 @@ impl Jobs {
         publisher: SharedPublisher,
         metrics: Arc<Metrics>,
     ) -> Result<Self> {
-        builtin::register(&mut registry, &config);
+        let metrics = JobMetrics::new(metrics)?;
+        builtin::register(&mut registry, &config, metrics.purged.clone());
         let mut cron = scheduler::builtin_entries(&config);
         cron.extend(registry.schedules().iter().cloned());
         let tenancy = TenancyStore::new(db.clone());
@@ -113,7 +116,7 @@ impl Jobs {
                 registry,
                 publisher,
                 tenancy,
-                metrics: JobMetrics::new(metrics)?,
+                metrics,
                 wake: [Notify::new(), Notify::new(), Notify::new()],
                 signals: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
                 cron,

@@ -28,6 +28,9 @@ pub const MAX_REASON_CHARS: usize = 2000;
 /// of waiting organizations plus the largest priority shift (64) of the clock.
 pub const EXCLUSION_WINDOW: i64 = 1024;
 
+/// Finished jobs deleted per statement by [`JobStore::purge_finished`].
+pub const PURGE_BATCH: u64 = 1000;
+
 /// A job claimed by a worker.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClaimedJob {
@@ -879,6 +882,30 @@ impl JobStore {
                 .await
                 .map_err(map_db_error)?;
         Ok(result.rows_affected())
+    }
+
+    /// Deletes finished jobs (Completed, Failed, Canceled, Timed Out) that finished more than
+    /// `jobs.retention_days` ago, [`PURGE_BATCH`] rows per statement until none is left. Jobs a
+    /// dead letter still refers to stay (until the letter itself is purged). Returns the count.
+    pub async fn purge_finished(&self) -> Result<u64> {
+        let cutoff = Timestamp::now().as_micros() - i64::from(self.config.retention_days) * 86_400 * 1_000_000;
+        let sql = format!(
+            "DELETE FROM job WHERE id IN (SELECT j.id FROM job j \
+             WHERE j.finished_at_us < $1 AND j.status IN ('Completed', 'Failed', 'Canceled', 'Timed Out') \
+             AND NOT EXISTS (SELECT 1 FROM dead_letter d WHERE d.job_id = j.id) LIMIT {PURGE_BATCH})"
+        );
+        let mut purged = 0;
+        loop {
+            let result = self
+                .db
+                .observe("Job", "purge", sqlx::query(&sql).bind(cutoff).execute(self.db.pool()))
+                .await
+                .map_err(map_db_error)?;
+            purged += result.rows_affected();
+            if result.rows_affected() < PURGE_BATCH {
+                return Ok(purged);
+            }
+        }
     }
 
     /// Deletes cron tick records older than a week.
