@@ -276,6 +276,25 @@ pub struct QueueConfig {
     pub retry_delays_secs: Vec<u64>,
     /// Job types routed to this queue; types listed nowhere go to `default`.
     pub job_types: Vec<String>,
+    /// Share of this queue's worker slots on a node that one organization may hold while another
+    /// organization has due jobs in the queue (a fraction in (0, 1]; at least one slot). An
+    /// organization alone may use every slot. 1.0 turns the limit off.
+    pub max_running_share: f64,
+    /// The same limit as an absolute number of slots; overrides `max_running_share` when set.
+    pub max_running_per_org: Option<u32>,
+}
+
+impl QueueConfig {
+    /// Worker slots of this queue on one node that an organization may hold while another
+    /// organization has due jobs in the queue: between 1 and `workers`.
+    pub fn running_share_slots(&self) -> u32 {
+        let slots = match self.max_running_per_org {
+            Some(slots) => slots,
+            // `workers` is a u32, so the product fits; the cast only drops the fraction.
+            None => (f64::from(self.workers) * self.max_running_share).floor() as u32,
+        };
+        slots.clamp(1, self.workers.max(1))
+    }
 }
 
 impl Default for QueueConfig {
@@ -288,6 +307,8 @@ impl Default for QueueConfig {
             retries: 3,
             retry_delays_secs: vec![60, 300, 900],
             job_types: Vec::new(),
+            max_running_share: 0.5,
+            max_running_per_org: None,
         }
     }
 }
@@ -315,6 +336,8 @@ impl Default for QueuesConfig {
                 rate_limit_per_min: None,
                 retries: 3,
                 retry_delays_secs: vec![10, 30, 60],
+                max_running_share: 0.5,
+                max_running_per_org: None,
                 job_types: types(&[
                     "fax.send",
                     "notification.send",
@@ -334,6 +357,8 @@ impl Default for QueuesConfig {
                 rate_limit_per_min: Some(50),
                 retries: 2,
                 retry_delays_secs: vec![300, 900],
+                max_running_share: 0.5,
+                max_running_per_org: None,
                 job_types: types(&["import.batch", "report.generate", "export.full"]),
             },
         }
@@ -363,6 +388,9 @@ pub struct JobsConfig {
     pub dlq_alert_threshold: u32,
     /// Resolved or Ignored dead letters older than this are purged daily.
     pub dlq_retention_days: u32,
+    /// Finished jobs (Completed, Failed, Canceled, Timed Out) older than this are purged daily,
+    /// except those a dead letter still refers to.
+    pub retention_days: u32,
     /// Default window of `dedup_key` when the enqueue gives none.
     pub dedup_window_secs: u64,
     /// Largest JSON `args` accepted, in bytes.
@@ -383,6 +411,7 @@ impl Default for JobsConfig {
             stuck_check_interval_secs: 900,
             dlq_alert_threshold: 50,
             dlq_retention_days: 7,
+            retention_days: 30,
             dedup_window_secs: 3600,
             max_args_bytes: 64 * 1024,
             webhook: WebhookConfig::default(),
@@ -993,6 +1022,21 @@ impl Config {
                     reason: "retry_delays_secs must list at least one delay".into(),
                 });
             }
+            if !(queue.max_running_share > 0.0 && queue.max_running_share <= 1.0) {
+                return Err(InvalidConfig {
+                    key,
+                    reason: "max_running_share must be a fraction greater than 0 and at most 1".into(),
+                });
+            }
+            if queue.max_running_per_org == Some(0) {
+                return Err(InvalidConfig {
+                    key,
+                    reason: "max_running_per_org must be at least 1".into(),
+                });
+            }
+        }
+        if self.jobs.retention_days == 0 {
+            return fail("jobs.retention_days", "must be at least 1");
         }
         if self.jobs.lease_secs < 2 {
             return fail("jobs.lease_secs", "must be at least 2");
@@ -1107,6 +1151,37 @@ mod tests {
         );
         assert!(Roles::parse("api,web").is_err());
         assert!(Roles::parse("").is_err());
+    }
+
+    #[test]
+    fn an_organization_may_hold_half_of_a_queues_slots_by_default() {
+        let queues = QueuesConfig::default();
+        assert_eq!(queues.default.running_share_slots(), 4);
+        assert_eq!(queues.critical.running_share_slots(), 2);
+        assert_eq!(queues.bulk.running_share_slots(), 1);
+        let queue = |workers, share, absolute| QueueConfig {
+            workers,
+            max_running_share: share,
+            max_running_per_org: absolute,
+            ..QueueConfig::default()
+        };
+        assert_eq!(queue(3, 0.5, None).running_share_slots(), 1, "rounded down");
+        assert_eq!(queue(1, 0.1, None).running_share_slots(), 1, "at least one slot");
+        assert_eq!(queue(8, 1.0, None).running_share_slots(), 8, "no limit");
+        assert_eq!(queue(8, 0.5, Some(6)).running_share_slots(), 6, "absolute wins");
+        assert_eq!(queue(8, 0.5, Some(20)).running_share_slots(), 8, "at most every slot");
+        for (share, absolute) in [(0.0, None), (1.5, None), (f64::NAN, None), (0.5, Some(0))] {
+            let mut config = Config::default();
+            config.jobs.queues.bulk = queue(2, share, absolute);
+            assert_eq!(
+                config.validate().map_err(|e| e.key),
+                Err("jobs.queues.bulk"),
+                "{share} {absolute:?}"
+            );
+        }
+        let mut config = Config::default();
+        config.jobs.retention_days = 0;
+        assert_eq!(config.validate().map_err(|e| e.key), Err("jobs.retention_days"));
     }
 
     #[test]

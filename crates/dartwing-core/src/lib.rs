@@ -17,5 +17,5 @@ pub mod tenancy;
 pub mod time;
 
 pub use error::{Error, ErrorKind, Result};
-pub use permission::{Action, Membership, PersonView, Principal, PrincipalKind, Witness};
+pub use permission::{Action, EnqueuePolicy, Membership, PersonView, Principal, PrincipalKind, Witness};
 pub use time::Timestamp;

@@ -81,6 +81,42 @@ pub enum PrincipalKind {
         /// `None` for a system-scoped key.
         organization: Option<String>,
     },
+    /// The runtime itself: the scheduler, capabilities acting on their own (the vault queuing an
+    /// expiry email), system jobs, and operator commands run on the server. No credential
+    /// presented over the network ever becomes this principal.
+    System {
+        /// What is acting, for logs (`scheduler`, `integrations`, `cli`, `job:<id>`).
+        name: String,
+    },
+}
+
+/// Who may enqueue a job type. Each job type declares one when its handler is registered; a
+/// type registered without a declaration is [`EnqueuePolicy::System`], so forgetting is safe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum EnqueuePolicy {
+    /// Only the runtime itself (scheduler, internal calls, operator commands on the server).
+    #[default]
+    System,
+    /// Platform administrators (and the runtime).
+    PlatformAdmins,
+    /// Members allowed `Action` in the job's organization, e.g. [`Action::Write`] for Members
+    /// and above or [`Action::ManageOrganization`] for Owners and Admins (platform
+    /// administrators and the runtime too). A job without an organization needs a platform
+    /// administrator.
+    Members(Action),
+}
+
+impl EnqueuePolicy {
+    /// Who the policy admits, in words (documentation and refusals).
+    pub fn describe(self) -> &'static str {
+        match self {
+            EnqueuePolicy::System => "the runtime only",
+            EnqueuePolicy::PlatformAdmins => "platform administrators",
+            EnqueuePolicy::Members(Action::Read | Action::Subscribe) => "members of the organization",
+            EnqueuePolicy::Members(Action::Write) => "Members, Admins and Owners of the organization",
+            EnqueuePolicy::Members(_) => "Owners and Admins of the organization",
+        }
+    }
 }
 
 /// An authenticated actor and everything needed to decide its access.
@@ -164,13 +200,12 @@ pub enum OrgScope {
 }
 
 impl Principal {
-    /// A system-scoped operator principal, for administrative commands run on the server itself.
+    /// The runtime itself ([`PrincipalKind::System`]): the scheduler, internal calls of the
+    /// capabilities, system jobs and administrative commands run on the server itself. It may do
+    /// everything a platform administrator may, and enqueue system-only job types.
     pub fn system(name: &str) -> Self {
         Principal {
-            kind: PrincipalKind::Service {
-                api_key: name.to_string(),
-                organization: None,
-            },
+            kind: PrincipalKind::System { name: name.to_string() },
             system_admin: true,
             memberships: Vec::new(),
             witness: Witness::default(),
@@ -183,11 +218,17 @@ impl Principal {
         self
     }
 
+    /// Whether this is the runtime itself rather than a user or an API key.
+    pub fn is_runtime(&self) -> bool {
+        matches!(self.kind, PrincipalKind::System { .. })
+    }
+
     /// The identity written to `owner`/`modified_by` and to logs: email for users, key for services.
     pub fn id(&self) -> &str {
         match &self.kind {
             PrincipalKind::User { email, .. } => email,
             PrincipalKind::Service { api_key, .. } => api_key,
+            PrincipalKind::System { name } => name,
         }
     }
 
@@ -195,7 +236,7 @@ impl Principal {
     pub fn email(&self) -> Option<&str> {
         match &self.kind {
             PrincipalKind::User { email, .. } => Some(email),
-            PrincipalKind::Service { .. } => None,
+            PrincipalKind::Service { .. } | PrincipalKind::System { .. } => None,
         }
     }
 
@@ -203,7 +244,7 @@ impl Principal {
     pub fn person(&self) -> Option<&str> {
         match &self.kind {
             PrincipalKind::User { person, .. } => Some(person),
-            PrincipalKind::Service { .. } => None,
+            PrincipalKind::Service { .. } | PrincipalKind::System { .. } => None,
         }
     }
 
@@ -256,6 +297,27 @@ impl Principal {
             Ok(())
         } else {
             Err(Error::permission_denied("Only system administrators may do this"))
+        }
+    }
+
+    /// Whether the principal may enqueue a job of type `method`, governed by `policy`, for
+    /// `organization` (`None`: a system job). A 403 naming the job type when not.
+    pub fn authorize_enqueue(&self, method: &str, policy: EnqueuePolicy, organization: Option<&str>) -> Result<()> {
+        if self.is_runtime() {
+            return Ok(());
+        }
+        let refused = || {
+            Err(Error::permission_denied(format!(
+                "Job type '{method}' may be enqueued by {} only",
+                policy.describe()
+            )))
+        };
+        match (policy, organization) {
+            (EnqueuePolicy::System, _) => refused(),
+            (EnqueuePolicy::PlatformAdmins, _) if self.system_admin => Ok(()),
+            (EnqueuePolicy::PlatformAdmins, _) => refused(),
+            (EnqueuePolicy::Members(action), Some(organization)) => self.authorize(action, organization),
+            (EnqueuePolicy::Members(_), None) => self.authorize_system(),
         }
     }
 
@@ -480,5 +542,59 @@ mod tests {
             ..user(MemberRole::Guest, OrgStatus::Active)
         };
         assert_eq!(admin.person_view("PERS-9", &[]), PersonView::Full);
+    }
+
+    /// Enqueue policies: every kind of principal × every policy, in its own organization, in
+    /// another one, and for a system job.
+    #[test]
+    fn enqueue_policy_matrix() {
+        let member = |role: MemberRole| member_of_a(role, MemberStatus::Active, OrgStatus::Active);
+        let platform_admin = Principal {
+            kind: PrincipalKind::Service {
+                api_key: "key".into(),
+                organization: None,
+            },
+            system_admin: true,
+            memberships: Vec::new(),
+            witness: Witness::default(),
+        };
+        let runtime = Principal::system("scheduler");
+        use EnqueuePolicy::*;
+        let policies = [
+            System,
+            PlatformAdmins,
+            Members(Action::Write),
+            Members(Action::ManageOrganization),
+        ];
+        // (principal, [allowed in ORG-A, in ORG-B, as a system job] per policy above)
+        let cases = [
+            (
+                member(MemberRole::Guest),
+                [[false; 3], [false; 3], [false; 3], [false; 3]],
+            ),
+            (
+                member(MemberRole::Member),
+                [[false; 3], [false; 3], [true, false, false], [false; 3]],
+            ),
+            (
+                member(MemberRole::Admin),
+                [[false; 3], [false; 3], [true, false, false], [true, false, false]],
+            ),
+            (platform_admin, [[false; 3], [true; 3], [true; 3], [true; 3]]),
+            (runtime, [[true; 3], [true; 3], [true; 3], [true; 3]]),
+        ];
+        for (principal, expected) in cases {
+            for (policy, allowed) in policies.into_iter().zip(expected) {
+                for (organization, allow) in [Some("ORG-A"), Some("ORG-B"), None].into_iter().zip(allowed) {
+                    let result = principal.authorize_enqueue("t.x", policy, organization);
+                    assert_eq!(result.is_ok(), allow, "{principal:?} {policy:?} {organization:?}");
+                    if let Err(error) = result {
+                        assert_eq!(error.kind(), crate::ErrorKind::PermissionDenied);
+                    }
+                }
+            }
+        }
+        assert_eq!(EnqueuePolicy::default(), System, "undeclared job types are system-only");
+        assert!(Principal::system("cli").is_runtime());
     }
 }

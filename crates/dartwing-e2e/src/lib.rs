@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 pub mod scenario;
+pub mod smtp;
 pub mod sockets;
 
 use dartwing::server::{self, App, RunningServer};
@@ -301,6 +302,18 @@ impl TestServer {
     pub async fn delete(&self, path: &str, token: &str) -> Reply {
         self.send(Method::DELETE, path, Some(&format!("Bearer {token}")), None)
             .await
+    }
+
+    /// The `/metrics` text of this node.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics scraped")
+            .text()
+            .await
+            .expect("metrics body")
     }
 
     /// Creates an organization as `owner_email` (who becomes its Owner) and returns its name.

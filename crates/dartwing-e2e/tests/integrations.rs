@@ -8,9 +8,10 @@ use axum::http::StatusCode as AxumStatus;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use dartwing_core::Principal;
-use dartwing_core::config::{Config, ProviderConfig, Roles, SmtpSecurity};
+use dartwing_core::config::{Config, ProviderConfig, Roles};
 use dartwing_core::publish::Target;
 use dartwing_db::Backend;
+use dartwing_e2e::smtp::SmtpSink;
 use dartwing_e2e::{RecordingPublisher, TestDatabase, TestServer};
 use dartwing_integrations::keyring::{KeyRing, generate_key};
 use dartwing_integrations::{TokenGrant, TokenVault};
@@ -20,7 +21,6 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 const GET_TOKEN: &str = "/api/method/dartwing_core.integrations.get_access_token";
 const CONNECT: &str = "/api/method/dartwing_core.integrations.connect";
@@ -217,72 +217,6 @@ async fn revoke_endpoint(
     AxumStatus::OK
 }
 
-// ---------------------------------------------------------------- SMTP sink
-
-/// One accepted email: recipients and the DATA text.
-type Mail = (Vec<String>, String);
-
-/// A tiny SMTP server that accepts every message and keeps it.
-#[derive(Clone)]
-struct SmtpSink {
-    port: u16,
-    messages: Arc<Mutex<Vec<Mail>>>,
-}
-
-impl SmtpSink {
-    async fn start() -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let messages = Arc::new(Mutex::new(Vec::new()));
-        let store = messages.clone();
-        tokio::spawn(async move {
-            while let Ok((socket, _)) = listener.accept().await {
-                let store = store.clone();
-                tokio::spawn(async move {
-                    let (read, mut write) = socket.into_split();
-                    let mut lines = BufReader::new(read).lines();
-                    let _ = write.write_all(b"220 sink ESMTP\r\n").await;
-                    let mut recipients = Vec::new();
-                    while let Ok(Some(line)) = lines.next_line().await {
-                        let upper = line.to_ascii_uppercase();
-                        let reply: &[u8] = if upper.starts_with("EHLO") || upper.starts_with("HELO") {
-                            b"250 sink\r\n"
-                        } else if upper.starts_with("RCPT TO:") {
-                            recipients.push(line[8..].trim().trim_matches(['<', '>']).to_string());
-                            b"250 OK\r\n"
-                        } else if upper.starts_with("DATA") {
-                            let _ = write.write_all(b"354 end with .\r\n").await;
-                            let mut data = String::new();
-                            while let Ok(Some(l)) = lines.next_line().await {
-                                if l == "." {
-                                    break;
-                                }
-                                data.push_str(&l);
-                                data.push('\n');
-                            }
-                            store.lock().unwrap().push((std::mem::take(&mut recipients), data));
-                            b"250 queued\r\n"
-                        } else if upper.starts_with("QUIT") {
-                            let _ = write.write_all(b"221 bye\r\n").await;
-                            break;
-                        } else {
-                            b"250 OK\r\n"
-                        };
-                        if write.write_all(reply).await.is_err() {
-                            break;
-                        }
-                    }
-                });
-            }
-        });
-        Self { port, messages }
-    }
-
-    fn messages(&self) -> Vec<Mail> {
-        self.messages.lock().unwrap().clone()
-    }
-}
-
 // ---------------------------------------------------------------- fixture
 
 struct Fixture {
@@ -300,9 +234,7 @@ const OWNER: &str = "owner@example.com";
 fn configure(config: &mut Config, provider: &FakeProvider, smtp: &SmtpSink, key: &str) {
     config.integrations.key = Some(key.to_string().into());
     config.integrations.providers.insert(PROVIDER.into(), provider.config());
-    config.integrations.smtp.host = Some("127.0.0.1".into());
-    config.integrations.smtp.port = smtp.port;
-    config.integrations.smtp.security = SmtpSecurity::None;
+    smtp.configure(config);
     config.integrations.http_timeout_ms = 5_000;
     config.jobs.poll_interval_ms = 20;
     // The proactive refresh would race the scenarios that control refreshes themselves; the

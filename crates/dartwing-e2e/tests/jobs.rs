@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use dartwing_core::publish::Target;
-use dartwing_core::{Principal, Timestamp};
+use dartwing_core::{Action, EnqueuePolicy, Principal, Timestamp};
 use dartwing_e2e::{RecordingPublisher, TestDatabase, TestServer};
 use dartwing_jobs::model::{JobInfo, JobStatus, NewJob, Priority, Queue};
 use dartwing_jobs::{HandlerRegistry, JobContext, JobError, JobHandler};
@@ -79,7 +79,7 @@ async fn fax_jobs_route_to_critical_and_unknown_types_to_default() {
         let fax = Counter::default();
         let mut handlers = HandlerRegistry::new();
         handlers
-            .register("fax.send", fax.clone())
+            .register_with("fax.send", EnqueuePolicy::Members(Action::Write), fax.clone())
             .register("custom.thing", Counter::default());
         let server = TestServer::start_full(&db, quick, handlers, Arc::default()).await;
         let org = org(&server).await;
@@ -662,7 +662,7 @@ async fn progress_is_stored_and_sent_to_the_submitter() {
     let db = TestDatabase::sqlite();
     let publisher = Arc::new(RecordingPublisher::default());
     let mut handlers = HandlerRegistry::new();
-    handlers.register("report.generate", Reports);
+    handlers.register_with("report.generate", EnqueuePolicy::Members(Action::Write), Reports);
     let server = TestServer::start_full(&db, quick, handlers, publisher.clone()).await;
     let org = org(&server).await;
     let reply = server

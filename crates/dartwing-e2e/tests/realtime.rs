@@ -40,18 +40,6 @@ fn metric(text: &str, name: &str, labels: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-async fn scrape(server: &TestServer) -> String {
-    server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 fn forged_token(email: &str) -> String {
     let claims = json!({"email": email, "exp": 4_102_444_800u64});
     jsonwebtoken::encode(
@@ -423,7 +411,7 @@ async fn http_publish_is_for_services_and_platform_administrators() {
         .await;
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
     assert_eq!(ok.json()["message"]["room"], json!(format!("org:{org}")));
-    let text = scrape(&server).await;
+    let text = server.metrics().await;
     assert!(
         metric(&text, "socketio_messages_published", "{event_type=\"e\"}") >= 1.0,
         "{text}"
@@ -513,7 +501,7 @@ async fn disconnect_leaves_no_orphan_rooms() {
     let org = server.create_org("owner@example.com", "Acme").await;
     let node = server.app.node_id.clone();
     let labels = format!("{{server_id=\"{node}\"}}");
-    let before = scrape(&server).await;
+    let before = server.metrics().await;
     assert_eq!(metric(&before, "socketio_connections_total", &labels), 0.0, "{before}");
     assert_eq!(metric(&before, "socketio_rooms_total", &labels), 0.0);
     let mut agent = SocketAgent::start(ClientKind::Js).await;
@@ -526,7 +514,7 @@ async fn disconnect_leaves_no_orphan_rooms() {
         assert_eq!(agent.subscribe(&client, &format!("org:{org}")).await, ok());
         assert_eq!(agent.subscribe(&client, &format!("room:r{i}")).await, ok());
     }
-    let during = scrape(&server).await;
+    let during = server.metrics().await;
     assert_eq!(metric(&during, "socketio_connections_total", &labels), 5.0, "{during}");
     // user:owner, org:…, room:r0..r4
     assert_eq!(metric(&during, "socketio_rooms_total", &labels), 7.0, "{during}");
@@ -535,7 +523,7 @@ async fn disconnect_leaves_no_orphan_rooms() {
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
-        let after = scrape(&server).await;
+        let after = server.metrics().await;
         let (connections, rooms) = (
             metric(&after, "socketio_connections_total", &labels),
             metric(&after, "socketio_rooms_total", &labels),

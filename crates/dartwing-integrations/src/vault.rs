@@ -583,11 +583,8 @@ impl TokenVault {
             );
             return;
         };
-        let mut job = NewJob::new(
-            NOTIFY_JOB,
-            Some(organization),
-            json!({ "organization": organization, "integration": integration }),
-        );
+        // The job runs in the organization's context; the arguments only say which integration.
+        let mut job = NewJob::new(NOTIFY_JOB, Some(organization), json!({ "integration": integration }));
         job.dedup_key = Some(format!("integration-expired:{integration}"));
         job.submitted_by = Some("integrations".into());
         if let Err(e) = jobs.enqueue(&Principal::system("integrations"), job).await {

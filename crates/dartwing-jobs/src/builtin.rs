@@ -1,30 +1,48 @@
-//! Built-in job types: diagnostics (`core.noop`, `core.sleep`, `core.fail`), signed webhook
-//! delivery ([`crate::webhook`]), dead-letter purge and stuck-job detection.
+//! Built-in job types: diagnostics (`core.noop`, `core.sleep`, `core.fail`) and signed webhook
+//! delivery ([`crate::webhook`]), which members may enqueue; dead-letter purge, finished-job purge
+//! and stuck-job detection, which only the runtime enqueues.
 
 use crate::handler::{HandlerRegistry, JobContext, JobError, JobHandler};
 use crate::webhook::{DestinationPolicy, Webhook};
 use async_trait::async_trait;
 use dartwing_core::config::JobsConfig;
+use dartwing_core::{Action, EnqueuePolicy};
+use prometheus::IntCounterVec;
 use serde::Deserialize;
 use serde_json::Value;
 use std::time::Duration;
 
-/// Registers the built-in handlers; `production` restricts webhooks to https.
-pub(crate) fn register(registry: &mut HandlerRegistry, config: &JobsConfig, production: bool) -> Result<(), String> {
+/// Registers the built-in handlers with their enqueue policies; `production` restricts webhooks
+/// to https.
+pub(crate) fn register(
+    registry: &mut HandlerRegistry,
+    config: &JobsConfig,
+    production: bool,
+    purged: IntCounterVec,
+) -> Result<(), String> {
     let networks = config
         .webhook
         .allowed_private_networks()
         .map_err(|e| format!("invalid configuration key `jobs.webhook.allow_private`: {e}"))?;
     let webhook = Webhook::new(DestinationPolicy::new(networks, production))?;
+    let members = EnqueuePolicy::Members(Action::Write);
     registry
-        .register("core.noop", Noop)
-        .register("core.sleep", Sleep)
-        .register("core.fail", Fail)
-        .register(crate::webhook::METHOD, webhook)
-        .register("jobs.dlq_purge", DeadLetterPurge)
-        .register("jobs.stuck_detection", StuckDetection);
+        .register_with("core.noop", members, Noop)
+        .register_with("core.sleep", members, Sleep)
+        .register_with("core.fail", members, Fail)
+        .register_with(crate::webhook::METHOD, members, webhook)
+        .register(DLQ_PURGE_JOB, DeadLetterPurge)
+        .register(PURGE_FINISHED_JOB, FinishedJobPurge { purged })
+        .register(STUCK_DETECTION_JOB, StuckDetection);
     Ok(())
 }
+
+/// Job type of the daily dead-letter purge.
+pub const DLQ_PURGE_JOB: &str = "jobs.dlq_purge";
+/// Job type of the daily purge of finished jobs.
+pub const PURGE_FINISHED_JOB: &str = "jobs.purge_finished";
+/// Job type of stuck-job detection.
+pub const STUCK_DETECTION_JOB: &str = "jobs.stuck_detection";
 
 fn parse<T: for<'de> Deserialize<'de>>(method: &str, args: Value) -> Result<T, JobError> {
     serde_json::from_value(args).map_err(|e| JobError::Permanent(format!("invalid arguments for {method}: {e}")))
@@ -121,6 +139,22 @@ impl JobHandler for DeadLetterPurge {
         let purged = ctx.store().purge_dead_letters().await?;
         let ticks = ctx.store().prune_cron_ticks().await?;
         tracing::info!(purged, cron_ticks_pruned = ticks, "dead-letter purge done");
+        Ok(())
+    }
+}
+
+/// `jobs.purge_finished`: deletes finished jobs older than `jobs.retention_days` in batches,
+/// keeping those a dead letter refers to; counts them in `jobs_purged_total`.
+pub struct FinishedJobPurge {
+    purged: IntCounterVec,
+}
+
+#[async_trait]
+impl JobHandler for FinishedJobPurge {
+    async fn run(&self, ctx: &JobContext, _args: Value) -> Result<(), JobError> {
+        let purged = ctx.store().purge_finished().await?;
+        self.purged.with_label_values(&[] as &[&str]).inc_by(purged);
+        tracing::info!(purged, "finished job purge done");
         Ok(())
     }
 }

@@ -3,7 +3,7 @@
 use crate::store::JobStore;
 use async_trait::async_trait;
 use dartwing_core::publish::{SharedPublisher, Target};
-use dartwing_core::{Error, ErrorKind, Principal};
+use dartwing_core::{EnqueuePolicy, Error, ErrorKind, Principal};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -102,10 +102,17 @@ pub trait JobHandler: Send + Sync + 'static {
     }
 }
 
-/// Handlers by job type name.
+/// A registered job type: its handler and who may enqueue it.
+#[derive(Clone)]
+struct Registration {
+    handler: Arc<dyn JobHandler>,
+    policy: EnqueuePolicy,
+}
+
+/// Handlers by job type name, each with the [`EnqueuePolicy`] of its type.
 #[derive(Clone, Default)]
 pub struct HandlerRegistry {
-    handlers: HashMap<String, Arc<dyn JobHandler>>,
+    handlers: HashMap<String, Registration>,
     schedules: Vec<crate::CronEntry>,
 }
 
@@ -115,9 +122,22 @@ impl HandlerRegistry {
         Self::default()
     }
 
-    /// Registers `handler` for `method` (replacing an earlier one).
+    /// Registers `handler` for `method` (replacing an earlier one) as a system-only job type:
+    /// only the runtime itself may enqueue it ([`EnqueuePolicy::System`]).
     pub fn register(&mut self, method: &str, handler: impl JobHandler) -> &mut Self {
-        self.handlers.insert(method.to_string(), Arc::new(handler));
+        self.register_with(method, EnqueuePolicy::System, handler)
+    }
+
+    /// Registers `handler` for `method` (replacing an earlier one); `policy` says who may
+    /// enqueue it.
+    pub fn register_with(&mut self, method: &str, policy: EnqueuePolicy, handler: impl JobHandler) -> &mut Self {
+        self.handlers.insert(
+            method.to_string(),
+            Registration {
+                handler: Arc::new(handler),
+                policy,
+            },
+        );
         self
     }
 
@@ -135,7 +155,12 @@ impl HandlerRegistry {
 
     /// The handler of `method`.
     pub fn get(&self, method: &str) -> Option<Arc<dyn JobHandler>> {
-        self.handlers.get(method).cloned()
+        self.handlers.get(method).map(|r| r.handler.clone())
+    }
+
+    /// Who may enqueue `method`; `None` when no handler is registered for it.
+    pub fn policy(&self, method: &str) -> Option<EnqueuePolicy> {
+        self.handlers.get(method).map(|r| r.policy)
     }
 
     /// Whether `method` has a handler.

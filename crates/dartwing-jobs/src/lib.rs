@@ -10,6 +10,7 @@ mod handler;
 pub mod model;
 pub mod routes;
 mod scheduler;
+mod slots;
 mod store;
 pub mod webhook;
 mod worker;
@@ -31,6 +32,7 @@ use prometheus::{HistogramVec, IntCounterVec, IntGaugeVec};
 use serde_json::json;
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -46,6 +48,7 @@ pub(crate) struct JobMetrics {
     pub(crate) dlq_depth: IntGaugeVec,
     pub(crate) org_job_count: IntGaugeVec,
     pub(crate) retried: IntCounterVec,
+    pub(crate) purged: IntCounterVec,
 }
 
 impl JobMetrics {
@@ -62,6 +65,7 @@ impl JobMetrics {
             dlq_depth: metrics.gauge(&catalog::DLQ_DEPTH).map_err(fail)?,
             org_job_count: metrics.gauge(&catalog::ORG_JOB_COUNT).map_err(fail)?,
             retried: metrics.counter(&catalog::JOBS_RETRIED_TOTAL).map_err(fail)?,
+            purged: metrics.counter(&catalog::JOBS_PURGED_TOTAL).map_err(fail)?,
             metrics,
         })
     }
@@ -78,6 +82,8 @@ pub(crate) struct Inner {
     pub(crate) tenancy: TenancyStore,
     pub(crate) metrics: JobMetrics,
     pub(crate) wake: [Notify; 3],
+    /// Per queue, how many times new due jobs were signalled on this node.
+    pub(crate) signals: [AtomicU64; 3],
     pub(crate) cron: Vec<CronEntry>,
 }
 
@@ -102,7 +108,8 @@ impl Jobs {
         metrics: Arc<Metrics>,
         production: bool,
     ) -> Result<Self> {
-        builtin::register(&mut registry, &config, production)
+        let metrics = JobMetrics::new(metrics)?;
+        builtin::register(&mut registry, &config, production, metrics.purged.clone())
             .map_err(|e| Error::new(dartwing_core::ErrorKind::Internal, e))?;
         let mut cron = scheduler::builtin_entries(&config);
         cron.extend(registry.schedules().iter().cloned());
@@ -113,8 +120,9 @@ impl Jobs {
                 registry,
                 publisher,
                 tenancy,
-                metrics: JobMetrics::new(metrics)?,
+                metrics,
                 wake: [Notify::new(), Notify::new(), Notify::new()],
+                signals: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
                 cron,
             }),
         })
@@ -134,9 +142,21 @@ impl Jobs {
         &self.inner.wake[queue as usize]
     }
 
+    /// Tells this node's dispatcher of `queue` that jobs became due (enqueued, promoted).
+    pub(crate) fn signal(&self, queue: Queue) {
+        self.inner.signals[queue as usize].fetch_add(1, Ordering::Relaxed);
+        self.wake(queue).notify_one();
+    }
+
+    /// How many times [`Jobs::signal`] was called for `queue`.
+    pub(crate) fn signals(&self, queue: Queue) -> u64 {
+        self.inner.signals[queue as usize].load(Ordering::Relaxed)
+    }
+
     /// Checks a job before it is stored. `known_orgs` holds organizations already found to exist
     /// in this call, so a batch looks each organization up once.
     async fn validate(&self, actor: &Principal, job: &NewJob, known_orgs: &mut HashSet<String>) -> Result<()> {
+        self.authorize_enqueue(actor, &job.method, job.organization.as_deref())?;
         let handler = self
             .inner
             .registry
@@ -162,27 +182,35 @@ impl Jobs {
                 "'dedup_key' must be 1-{MAX_DEDUP_KEY} characters"
             )));
         }
-        match &job.organization {
-            Some(org) => {
-                actor.authorize(Action::Write, org)?;
-                if !known_orgs.contains(org) {
-                    if self.inner.tenancy.organization_status(org).await?.is_none() {
-                        return Err(Error::validation(format!("Organization {org} does not exist"))
-                            .with_exc_type("LinkValidationError"));
-                    }
-                    known_orgs.insert(org.clone());
-                }
+        if let Some(org) = &job.organization
+            && !known_orgs.contains(org)
+        {
+            if self.inner.tenancy.organization_status(org).await?.is_none() {
+                return Err(Error::validation(format!("Organization {org} does not exist"))
+                    .with_exc_type("LinkValidationError"));
             }
-            None => actor.authorize_system()?,
+            known_orgs.insert(org.clone());
         }
         handler
             .admit(&self.inner.store, job.organization.as_deref(), &job.args)
             .await
     }
 
-    /// Enqueues a job for `actor` (Write permission on its organization; system jobs need a
-    /// system administrator). At an organization's pending cap the admins get
-    /// `job_limit_warning`; in `reject` mode the call fails with 429.
+    /// Whether `actor` may enqueue a job of type `method` for `organization`: the type must have
+    /// a handler (422 otherwise) and its [`dartwing_core::EnqueuePolicy`] must admit the actor
+    /// (403 otherwise), as the permission module decides.
+    fn authorize_enqueue(&self, actor: &Principal, method: &str, organization: Option<&str>) -> Result<()> {
+        let policy = self
+            .inner
+            .registry
+            .policy(method)
+            .ok_or_else(|| Error::validation(format!("No handler for job type '{method}'")))?;
+        actor.authorize_enqueue(method, policy, organization)
+    }
+
+    /// Enqueues a job for `actor`, as its type's [`dartwing_core::EnqueuePolicy`] allows (a refusal
+    /// stores nothing). At an organization's pending cap the admins get `job_limit_warning`; in
+    /// `reject` mode the call fails with 429.
     pub async fn enqueue(&self, actor: &Principal, job: NewJob) -> Result<Enqueued> {
         self.validate(actor, &job, &mut HashSet::new()).await?;
         let result = self.inner.store.enqueue(&job).await;
@@ -225,7 +253,7 @@ impl Jobs {
             m.enqueued
                 .with_label_values(&[queue.as_str(), &job.method, &m.org(job.organization.as_deref())])
                 .inc();
-            self.wake(enqueued.queue).notify_one();
+            self.signal(enqueued.queue);
         }
         Ok(enqueued)
     }
@@ -345,10 +373,13 @@ impl Jobs {
         }
     }
 
-    /// Re-enqueues a Pending dead letter's job and marks the letter Retried.
+    /// Re-enqueues a Pending dead letter's job and marks the letter Retried: Owners/Admins of its
+    /// organization (system administrators for system jobs), when the job type's policy admits them.
     pub async fn retry_dead_letter(&self, actor: &Principal, name: &str, notes: Option<&str>) -> Result<Enqueued> {
         let letter = self.inner.store.dead_letter(name).await?;
         self.authorize_dead_letters(actor, letter.organization.as_deref())?;
+        // Re-enqueueing is enqueueing: the job type's policy applies as well.
+        self.authorize_enqueue(actor, &letter.method, letter.organization.as_deref())?;
         let mut job = NewJob::new(
             letter.method.clone(),
             letter.organization.as_deref(),
@@ -362,7 +393,7 @@ impl Jobs {
             .await?;
         let (enqueued, _) = self.inner.store.enqueue_in(&mut tx, &job).await?;
         tx.commit().await.map_err(dartwing_db::map_db_error)?;
-        self.wake(enqueued.queue).notify_one();
+        self.signal(enqueued.queue);
         Ok(enqueued)
     }
 

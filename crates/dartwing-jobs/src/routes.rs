@@ -273,7 +273,7 @@ pub fn openapi_paths() -> Vec<(String, Value)> {
             format!("{PREFIX}.enqueue"),
             op(
                 "post",
-                "Enqueue a job: {method, organization, args, priority, dedup_key, run_at} → {job_id, queue}; 429 when the organization's queue is full",
+                "Enqueue a job: {method, organization, args, priority, dedup_key, run_at} → {job_id, queue}; 403 when the job type's enqueue policy does not admit the caller (internal types are enqueued by the runtime only), 422 for an unknown type, 429 when the organization's queue is full",
             ),
         ),
         (format!("{PREFIX}.status"), op("get", "Status of a job (?job_id=)")),

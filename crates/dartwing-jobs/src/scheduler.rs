@@ -3,6 +3,7 @@
 //! insert the (name, tick) row enqueues, every other node's insert conflicts and does nothing.
 
 use crate::Jobs;
+use crate::builtin::{DLQ_PURGE_JOB, PURGE_FINISHED_JOB, STUCK_DETECTION_JOB};
 use crate::model::NewJob;
 use dartwing_core::config::JobsConfig;
 use dartwing_core::{Principal, Timestamp};
@@ -26,21 +27,22 @@ pub struct CronEntry {
     pub args: Value,
 }
 
-/// The built-in schedules: stuck-job detection and the daily dead-letter purge.
+/// The built-in schedules: stuck-job detection, and the daily purges of dead letters and of
+/// finished jobs.
 pub(crate) fn builtin_entries(config: &JobsConfig) -> Vec<CronEntry> {
+    let entry = |method: &str, every: Duration| CronEntry {
+        name: method.into(),
+        method: method.into(),
+        every,
+        args: json!({}),
+    };
     vec![
-        CronEntry {
-            name: "jobs.stuck_detection".into(),
-            method: "jobs.stuck_detection".into(),
-            every: Duration::from_secs(config.stuck_check_interval_secs.max(1)),
-            args: json!({}),
-        },
-        CronEntry {
-            name: "jobs.dlq_purge".into(),
-            method: "jobs.dlq_purge".into(),
-            every: Duration::from_secs(86_400),
-            args: json!({}),
-        },
+        entry(
+            STUCK_DETECTION_JOB,
+            Duration::from_secs(config.stuck_check_interval_secs.max(1)),
+        ),
+        entry(DLQ_PURGE_JOB, Duration::from_secs(86_400)),
+        entry(PURGE_FINISHED_JOB, Duration::from_secs(86_400)),
     ]
 }
 
@@ -87,6 +89,6 @@ async fn run_tick(jobs: &Jobs, scheduler: &Principal, entry: &CronEntry, tick: i
     job.submitted_by = Some(format!("cron:{}", entry.name));
     let enqueued = jobs.enqueue_in(&mut tx, scheduler, job).await?;
     tx.commit().await.map_err(dartwing_db::map_db_error)?;
-    jobs.wake(enqueued.queue).notify_one();
+    jobs.signal(enqueued.queue);
     Ok(true)
 }

@@ -23,6 +23,14 @@ use std::time::Duration;
 /// Longest stored failure reason.
 pub const MAX_REASON_CHARS: usize = 2000;
 
+/// How far past the queue clock (in virtual time) a claim that skips some organizations looks.
+/// Fair queuing gives every organization's next due job a virtual time within about its number
+/// of waiting organizations plus the largest priority shift (64) of the clock.
+pub const EXCLUSION_WINDOW: i64 = 1024;
+
+/// Finished jobs deleted per statement by [`JobStore::purge_finished`].
+pub const PURGE_BATCH: u64 = 1000;
+
 /// A job claimed by a worker.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClaimedJob {
@@ -335,6 +343,21 @@ impl JobStore {
     /// Claims up to `limit` due jobs of `queue` for `worker`, in fair order, skipping suspended
     /// organizations and organizations over the queue's rate limit.
     pub async fn claim(&self, queue: Queue, worker: &str, limit: u32) -> Result<Vec<ClaimedJob>> {
+        self.claim_except(queue, worker, limit, &[]).await
+    }
+
+    /// [`JobStore::claim`] skipping the organizations (stored keys) in `excluded` as well: the
+    /// worker looks for organizations below their share of its slots. With exclusions the claim
+    /// only looks [`EXCLUSION_WINDOW`] virtual times past the queue clock, so an excluded
+    /// organization's backlog of any size costs a bounded scan; fair queuing puts every other
+    /// organization's next due job within that window.
+    pub async fn claim_except(
+        &self,
+        queue: Queue,
+        worker: &str,
+        limit: u32,
+        excluded: &[String],
+    ) -> Result<Vec<ClaimedJob>> {
         let config = self.queue_config(queue);
         let now = Timestamp::now().as_micros();
         let lease_until = now + i64::try_from(self.config.lease_secs).unwrap_or(30) * 1_000_000;
@@ -344,12 +367,21 @@ impl JobStore {
         } else {
             "AND $6 = $6 AND $7 = $7"
         };
+        let exclusion_clause = if excluded.is_empty() {
+            String::new()
+        } else {
+            let placeholders: Vec<String> = (0..excluded.len()).map(|i| format!("${}", i + 8)).collect();
+            format!(
+                "AND org_key NOT IN ({}) AND vtime <= (SELECT vclock FROM job_queue_clock WHERE queue = $4) + {EXCLUSION_WINDOW}",
+                placeholders.join(", ")
+            )
+        };
         let update = format!(
             "UPDATE job SET status = 'Running', attempts = attempts + 1, started_at_us = $1, lease_until_us = $2, \
              worker = $3, cancel_requested = 0 \
              WHERE id IN (SELECT id FROM job WHERE queue = $4 AND status = 'Queued' \
                AND org_key NOT IN (SELECT name FROM organization WHERE status = 'Suspended') {rate_clause} \
-               ORDER BY vtime, id LIMIT $5 {}) \
+               {exclusion_clause} ORDER BY vtime, id LIMIT $5 {}) \
              RETURNING id, method, org_key, args, attempts, max_attempts, timeout_us, trace_id, submitted_by, \
                enqueued_at_us, vtime",
             self.skip_locked()
@@ -371,7 +403,7 @@ impl JobStore {
                  WHERE set_config('synchronous_commit', 'off', true) IS NOT NULL"
             ),
         };
-        let query = sqlx::query_as::<_, ClaimRow>(&sql)
+        let mut query = sqlx::query_as::<_, ClaimRow>(&sql)
             .bind(now)
             .bind(lease_until)
             .bind(worker)
@@ -379,6 +411,9 @@ impl JobStore {
             .bind(i64::from(limit))
             .bind(window_start)
             .bind(i64::from(config.rate_limit_per_min.unwrap_or(0)));
+        for key in excluded {
+            query = query.bind(key);
+        }
         let rows: Vec<ClaimRow> = self
             .db
             .observe("Job", "claim", query.fetch_all(self.db.pool()))
@@ -449,6 +484,47 @@ impl JobStore {
                 },
             )
             .collect()
+    }
+
+    /// Puts jobs `worker` has just claimed but will not run back in the queue, as if never
+    /// claimed: the attempt is not counted, the job keeps its place (virtual time), and it no
+    /// longer counts against its organization's rate limit.
+    pub async fn unclaim(&self, worker: &str, jobs: &[ClaimedJob]) -> Result<u64> {
+        if jobs.is_empty() {
+            return Ok(0);
+        }
+        let placeholders: Vec<String> = (0..jobs.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "UPDATE job SET status = 'Queued', attempts = attempts - 1, worker = NULL, lease_until_us = NULL, \
+             started_at_us = NULL WHERE worker = $1 AND status = 'Running' AND id IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&sql).bind(worker);
+        for job in jobs {
+            query = query.bind(&job.id);
+        }
+        let result = query.execute(self.db.pool()).await.map_err(map_db_error)?;
+        let mut per_lane: HashMap<(Queue, &str), i64> = HashMap::new();
+        for job in jobs {
+            if self.queue_config(job.queue).rate_limit_per_min.is_some() {
+                *per_lane
+                    .entry((job.queue, org_key(job.organization.as_deref())))
+                    .or_default() += 1;
+            }
+        }
+        for ((queue, key), count) in per_lane {
+            sqlx::query(
+                "UPDATE job_lane SET window_count = CASE WHEN window_count > $1 THEN window_count - $1 ELSE 0 END \
+                 WHERE queue = $2 AND org_key = $3",
+            )
+            .bind(count)
+            .bind(queue.as_str())
+            .bind(key)
+            .execute(self.db.pool())
+            .await
+            .map_err(map_db_error)?;
+        }
+        Ok(result.rows_affected())
     }
 
     /// Records successful attempts of `worker` in one statement.
@@ -806,6 +882,30 @@ impl JobStore {
                 .await
                 .map_err(map_db_error)?;
         Ok(result.rows_affected())
+    }
+
+    /// Deletes finished jobs (Completed, Failed, Canceled, Timed Out) that finished more than
+    /// `jobs.retention_days` ago, [`PURGE_BATCH`] rows per statement until none is left. Jobs a
+    /// dead letter still refers to stay (until the letter itself is purged). Returns the count.
+    pub async fn purge_finished(&self) -> Result<u64> {
+        let cutoff = Timestamp::now().as_micros() - i64::from(self.config.retention_days) * 86_400 * 1_000_000;
+        let sql = format!(
+            "DELETE FROM job WHERE id IN (SELECT j.id FROM job j \
+             WHERE j.finished_at_us < $1 AND j.status IN ('Completed', 'Failed', 'Canceled', 'Timed Out') \
+             AND NOT EXISTS (SELECT 1 FROM dead_letter d WHERE d.job_id = j.id) LIMIT {PURGE_BATCH})"
+        );
+        let mut purged = 0;
+        loop {
+            let result = self
+                .db
+                .observe("Job", "purge", sqlx::query(&sql).bind(cutoff).execute(self.db.pool()))
+                .await
+                .map_err(map_db_error)?;
+            purged += result.rows_affected();
+            if result.rows_affected() < PURGE_BATCH {
+                return Ok(purged);
+            }
+        }
     }
 
     /// Deletes cron tick records older than a week.

@@ -1,10 +1,12 @@
 //! The worker role: per queue, a dispatcher claims due jobs in fair order (in batches, to save
-//! commits) and runs each on a task bounded by the queue's worker count and timeout. Successes
-//! are recorded together every few milliseconds; leases are renewed while jobs run.
+//! commits) and runs each on a task within the queue's worker slots — each organization within
+//! its share of them while others wait (see [`crate::slots`]) — and timeout. Successes are
+//! recorded together every few milliseconds; leases are renewed while jobs run.
 
 use crate::Jobs;
 use crate::handler::{JobContext, JobError};
 use crate::model::{JobStatus, Queue};
+use crate::slots::{Slots, Split};
 use crate::store::{ClaimedJob, FailureKind, FailureOutcome};
 use dartwing_core::permission::{Membership, PrincipalKind};
 use dartwing_core::tenancy::{MemberRole, MemberStatus, OrgStatus};
@@ -13,7 +15,7 @@ use dartwing_db::heartbeat::WorkerHeartbeats;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -37,20 +39,25 @@ pub(crate) fn spawn(
         let (done_tx, done_rx) = mpsc::unbounded_channel::<String>();
         let stop_claiming = shutdown.child_token();
         let mut tasks = Vec::new();
-        let mut slots = Vec::new();
+        let mut all_slots = Vec::new();
         for queue in Queue::ALL {
-            let workers = jobs.store().queue_config(queue).workers as usize;
-            let permits = Arc::new(Semaphore::new(workers));
-            slots.push((permits.clone(), workers));
-            tasks.push(tokio::spawn(dispatch(
-                jobs.clone(),
+            let config = jobs.store().queue_config(queue);
+            let slots = Arc::new(Slots::new(
+                config.workers as usize,
+                config.running_share_slots() as usize,
+            ));
+            all_slots.push(slots.clone());
+            let dispatcher = Dispatcher {
+                jobs: jobs.clone(),
                 queue,
-                worker_id.clone(),
-                permits,
-                running.clone(),
-                done_tx.clone(),
-                stop_claiming.clone(),
-            )));
+                worker_id: worker_id.clone(),
+                slots,
+                running: running.clone(),
+                done: done_tx.clone(),
+                below_share_idle: None,
+                contended: false,
+            };
+            tasks.push(tokio::spawn(dispatcher.run(stop_claiming.clone())));
         }
         drop(done_tx);
         let flusher = tokio::spawn(flush_completions(jobs.clone(), worker_id.clone(), done_rx));
@@ -68,11 +75,13 @@ pub(crate) fn spawn(
             let _ = task.await;
         }
         // Let running jobs finish within the grace period, then release the rest.
-        let deadline = Instant::now() + grace;
-        for (permits, workers) in &slots {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let all = u32::try_from(*workers).unwrap_or(u32::MAX);
-            let _ = tokio::time::timeout(remaining, permits.acquire_many(all)).await;
+        let deadline = tokio::time::Instant::now() + grace;
+        for slots in &all_slots {
+            while slots.running() > 0 {
+                if tokio::time::timeout_at(deadline, slots.freed()).await.is_err() {
+                    break;
+                }
+            }
         }
         let unfinished: Vec<String> = running.lock().map(|r| r.keys().cloned().collect()).unwrap_or_default();
         if !unfinished.is_empty() {
@@ -93,62 +102,134 @@ pub(crate) fn spawn(
     })
 }
 
-async fn dispatch(
+/// Claims and starts the jobs of one queue on this node, within its slots and each
+/// organization's share of them (see [`crate::slots`]).
+struct Dispatcher {
     jobs: Jobs,
     queue: Queue,
     worker_id: String,
-    permits: Arc<Semaphore>,
+    slots: Arc<Slots>,
     running: Running,
     done: mpsc::UnboundedSender<String>,
-    stop: CancellationToken,
-) {
-    let config = jobs.store().config().clone();
-    let poll = Duration::from_millis(config.poll_interval_ms);
-    loop {
-        // Wait for a free slot, then claim as many jobs as there are free slots.
-        let first = tokio::select! {
-            _ = stop.cancelled() => return,
-            permit = permits.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => return },
-        };
-        let free = permits.available_permits() as u32 + 1;
-        let limit = free.min(config.claim_batch);
-        let claimed = match jobs.store().claim(queue, &worker_id, limit).await {
-            Ok(claimed) => claimed,
-            Err(e) => {
-                tracing::warn!(queue = queue.as_str(), error = %e, "claiming jobs failed; retrying");
-                drop(first);
-                tokio::select! { _ = stop.cancelled() => return, _ = tokio::time::sleep(poll) => {} }
-                continue;
+    /// Set when a claim for the organizations below their share found nothing more: which
+    /// organizations were at their share, the enqueue signal count and when. Until an enqueue,
+    /// the poll interval or one of those organizations dropping below its share, the ones at
+    /// their share are alone with due jobs and may borrow free slots without another look.
+    below_share_idle: Option<(Vec<String>, u64, Instant)>,
+    /// Two or more organizations at their share want the free slots: none may borrow them until
+    /// something changes.
+    contended: bool,
+}
+
+/// What one dispatch round did.
+enum Round {
+    /// Started jobs: look again at once.
+    Started,
+    /// Nothing to start now: wait for a slot, an enqueue or the poll interval.
+    Idle,
+}
+
+impl Dispatcher {
+    async fn run(mut self, stop: CancellationToken) {
+        let poll = Duration::from_millis(self.jobs.store().config().poll_interval_ms);
+        loop {
+            if stop.is_cancelled() {
+                return;
             }
-        };
-        if claimed.is_empty() {
-            drop(first);
+            match self.round().await {
+                Ok(Round::Started) => continue,
+                Ok(Round::Idle) => {}
+                Err(e) => tracing::warn!(queue = self.queue.as_str(), error = %e, "claiming jobs failed; retrying"),
+            }
             tokio::select! {
                 _ = stop.cancelled() => return,
-                _ = jobs.wake(queue).notified() => {},
-                _ = tokio::time::sleep(poll) => {},
+                _ = self.slots.freed() => {}
+                _ = self.jobs.wake(self.queue).notified() => self.below_share_idle = None,
+                _ = tokio::time::sleep(poll) => self.below_share_idle = None,
             }
-            continue;
-        }
-        let mut first = Some(first);
-        for job in claimed {
-            let permit = match first.take() {
-                Some(p) => p,
-                None => match permits.clone().acquire_owned().await {
-                    Ok(p) => p,
-                    Err(_) => return,
-                },
-            };
-            let jobs = jobs.clone();
-            let worker_id = worker_id.clone();
-            let running = running.clone();
-            let done = done.clone();
-            tokio::spawn(async move {
-                run(jobs, job, &worker_id, running, done).await;
-                drop(permit);
-            });
+            self.contended = false;
         }
     }
+
+    /// Whether the last look for organizations below their share still holds.
+    fn below_share_known_idle(&self, at_share: &[String]) -> bool {
+        let poll = Duration::from_millis(self.jobs.store().config().poll_interval_ms);
+        self.below_share_idle
+            .as_ref()
+            .is_some_and(|(then_at_share, signals, at)| {
+                *signals == self.jobs.signals(self.queue)
+                    && at.elapsed() < poll
+                    && then_at_share.iter().all(|key| at_share.contains(key))
+            })
+    }
+
+    async fn round(&mut self) -> dartwing_core::Result<Round> {
+        let batch = self.jobs.store().config().claim_batch as usize;
+        let mut started = false;
+        // Organizations below their share first, in fair order: the free slots and the slots lent
+        // to organizations over their share are theirs. Those at their share are skipped; a batch
+        // holding a single organization while nobody is at a share means it is alone.
+        let view = self.slots.view();
+        if view.owed > 0 && !self.below_share_known_idle(&view.at_share) {
+            let limit = view.owed.min(batch);
+            let signals = self.jobs.signals(self.queue);
+            let claimed = self
+                .jobs
+                .store()
+                .claim_except(self.queue, &self.worker_id, limit as u32, &view.at_share)
+                .await?;
+            let short = claimed.len() < limit;
+            let alone = view.at_share.is_empty() && organizations(&claimed) <= 1;
+            let split = view.split(claimed, alone);
+            if short && split.give_back.is_empty() {
+                self.below_share_idle = Some((view.at_share.clone(), signals, Instant::now()));
+            }
+            started |= self.start(split).await?;
+        }
+        // Free slots nobody below their share wants: lent to the organization at its share that
+        // has due jobs, when it is the only one.
+        let view = self.slots.view();
+        if view.free > 0 && !view.at_share.is_empty() && !self.contended && self.below_share_known_idle(&view.at_share)
+        {
+            let claimed = self
+                .jobs
+                .store()
+                .claim(self.queue, &self.worker_id, view.free.min(batch) as u32)
+                .await?;
+            let alone = organizations(&claimed) <= 1;
+            self.contended = !alone;
+            started |= self.start(view.split(claimed, alone)).await?;
+        }
+        Ok(if started { Round::Started } else { Round::Idle })
+    }
+
+    /// Gives back what the split refused and runs the rest, each job holding a slot.
+    async fn start(&self, split: Split) -> dartwing_core::Result<bool> {
+        if !split.give_back.is_empty() {
+            self.jobs.store().unclaim(&self.worker_id, &split.give_back).await?;
+        }
+        let started = !split.start.is_empty();
+        for job in split.start {
+            let slot = self.slots.take(job.organization.as_deref());
+            let jobs = self.jobs.clone();
+            let worker_id = self.worker_id.clone();
+            let running = self.running.clone();
+            let done = self.done.clone();
+            tokio::spawn(async move {
+                run(jobs, job, &worker_id, running, done).await;
+                drop(slot);
+            });
+        }
+        Ok(started)
+    }
+}
+
+/// How many organizations have jobs in `jobs`.
+fn organizations(jobs: &[ClaimedJob]) -> usize {
+    jobs.iter()
+        .map(|j| j.organization.as_deref())
+        .collect::<std::collections::HashSet<_>>()
+        .len()
 }
 
 fn principal_for(job: &ClaimedJob) -> Principal {
@@ -332,7 +413,7 @@ async fn upkeep(
         }
         match jobs.store().promote_due().await {
             Ok(0) => {}
-            Ok(_) => Queue::ALL.iter().for_each(|q| jobs.wake(*q).notify_one()),
+            Ok(_) => Queue::ALL.iter().for_each(|q| jobs.signal(*q)),
             Err(e) => tracing::warn!(error = %e, "promoting due jobs failed"),
         }
         if last_lease.elapsed() >= lease_every {

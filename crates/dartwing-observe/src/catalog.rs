@@ -184,6 +184,13 @@ pub const JOBS_RETRIED_TOTAL: MetricSpec = counter(
     &["queue", "method"],
 );
 
+/// Finished jobs purged.
+pub const JOBS_PURGED_TOTAL: MetricSpec = counter(
+    "jobs_purged_total",
+    "Finished jobs (Completed, Failed, Canceled, Timed Out) deleted after jobs.retention_days by jobs.purge_finished.",
+    &[],
+);
+
 /// Buckets of `socketio_redis_latency_ms`: 0.25 ms to 2.5 s.
 pub const REALTIME_LATENCY_MS_BUCKETS: &[f64] = &[
     0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0,
@@ -339,6 +346,7 @@ pub const ALL: &[MetricSpec] = &[
     DLQ_DEPTH,
     ORG_JOB_COUNT,
     JOBS_RETRIED_TOTAL,
+    JOBS_PURGED_TOTAL,
     SOCKETIO_CONNECTIONS_TOTAL,
     SOCKETIO_ROOMS_TOTAL,
     SOCKETIO_MESSAGES_PUBLISHED,

@@ -5,6 +5,11 @@ use dartwing_core::access::{DocumentDirectory, DocumentOwner};
 use dartwing_core::config::CustomRoomPolicy;
 use dartwing_core::{Action, Principal};
 
+/// Custom rooms named `room:system-…` carry platform events (e.g. `dlq_alert` in
+/// `room:system-alerts`): only platform administrators join them, whatever `realtime.custom_rooms`
+/// says.
+pub const SYSTEM_ROOM_PREFIX: &str = "system-";
+
 /// Why a subscription is refused (sent back in the `subscribe` ack).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal(pub String);
@@ -46,6 +51,15 @@ pub async fn may_join(
                 Err(Refusal("could not check access to the document; try again".into()))
             }
         },
+        Room::Custom(name) if name.starts_with(SYSTEM_ROOM_PREFIX) => {
+            if principal.system_admin {
+                Ok(())
+            } else {
+                Err(Refusal(format!(
+                    "room:{SYSTEM_ROOM_PREFIX}* rooms are reserved for platform administrators"
+                )))
+            }
+        }
         Room::Custom(_) => match custom_rooms {
             CustomRoomPolicy::Authenticated => Ok(()),
             CustomRoomPolicy::SystemAdmins if principal.system_admin => Ok(()),
@@ -54,5 +68,56 @@ pub async fn may_join(
             }
             CustomRoomPolicy::Disabled => Err(Refusal("custom rooms are disabled".into())),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dartwing_core::access::DocumentDirectories;
+    use dartwing_core::tenancy::{MemberRole, MemberStatus, OrgStatus};
+    use dartwing_core::{Membership, PrincipalKind};
+
+    fn user(system_admin: bool) -> Principal {
+        Principal {
+            kind: PrincipalKind::User {
+                email: "u@example.com".into(),
+                person: "PERS-1".into(),
+            },
+            system_admin,
+            memberships: vec![Membership {
+                organization: "ORG-A".into(),
+                role: MemberRole::Owner,
+                status: MemberStatus::Active,
+                org_status: OrgStatus::Active,
+            }],
+            witness: Default::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn system_rooms_admit_platform_administrators_only_under_every_custom_room_policy() {
+        let documents = DocumentDirectories::default();
+        for policy in [
+            CustomRoomPolicy::Authenticated,
+            CustomRoomPolicy::SystemAdmins,
+            CustomRoomPolicy::Disabled,
+        ] {
+            for name in ["room:system-alerts", "room:system-anything"] {
+                let room = Room::parse(name).expect("room");
+                let refusal = may_join(&user(false), &room, &documents, policy).await;
+                assert!(
+                    refusal.as_ref().is_err_and(|r| r.0.contains("platform administrators")),
+                    "{name} {policy:?}: {refusal:?}"
+                );
+                assert_eq!(may_join(&user(true), &room, &documents, policy).await, Ok(()));
+            }
+        }
+        let lobby = Room::parse("room:lobby").expect("room");
+        assert_eq!(
+            may_join(&user(false), &lobby, &documents, CustomRoomPolicy::Authenticated).await,
+            Ok(()),
+            "other custom rooms keep the configured policy"
+        );
     }
 }
