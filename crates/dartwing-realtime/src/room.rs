@@ -198,4 +198,37 @@ mod tests {
             );
         }
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn room_text() -> impl Strategy<Value = String> {
+            let prefix = proptest::sample::select(&["user:", "doc:", "org:", "sync:", "room:", "ORG:", "", "x:"][..]);
+            prop_oneof![
+                (prefix.clone(), any::<String>()).prop_map(|(p, rest)| format!("{p}{rest}")),
+                (prefix, "[A-Za-z0-9 :@._-]{0,40}").prop_map(|(p, rest)| format!("{p}{rest}")),
+                any::<String>(),
+            ]
+        }
+
+        proptest! {
+            /// Any text parses to a room or a reason, never a panic; an accepted room prints back
+            /// to a name that parses to the same room, and organizations in rooms follow the one
+            /// name grammar.
+            #[test]
+            fn any_text_is_a_room_or_a_reason(text in room_text()) {
+                match Room::parse(&text) {
+                    Ok(room) => {
+                        let printed = room.to_string();
+                        prop_assert_eq!(Room::parse(&printed), Ok(room.clone()));
+                        if let Some(organization) = room.organization() {
+                            prop_assert!(dartwing_core::names::validate_name(organization).is_ok(), "{}", organization);
+                        }
+                    }
+                    Err(reason) => prop_assert!(!reason.0.is_empty()),
+                }
+            }
+        }
+    }
 }

@@ -65,4 +65,34 @@ mod tests {
             assert_eq!(Watermark::decode("ORG", bad), Err(SyncError::InvalidWatermark), "{bad}");
         }
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// A watermark decodes only for the organization it was issued to, to its own position;
+            /// any other text is refused, never a panic.
+            #[test]
+            fn watermarks_round_trip_and_garbage_is_refused(
+                organization in "[A-Z0-9-]{1,20}",
+                other in "[A-Z0-9-]{1,20}",
+                seq in 0i64..i64::MAX,
+                garbage in any::<String>(),
+                bytes in proptest::collection::vec(any::<u8>(), 0..64),
+            ) {
+                let mark = Watermark::encode(&organization, seq);
+                prop_assert_eq!(Watermark::decode(&organization, &mark), Ok(Watermark { seq }));
+                if other != organization {
+                    prop_assert_eq!(Watermark::decode(&other, &mark), Err(SyncError::InvalidWatermark));
+                }
+                if let Ok(decoded) = Watermark::decode(&organization, &garbage) {
+                    prop_assert!(decoded.seq >= 0);
+                }
+                if let Ok(decoded) = Watermark::decode(&organization, &hex::encode(&bytes)) {
+                    prop_assert!(decoded.seq >= 0);
+                }
+            }
+        }
+    }
 }

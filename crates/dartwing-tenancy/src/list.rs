@@ -580,4 +580,78 @@ mod tests {
         assert!(unknown.is_err_and(|e| e.message().chars().count() < 200));
         Ok(())
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Names a client might send as fields: the table's columns, SQL fragments and noise.
+        fn field_name() -> impl Strategy<Value = String> {
+            prop_oneof![
+                4 => proptest::sample::select(TABLE.fields).prop_map(str::to_string),
+                1 => Just("*".to_string()),
+                1 => proptest::sample::select(&["name; DROP TABLE thing", "status) OR (1=1", "`name`", "\"name\"", "owner"][..])
+                    .prop_map(str::to_string),
+                2 => any::<String>(),
+            ]
+        }
+
+        fn json_text() -> impl Strategy<Value = String> {
+            let value = prop_oneof![
+                any::<String>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                Just(Value::Null),
+                proptest::collection::vec(any::<String>(), 0..4).prop_map(Value::from),
+            ];
+            let op = proptest::sample::select(
+                &[
+                    "=", "!=", "<", "<=", ">", ">=", "like", "not like", "in", "not in", "between", ";",
+                ][..],
+            );
+            let filter = (field_name(), op, value).prop_map(|(f, o, v)| serde_json::json!([f, o, v]));
+            prop_oneof![
+                proptest::collection::vec(filter, 0..6).prop_map(|f| Value::from(f).to_string()),
+                proptest::collection::vec(field_name(), 0..6).prop_map(|f| Value::from(f).to_string()),
+                any::<String>(),
+            ]
+        }
+
+        proptest! {
+            /// Whatever a client sends, parsing never panics, and an accepted query's SQL names
+            /// only the table's catalogued columns: every identifier in it is a column, the table,
+            /// a keyword, or a parameter placeholder; values travel only as parameters.
+            #[test]
+            fn only_catalogued_columns_reach_sql(
+                filters in proptest::option::of(json_text()),
+                fields in proptest::option::of(json_text()),
+                order_by in proptest::option::of(prop_oneof![
+                    (field_name(), proptest::sample::select(&["asc", "desc", "ASC", "sideways", ""][..]))
+                        .prop_map(|(f, d)| format!("{f} {d}")),
+                    any::<String>(),
+                ]),
+                limit_start in proptest::option::of(any::<String>()),
+                limit_page_length in proptest::option::of(prop_oneof![any::<i64>().prop_map(|n| n.to_string()), any::<String>()]),
+            ) {
+                let params = ListParams { filters, fields, order_by, limit_start, limit_page_length, limit: None };
+                if let Ok(query) = ListQuery::parse(&TABLE, &params) {
+                    let (sql, values) = query.to_sql(&TABLE, &Visibility::default());
+                    const KEYWORDS: &[&str] = &[
+                        "SELECT", "FROM", "WHERE", "AND", "OR", "NOT", "IN", "LIKE", "LOWER", "ORDER", "BY", "ASC",
+                        "DESC", "LIMIT", "OFFSET", "IS", "NULL",
+                    ];
+                    for word in sql.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '$')) {
+                        if word.is_empty() || word.starts_with('$') || word.chars().all(|c| c.is_ascii_digit()) {
+                            continue;
+                        }
+                        prop_assert!(
+                            TABLE.fields.contains(&word) || word == TABLE.table || KEYWORDS.contains(&word),
+                            "{word:?} reached SQL: {sql}"
+                        );
+                    }
+                    let placeholders = sql.matches('$').count();
+                    prop_assert_eq!(placeholders, values.len(), "{}", sql);
+                }
+            }
+        }
+    }
 }
