@@ -11,13 +11,14 @@
 
 use anyhow::{Context, Result, anyhow, bail};
 use dartwing_core::Principal;
+use dartwing_core::access::AccessChanges;
 use dartwing_core::config::{DatabaseConfig, JobsConfig};
 use dartwing_core::publish::NoopPublisher;
 use dartwing_core::tenancy::OrgType;
 use dartwing_db::Db;
-use dartwing_db::heartbeat::WorkerHeartbeats;
+use dartwing_jobs::heartbeat::WorkerHeartbeats;
 use dartwing_jobs::model::{JobStatus, NewJob};
-use dartwing_jobs::{HandlerRegistry, Jobs};
+use dartwing_jobs::{Jobs, JobsDeps};
 use dartwing_observe::Metrics;
 use dartwing_tenancy::{NewOrganization, TenancyStore};
 use serde_json::{Value, json};
@@ -580,15 +581,18 @@ impl EngineNode {
         let db = Db::connect(url, &DatabaseConfig::default(), Some(metrics.clone()))
             .await
             .context("connecting the engine's database")?;
-        db.migrate().await.context("migrating the engine's database")?;
-        let jobs = Jobs::new(
-            db.clone(),
-            config.clone(),
-            HandlerRegistry::new(),
-            Arc::new(NoopPublisher),
+        db.migrate(crate::MIGRATIONS)
+            .await
+            .context("migrating the engine's database")?;
+        let jobs = Jobs::new(JobsDeps {
+            db: db.clone(),
+            config: config.clone(),
+            production: false,
+            publisher: Arc::new(NoopPublisher),
+            directory: Arc::new(TenancyStore::new(db.clone())),
+            access: AccessChanges::new(),
             metrics,
-            false,
-        )
+        })
         .map_err(|e| anyhow!("creating the job system: {e}"))?;
         Ok(Self {
             db,

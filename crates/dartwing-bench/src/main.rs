@@ -18,6 +18,14 @@ mod vault;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+/// The tables of every capability the benchmarks use.
+const MIGRATIONS: &[&dartwing_db::Migrations] = &[
+    &dartwing_tenancy::MIGRATIONS,
+    &dartwing_jobs::MIGRATIONS,
+    &dartwing_sync::MIGRATIONS,
+    &dartwing_integrations::MIGRATIONS,
+];
+
 /// Benchmark programs for the Dartwing Core runtime.
 #[derive(Debug, Parser)]
 #[command(name = "dartwing-bench", version)]

@@ -152,9 +152,16 @@ async fn measure(url: &str, args: &SyncArgs) -> Result<Sample> {
     let db = Db::connect(url, &DatabaseConfig::default(), Some(metrics.clone()))
         .await
         .context("connecting")?;
-    db.migrate().await.context("migrating")?;
-    let sync = OfflineSync::new(db.clone(), SyncConfig::default(), Arc::new(NoopPublisher), metrics)
-        .map_err(|e| anyhow!("sync: {e}"))?;
+    db.migrate(crate::MIGRATIONS).await.context("migrating")?;
+    let directory = Arc::new(dartwing_tenancy::TenancyStore::new(db.clone()));
+    let sync = OfflineSync::new(
+        db.clone(),
+        SyncConfig::default(),
+        Arc::new(NoopPublisher),
+        directory,
+        metrics,
+    )
+    .map_err(|e| anyhow!("sync: {e}"))?;
     let mut orgs = Vec::new();
     for c in 0..args.clients {
         orgs.push(create_org(&db, &format!("Sync Bench {c}")).await?);

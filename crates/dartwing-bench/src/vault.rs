@@ -176,7 +176,7 @@ async fn measure(
     );
     let metrics = Arc::new(Metrics::new(true, 500).map_err(|e| anyhow::anyhow!(e.to_string()))?);
     let db = Db::connect(url, &config.database, Some(metrics.clone())).await?;
-    db.migrate().await?;
+    db.migrate(crate::MIGRATIONS).await?;
     let tenancy = TenancyStore::new(db.clone());
     let operator = Principal::system("bench");
     let org = tenancy
@@ -193,12 +193,27 @@ async fn measure(
         .map_err(|e| anyhow::anyhow!(e.to_string()))?
         .name;
     let keys = KeyRing::new(&[generate_key()])?;
+    let directory = Arc::new(TenancyStore::new(db.clone()));
+    let jobs = dartwing_jobs::Jobs::new(dartwing_jobs::JobsDeps {
+        db: db.clone(),
+        config: config.jobs.clone(),
+        production: false,
+        publisher: Arc::new(NoopPublisher),
+        directory: directory.clone(),
+        access: dartwing_core::access::AccessChanges::new(),
+        metrics: metrics.clone(),
+    })
+    .map_err(|e| anyhow::anyhow!(e.to_string()))?;
     let vault = TokenVault::with_keys(
         &config,
         "bench",
-        db.clone(),
-        Arc::new(NoopPublisher),
-        metrics,
+        dartwing_integrations::VaultDeps {
+            db: db.clone(),
+            publisher: Arc::new(NoopPublisher),
+            directory,
+            enqueuer: Arc::new(jobs),
+            metrics,
+        },
         keys.clone(),
     )
     .map_err(anyhow::Error::msg)?;

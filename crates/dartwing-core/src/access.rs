@@ -1,59 +1,159 @@
-//! How capabilities learn that someone's access may have shrunk (membership removed or
-//! deactivated, person deactivated, organization suspended), so that state derived from earlier
-//! permission decisions — such as realtime room subscriptions — is re-checked at once.
+//! How capabilities learn about tenancy without depending on the tenancy capability: the
+//! [`OrganizationDirectory`] answers what an organization is (its status, its administrators), and
+//! [`AccessChanges`] tells whoever listens that someone's access may have changed (membership
+//! removed or deactivated, person deactivated or renamed, organization suspended or resumed), so
+//! that state derived from earlier permission decisions — realtime room subscriptions, the job
+//! engine's record of paused organizations — follows at once.
 
 use crate::Principal;
-use std::sync::{Arc, OnceLock, Weak};
+use crate::tenancy::OrgStatus;
+use std::sync::{Arc, RwLock};
 
-/// Receives access changes; implemented by the realtime gateway.
-pub trait AccessObserver: Send + Sync + 'static {
-    /// The access of the users with these emails may have changed; re-check what they hold.
-    /// Must not block: observers do their work in the background.
-    fn access_changed(&self, emails: Vec<String>);
+/// What changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessChange {
+    /// The access of the users with these emails may have shrunk; re-check what they hold.
+    Users(Vec<String>),
+    /// An organization became Active or Suspended. Its members' access changed with it: they are
+    /// listed so that observers of users need not look them up.
+    OrganizationStatus {
+        /// The organization.
+        organization: String,
+        /// Its new status.
+        status: OrgStatus,
+        /// Emails of its members.
+        members: Vec<String>,
+    },
+    /// An organization was deleted (it had no members left): capabilities delete what they keep
+    /// for it (their tables hold no foreign key into tenancy's).
+    OrganizationDeleted {
+        /// The organization.
+        organization: String,
+    },
 }
 
-/// A slot for the node's observer, filled once the observer exists (it is built after the stores
-/// that notify it). Clones share the slot. It holds the observer weakly: the observer itself holds
-/// the stores, and its owner (the node) keeps it alive.
+impl AccessChange {
+    /// The users whose access may have changed.
+    pub fn users(&self) -> &[String] {
+        match self {
+            AccessChange::Users(emails) => emails,
+            AccessChange::OrganizationStatus { members, .. } => members,
+            AccessChange::OrganizationDeleted { .. } => &[],
+        }
+    }
+}
+
+type Listener = Box<dyn Fn(&AccessChange) + Send + Sync>;
+
+/// The node's access-change hub: stores publish, capabilities listen. Created with the node's
+/// infrastructure, before the capabilities, so every capability can subscribe as it is built.
+/// Listeners must not block: they hand the change to their own background work (typically a
+/// channel), which also keeps the hub free of references to the listeners' owners.
 #[derive(Clone, Default)]
-pub struct AccessNotifier {
-    observer: Arc<OnceLock<Weak<dyn AccessObserver>>>,
+pub struct AccessChanges {
+    listeners: Arc<RwLock<Vec<Listener>>>,
 }
 
-impl AccessNotifier {
-    /// Sets the observer; later calls are ignored. The caller keeps `observer` alive.
-    pub fn set(&self, observer: &Arc<dyn AccessObserver>) {
-        let _ = self.observer.set(Arc::downgrade(observer));
+impl AccessChanges {
+    /// A hub without listeners.
+    pub fn new() -> Self {
+        Self::default()
     }
 
-    /// Tells the observer, if any, that these users' access may have changed.
-    pub fn notify(&self, emails: Vec<String>) {
-        if emails.is_empty() {
+    /// Calls `listener` with every later change.
+    pub fn subscribe(&self, listener: impl Fn(&AccessChange) + Send + Sync + 'static) {
+        if let Ok(mut listeners) = self.listeners.write() {
+            listeners.push(Box::new(listener));
+        }
+    }
+
+    /// Tells every listener about `change` (nothing for a change concerning nobody).
+    pub fn publish(&self, change: AccessChange) {
+        if matches!(&change, AccessChange::Users(emails) if emails.is_empty()) {
             return;
         }
-        if let Some(observer) = self.observer.get().and_then(Weak::upgrade) {
-            observer.access_changed(emails);
+        if let Ok(listeners) = self.listeners.read() {
+            for listener in listeners.iter() {
+                listener(&change);
+            }
         }
     }
 }
 
-impl std::fmt::Debug for AccessNotifier {
+impl std::fmt::Debug for AccessChanges {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AccessNotifier")
-            .field(
-                "observer_set",
-                &self.observer.get().is_some_and(|o| o.strong_count() > 0),
-            )
-            .finish()
+        let count = self.listeners.read().map(|l| l.len()).unwrap_or_default();
+        f.debug_struct("AccessChanges").field("listeners", &count).finish()
     }
 }
 
-/// Whether organizations exist; implemented by the tenancy store. Used where a name that no
-/// membership vouches for must be checked, e.g. before it becomes a metric label.
+/// What another capability may know of an organization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrganizationSummary {
+    /// Primary key, e.g. `ORG-2026-00001`.
+    pub name: String,
+    /// Display name.
+    pub org_name: String,
+    /// Active or Suspended.
+    pub status: OrgStatus,
+}
+
+/// What organizations are; implemented by the tenancy store, asked by the other capabilities (no
+/// permission check: callers have authorized their principal already).
 #[async_trait::async_trait]
 pub trait OrganizationDirectory: Send + Sync + 'static {
+    /// The organization, or `None` when it does not exist.
+    async fn organization(&self, organization: &str) -> crate::Result<Option<OrganizationSummary>>;
+
+    /// Emails of the Active Owners and Admins of `organization` who are themselves Active, sorted.
+    async fn admin_emails(&self, organization: &str) -> crate::Result<Vec<String>>;
+
+    /// Names of the Suspended organizations.
+    async fn suspended(&self) -> crate::Result<Vec<String>>;
+
     /// Whether `organization` exists (in any status).
-    async fn exists(&self, organization: &str) -> crate::Result<bool>;
+    async fn exists(&self, organization: &str) -> crate::Result<bool> {
+        Ok(self.organization(organization).await?.is_some())
+    }
+
+    /// The status of `organization`, or `None` when it does not exist.
+    async fn status(&self, organization: &str) -> crate::Result<Option<OrgStatus>> {
+        Ok(self.organization(organization).await?.map(|o| o.status))
+    }
+}
+
+/// A shared organization directory.
+pub type SharedDirectory = Arc<dyn OrganizationDirectory>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[test]
+    fn every_listener_hears_every_change_and_empty_changes_are_dropped() {
+        let hub = AccessChanges::new();
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        for id in 0..2 {
+            let heard = heard.clone();
+            hub.subscribe(move |change| {
+                heard
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((id, change.clone()))
+            });
+        }
+        hub.publish(AccessChange::Users(Vec::new()));
+        let change = AccessChange::OrganizationStatus {
+            organization: "ORG-A".into(),
+            status: OrgStatus::Suspended,
+            members: vec!["a@example.com".into()],
+        };
+        hub.publish(change.clone());
+        let heard = heard.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        assert_eq!(heard, vec![(0, change.clone()), (1, change.clone())]);
+        assert_eq!(change.users(), ["a@example.com".to_string()]);
+    }
 }
 
 /// Whose a document is, for deciding who may follow it (`doc:{doctype}:{name}` rooms).

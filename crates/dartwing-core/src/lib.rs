@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod identity;
 pub mod ids;
+pub mod jobs;
 pub mod names;
 pub mod permission;
 pub mod publish;

@@ -1,15 +1,18 @@
 //! Database plumbing for SQLite (embedded default) and PostgreSQL (cluster): one pool type over
 //! both through sqlx's `Any` driver, one set of portable migrations, a transaction helper, error mapping,
-//! query metrics and the database and worker-heartbeat health checks.
+//! query metrics and the database health check.
 //!
 //! SQL shared by both backends uses `$1`-style parameters, which SQLite also accepts; where the
 //! dialects differ, code branches on [`Backend`].
 
 mod error;
-pub mod heartbeat;
+pub mod sql;
+pub mod types;
 
-pub use error::{DbError, map_db_error};
+pub use error::{DbError, describe, map_db_error};
+pub use sql::{SqlFile, Statement, Statements};
 pub use sqlx;
+pub use types::{JsonText, Micros};
 
 use dartwing_core::config::DatabaseConfig;
 use dartwing_observe::{HealthCheck, Metrics};
@@ -52,8 +55,44 @@ impl Backend {
     }
 }
 
-/// Migrations, written in the SQL both backends accept (text, bigint, partial indexes, upserts).
-/// Should a change ever need dialect-specific SQL, split this into one directory per backend.
+/// The migrations of one capability: portable ones (the SQL both backends accept) and, where the
+/// dialects differ, one set per backend. Versions are unique across capabilities; the node runs
+/// every capability's migrations together, in version order. Declare them with [`migrations!`].
+#[derive(Debug)]
+pub struct Migrations {
+    /// The capability, for error messages.
+    pub capability: &'static str,
+    /// Migrations for both backends.
+    pub portable: &'static sqlx::migrate::Migrator,
+    /// SQLite-only migrations.
+    pub sqlite: &'static sqlx::migrate::Migrator,
+    /// PostgreSQL-only migrations.
+    pub postgres: &'static sqlx::migrate::Migrator,
+}
+
+/// Declares a crate's [`Migrations`] from its `migrations/{portable,sqlite,postgres}` directories.
+#[macro_export]
+macro_rules! migrations {
+    ($capability:literal) => {
+        $crate::Migrations {
+            capability: $capability,
+            portable: &$crate::sqlx::migrate!("./migrations/portable"),
+            sqlite: &$crate::sqlx::migrate!("./migrations/sqlite"),
+            postgres: &$crate::sqlx::migrate!("./migrations/postgres"),
+        }
+    };
+}
+
+/// Every migration of `sets` for `backend`, in version order.
+#[derive(Debug)]
+struct Combined(Vec<sqlx::migrate::Migration>);
+
+impl<'s> sqlx::migrate::MigrationSource<'s> for Combined {
+    fn resolve(self) -> BoxFuture<'s, Result<Vec<sqlx::migrate::Migration>, sqlx::error::BoxDynError>> {
+        Box::pin(async move { Ok(self.0) })
+    }
+}
+
 /// Creates `dir` and its missing parents readable by the owner only (0700 on Unix).
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     let mut builder = std::fs::DirBuilder::new();
@@ -62,8 +101,6 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
     builder.create(dir)
 }
-
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// A connection pool to the runtime's database, with query metrics.
 #[derive(Clone)]
@@ -132,10 +169,82 @@ impl Db {
         Ok(db)
     }
 
-    /// Applies pending migrations of this backend (PostgreSQL serializes concurrent migrators
-    /// with an advisory lock, so several nodes may start at once).
-    pub async fn migrate(&self) -> Result<(), DbError> {
-        MIGRATOR.run(&self.pool).await.map_err(DbError::Migrate)
+    /// Applies the pending migrations of every set, for this backend, in version order
+    /// (PostgreSQL serializes concurrent migrators with an advisory lock, so several nodes may
+    /// start at once). Two sets may not use the same version.
+    pub async fn migrate(&self, sets: &[&Migrations]) -> Result<(), DbError> {
+        let mut all: Vec<sqlx::migrate::Migration> = Vec::new();
+        for set in sets {
+            let own = match self.backend {
+                Backend::Sqlite => set.sqlite,
+                Backend::Postgres => set.postgres,
+            };
+            for migration in set.portable.iter().chain(own.iter()) {
+                if all.iter().any(|m| m.version == migration.version) {
+                    return Err(DbError::Statement(format!(
+                        "migration version {} of {} is used twice",
+                        migration.version, set.capability
+                    )));
+                }
+                all.push(migration.clone());
+            }
+        }
+        all.sort_by_key(|m| m.version);
+        let migrator = sqlx::migrate::Migrator::new(Combined(all))
+            .await
+            .map_err(DbError::Migrate)?;
+        migrator.run(&self.pool).await.map_err(DbError::Migrate)
+    }
+
+    /// Runs `statement`'s query future (built with [`Statement::query`] and friends on any
+    /// executor), counting it in `db_queries_total`/`db_query_duration_seconds` (and slow ones)
+    /// under the statement's doctype and name. A failure names the statement and keeps the cause.
+    pub async fn run<T, Fut>(&self, statement: &Statement, query: Fut) -> Result<T, DbError>
+    where
+        Fut: Future<Output = Result<T, sqlx::Error>>,
+    {
+        self.observe(statement.doctype, statement.name, query)
+            .await
+            .map_err(|source| DbError::Query {
+                statement: format!("{}.{}", statement.doctype, statement.name),
+                source,
+            })
+    }
+
+    /// [`Db::run`] for SQL that a query builder assembled from catalogued identifiers (Frappe-style
+    /// list queries), counted under `doctype`/`operation`. Values are always bound, never written
+    /// into the SQL.
+    pub async fn run_built<T, Fut>(
+        &self,
+        doctype: &'static str,
+        operation: &'static str,
+        query: Fut,
+    ) -> Result<T, DbError>
+    where
+        Fut: Future<Output = Result<T, sqlx::Error>>,
+    {
+        self.observe(doctype, operation, query)
+            .await
+            .map_err(|source| DbError::Query {
+                statement: format!("{doctype}.{operation}"),
+                source,
+            })
+    }
+
+    /// Begins a write transaction, counted as `Transaction`/`begin` (`BEGIN IMMEDIATE` on SQLite
+    /// so that writers queue on the busy timeout instead of failing when a read lock would need
+    /// upgrading).
+    pub async fn begin_tx(&self) -> Result<Transaction<'static, Any>, DbError> {
+        self.observe("Transaction", "begin", self.begin())
+            .await
+            .map_err(DbError::Transaction)
+    }
+
+    /// Commits `tx`, counted as `Transaction`/`commit`.
+    pub async fn commit(&self, tx: Transaction<'static, Any>) -> Result<(), DbError> {
+        self.observe("Transaction", "commit", tx.commit())
+            .await
+            .map_err(DbError::Transaction)
     }
 
     /// The pool.
@@ -221,8 +330,8 @@ impl HealthCheck for DatabaseCheck {
     }
 
     async fn check(&self) -> Result<String, String> {
-        sqlx::query("SELECT 1")
-            .execute(&self.0.pool)
+        self.0
+            .observe("Database", "ping", sqlx::query("SELECT 1").execute(&self.0.pool))
             .await
             .map(|_| format!("{} reachable", self.0.backend.as_str()))
             .map_err(|e| format!("{} unreachable: {}", self.0.backend.as_str(), error::describe(&e)))

@@ -11,13 +11,15 @@ pub mod scenario;
 pub mod smtp;
 pub mod sockets;
 
-use dartwing::server::{self, App, RunningServer};
+use dartwing::node::Node;
+use dartwing::server::{self, RunningServer};
 use dartwing_core::config::Config;
 use dartwing_core::publish::{Publisher, Target};
 use dartwing_db::Backend;
 use dartwing_jobs::HandlerRegistry;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tempfile::TempDir;
@@ -145,9 +147,46 @@ pub fn test_config(db: &TestDatabase) -> Config {
     config
 }
 
+/// The handles of a node that tests reach into (its stores and engines), taken from the
+/// [`Node`] once it is built.
+pub struct NodeHandles {
+    pub config: Arc<Config>,
+    pub node_id: String,
+    pub db: dartwing_db::Db,
+    pub metrics: Arc<dartwing_observe::Metrics>,
+    pub jwt: Arc<dartwing_http::JwtVerifier>,
+    pub tenancy: dartwing_tenancy::TenancyStore,
+    pub jobs: dartwing_jobs::Jobs,
+    pub realtime: dartwing_realtime::Realtime,
+    /// The realtime gateway as the in-process publisher other capabilities use.
+    pub publisher: dartwing_core::publish::SharedPublisher,
+    pub sync: dartwing_sync::OfflineSync,
+    pub integrations: dartwing_integrations::TokenVault,
+}
+
+impl NodeHandles {
+    fn of(node: &Node) -> Self {
+        Self {
+            config: Arc::new(node.config().clone()),
+            node_id: node.node_id().to_string(),
+            db: node.db().clone(),
+            metrics: node.metrics().clone(),
+            jwt: node.jwt_handle(),
+            tenancy: node.tenancy().clone(),
+            jobs: node.jobs().clone(),
+            realtime: node.realtime().clone(),
+            publisher: Arc::new(node.realtime().clone()),
+            sync: node.sync().clone(),
+            integrations: node.vault().clone(),
+        }
+    }
+}
+
 /// A running node and an HTTP client for it.
 pub struct TestServer {
-    pub app: App,
+    pub app: NodeHandles,
+    /// The node itself (its route list, health).
+    pub node: Node,
     pub base: String,
     pub client: reqwest::Client,
     /// Every realtime event the node published.
@@ -217,10 +256,11 @@ impl TestServer {
     ) -> Self {
         let mut config = test_config(db);
         adjust(&mut config);
-        let app = App::build_with(config, handlers, publisher.clone())
+        let node = Node::build_with(config, handlers, publisher.clone())
             .await
-            .expect("app builds");
-        let running = server::start(&app).await.expect("server starts");
+            .expect("node builds");
+        let running = server::start(&node).await.expect("server starts");
+        let app = NodeHandles::of(&node);
         let base = format!("http://{}", running.addr);
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
@@ -228,6 +268,7 @@ impl TestServer {
             .expect("client");
         Self {
             app,
+            node,
             base,
             client,
             publisher,
@@ -376,4 +417,12 @@ pub fn isolated_command(program: &str, dir: &std::path::Path) -> std::process::C
         }
     }
     command
+}
+
+/// The root of the workspace (the directory of the top-level `Cargo.toml`).
+pub fn workspace_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .and_then(Path::parent)
+        .expect("crates/dartwing-e2e sits two levels below the workspace root")
 }

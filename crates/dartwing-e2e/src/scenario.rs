@@ -87,7 +87,13 @@ pub fn assert_private(text: &str, private: &[&str]) {
 
 /// Tables whose rows change on their own while a node runs (heartbeats, cron bookkeeping, the
 /// queues' virtual clocks, migrations); a snapshot leaves them out.
-const VOLATILE_TABLES: [&str; 4] = ["worker_heartbeat", "cron_tick", "job_queue_clock", "_sqlx_migrations"];
+const VOLATILE_TABLES: [&str; 5] = [
+    "worker_heartbeat",
+    "job_worker_heartbeat",
+    "cron_tick",
+    "job_queue_clock",
+    "_sqlx_migrations",
+];
 
 /// Tables whose system rows (no organization) the scheduler writes on its own; a snapshot keeps
 /// only their organizations' rows.

@@ -588,9 +588,13 @@ fn vault_with(f: &Fixture, keys: &[String]) -> TokenVault {
     TokenVault::with_keys(
         &app.config,
         "rotation-test",
-        app.db.clone(),
-        app.publisher.clone(),
-        Arc::new(dartwing_observe::Metrics::new(true, 10).unwrap()),
+        dartwing_integrations::VaultDeps {
+            db: app.db.clone(),
+            publisher: app.publisher.clone(),
+            directory: Arc::new(app.tenancy.clone()),
+            enqueuer: Arc::new(app.jobs.clone()),
+            metrics: Arc::new(dartwing_observe::Metrics::new(true, 10).unwrap()),
+        },
         KeyRing::new(keys).unwrap(),
     )
     .unwrap()
@@ -681,13 +685,13 @@ async fn production_without_a_key_refuses_to_start_and_the_embedded_default_crea
     let db = TestDatabase::sqlite();
     let mut config = dartwing_e2e::test_config(&db);
     config.production = true;
-    let error = dartwing::server::App::build(config).await.err().expect("refused");
+    let error = dartwing::node::Node::build(config).await.err().expect("refused");
     assert!(error.to_string().contains("DARTWING_INTEGRATION_KEY"), "{error}");
     let config = dartwing_e2e::test_config(&db);
-    let app = dartwing::server::App::build(config).await.unwrap();
+    let app = dartwing::node::Node::build(config).await.unwrap();
     let path = db.dir.path().join(dartwing_integrations::keyring::KEY_FILE);
     assert!(dartwing_integrations::keyring::owner_only(&path));
-    assert!(!app.integrations.keys().current_id().is_empty());
+    assert!(!app.vault().keys().current_id().is_empty());
 }
 
 // ---------------------------------------------------------------- connect flow and API

@@ -322,7 +322,7 @@ async fn health_reports_each_check_and_answers_503_when_one_fails() {
             assert_eq!(report["checks"]["workers"]["status"], "ok");
         }
         // A worker of this node that stopped beating makes the node unhealthy.
-        sqlx::query("INSERT INTO worker_heartbeat (worker_id, node_id, queue, started_at, last_beat_us) VALUES ('w1', $1, 'default', 'x', 0)")
+        sqlx::query("INSERT INTO job_worker_heartbeat (worker_id, node_id, queue, started_at_us, last_beat_us) VALUES ('w1', $1, 'default', 0, 0)")
             .bind(&server.app.node_id)
             .execute(server.app.db.pool())
             .await

@@ -3,6 +3,7 @@
 //! strict JSON, the Frappe-style `{"message": …}` envelope and the OpenAPI document.
 
 pub mod auth;
+pub mod capability;
 pub mod context;
 pub mod error;
 pub mod extract;
@@ -11,6 +12,7 @@ pub mod openapi;
 pub mod stack;
 
 pub use auth::{Auth, Authenticator, JwtVerifier};
+pub use capability::{BackgroundTask, Capability, RouteDoc, Routes};
 pub use context::RequestContext;
 pub use error::ApiError;
 pub use extract::{Data, Message, StrictJson, StrictQuery};

@@ -1,17 +1,18 @@
-//! The OpenAPI 3.1 document served at `/api/openapi.json`: common parts here, paths contributed
-//! by each capability as JSON fragments.
+//! The OpenAPI 3.1 document served at `/api/openapi.json`: common parts here, one operation per
+//! served route from the capabilities' route lists ([`crate::capability::Routes`]).
 
-use serde_json::{Value, json};
+use crate::capability::RouteDoc;
+use serde_json::{Map, Value, json};
 
-/// Builds the document from `(path, item)` fragments, where an item maps methods to operations.
-pub fn document(version: &str, paths: impl IntoIterator<Item = (String, Value)>) -> Value {
-    let mut all = serde_json::Map::new();
-    for (path, item) in paths {
-        match (all.get_mut(&path), item) {
-            (Some(Value::Object(existing)), Value::Object(more)) => existing.extend(more),
-            (_, item) => {
-                all.insert(path, item);
-            }
+/// Builds the document from the descriptions of every served route.
+pub fn document(version: &str, routes: &[RouteDoc]) -> Value {
+    let mut all = Map::new();
+    for route in routes {
+        let item = all
+            .entry(route.path.clone())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(item) = item {
+            item.insert(route.method.as_str().to_ascii_lowercase(), route.operation.clone());
         }
     }
     json!({
@@ -68,3 +69,23 @@ fn error_responses() -> Value {
 pub fn error_ref(name: &str) -> Value {
     json!({ "$ref": format!("#/components/responses/{name}") })
 }
+
+/// An operation object: `summary` under `tag`, answering 200 with `{"message": …}` or the named
+/// shared error responses (e.g. `["BadRequest", "Forbidden"]`).
+pub fn operation(tag: &str, summary: &str, errors: &[(u16, &str)]) -> Value {
+    let mut responses = Map::new();
+    responses.insert("200".into(), json!({ "description": "{\"message\": …}" }));
+    for (status, name) in errors {
+        responses.insert(status.to_string(), error_ref(name));
+    }
+    json!({ "summary": summary, "tags": [tag], "responses": responses })
+}
+
+/// The errors most procedures can answer: 400, 401, 403, 404, 422.
+pub const COMMON_ERRORS: &[(u16, &str)] = &[
+    (400, "BadRequest"),
+    (401, "Unauthenticated"),
+    (403, "Forbidden"),
+    (404, "NotFound"),
+    (422, "Invalid"),
+];

@@ -5,28 +5,25 @@ use crate::mail::Mailer;
 use crate::store::IntegrationStatus;
 use crate::vault::{NOTIFY_JOB, REFRESH_JOB, TokenVault};
 use async_trait::async_trait;
-use dartwing_jobs::{CronEntry, HandlerRegistry, JobContext, JobError, JobHandler};
-use serde_json::{Value, json};
+use dartwing_core::jobs::{CronEntry, JobContext, JobError, JobHandler, JobType};
+use dartwing_http::Capability;
+use serde_json::Value;
 use std::time::Duration;
 
-/// Registers both job types as system-only (the default): tenants never enqueue them.
-pub(crate) fn register(vault: &TokenVault, registry: &mut HandlerRegistry) {
+/// Adds both job types as system-only (tenants never enqueue them) and the proactive refresh's
+/// schedule.
+pub(crate) fn add_job_types(vault: &TokenVault, capability: Capability) -> Capability {
     let every = Duration::from_secs(vault.inner.config.proactive_refresh_interval_secs);
-    registry
-        .register(REFRESH_JOB, ProactiveRefresh(vault.clone()))
-        .register(
+    capability
+        .job_type(JobType::system(REFRESH_JOB, ProactiveRefresh(vault.clone())))
+        .job_type(JobType::system(
             NOTIFY_JOB,
             NotifyExpired {
                 vault: vault.clone(),
                 mailer: Mailer::new(&vault.inner.config.smtp),
             },
-        )
-        .schedule(CronEntry {
-            name: REFRESH_JOB.into(),
-            method: REFRESH_JOB.into(),
-            every,
-            args: json!({}),
-        });
+        ))
+        .schedule(CronEntry::every(REFRESH_JOB, every))
 }
 
 /// Refreshes every token expiring within the proactive window.
@@ -77,10 +74,11 @@ impl JobHandler for NotifyExpired {
         let org = self
             .vault
             .inner
-            .tenancy
-            .organization(&ctx.principal, organization)
-            .await?;
-        let admins = self.vault.inner.tenancy.admin_emails(organization).await?;
+            .directory
+            .organization(organization)
+            .await?
+            .ok_or_else(|| JobError::Permanent(format!("organization {organization} no longer exists")))?;
+        let admins = self.vault.inner.directory.admin_emails(organization).await?;
         let (integration, org_name, org_id) = (
             printable(&row.integration),
             printable(&org.org_name),

@@ -15,8 +15,11 @@ pub mod routes;
 pub mod store;
 pub mod vault;
 
+/// The tables of this capability, for both backends.
+pub static MIGRATIONS: dartwing_db::Migrations = dartwing_db::migrations!("integrations");
+
 pub use error::VaultError;
 pub use keyring::KeyRing;
 pub use provider::TokenGrant;
 pub use store::IntegrationStatus;
-pub use vault::{AccessToken, TokenVault};
+pub use vault::{AccessToken, TokenVault, VaultDeps};

@@ -1,25 +1,52 @@
 //! Vault API under `/api/method/dartwing_core.integrations.*`.
 
 use crate::vault::TokenVault;
-use axum::Router;
 use axum::extract::State;
-use axum::routing::{get, post};
 use dartwing_core::Error;
-use dartwing_http::{ApiResult, Auth, Message, StrictJson, StrictQuery};
+use dartwing_http::openapi::{COMMON_ERRORS, operation};
+use dartwing_http::{ApiResult, Auth, Message, Routes, StrictJson, StrictQuery};
 use serde::Deserialize;
 use serde_json::Value;
 
 const PREFIX: &str = "/api/method/dartwing_core.integrations";
 
-/// The vault routes with their state applied.
-pub fn routes(vault: TokenVault) -> Router {
-    Router::new()
-        .route(&format!("{PREFIX}.connect"), post(connect))
-        .route(&format!("{PREFIX}.callback"), get(callback))
-        .route(&format!("{PREFIX}.disconnect"), post(disconnect))
-        .route(&format!("{PREFIX}.status"), get(status))
-        .route(&format!("{PREFIX}.audit_log"), get(audit_log))
-        .route(&format!("{PREFIX}.get_access_token"), post(get_access_token))
+/// The vault routes with their state applied, each with its OpenAPI operation.
+pub fn routes(vault: TokenVault) -> Routes {
+    let op = |summary: &str| operation("Integrations", summary, COMMON_ERRORS);
+    Routes::builder()
+        .post(
+            &format!("{PREFIX}.connect"),
+            connect,
+            op("Start a connect flow {organization, integration} → {authorize_url, state, expires_in}; send the browser \
+                to authorize_url (state + PKCE); Owners/Admins"),
+        )
+        .get(
+            &format!("{PREFIX}.callback"),
+            callback,
+            op("The provider's redirect (?state=&code= or ?error=): completes the connect flow; no Authorization header"),
+        )
+        .post(
+            &format!("{PREFIX}.disconnect"),
+            disconnect,
+            op("Revoke and remove an integration's tokens {organization, integration}; Owners/Admins"),
+        )
+        .get(
+            &format!("{PREFIX}.status"),
+            status,
+            op("Integrations of an organization (?organization=) → [{integration, status, expires_at, last_refreshed, \
+                error_message, connected_by, connected_at, scopes}]; never token material"),
+        )
+        .get(
+            &format!("{PREFIX}.audit_log"),
+            audit_log,
+            op("Audit log of an organization's integrations (?organization=&limit=); Owners/Admins"),
+        )
+        .post(
+            &format!("{PREFIX}.get_access_token"),
+            get_access_token,
+            op("A valid access token {integration, organization} → {access_token, expires_at}, refreshed first when it \
+                expires soon; service keys and platform administrators only"),
+        )
         .with_state(vault)
 }
 

@@ -14,19 +14,19 @@ use crate::keyring::{Field, KeyRing};
 use crate::metrics::VaultMetrics;
 use crate::provider::{ProviderError, Providers, TokenGrant};
 use crate::store::{ConnectState, IntegrationRow, IntegrationStatus, SealedTokens, VaultStore};
+use dartwing_core::access::SharedDirectory;
 use dartwing_core::config::Config;
+use dartwing_core::jobs::{NewJob, SharedEnqueuer};
 use dartwing_core::publish::{SharedPublisher, Target};
 use dartwing_core::{Action, Error, Principal, PrincipalKind, Result, Timestamp};
 use dartwing_db::Db;
-use dartwing_jobs::Jobs;
-use dartwing_jobs::model::NewJob;
+use dartwing_http::{BackgroundTask, Capability};
 use dartwing_observe::Metrics;
-use dartwing_tenancy::TenancyStore;
 use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Message stored when the provider refuses the refresh token (SPEC §6).
@@ -126,9 +126,9 @@ pub(crate) struct Inner {
     pub(crate) keys: KeyRing,
     pub(crate) providers: Providers,
     pub(crate) http: reqwest::Client,
-    pub(crate) tenancy: TenancyStore,
+    pub(crate) directory: SharedDirectory,
     pub(crate) publisher: SharedPublisher,
-    pub(crate) jobs: OnceLock<Jobs>,
+    pub(crate) enqueuer: SharedEnqueuer,
     pub(crate) metrics: VaultMetrics,
     pub(crate) config: dartwing_core::config::IntegrationsConfig,
     locks: Mutex<HashMap<TokenKey, RefreshLock>>,
@@ -154,29 +154,42 @@ fn state_hash(state: &str) -> String {
     hex::encode(Sha256::digest(state.as_bytes()))
 }
 
+/// What the vault needs from the node.
+pub struct VaultDeps {
+    /// The database.
+    pub db: Db,
+    /// Where `integration_expired` goes.
+    pub publisher: SharedPublisher,
+    /// What organizations are (their Owners/Admins, their names).
+    pub directory: SharedDirectory,
+    /// Where expiry emails are queued (as `integrations.notify_expired` jobs).
+    pub enqueuer: SharedEnqueuer,
+    /// The metrics registry.
+    pub metrics: Arc<Metrics>,
+}
+
 impl TokenVault {
     /// Builds the vault: loads the key ring (failing in production mode without a key) and the
     /// configured providers.
-    pub fn new(
-        config: &Config,
-        node_id: &str,
-        db: Db,
-        publisher: SharedPublisher,
-        metrics: Arc<Metrics>,
-    ) -> std::result::Result<Self, String> {
+    pub fn new(config: &Config, node_id: &str, deps: VaultDeps) -> std::result::Result<Self, String> {
         let keys = KeyRing::from_config(config).map_err(|e| e.to_string())?;
-        Self::with_keys(config, node_id, db, publisher, metrics, keys)
+        Self::with_keys(config, node_id, deps, keys)
     }
 
-    /// [`TokenVault::new`] with an explicit key ring (CLI rotation, tests, benchmarks).
+    /// [`TokenVault::new`] with an explicit key ring (tests, benchmarks).
     pub fn with_keys(
         config: &Config,
         node_id: &str,
-        db: Db,
-        publisher: SharedPublisher,
-        metrics: Arc<Metrics>,
+        deps: VaultDeps,
         keys: KeyRing,
     ) -> std::result::Result<Self, String> {
+        let VaultDeps {
+            db,
+            publisher,
+            directory,
+            enqueuer,
+            metrics,
+        } = deps;
         let settings = config.integrations.clone();
         let base = settings
             .public_base_url
@@ -192,13 +205,13 @@ impl TokenVault {
         let metrics = VaultMetrics::new(metrics, &providers.names()).map_err(|e| e.to_string())?;
         Ok(Self {
             inner: Arc::new(Inner {
-                store: VaultStore::new(db.clone()),
+                store: VaultStore::new(db),
                 keys,
                 providers,
                 http,
-                tenancy: TenancyStore::new(db),
+                directory,
                 publisher,
-                jobs: OnceLock::new(),
+                enqueuer,
                 metrics,
                 config: settings,
                 locks: Mutex::new(HashMap::new()),
@@ -207,15 +220,19 @@ impl TokenVault {
         })
     }
 
-    /// Registers the proactive refresh (a schedule and its handler) and the notification handler.
-    pub fn register_jobs(&self, registry: &mut dartwing_jobs::HandlerRegistry) {
-        crate::jobs::register(self, registry);
-    }
-
-    /// Gives the vault the job system, used to queue notification emails. Call once after
-    /// `Jobs::new`.
-    pub fn attach_jobs(&self, jobs: Jobs) {
-        let _ = self.inner.jobs.set(jobs);
+    /// The vault as a capability of the node: its routes, the proactive refresh (a schedule and
+    /// its job type), the expiry email job type, and, when metrics are on, the sampler of its
+    /// token gauges.
+    pub fn capability(&self, sample_metrics: bool) -> Capability {
+        let mut capability = crate::jobs::add_job_types(self, Capability::new("integrations"))
+            .routes(crate::routes::routes(self.clone()));
+        if sample_metrics {
+            let vault = self.clone();
+            capability = capability.task(BackgroundTask::new("integration gauges", move |shutdown| {
+                vault.spawn_metrics_sampler(shutdown)
+            }));
+        }
+        capability
     }
 
     /// The store.
@@ -565,7 +582,7 @@ impl TokenVault {
             "status": IntegrationStatus::Expired,
             "message": EXPIRED_MESSAGE,
         });
-        match self.inner.tenancy.admin_emails(organization).await {
+        match self.inner.directory.admin_emails(organization).await {
             Ok(admins) => {
                 for email in admins {
                     self.inner
@@ -575,19 +592,16 @@ impl TokenVault {
             }
             Err(e) => tracing::warn!(error = %e, "cannot list organization admins for integration_expired"),
         }
-        let Some(jobs) = self.inner.jobs.get() else {
-            tracing::warn!(
-                organization,
-                integration,
-                "no job system attached; expiry email not queued"
-            );
-            return;
-        };
         // The job runs in the organization's context; the arguments only say which integration.
         let mut job = NewJob::new(NOTIFY_JOB, Some(organization), json!({ "integration": integration }));
         job.dedup_key = Some(format!("integration-expired:{integration}"));
         job.submitted_by = Some("integrations".into());
-        if let Err(e) = jobs.enqueue(&Principal::system("integrations"), job).await {
+        if let Err(e) = self
+            .inner
+            .enqueuer
+            .enqueue(&Principal::system("integrations"), job)
+            .await
+        {
             tracing::warn!(organization, integration, error = %e, "cannot queue the expiry email");
         }
     }
@@ -631,7 +645,7 @@ impl TokenVault {
     /// provider's authorization URL carrying a single-use `state` and a PKCE challenge.
     pub async fn connect(&self, actor: &Principal, organization: &str, integration: &str) -> Result<ConnectStart> {
         actor.authorize(Action::ManageIntegrations, organization)?;
-        if self.inner.tenancy.organization_status(organization).await?.is_none() {
+        if !self.inner.directory.exists(organization).await? {
             return Err(Error::not_found(format!("Organization {organization} not found")));
         }
         let provider = self.inner.providers.get(integration).ok_or_else(|| {

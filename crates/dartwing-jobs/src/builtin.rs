@@ -2,10 +2,12 @@
 //! delivery ([`crate::webhook`]), which members may enqueue; dead-letter purge, finished-job purge
 //! and stuck-job detection, which only the runtime enqueues.
 
-use crate::handler::{HandlerRegistry, JobContext, JobError, JobHandler};
-use crate::webhook::{DestinationPolicy, Webhook};
+use crate::handler::HandlerRegistry;
+use crate::store::JobStore;
+use crate::webhook::{DestinationPolicy, Webhook, WebhookSettings};
 use async_trait::async_trait;
 use dartwing_core::config::JobsConfig;
+use dartwing_core::jobs::{JobContext, JobError, JobHandler};
 use dartwing_core::{Action, EnqueuePolicy};
 use prometheus::IntCounterVec;
 use serde::Deserialize;
@@ -16,24 +18,32 @@ use std::time::Duration;
 /// to https.
 pub(crate) fn register(
     registry: &mut HandlerRegistry,
-    config: &JobsConfig,
+    store: &JobStore,
     production: bool,
     purged: IntCounterVec,
 ) -> Result<(), String> {
+    let config: &JobsConfig = store.config();
     let networks = config
         .webhook
         .allowed_private_networks()
         .map_err(|e| format!("invalid configuration key `jobs.webhook.allow_private`: {e}"))?;
-    let webhook = Webhook::new(DestinationPolicy::new(networks, production))?;
+    let settings = WebhookSettings::new(store.db().clone());
+    let webhook = Webhook::new(DestinationPolicy::new(networks, production), settings)?;
     let members = EnqueuePolicy::Members(Action::Write);
     registry
         .register_with("core.noop", members, Noop)
         .register_with("core.sleep", members, Sleep)
         .register_with("core.fail", members, Fail)
         .register_with(crate::webhook::METHOD, members, webhook)
-        .register(DLQ_PURGE_JOB, DeadLetterPurge)
-        .register(PURGE_FINISHED_JOB, FinishedJobPurge { purged })
-        .register(STUCK_DETECTION_JOB, StuckDetection);
+        .register(DLQ_PURGE_JOB, DeadLetterPurge { store: store.clone() })
+        .register(
+            PURGE_FINISHED_JOB,
+            FinishedJobPurge {
+                store: store.clone(),
+                purged,
+            },
+        )
+        .register(STUCK_DETECTION_JOB, StuckDetection { store: store.clone() });
     Ok(())
 }
 
@@ -131,13 +141,15 @@ impl JobHandler for Fail {
 }
 
 /// `jobs.dlq_purge`: deletes Resolved/Ignored dead letters past retention and old cron ticks.
-pub struct DeadLetterPurge;
+pub struct DeadLetterPurge {
+    store: JobStore,
+}
 
 #[async_trait]
 impl JobHandler for DeadLetterPurge {
-    async fn run(&self, ctx: &JobContext, _args: Value) -> Result<(), JobError> {
-        let purged = ctx.store().purge_dead_letters().await?;
-        let ticks = ctx.store().prune_cron_ticks().await?;
+    async fn run(&self, _ctx: &JobContext, _args: Value) -> Result<(), JobError> {
+        let purged = self.store.purge_dead_letters().await?;
+        let ticks = self.store.prune_cron_ticks().await?;
         tracing::info!(purged, cron_ticks_pruned = ticks, "dead-letter purge done");
         Ok(())
     }
@@ -146,13 +158,14 @@ impl JobHandler for DeadLetterPurge {
 /// `jobs.purge_finished`: deletes finished jobs older than `jobs.retention_days` in batches,
 /// keeping those a dead letter refers to; counts them in `jobs_purged_total`.
 pub struct FinishedJobPurge {
+    store: JobStore,
     purged: IntCounterVec,
 }
 
 #[async_trait]
 impl JobHandler for FinishedJobPurge {
-    async fn run(&self, ctx: &JobContext, _args: Value) -> Result<(), JobError> {
-        let purged = ctx.store().purge_finished().await?;
+    async fn run(&self, _ctx: &JobContext, _args: Value) -> Result<(), JobError> {
+        let purged = self.store.purge_finished().await?;
         self.purged.with_label_values(&[] as &[&str]).inc_by(purged);
         tracing::info!(purged, "finished job purge done");
         Ok(())
@@ -160,12 +173,14 @@ impl JobHandler for FinishedJobPurge {
 }
 
 /// `jobs.stuck_detection`: recovers jobs whose worker died or that overran twice their timeout.
-pub struct StuckDetection;
+pub struct StuckDetection {
+    store: JobStore,
+}
 
 #[async_trait]
 impl JobHandler for StuckDetection {
-    async fn run(&self, ctx: &JobContext, _args: Value) -> Result<(), JobError> {
-        let (retried, dead) = ctx.store().recover_stuck().await?;
+    async fn run(&self, _ctx: &JobContext, _args: Value) -> Result<(), JobError> {
+        let (retried, dead) = self.store.recover_stuck().await?;
         tracing::info!(retried, dead_lettered = dead, "stuck job detection done");
         Ok(())
     }

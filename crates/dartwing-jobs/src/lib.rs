@@ -7,6 +7,7 @@
 
 pub mod builtin;
 mod handler;
+pub mod heartbeat;
 pub mod model;
 pub mod routes;
 mod scheduler;
@@ -15,24 +16,29 @@ mod store;
 pub mod webhook;
 mod worker;
 
-pub use handler::{HandlerRegistry, JobContext, JobError, JobHandler};
-pub use scheduler::CronEntry;
+/// The tables of this capability, for both backends.
+pub static MIGRATIONS: dartwing_db::Migrations = dartwing_db::migrations!("jobs");
+
+pub use dartwing_core::jobs::{CronEntry, Enqueuer, JobContext, JobError, JobHandler, JobType};
 pub use store::{ClaimedJob, FailureKind, FailureOutcome, JobStore};
 
+pub use crate::handler::HandlerRegistry;
+use crate::heartbeat::WorkerHeartbeats;
 use crate::model::{DeadLetter, DeadLetterStatus, Enqueued, JobInfo, JobStatus, NewJob, Queue};
-use dartwing_core::config::JobsConfig;
+use dartwing_core::access::{AccessChange, AccessChanges, SharedDirectory};
+use dartwing_core::config::{JobsConfig, Role};
 use dartwing_core::publish::{SharedPublisher, Target};
+use dartwing_core::tenancy::OrgStatus;
 use dartwing_core::{Action, Error, Principal, Result};
 use dartwing_db::Db;
-use dartwing_db::heartbeat::WorkerHeartbeats;
+use dartwing_http::{BackgroundTask, Capability};
 use dartwing_observe::Metrics;
 use dartwing_observe::catalog;
-use dartwing_tenancy::TenancyStore;
 use prometheus::{HistogramVec, IntCounterVec, IntGaugeVec};
 use serde_json::json;
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -77,14 +83,48 @@ impl JobMetrics {
 
 pub(crate) struct Inner {
     pub(crate) store: JobStore,
-    pub(crate) registry: HandlerRegistry,
+    /// Job types by name: the built-ins, then each capability's, installed while the node is
+    /// assembled (before any role starts).
+    pub(crate) registry: RwLock<HandlerRegistry>,
     pub(crate) publisher: SharedPublisher,
-    pub(crate) tenancy: TenancyStore,
+    pub(crate) directory: SharedDirectory,
     pub(crate) metrics: JobMetrics,
     pub(crate) wake: [Notify; 3],
     /// Per queue, how many times new due jobs were signalled on this node.
     pub(crate) signals: [AtomicU64; 3],
-    pub(crate) cron: Vec<CronEntry>,
+    /// Periodic jobs: the built-ins, then each capability's.
+    pub(crate) cron: RwLock<Vec<CronEntry>>,
+}
+
+/// How the node runs its part of the job engine.
+#[derive(Debug, Clone)]
+pub struct WorkerNode {
+    /// The node's id (workers are `<node_id>/<random>`).
+    pub node_id: String,
+    /// A worker whose heartbeat is older counts as dead (`observability.worker_heartbeat_timeout_secs`).
+    pub heartbeat_timeout: std::time::Duration,
+    /// On shutdown, how long running jobs may take to finish before they are released.
+    pub grace: std::time::Duration,
+    /// Whether to sample the job gauges (`observability.metrics_enabled`).
+    pub sample_metrics: bool,
+}
+
+/// What the job engine needs from the node.
+pub struct JobsDeps {
+    /// The database.
+    pub db: Db,
+    /// The `jobs` configuration section.
+    pub config: JobsConfig,
+    /// Production mode (webhooks over https only).
+    pub production: bool,
+    /// Where `job_progress`, `job_limit_warning` and `dlq_alert` go.
+    pub publisher: SharedPublisher,
+    /// What organizations are (their administrators, which are suspended).
+    pub directory: SharedDirectory,
+    /// The node's access-change hub: organization suspensions pause their jobs.
+    pub access: AccessChanges,
+    /// The metrics registry.
+    pub metrics: Arc<Metrics>,
 }
 
 /// The job system of a node: enqueue and query (every call checked by the permission module),
@@ -98,34 +138,66 @@ pub struct Jobs {
 const MAX_DEDUP_KEY: usize = 140;
 
 impl Jobs {
-    /// The job system on `db` with `registry`'s handlers (the built-ins are added). In
-    /// `production` mode webhooks are delivered over https only.
-    pub fn new(
-        db: Db,
-        config: JobsConfig,
-        mut registry: HandlerRegistry,
-        publisher: SharedPublisher,
-        metrics: Arc<Metrics>,
-        production: bool,
-    ) -> Result<Self> {
+    /// The job engine with its built-in job types. Capabilities add theirs with
+    /// [`Jobs::install`]. Suspending an organization (an access change) pauses its jobs.
+    pub fn new(deps: JobsDeps) -> Result<Self> {
+        let JobsDeps {
+            db,
+            config,
+            production,
+            publisher,
+            directory,
+            access,
+            metrics,
+        } = deps;
         let metrics = JobMetrics::new(metrics)?;
-        builtin::register(&mut registry, &config, production, metrics.purged.clone())
+        let cron = scheduler::builtin_entries(&config);
+        let store = JobStore::new(db, Arc::new(config));
+        let mut registry = HandlerRegistry::default();
+        builtin::register(&mut registry, &store, production, metrics.purged.clone())
             .map_err(|e| Error::new(dartwing_core::ErrorKind::Internal, e))?;
-        let mut cron = scheduler::builtin_entries(&config);
-        cron.extend(registry.schedules().iter().cloned());
-        let tenancy = TenancyStore::new(db.clone());
+        follow_suspensions(&access, store.clone());
         Ok(Self {
             inner: Arc::new(Inner {
-                store: JobStore::new(db, Arc::new(config)),
-                registry,
+                store,
+                registry: RwLock::new(registry),
                 publisher,
-                tenancy,
+                directory,
                 metrics,
                 wake: [Notify::new(), Notify::new(), Notify::new()],
                 signals: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
-                cron,
+                cron: RwLock::new(cron),
             }),
         })
+    }
+
+    /// Adds a capability's job types and periodic jobs (while the node is assembled).
+    pub fn install(&self, job_types: Vec<JobType>, schedules: Vec<CronEntry>) {
+        if let Ok(mut registry) = self.inner.registry.write() {
+            for job_type in job_types {
+                registry.add(job_type);
+            }
+        }
+        if let Ok(mut cron) = self.inner.cron.write() {
+            cron.extend(schedules);
+        }
+    }
+
+    /// The handler of `method`, if registered.
+    pub(crate) fn handler(&self, method: &str) -> Option<Arc<dyn JobHandler>> {
+        self.inner.registry.read().ok()?.get(method)
+    }
+
+    /// The periodic jobs.
+    pub(crate) fn schedules(&self) -> Vec<CronEntry> {
+        self.inner.cron.read().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// Pauses exactly the organizations the directory lists as Suspended (run when workers start,
+    /// in case a status change happened while no node listened).
+    pub async fn reconcile_paused_organizations(&self) -> Result<()> {
+        let suspended = self.inner.directory.suspended().await?;
+        self.inner.store.reconcile_paused(&suspended).await
     }
 
     /// The store.
@@ -133,9 +205,9 @@ impl Jobs {
         &self.inner.store
     }
 
-    /// Registered job types.
-    pub fn methods(&self) -> Vec<&str> {
-        self.inner.registry.methods()
+    /// Registered job types, sorted.
+    pub fn methods(&self) -> Vec<String> {
+        self.inner.registry.read().map(|r| r.methods()).unwrap_or_default()
     }
 
     pub(crate) fn wake(&self, queue: Queue) -> &Notify {
@@ -158,9 +230,7 @@ impl Jobs {
     async fn validate(&self, actor: &Principal, job: &NewJob, known_orgs: &mut HashSet<String>) -> Result<()> {
         self.authorize_enqueue(actor, &job.method, job.organization.as_deref())?;
         let handler = self
-            .inner
-            .registry
-            .get(&job.method)
+            .handler(&job.method)
             .ok_or_else(|| Error::validation(format!("No handler for job type '{}'", job.method)))?;
         if !job.args.is_object() {
             return Err(Error::bad_request("'args' must be a JSON object"));
@@ -185,15 +255,13 @@ impl Jobs {
         if let Some(org) = &job.organization
             && !known_orgs.contains(org)
         {
-            if self.inner.tenancy.organization_status(org).await?.is_none() {
+            if !self.inner.directory.exists(org).await? {
                 return Err(Error::validation(format!("Organization {org} does not exist"))
                     .with_exc_type("LinkValidationError"));
             }
             known_orgs.insert(org.clone());
         }
-        handler
-            .admit(&self.inner.store, job.organization.as_deref(), &job.args)
-            .await
+        handler.admit(job.organization.as_deref(), &job.args).await
     }
 
     /// Whether `actor` may enqueue a job of type `method` for `organization`: the type must have
@@ -203,7 +271,9 @@ impl Jobs {
         let policy = self
             .inner
             .registry
-            .policy(method)
+            .read()
+            .ok()
+            .and_then(|r| r.policy(method))
             .ok_or_else(|| Error::validation(format!("No handler for job type '{method}'")))?;
         actor.authorize_enqueue(method, policy, organization)
     }
@@ -265,7 +335,7 @@ impl Jobs {
             queue = queue.as_str(),
             "organization reached its pending job limit"
         );
-        match self.inner.tenancy.admin_emails(organization).await {
+        match self.inner.directory.admin_emails(organization).await {
             Ok(admins) => {
                 for email in admins {
                     self.inner.publisher.publish(
@@ -425,6 +495,33 @@ impl Jobs {
         self.inner.store.dead_letter(name).await
     }
 
+    /// The job engine as a capability of the node: its routes; its workers (role `worker`, with
+    /// their heartbeats and the `workers` health check), the cron scheduler (role `scheduler`)
+    /// and, when metrics are on, the sampler of its gauges.
+    pub fn capability(&self, node: WorkerNode) -> Capability {
+        let heartbeats = WorkerHeartbeats::new(self.store().db().clone(), node.node_id.clone(), node.heartbeat_timeout);
+        let mut capability = Capability::new("jobs")
+            .routes(routes::routes(self.clone()))
+            .health_check(heartbeats.health_check());
+        let jobs = self.clone();
+        capability = capability.task(BackgroundTask::for_role("job workers", Role::Worker, move |shutdown| {
+            jobs.spawn_workers(&node.node_id, heartbeats, shutdown, node.grace)
+        }));
+        let jobs = self.clone();
+        capability = capability.task(BackgroundTask::for_role(
+            "cron scheduler",
+            Role::Scheduler,
+            move |shutdown| jobs.spawn_scheduler(shutdown),
+        ));
+        if node.sample_metrics {
+            let jobs = self.clone();
+            capability = capability.task(BackgroundTask::new("job gauges", move |shutdown| {
+                jobs.spawn_metrics_sampler(shutdown)
+            }));
+        }
+        capability
+    }
+
     /// Starts this node's workers (role `worker`); they stop when `shutdown` is cancelled,
     /// letting running jobs finish within the grace period and releasing the rest.
     pub fn spawn_workers(
@@ -502,6 +599,33 @@ impl Jobs {
             }
         }
     }
+}
+
+#[async_trait::async_trait]
+impl Enqueuer for Jobs {
+    async fn enqueue(&self, actor: &Principal, job: NewJob) -> Result<dartwing_core::jobs::Enqueued> {
+        Jobs::enqueue(self, actor, job).await
+    }
+}
+
+/// Keeps the paused organizations in step with organization suspensions, in the order they happen.
+fn follow_suspensions(access: &AccessChanges, store: JobStore) {
+    let (changes, mut receive) = tokio::sync::mpsc::unbounded_channel::<(String, bool)>();
+    access.subscribe(move |change| {
+        if let AccessChange::OrganizationStatus {
+            organization, status, ..
+        } = change
+        {
+            let _ = changes.send((organization.clone(), *status == OrgStatus::Suspended));
+        }
+    });
+    tokio::spawn(async move {
+        while let Some((organization, paused)) = receive.recv().await {
+            if let Err(e) = store.set_paused(&organization, paused).await {
+                tracing::error!(organization, paused, error = %e, "cannot record an organization's paused jobs");
+            }
+        }
+    });
 }
 
 /// Room where `dlq_alert` events go; platform administrators subscribe to it.

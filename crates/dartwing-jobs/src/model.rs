@@ -1,52 +1,10 @@
 //! Jobs as the API and the store see them.
 
+pub use dartwing_core::jobs::{Enqueued, NewJob, Priority, Queue};
 use dartwing_core::{Error, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::fmt;
 use std::str::FromStr;
-
-/// One of the three queues.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Queue {
-    /// Latency-sensitive jobs with their own workers.
-    Critical,
-    /// Everything not routed elsewhere.
-    Default,
-    /// Long, heavy jobs, rate limited per organization.
-    Bulk,
-}
-
-impl Queue {
-    /// Every queue.
-    pub const ALL: [Queue; 3] = [Queue::Critical, Queue::Default, Queue::Bulk];
-
-    /// The queue's name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Queue::Critical => "critical",
-            Queue::Default => "default",
-            Queue::Bulk => "bulk",
-        }
-    }
-}
-
-impl fmt::Display for Queue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Queue {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
-        Queue::ALL
-            .into_iter()
-            .find(|q| q.as_str() == s)
-            .ok_or_else(|| Error::bad_request(format!("'{s}' is not a queue (critical, default, bulk)")))
-    }
-}
 
 /// Where a job stands (SPEC §8 wire values).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -107,106 +65,6 @@ impl FromStr for JobStatus {
         .find(|v| v.as_str() == s)
         .ok_or_else(|| Error::bad_request(format!("'{s}' is not a job status")))
     }
-}
-
-/// Priority of a job within its organization's share of the queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
-pub enum Priority {
-    /// After Normal jobs.
-    Low,
-    /// The default.
-    #[default]
-    Normal,
-    /// Before Normal jobs.
-    High,
-    /// Before everything else of the organization.
-    Critical,
-}
-
-impl Priority {
-    /// Stored number (higher runs earlier).
-    pub fn rank(self) -> i64 {
-        match self {
-            Priority::Low => 0,
-            Priority::Normal => 1,
-            Priority::High => 2,
-            Priority::Critical => 3,
-        }
-    }
-
-    /// How many fair-queuing slots the job moves forward (negative: backward). Bounded, so a
-    /// tenant cannot starve others by raising priorities: a High job overtakes at most this many
-    /// slots of other organizations' work.
-    pub fn vtime_shift(self) -> i64 {
-        match self {
-            Priority::Low => -64,
-            Priority::Normal => 0,
-            Priority::High => 64,
-            Priority::Critical => 256,
-        }
-    }
-
-    /// The priority of a stored rank.
-    pub fn from_rank(rank: i64) -> Self {
-        match rank {
-            0 => Priority::Low,
-            2 => Priority::High,
-            3 => Priority::Critical,
-            _ => Priority::Normal,
-        }
-    }
-}
-
-/// A job to enqueue.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewJob {
-    /// Job type (handler name), e.g. `webhook.dispatch`.
-    pub method: String,
-    /// Owning organization; `None` for a system job.
-    pub organization: Option<String>,
-    /// Handler arguments (a JSON object).
-    pub args: Value,
-    /// Order within the organization's share.
-    pub priority: Priority,
-    /// Suppresses another job with the same key in the same organization within the window.
-    pub dedup_key: Option<String>,
-    /// How long `dedup_key` suppresses duplicates, in seconds (default from configuration).
-    pub dedup_window_secs: Option<u64>,
-    /// Earliest start.
-    pub run_at: Option<Timestamp>,
-    /// Trace id of the request that enqueued it.
-    pub trace_id: Option<String>,
-    /// Email (or key) of the submitter; receives `job_progress` events.
-    pub submitted_by: Option<String>,
-}
-
-impl NewJob {
-    /// A Normal-priority job of `method` with `args`.
-    pub fn new(method: impl Into<String>, organization: Option<&str>, args: Value) -> Self {
-        Self {
-            method: method.into(),
-            organization: organization.map(str::to_string),
-            args,
-            priority: Priority::Normal,
-            dedup_key: None,
-            dedup_window_secs: None,
-            run_at: None,
-            trace_id: None,
-            submitted_by: None,
-        }
-    }
-}
-
-/// The answer to an enqueue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Enqueued {
-    /// The job's id (an existing job's id when `dedup_key` suppressed a duplicate).
-    pub job_id: String,
-    /// The queue it was routed to.
-    pub queue: Queue,
-    /// Whether an existing job was returned instead of a new one.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub deduplicated: bool,
 }
 
 /// A job's state as `jobs.status` returns it (SPEC §8 wire shape).

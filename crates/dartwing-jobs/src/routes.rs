@@ -3,34 +3,83 @@
 use crate::Jobs;
 use crate::model::{DeadLetterStatus, JobStatus, NewJob, Priority};
 use crate::webhook::SigningSecret;
+use axum::Extension;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Extension, Router};
 use dartwing_core::{Error, Timestamp};
-use dartwing_http::{ApiResult, Auth, Message, RequestContext, StrictJson, StrictQuery};
+use dartwing_http::openapi::{COMMON_ERRORS, operation};
+use dartwing_http::{ApiResult, Auth, Message, RequestContext, Routes, StrictJson, StrictQuery};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 const PREFIX: &str = "/api/method/dartwing_core.jobs";
 
-/// The job routes with their state applied.
-pub fn routes(jobs: Jobs) -> Router {
-    Router::new()
-        .route(&format!("{PREFIX}.enqueue"), post(enqueue))
-        .route(&format!("{PREFIX}.status"), get(status))
-        .route(&format!("{PREFIX}.list"), get(list))
-        .route(&format!("{PREFIX}.cancel"), post(cancel))
-        .route(&format!("{PREFIX}.dead_letters"), get(dead_letters))
-        .route(&format!("{PREFIX}.retry_dead_letter"), post(retry_dead_letter))
-        .route(&format!("{PREFIX}.resolve_dead_letter"), post(resolve_dead_letter))
-        .route(&format!("{PREFIX}.ignore_dead_letter"), post(ignore_dead_letter))
-        .route(&format!("{PREFIX}.webhook_secret"), get(webhook_secret))
-        .route(&format!("{PREFIX}.rotate_webhook_secret"), post(rotate_webhook_secret))
-        .route(
+/// The job routes with their state applied, each with its OpenAPI operation.
+pub fn routes(jobs: Jobs) -> Routes {
+    let op = |summary: &str| operation("Jobs", summary, COMMON_ERRORS);
+    Routes::builder()
+        .post(
+            &format!("{PREFIX}.enqueue"),
+            enqueue,
+            op("Enqueue a job: {method, organization, args, priority, dedup_key, run_at} → {job_id, queue}; 403 when the job \
+                type's enqueue policy does not admit the caller (internal types are enqueued by the runtime only), 422 for an \
+                unknown type, 429 when the organization's queue is full"),
+        )
+        .get(&format!("{PREFIX}.status"), status, op("Status of a job (?job_id=)"))
+        .get(
+            &format!("{PREFIX}.list"),
+            list,
+            op("Jobs of the caller's organizations (?organization=&status=&limit=)"),
+        )
+        .post(
+            &format!("{PREFIX}.cancel"),
+            cancel,
+            op("Cancel a pending or running job {job_id}"),
+        )
+        .get(
+            &format!("{PREFIX}.dead_letters"),
+            dead_letters,
+            op("Dead letters (?organization=); Owners/Admins or system administrators"),
+        )
+        .post(
+            &format!("{PREFIX}.retry_dead_letter"),
+            retry_dead_letter,
+            op("Re-enqueue a dead letter's job {name, notes}"),
+        )
+        .post(
+            &format!("{PREFIX}.resolve_dead_letter"),
+            resolve_dead_letter,
+            op("Mark a dead letter Resolved {name, notes}"),
+        )
+        .post(
+            &format!("{PREFIX}.ignore_dead_letter"),
+            ignore_dead_letter,
+            op("Mark a dead letter Ignored {name, notes}"),
+        )
+        .get(
+            &format!("{PREFIX}.webhook_secret"),
+            webhook_secret,
+            op("The organization's webhook signing secret (?organization=) → {organization, secret, created_at}; generated \
+                on first need; Owners/Admins"),
+        )
+        .post(
+            &format!("{PREFIX}.rotate_webhook_secret"),
+            rotate_webhook_secret,
+            op("Replace the organization's webhook signing secret {organization} → {organization, secret, created_at}; the \
+                previous one stops signing at once; Owners/Admins"),
+        )
+        .get(
             &format!("{PREFIX}.webhook_hosts"),
-            get(webhook_hosts).post(set_webhook_hosts),
+            webhook_hosts,
+            op("Hosts the organization's webhooks may go to (?organization=) → {organization, hosts}; empty = any public \
+                host"),
+        )
+        .post(
+            &format!("{PREFIX}.webhook_hosts"),
+            set_webhook_hosts,
+            op("Replace the organization's webhook hosts {organization, hosts: [\"hooks.example.com\", \"*.example.com\"]}; \
+                Owners/Admins"),
         )
         .with_state(jobs)
 }
@@ -255,83 +304,4 @@ async fn set_webhook_hosts(
 ) -> ApiResult<Message<Value>> {
     let hosts = jobs.set_webhook_hosts(&actor, &body.organization, &body.hosts).await?;
     Ok(Message(json!({ "organization": body.organization, "hosts": hosts })))
-}
-
-/// OpenAPI path items of these routes.
-pub fn openapi_paths() -> Vec<(String, Value)> {
-    let op = |method: &str, summary: &str| {
-        json!({ method: { "summary": summary, "tags": ["Jobs"], "responses": {
-            "200": { "description": "{\"message\": …}" },
-            "400": dartwing_http::openapi::error_ref("BadRequest"),
-            "401": dartwing_http::openapi::error_ref("Unauthenticated"),
-            "403": dartwing_http::openapi::error_ref("Forbidden"),
-            "404": dartwing_http::openapi::error_ref("NotFound"),
-            "422": dartwing_http::openapi::error_ref("Invalid") } } })
-    };
-    vec![
-        (
-            format!("{PREFIX}.enqueue"),
-            op(
-                "post",
-                "Enqueue a job: {method, organization, args, priority, dedup_key, run_at} → {job_id, queue}; 403 when the job type's enqueue policy does not admit the caller (internal types are enqueued by the runtime only), 422 for an unknown type, 429 when the organization's queue is full",
-            ),
-        ),
-        (format!("{PREFIX}.status"), op("get", "Status of a job (?job_id=)")),
-        (
-            format!("{PREFIX}.list"),
-            op(
-                "get",
-                "Jobs of the caller's organizations (?organization=&status=&limit=)",
-            ),
-        ),
-        (
-            format!("{PREFIX}.cancel"),
-            op("post", "Cancel a pending or running job {job_id}"),
-        ),
-        (
-            format!("{PREFIX}.dead_letters"),
-            op(
-                "get",
-                "Dead letters (?organization=); Owners/Admins or system administrators",
-            ),
-        ),
-        (
-            format!("{PREFIX}.retry_dead_letter"),
-            op("post", "Re-enqueue a dead letter's job {name, notes}"),
-        ),
-        (
-            format!("{PREFIX}.resolve_dead_letter"),
-            op("post", "Mark a dead letter Resolved {name, notes}"),
-        ),
-        (
-            format!("{PREFIX}.ignore_dead_letter"),
-            op("post", "Mark a dead letter Ignored {name, notes}"),
-        ),
-        (
-            format!("{PREFIX}.webhook_secret"),
-            op(
-                "get",
-                "The organization's webhook signing secret (?organization=) → {organization, secret, created_at}; generated on first need; Owners/Admins",
-            ),
-        ),
-        (
-            format!("{PREFIX}.rotate_webhook_secret"),
-            op(
-                "post",
-                "Replace the organization's webhook signing secret {organization} → {organization, secret, created_at}; the previous one stops signing at once; Owners/Admins",
-            ),
-        ),
-        (format!("{PREFIX}.webhook_hosts"), {
-            let mut item = op(
-                "get",
-                "Hosts the organization's webhooks may go to (?organization=) → {organization, hosts}; empty = any public host",
-            );
-            item["post"] = op(
-                "post",
-                "Replace the organization's webhook hosts {organization, hosts: [\"hooks.example.com\", \"*.example.com\"]}; Owners/Admins",
-            )["post"]
-                .take();
-            item
-        }),
-    ]
 }

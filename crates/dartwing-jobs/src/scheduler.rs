@@ -6,43 +6,23 @@ use crate::Jobs;
 use crate::builtin::{DLQ_PURGE_JOB, PURGE_FINISHED_JOB, STUCK_DETECTION_JOB};
 use crate::model::NewJob;
 use dartwing_core::config::JobsConfig;
+use dartwing_core::jobs::CronEntry;
 use dartwing_core::{Principal, Timestamp};
-use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// A periodic system job. Ticks fall on multiples of `every` since the Unix epoch; a tick missed
-/// while no scheduler ran is not replayed, except the current one.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CronEntry {
-    /// Unique name of the schedule.
-    pub name: String,
-    /// Job type to enqueue.
-    pub method: String,
-    /// Period.
-    pub every: Duration,
-    /// Job arguments.
-    pub args: Value,
-}
-
 /// The built-in schedules: stuck-job detection, and the daily purges of dead letters and of
 /// finished jobs.
 pub(crate) fn builtin_entries(config: &JobsConfig) -> Vec<CronEntry> {
-    let entry = |method: &str, every: Duration| CronEntry {
-        name: method.into(),
-        method: method.into(),
-        every,
-        args: json!({}),
-    };
     vec![
-        entry(
+        CronEntry::every(
             STUCK_DETECTION_JOB,
             Duration::from_secs(config.stuck_check_interval_secs.max(1)),
         ),
-        entry(DLQ_PURGE_JOB, Duration::from_secs(86_400)),
-        entry(PURGE_FINISHED_JOB, Duration::from_secs(86_400)),
+        CronEntry::every(DLQ_PURGE_JOB, Duration::from_secs(86_400)),
+        CronEntry::every(PURGE_FINISHED_JOB, Duration::from_secs(86_400)),
     ]
 }
 
@@ -51,14 +31,15 @@ pub(crate) fn spawn(jobs: Jobs, shutdown: CancellationToken) -> JoinHandle<()> {
         let scheduler = Principal::system("scheduler");
         let mut last: HashMap<String, i64> = HashMap::new();
         let mut ticker = tokio::time::interval(Duration::from_millis(500));
-        tracing::info!(schedules = jobs.inner.cron.len(), "scheduler started");
+        let schedules = jobs.schedules();
+        tracing::info!(schedules = schedules.len(), "scheduler started");
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = ticker.tick() => {}
             }
             let now = Timestamp::now().as_micros();
-            for entry in &jobs.inner.cron {
+            for entry in &schedules {
                 let every = i64::try_from(entry.every.as_micros()).unwrap_or(i64::MAX).max(1);
                 let tick = now - now.rem_euclid(every);
                 if last.get(&entry.name).is_some_and(|seen| *seen >= tick) {

@@ -380,7 +380,7 @@ impl JobStore {
             "UPDATE job SET status = 'Running', attempts = attempts + 1, started_at_us = $1, lease_until_us = $2, \
              worker = $3, cancel_requested = 0 \
              WHERE id IN (SELECT id FROM job WHERE queue = $4 AND status = 'Queued' \
-               AND org_key NOT IN (SELECT name FROM organization WHERE status = 'Suspended') {rate_clause} \
+               AND org_key NOT IN (SELECT org_key FROM job_paused_org) {rate_clause} \
                {exclusion_clause} ORDER BY vtime, id LIMIT $5 {}) \
              RETURNING id, method, org_key, args, attempts, max_attempts, timeout_us, trace_id, submitted_by, \
                enqueued_at_us, vtime",
@@ -882,6 +882,43 @@ impl JobStore {
                 .await
                 .map_err(map_db_error)?;
         Ok(result.rows_affected())
+    }
+
+    /// Pauses or resumes the jobs of `organization` (its status changed to Suspended or back):
+    /// workers claim no job of a paused organization.
+    pub async fn set_paused(&self, organization: &str, paused: bool) -> Result<()> {
+        let query = if paused {
+            sqlx::query(
+                "INSERT INTO job_paused_org (org_key, paused_at_us) VALUES ($1, $2) ON CONFLICT (org_key) DO NOTHING",
+            )
+            .bind(organization)
+            .bind(Timestamp::now().as_micros())
+        } else {
+            sqlx::query("DELETE FROM job_paused_org WHERE org_key = $1").bind(organization)
+        };
+        query.execute(self.db.pool()).await.map_err(map_db_error)?;
+        Ok(())
+    }
+
+    /// Makes the paused organizations exactly `suspended` (after a start, in case a status change
+    /// happened while no node listened).
+    pub async fn reconcile_paused(&self, suspended: &[String]) -> Result<()> {
+        let mut tx = self.db.begin().await.map_err(map_db_error)?;
+        sqlx::query("DELETE FROM job_paused_org")
+            .execute(&mut *tx)
+            .await
+            .map_err(map_db_error)?;
+        let now = Timestamp::now().as_micros();
+        for organization in suspended {
+            sqlx::query("INSERT INTO job_paused_org (org_key, paused_at_us) VALUES ($1, $2)")
+                .bind(organization)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_db_error)?;
+        }
+        tx.commit().await.map_err(map_db_error)?;
+        Ok(())
     }
 
     /// Deletes finished jobs (Completed, Failed, Canceled, Timed Out) that finished more than

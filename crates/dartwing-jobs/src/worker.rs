@@ -4,14 +4,15 @@
 //! recorded together every few milliseconds; leases are renewed while jobs run.
 
 use crate::Jobs;
-use crate::handler::{JobContext, JobError};
+use crate::handler::AttemptControl;
+use crate::heartbeat::WorkerHeartbeats;
 use crate::model::{JobStatus, Queue};
 use crate::slots::{Slots, Split};
 use crate::store::{ClaimedJob, FailureKind, FailureOutcome};
+use dartwing_core::jobs::{JobContext, JobError};
 use dartwing_core::permission::{Membership, PrincipalKind};
 use dartwing_core::tenancy::{MemberRole, MemberStatus, OrgStatus};
 use dartwing_core::{Principal, Witness};
-use dartwing_db::heartbeat::WorkerHeartbeats;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -34,6 +35,9 @@ pub(crate) fn spawn(
     tokio::spawn(async move {
         if let Err(e) = heartbeats.clear_node().await {
             tracing::warn!(error = %e, "clearing heartbeats of this node's previous run failed");
+        }
+        if let Err(e) = jobs.reconcile_paused_organizations().await {
+            tracing::warn!(error = %e, "cannot reconcile the paused organizations; keeping the last record");
         }
         let running: Running = Arc::default();
         let (done_tx, done_rx) = mpsc::unbounded_channel::<String>();
@@ -281,13 +285,18 @@ async fn run(jobs: Jobs, job: ClaimedJob, worker_id: &str, running: Running, don
             principal: principal_for(&job),
             attempt: job.attempt,
             trace_id: job.trace_id.clone(),
-            cancel: cancel.clone(),
-            submitted_by: job.submitted_by.clone(),
-            store: jobs.store().clone(),
-            publisher: jobs.inner.publisher.clone(),
+            control: Arc::new(AttemptControl {
+                job_id: job.id.clone(),
+                method: job.method.clone(),
+                trace_id: job.trace_id.clone(),
+                cancel: cancel.clone(),
+                submitted_by: job.submitted_by.clone(),
+                store: jobs.store().clone(),
+                publisher: jobs.inner.publisher.clone(),
+            }),
         };
         let started = Instant::now();
-        let outcome = match jobs.inner.registry.get(&job.method) {
+        let outcome = match jobs.handler(&job.method) {
             None => Outcome::Failed(JobError::Permanent(format!(
                 "No handler for job type '{}' on this node",
                 job.method

@@ -5,7 +5,7 @@ use crate::event::{ChannelEvent, Destination};
 use crate::policy::{self, Refusal};
 use crate::redis_bus::RedisBus;
 use crate::room::Room;
-use dartwing_core::access::{AccessObserver, DocumentDirectory, ReaderView};
+use dartwing_core::access::{AccessChange, AccessChanges, DocumentDirectory, ReaderView};
 use dartwing_core::config::RealtimeConfig;
 use dartwing_core::identity::{IdentityStore, VerifiedUser};
 use dartwing_core::publish::{Publisher, Target};
@@ -161,6 +161,9 @@ pub struct GatewayDeps {
     pub documents: Arc<dyn DocumentDirectory>,
     /// Metrics registry.
     pub metrics: Arc<Metrics>,
+    /// The node's access-change hub: users whose access shrank leave the rooms they may no
+    /// longer be in, on every node.
+    pub access: AccessChanges,
 }
 
 struct Inner {
@@ -171,11 +174,13 @@ struct Inner {
     bus: Option<RedisBus>,
     queue: mpsc::Sender<ChannelEvent>,
     pending: std::sync::Mutex<Option<mpsc::Receiver<ChannelEvent>>>,
+    /// Access changes waiting for the re-check task (taken by [`Realtime::spawn`]).
+    access_changes: std::sync::Mutex<Option<mpsc::UnboundedReceiver<AccessChange>>>,
     shared: Shared,
     metrics: RealtimeMetrics,
 }
 
-/// The realtime gateway of a node; also the node's [`Publisher`] and [`AccessObserver`].
+/// The realtime gateway of a node; also the node's [`Publisher`].
 #[derive(Clone)]
 pub struct Realtime {
     inner: Arc<Inner>,
@@ -235,6 +240,10 @@ impl Realtime {
             }
         };
         let (queue, pending) = mpsc::channel(deps.config.publish_queue);
+        let (access_changes, access_pending) = mpsc::unbounded_channel();
+        deps.access.subscribe(move |change| {
+            let _ = access_changes.send(change.clone());
+        });
         let gateway = Self {
             inner: Arc::new(Inner {
                 io,
@@ -244,6 +253,7 @@ impl Realtime {
                 bus,
                 queue,
                 pending: std::sync::Mutex::new(Some(pending)),
+                access_changes: std::sync::Mutex::new(Some(access_pending)),
                 shared,
                 metrics,
             }),
@@ -280,6 +290,10 @@ impl Realtime {
         let pending = self.inner.pending.lock().ok().and_then(|mut slot| slot.take());
         if let Some(pending) = pending {
             tasks.push(tokio::spawn(self.clone().publish_loop(pending, shutdown.clone())));
+        }
+        let access_changes = self.inner.access_changes.lock().ok().and_then(|mut slot| slot.take());
+        if let Some(changes) = access_changes {
+            tasks.push(tokio::spawn(self.clone().access_loop(changes, shutdown.clone())));
         }
         if let Some(bus) = &self.inner.bus {
             tasks.push(bus.spawn_watchdog(Duration::from_millis(500), shutdown.clone()));
@@ -504,14 +518,40 @@ impl Realtime {
     }
 }
 
-impl AccessObserver for Realtime {
-    fn access_changed(&self, emails: Vec<String>) {
-        let gateway = self.clone();
-        tokio::spawn(async move {
-            for email in emails {
-                gateway.recheck_user(&email).await;
+impl Realtime {
+    /// Re-checks the rooms of every user an access change concerns, until shutdown.
+    async fn access_loop(self, mut changes: mpsc::UnboundedReceiver<AccessChange>, shutdown: CancellationToken) {
+        loop {
+            let change = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                change = changes.recv() => match change {
+                    Some(change) => change,
+                    None => break,
+                },
+            };
+            for email in change.users() {
+                self.recheck_user(email).await;
             }
-        });
+        }
+    }
+
+    /// The gateway as a capability of the node: its publish route and its delivery tasks (the
+    /// publish queue, the Redis channel and its watchdog in cluster mode, access re-checks).
+    pub fn capability(&self) -> dartwing_http::Capability {
+        let gateway = self.clone();
+        dartwing_http::Capability::new("realtime")
+            .routes(crate::routes::routes(self.clone()))
+            .task(dartwing_http::BackgroundTask::new(
+                "realtime delivery",
+                move |shutdown| {
+                    let tasks = gateway.spawn(shutdown);
+                    tokio::spawn(async move {
+                        for task in tasks {
+                            let _ = task.await;
+                        }
+                    })
+                },
+            ))
     }
 }
 

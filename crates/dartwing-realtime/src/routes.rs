@@ -3,12 +3,10 @@
 use crate::Realtime;
 use crate::event::ChannelEvent;
 use axum::Extension;
-use axum::Router;
 use axum::extract::State;
-use axum::routing::post;
 use dartwing_core::{Error, PrincipalKind};
 use dartwing_http::openapi::error_ref;
-use dartwing_http::{ApiError, Auth, Message, RequestContext, StrictJson};
+use dartwing_http::{ApiError, Auth, Message, RequestContext, Routes, StrictJson};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -30,11 +28,14 @@ struct PublishRequest {
 }
 
 /// The realtime routes.
-pub fn routes(gateway: Realtime) -> Router {
-    Router::new()
-        .route("/api/method/dartwing_core.realtime.publish", post(publish))
+pub fn routes(gateway: Realtime) -> Routes {
+    Routes::builder()
+        .post(PUBLISH, publish, publish_operation())
         .with_state(gateway)
 }
+
+/// Where services publish.
+const PUBLISH: &str = "/api/method/dartwing_core.realtime.publish";
 
 /// Services (API keys) and platform administrators may publish; a key scoped to one organization
 /// only to that organization's `org:` and `sync:` rooms.
@@ -81,12 +82,9 @@ async fn publish(
     Ok(Message(json!({"event_queued": true, "room": destination.room_name()})))
 }
 
-/// The OpenAPI description of the realtime routes.
-pub fn openapi_paths() -> Vec<(String, Value)> {
-    vec![(
-        "/api/method/dartwing_core.realtime.publish".to_string(),
-        json!({
-            "post": {
+/// The OpenAPI operation of the publish route.
+fn publish_operation() -> Value {
+    json!({
                 "summary": "Publish a realtime event to a room, a user, a document's followers or everyone",
                 "description": "Platform administrators and system API keys; an organization's API key publishes only to its org: and sync: rooms. Routing: room, else user, else doctype+docname, else broadcast.",
                 "tags": ["Realtime"],
@@ -107,7 +105,5 @@ pub fn openapi_paths() -> Vec<(String, Value)> {
                     "400": error_ref("BadRequest"), "401": error_ref("Unauthenticated"), "403": error_ref("Forbidden"),
                     "422": error_ref("Invalid")
                 }
-            }
-        }),
-    )]
+    })
 }

@@ -15,6 +15,9 @@ pub mod routes;
 mod store;
 pub mod watermark;
 
+/// The tables of this capability, for both backends.
+pub static MIGRATIONS: dartwing_db::Migrations = dartwing_db::migrations!("sync");
+
 pub use error::SyncError;
 pub use retention::{ChangeLogRetention, RETENTION_JOB};
 
@@ -23,14 +26,16 @@ use crate::metrics::SyncMetrics;
 use crate::model::{ConflictInfo, Document, FeedPage, Item, ItemStatus, Operation, feed_row};
 use crate::store::{ChangeRow, NewConflict};
 use crate::watermark::Watermark;
+use dartwing_core::access::SharedDirectory;
 use dartwing_core::config::{ConflictStrategy, SyncConfig};
 use dartwing_core::ids::random_hex;
+use dartwing_core::jobs::{CronEntry, JobType};
 use dartwing_core::permission::OrgScope;
 use dartwing_core::publish::{SharedPublisher, Target};
 use dartwing_core::{Action, Error, Principal, Result, Timestamp};
 use dartwing_db::{Db, map_db_error};
+use dartwing_http::Capability;
 use dartwing_observe::Metrics;
-use dartwing_tenancy::TenancyStore;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -48,7 +53,7 @@ pub struct OfflineSync {
 struct Inner {
     db: Db,
     config: SyncConfig,
-    tenancy: TenancyStore,
+    directory: SharedDirectory,
     publisher: SharedPublisher,
     metrics: SyncMetrics,
     hook: Option<hook::MergeHook>,
@@ -75,8 +80,15 @@ struct Delta {
 }
 
 impl OfflineSync {
-    /// The sync capability on `db`, publishing deltas through `publisher`.
-    pub fn new(db: Db, config: SyncConfig, publisher: SharedPublisher, metrics: Arc<Metrics>) -> Result<Self> {
+    /// The sync capability on `db`, publishing deltas through `publisher`; `directory` tells
+    /// which organizations exist.
+    pub fn new(
+        db: Db,
+        config: SyncConfig,
+        publisher: SharedPublisher,
+        directory: SharedDirectory,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self> {
         let hook = config
             .merge_hook_url
             .as_deref()
@@ -85,7 +97,7 @@ impl OfflineSync {
         let metrics = SyncMetrics::new(metrics, &config)?;
         Ok(Self {
             inner: Arc::new(Inner {
-                tenancy: TenancyStore::new(db.clone()),
+                directory,
                 db,
                 config,
                 publisher,
@@ -105,7 +117,7 @@ impl OfflineSync {
             return Err(Error::bad_request("'org' is required"));
         }
         actor.authorize(action, org)?;
-        if actor.system_admin && self.inner.tenancy.organization_status(org).await?.is_none() {
+        if actor.system_admin && !self.inner.directory.exists(org).await? {
             return Err(Error::not_found(format!("Organization {org} not found")));
         }
         Ok(())
@@ -594,15 +606,15 @@ fn server_name(doctype: &str) -> String {
     format!("{prefix}-{}", random_hex(8))
 }
 
-/// Registers the change-log retention job and its daily schedule.
-pub fn register_jobs(registry: &mut dartwing_jobs::HandlerRegistry, sync: &OfflineSync) {
-    registry.register(RETENTION_JOB, ChangeLogRetention::new(sync.clone()));
-    registry.schedule(dartwing_jobs::CronEntry {
-        name: RETENTION_JOB.into(),
-        method: RETENTION_JOB.into(),
-        every: Duration::from_secs(86_400),
-        args: json!({}),
-    });
+impl OfflineSync {
+    /// Offline sync as a capability of the node: its routes, and the daily change-log retention
+    /// job (system-only) with its schedule.
+    pub fn capability(&self) -> Capability {
+        Capability::new("sync")
+            .routes(routes::routes(self.clone()))
+            .job_type(JobType::system(RETENTION_JOB, ChangeLogRetention::new(self.clone())))
+            .schedule(CronEntry::every(RETENTION_JOB, Duration::from_secs(86_400)))
+    }
 }
 
 /// Runs a store call under `db_queries_total`/`db_query_duration_seconds`.

@@ -4,7 +4,7 @@
 use crate::OfflineSync;
 use async_trait::async_trait;
 use dartwing_core::Timestamp;
-use dartwing_jobs::{JobContext, JobError, JobHandler};
+use dartwing_core::jobs::{JobContext, JobError, JobHandler};
 use serde_json::Value;
 
 /// Job type (and schedule name) of the retention job.

@@ -2,21 +2,43 @@
 
 use crate::model::{ConflictInfo, FeedPage};
 use crate::{FeedRequest, OfflineSync};
+use axum::Extension;
 use axum::extract::State;
-use axum::routing::{get, post};
-use axum::{Extension, Router};
-use dartwing_http::{ApiResult, Auth, Message, RequestContext, StrictJson, StrictQuery};
+use dartwing_http::openapi::error_ref;
+use dartwing_http::{ApiResult, Auth, Message, RequestContext, Routes, StrictJson, StrictQuery};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 const PREFIX: &str = "/api/method/dartwing_core.sync";
 
-/// The sync routes with their state applied.
-pub fn routes(sync: OfflineSync) -> Router {
-    Router::new()
-        .route(&format!("{PREFIX}.feed"), get(feed_get).post(feed_post))
-        .route(&format!("{PREFIX}.upsert_batch"), post(upsert_batch))
-        .route(&format!("{PREFIX}.conflicts"), get(conflicts))
+/// The sync routes with their state applied, each with its OpenAPI operation.
+pub fn routes(sync: OfflineSync) -> Routes {
+    let op = |summary: &str| {
+        json!({ "summary": summary, "tags": ["Sync"], "responses": {
+            "200": { "description": "{\"message\": …}" },
+            "400": error_ref("BadRequest"),
+            "401": error_ref("Unauthenticated"),
+            "403": error_ref("Forbidden"),
+            "404": error_ref("NotFound"),
+            "410": { "description": "{\"exc_type\": \"ResyncRequired\"}: the watermark is older than the retained change log" },
+            "413": error_ref("TooLarge"),
+        } })
+    };
+    let feed = "Change feed (?org=&doctype=&since=&limit=, or the same as a JSON body) → {rows, next_since, has_more}";
+    Routes::builder()
+        .get(&format!("{PREFIX}.feed"), feed_get, op(feed))
+        .post(&format!("{PREFIX}.feed"), feed_post, op(feed))
+        .post(
+            &format!("{PREFIX}.upsert_batch"),
+            upsert_batch,
+            op("Apply queued writes {org, items: [{op_id, doctype, name?, data, client_ts, op, base_modified?, force?}]} → \
+                one answer per item"),
+        )
+        .get(
+            &format!("{PREFIX}.conflicts"),
+            conflicts,
+            op("Manual conflicts (?org=&doctype=&status=Open|Resolved&limit=)"),
+        )
         .with_state(sync)
 }
 
@@ -106,37 +128,4 @@ async fn conflicts(
         )
         .await?,
     ))
-}
-
-/// OpenAPI path items of these routes.
-pub fn openapi_paths() -> Vec<(String, Value)> {
-    let responses = || {
-        json!({
-            "200": { "description": "{\"message\": …}" },
-            "400": dartwing_http::openapi::error_ref("BadRequest"),
-            "401": dartwing_http::openapi::error_ref("Unauthenticated"),
-            "403": dartwing_http::openapi::error_ref("Forbidden"),
-            "404": dartwing_http::openapi::error_ref("NotFound"),
-            "410": { "description": "{\"exc_type\": \"ResyncRequired\"}: the watermark is older than the retained change log" },
-            "413": dartwing_http::openapi::error_ref("TooLarge"),
-        })
-    };
-    let feed = "Change feed (?org=&doctype=&since=&limit=, or the same as a JSON body) → {rows, next_since, has_more}";
-    vec![
-        (
-            format!("{PREFIX}.feed"),
-            json!({
-                "get": { "summary": feed, "tags": ["Sync"], "responses": responses() },
-                "post": { "summary": feed, "tags": ["Sync"], "responses": responses() },
-            }),
-        ),
-        (
-            format!("{PREFIX}.upsert_batch"),
-            json!({ "post": { "summary": "Apply queued writes {org, items: [{op_id, doctype, name?, data, client_ts, op, base_modified?, force?}]} → one answer per item", "tags": ["Sync"], "responses": responses() } }),
-        ),
-        (
-            format!("{PREFIX}.conflicts"),
-            json!({ "get": { "summary": "Manual conflicts (?org=&doctype=&status=Open|Resolved&limit=)", "tags": ["Sync"], "responses": responses() } }),
-        ),
-    ]
 }

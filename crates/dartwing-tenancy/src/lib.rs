@@ -7,8 +7,19 @@ pub mod list;
 pub mod routes;
 mod store;
 
+/// The tables of this capability, for both backends.
+pub static MIGRATIONS: dartwing_db::Migrations = dartwing_db::migrations!("tenancy");
+
 pub use identity::{ApiKeyInfo, IssuedApiKey};
 pub use store::{
     InvitationRef, Invitee, MemberChanges, NewMember, NewOrganization, NewPerson, OrganizationChanges, PersonChanges,
     PersonRecord, TenancyStore,
 };
+
+impl TenancyStore {
+    /// Tenancy as a capability of the node: the `/api/resource` routes of Organization, Person
+    /// and Org Member, and invitation acceptance.
+    pub fn capability(&self) -> dartwing_http::Capability {
+        dartwing_http::Capability::new("tenancy").routes(routes::routes(self.clone()))
+    }
+}

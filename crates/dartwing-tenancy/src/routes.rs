@@ -7,27 +7,41 @@ use crate::{
     InvitationRef, Invitee, MemberChanges, NewMember, NewOrganization, NewPerson, OrganizationChanges, PersonChanges,
     TenancyStore,
 };
-use axum::Router;
 use axum::extract::{Path, State};
-use axum::routing::{get, post};
 use dartwing_core::Error;
 use dartwing_core::tenancy::{
     MemberRole, MemberStatus, ORG_MEMBER, ORGANIZATION, OrgStatus, OrgType, PERSON, PersonStatus,
 };
 use dartwing_http::openapi::error_ref;
-use dartwing_http::{ApiResult, Auth, Data, Message, StrictJson, StrictQuery};
+use dartwing_http::{ApiResult, Auth, Data, Message, Routes, StrictJson, StrictQuery};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-/// The tenancy routes, with their state applied.
-pub fn routes(store: TenancyStore) -> Router {
-    Router::new()
-        .route("/api/resource/{doctype}", get(list).post(create))
-        .route("/api/resource/{doctype}/{name}", get(read).put(update).delete(remove))
-        .route(ACCEPT_INVITATION, post(accept_invitation))
+/// The tenancy routes, with their state applied, each with its OpenAPI operation.
+pub fn routes(store: TenancyStore) -> Routes {
+    let items = path_items();
+    let op = |path: &str, method: &str| {
+        items
+            .iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, item)| item[method].clone())
+            .unwrap_or_default()
+    };
+    Routes::builder()
+        .get(LIST, list, op(LIST, "get"))
+        .post(LIST, create, op(LIST, "post"))
+        .get(DOCUMENT, read, op(DOCUMENT, "get"))
+        .put(DOCUMENT, update, op(DOCUMENT, "put"))
+        .delete(DOCUMENT, remove, op(DOCUMENT, "delete"))
+        .post(ACCEPT_INVITATION, accept_invitation, op(ACCEPT_INVITATION, "post"))
         .with_state(store)
 }
+
+/// Lists and creates documents of a DocType.
+const LIST: &str = "/api/resource/{doctype}";
+/// Reads, changes and deletes one document.
+const DOCUMENT: &str = "/api/resource/{doctype}/{name}";
 
 /// Where an invited user accepts an invitation.
 const ACCEPT_INVITATION: &str = "/api/method/dartwing_core.tenancy.accept_invitation";
@@ -299,7 +313,7 @@ async fn remove(
 }
 
 /// OpenAPI path items of these routes.
-pub fn openapi_paths() -> Vec<(String, Value)> {
+fn path_items() -> Vec<(String, Value)> {
     let doctype = json!({
         "name": "doctype", "in": "path", "required": true,
         "schema": { "type": "string", "enum": [ORGANIZATION, PERSON, ORG_MEMBER] },
@@ -329,7 +343,7 @@ pub fn openapi_paths() -> Vec<(String, Value)> {
     list_parameters.extend(list_params);
     vec![
         (
-            "/api/resource/{doctype}".to_string(),
+            LIST.to_string(),
             json!({
                 "get": { "summary": "List documents the caller can read", "tags": ["Tenancy"],
                          "parameters": list_parameters, "responses": ok("Rows with the requested fields") },
@@ -355,7 +369,7 @@ pub fn openapi_paths() -> Vec<(String, Value)> {
             }),
         ),
         (
-            "/api/resource/{doctype}/{name}".to_string(),
+            DOCUMENT.to_string(),
             json!({
                 "get": { "summary": "Read a document", "tags": ["Tenancy"], "parameters": [doctype, name],
                          "responses": ok("The document") },

@@ -2,7 +2,7 @@
 //! [`Principal`] and asks the permission module before it reads or writes.
 
 use crate::list::{DocTable, ListParams, ListQuery, Reveal, Visibility, row_to_object};
-use dartwing_core::access::AccessNotifier;
+use dartwing_core::access::{AccessChange, AccessChanges, OrganizationSummary};
 use dartwing_core::config::TenancyConfig;
 use dartwing_core::ids::NamingSeries;
 use dartwing_core::names;
@@ -213,7 +213,7 @@ pub struct MemberChanges {
 #[derive(Clone)]
 pub struct TenancyStore {
     db: Db,
-    access: AccessNotifier,
+    access: AccessChanges,
     config: TenancyConfig,
 }
 
@@ -382,9 +382,15 @@ impl TenancyStore {
     pub fn new(db: Db) -> Self {
         Self {
             db,
-            access: AccessNotifier::default(),
+            access: AccessChanges::default(),
             config: TenancyConfig::default(),
         }
+    }
+
+    /// This store publishing changes that may shrink someone's access to `access` (the node's hub).
+    pub fn with_access_changes(mut self, access: AccessChanges) -> Self {
+        self.access = access;
+        self
     }
 
     /// This store with `config` (the `tenancy` configuration section).
@@ -396,11 +402,6 @@ impl TenancyStore {
     /// The `tenancy` configuration section in force.
     pub(crate) fn config(&self) -> &TenancyConfig {
         &self.config
-    }
-
-    /// Where this store reports changes that may shrink someone's access (shared by clones).
-    pub fn access_notifier(&self) -> &AccessNotifier {
-        &self.access
     }
 
     /// Emails of every member (any status) of `organization` whose Person exists.
@@ -431,12 +432,12 @@ impl TenancyStore {
         Ok(row.map(|(email,)| email))
     }
 
-    /// Tells the access observer that the access of `member`'s Person may have changed
+    /// Tells the access-change listeners that the access of `member`'s Person may have changed
     /// (invitations link no Person and grant nothing, so there is no one to tell).
     async fn notify_member(&self, member: &OrgMember) {
         let Some(person) = &member.person else { return };
         match self.person_email(person).await {
-            Ok(Some(email)) => self.access.notify(vec![email]),
+            Ok(Some(email)) => self.access.publish(AccessChange::Users(vec![email])),
             Ok(None) => {}
             Err(e) => tracing::warn!(person = %person, error = %e, "cannot look up the email of a changed member"),
         }
@@ -622,12 +623,15 @@ impl TenancyStore {
             .await
             .map_err(map_db_error)?;
         if updated.status != current_status {
-            match self.member_emails(name).await {
-                Ok(emails) => self.access.notify(emails),
-                Err(e) => {
-                    tracing::warn!(organization = %name, error = %e, "cannot list members of a changed organization")
-                }
-            }
+            let members = self.member_emails(name).await.unwrap_or_else(|e| {
+                tracing::warn!(organization = %name, error = %e, "cannot list members of a changed organization");
+                Vec::new()
+            });
+            self.access.publish(AccessChange::OrganizationStatus {
+                organization: name.to_string(),
+                status: updated.status,
+                members,
+            });
         }
         Ok(updated)
     }
@@ -877,7 +881,7 @@ impl TenancyStore {
             .await
             .map_err(map_db_error)?;
         if updated.status != previous_status || updated.primary_email != previous_email {
-            self.access.notify(vec![previous_email]);
+            self.access.publish(AccessChange::Users(vec![previous_email]));
         }
         Ok(updated)
     }
@@ -1453,7 +1457,46 @@ impl dartwing_core::access::DocumentDirectory for TenancyStore {
 
 #[async_trait::async_trait]
 impl dartwing_core::access::OrganizationDirectory for TenancyStore {
-    async fn exists(&self, organization: &str) -> Result<bool> {
-        Ok(self.organization_status(organization).await?.is_some())
+    async fn organization(&self, organization: &str) -> Result<Option<OrganizationSummary>> {
+        if validate_reference(ORGANIZATION, organization).is_err() {
+            return Ok(None);
+        }
+        let row: Option<(String, String, String)> = self
+            .db
+            .observe(
+                ORGANIZATION,
+                "summary",
+                sqlx::query_as("SELECT name, org_name, status FROM organization WHERE name = $1")
+                    .bind(organization)
+                    .fetch_optional(self.db.pool()),
+            )
+            .await
+            .map_err(map_db_error)?;
+        row.map(|(name, org_name, status)| {
+            Ok(OrganizationSummary {
+                name,
+                org_name,
+                status: parse(&status)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn admin_emails(&self, organization: &str) -> Result<Vec<String>> {
+        TenancyStore::admin_emails(self, organization).await
+    }
+
+    async fn suspended(&self) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = self
+            .db
+            .observe(
+                ORGANIZATION,
+                "suspended",
+                sqlx::query_as("SELECT name FROM organization WHERE status = 'Suspended' ORDER BY name")
+                    .fetch_all(self.db.pool()),
+            )
+            .await
+            .map_err(map_db_error)?;
+        Ok(rows.into_iter().map(|(name,)| name).collect())
     }
 }

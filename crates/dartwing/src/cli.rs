@@ -1,14 +1,15 @@
 //! The command-line interface: `serve`, `migrate`, `token issue`, and administrative commands
 //! for organizations, people, members and API keys. Administrative commands print JSON.
 
-use crate::server::{self, App};
+use crate::node::{self, Node};
+use crate::server;
 use crate::settings::{self, FlagOverrides};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use dartwing_core::Principal;
 use dartwing_core::tenancy::{MemberRole, OrgType};
 use dartwing_tenancy::list::ListParams;
-use dartwing_tenancy::{Invitee, NewMember, NewOrganization, NewPerson};
+use dartwing_tenancy::{Invitee, NewMember, NewOrganization, NewPerson, TenancyStore};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -272,17 +273,17 @@ enum ConfigCommand {
 /// `dartwing keys rotate`: re-encrypts every row under the current key with a progress bar.
 async fn rotate_keys(config: dartwing_core::config::Config) -> anyhow::Result<()> {
     use dartwing_integrations::rotate;
-    let app = App::build(config).await?;
-    let vault = &app.integrations;
-    let total = rotate::pending(vault.store(), vault.keys()).await?;
+    let keys = dartwing_integrations::KeyRing::from_config(&config).map_err(|e| anyhow::anyhow!(e.to_string()))?;
+    let store = dartwing_integrations::store::VaultStore::new(database(&config).await?);
+    let total = rotate::pending(&store, &keys).await?;
     let bar = indicatif::ProgressBar::new(u64::try_from(total).unwrap_or(0));
     bar.set_style(
         indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} rows ({eta} left)")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
             .progress_chars("=> "),
     );
-    bar.set_message(format!("re-encrypting under key {}", vault.keys().current_id()));
-    let report = rotate::rotate(vault.store(), vault.keys(), "cli", |done| bar.set_position(done)).await?;
+    bar.set_message(format!("re-encrypting under key {}", keys.current_id()));
+    let report = rotate::rotate(&store, &keys, "cli", |done| bar.set_position(done)).await?;
     bar.finish();
     print_json(&report)?;
     if !report.unreadable.is_empty() {
@@ -318,8 +319,9 @@ impl Cli {
         matches!(self.command, Command::Serve)
     }
 
-    /// Loads the configuration from file, environment and flags.
-    pub fn load_config(&self) -> Result<dartwing_core::config::Config, String> {
+    /// Loads the configuration from file, environment and flags; the error lists every problem
+    /// found, one per line.
+    pub fn load_config(&self) -> Result<dartwing_core::config::Config, settings::LoadError> {
         let flags = FlagOverrides {
             listen: self.flags.listen.clone(),
             database_url: self.flags.database_url.clone(),
@@ -337,7 +339,7 @@ impl Cli {
         match self.command {
             Command::Serve => serve(config).await,
             Command::Migrate => {
-                App::build(config).await?;
+                database(&config).await?;
                 emit("migrations applied")?;
                 Ok(())
             }
@@ -364,7 +366,7 @@ impl Cli {
                 Ok(())
             }
             Command::Org(command) => {
-                let app = App::build(config).await?;
+                let tenancy = tenancy(&config).await?;
                 match command {
                     OrgCommand::Create {
                         org_name,
@@ -372,8 +374,7 @@ impl Cli {
                         name,
                         owner,
                     } => {
-                        let org = app
-                            .tenancy
+                        let org = tenancy
                             .create_organization(
                                 &operator,
                                 NewOrganization {
@@ -385,18 +386,18 @@ impl Cli {
                             )
                             .await?;
                         if let Some(email) = owner {
-                            add_member(&app, &operator, &org.name, &email, MemberRole::Owner).await?;
+                            add_member(&tenancy, &operator, &org.name, &email, MemberRole::Owner).await?;
                         }
                         print_json(&org)
                     }
-                    OrgCommand::List => print_json(&app.tenancy.list_organizations(&operator, &all_fields()).await?),
+                    OrgCommand::List => print_json(&tenancy.list_organizations(&operator, &all_fields()).await?),
                 }
             }
             Command::Person(command) => {
-                let app = App::build(config).await?;
+                let tenancy = tenancy(&config).await?;
                 match command {
                     PersonCommand::Create { email, full_name } => print_json(
-                        &app.tenancy
+                        &tenancy
                             .create_person(
                                 &operator,
                                 NewPerson {
@@ -408,26 +409,27 @@ impl Cli {
                             )
                             .await?,
                     ),
-                    PersonCommand::List => print_json(&app.tenancy.list_people(&operator, &all_fields()).await?),
+                    PersonCommand::List => print_json(&tenancy.list_people(&operator, &all_fields()).await?),
                 }
             }
             Command::Member(command) => {
-                let app = App::build(config).await?;
+                let tenancy = tenancy(&config).await?;
                 match command {
                     MemberCommand::Add { org, email, role } => {
-                        print_json(&add_member(&app, &operator, &org, &email, role).await?)
+                        print_json(&add_member(&tenancy, &operator, &org, &email, role).await?)
                     }
                     MemberCommand::Remove { name } => {
-                        app.tenancy.remove_member(&operator, &name).await?;
+                        tenancy.remove_member(&operator, &name).await?;
                         emit(&format!("removed {name}"))?;
                         Ok(())
                     }
-                    MemberCommand::List => print_json(&app.tenancy.list_members(&operator, &all_fields()).await?),
+                    MemberCommand::List => print_json(&tenancy.list_members(&operator, &all_fields()).await?),
                 }
             }
+            // The job engine with every capability's job types (a whole node, not served).
             Command::Jobs(command) => {
-                let app = App::build(config).await?;
-                let jobs = &app.jobs;
+                let node = Node::build(config).await?;
+                let jobs = node.jobs();
                 match command {
                     JobsCommand::Enqueue { method, org, args } => {
                         let args: serde_json::Value =
@@ -446,8 +448,8 @@ impl Cli {
                 }
             }
             Command::Dlq(command) => {
-                let app = App::build(config).await?;
-                let jobs = &app.jobs;
+                let node = Node::build(config).await?;
+                let jobs = node.jobs();
                 use dartwing_jobs::model::DeadLetterStatus;
                 match command {
                     DlqCommand::List { org, limit } => print_json(
@@ -471,16 +473,14 @@ impl Cli {
                 }
             }
             Command::Apikey(command) => {
-                let app = App::build(config).await?;
+                let tenancy = tenancy(&config).await?;
                 match command {
-                    ApiKeyCommand::Create { org, description } => print_json(
-                        &app.tenancy
-                            .create_api_key(&operator, org.as_deref(), &description)
-                            .await?,
-                    ),
-                    ApiKeyCommand::List => print_json(&app.tenancy.list_api_keys(&operator).await?),
+                    ApiKeyCommand::Create { org, description } => {
+                        print_json(&tenancy.create_api_key(&operator, org.as_deref(), &description).await?)
+                    }
+                    ApiKeyCommand::List => print_json(&tenancy.list_api_keys(&operator).await?),
                     ApiKeyCommand::Revoke { api_key } => {
-                        app.tenancy.revoke_api_key(&operator, &api_key).await?;
+                        tenancy.revoke_api_key(&operator, &api_key).await?;
                         emit(&format!("revoked {api_key}"))?;
                         Ok(())
                     }
@@ -498,8 +498,24 @@ fn all_fields() -> ListParams {
     }
 }
 
+/// The configured database, migrated: all that `migrate` and the tenancy and key commands need.
+async fn database(config: &dartwing_core::config::Config) -> anyhow::Result<dartwing_db::Db> {
+    let metrics = std::sync::Arc::new(
+        dartwing_observe::Metrics::new(false, config.observability.max_org_label_values)
+            .map_err(|e| anyhow::anyhow!(e.to_string()))?,
+    );
+    let db = node::connect(config, &metrics).await?;
+    db.migrate(&node::MIGRATIONS).await?;
+    Ok(db)
+}
+
+/// The tenancy store on the configured database.
+async fn tenancy(config: &dartwing_core::config::Config) -> anyhow::Result<TenancyStore> {
+    Ok(TenancyStore::new(database(config).await?).with_config(config.tenancy.clone()))
+}
+
 async fn add_member(
-    app: &App,
+    tenancy: &TenancyStore,
     operator: &Principal,
     org: &str,
     email: &str,
@@ -512,17 +528,17 @@ async fn add_member(
         role,
         status: None,
     };
-    Ok(app.tenancy.add_member(operator, new).await?)
+    Ok(tenancy.add_member(operator, new).await?)
 }
 
 async fn serve(config: dartwing_core::config::Config) -> anyhow::Result<()> {
-    let app = App::build(config).await.context("startup failed")?;
-    let running = server::start(&app).await?;
+    let node = Node::build(config).await.context("startup failed")?;
+    let running = server::start(&node).await?;
     let url = format!("http://{}", running.addr);
     tracing::info!(
         url = %url,
-        roles = %app.config.roles,
-        database = app.db.backend().as_str(),
+        roles = %node.config().roles,
+        database = node.db().backend().as_str(),
         health = %format!("{url}/health"),
         dev_token = "dartwing token issue --email you@example.com",
         "dartwing listening on {url}; get a development token with `dartwing token issue --email you@example.com`"

@@ -2,6 +2,8 @@
 //! wiring of roles into one server, and the command-line interface.
 
 pub mod cli;
+pub mod node;
+mod platform;
 pub mod secrets;
 pub mod server;
 pub mod settings;

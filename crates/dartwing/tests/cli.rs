@@ -315,6 +315,78 @@ fn invalid_configuration_fails_startup_naming_the_key() {
     assert_eq!(shown["jwt_secret"], "<set>", "secrets are not printed");
 }
 
+/// Asserts a configuration failure (exit code 2) whose message names each of `keys` on a line
+/// of its own.
+fn fails_naming_each(output: Output, keys: &[&str]) {
+    assert_eq!(output.status.code(), Some(2), "configuration errors exit with 2");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    let mut lines_naming: Vec<usize> = keys
+        .iter()
+        .map(|key| {
+            let named: Vec<usize> = (0..lines.len())
+                .filter(|&i| lines[i].contains(&format!("`{key}`")))
+                .collect();
+            assert_eq!(named.len(), 1, "one line should name `{key}`: {stderr}");
+            named[0]
+        })
+        .collect();
+    lines_naming.sort_unstable();
+    lines_naming.dedup();
+    assert_eq!(lines_naming.len(), keys.len(), "each key on its own line: {stderr}");
+}
+
+#[test]
+fn every_invalid_key_is_reported_at_once_each_on_its_own_line() {
+    let dir = tempfile::tempdir().unwrap();
+    // Unusable values in two sections.
+    fails_naming_each(
+        dartwing(dir.path())
+            .env("DARTWING_DATABASE__MAX_CONNECTIONS", "0")
+            .env("DARTWING_HTTP__MAX_CONNECTIONS", "0")
+            .args(["config", "check"])
+            .output()
+            .unwrap(),
+        &["database.max_connections", "http.max_connections"],
+    );
+    std::fs::write(
+        dir.path().join("dartwing.toml"),
+        "[jobs.queues.bulk]\nworkers = 0\n[sync]\nmerge_hook_url = \"hooks.example.com\"\n",
+    )
+    .unwrap();
+    let refused = dartwing(dir.path())
+        .env("DARTWING_REALTIME__PUBLISH_QUEUE", "0")
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    fails_naming_each(
+        refused,
+        &[
+            "jobs.queues.bulk.workers",
+            "sync.merge_hook_url",
+            "realtime.publish_queue",
+        ],
+    );
+    assert!(
+        !dir.path().join("dartwing-data").exists(),
+        "a refused start creates nothing"
+    );
+    // Values of the wrong type, from the file and the environment, are all named too.
+    std::fs::write(
+        dir.path().join("dartwing.toml"),
+        "[http]\nbody_limit_bytes = \"big\"\n[database]\nmax_connections = \"many\"\n",
+    )
+    .unwrap();
+    fails_naming_each(
+        dartwing(dir.path())
+            .env("DARTWING_JOBS__LEASE_SECS", "soon")
+            .args(["config", "check"])
+            .output()
+            .unwrap(),
+        &["http.body_limit_bytes", "database.max_connections", "jobs.lease_secs"],
+    );
+}
+
 #[test]
 fn contract_environment_variables_configure_the_node() {
     let dir = tempfile::tempdir().unwrap();

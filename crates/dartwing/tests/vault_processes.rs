@@ -130,10 +130,10 @@ async fn hundred_callers_over_three_processes_cause_one_refresh() {
                 ..Default::default()
             },
         );
-        let seed = dartwing::server::App::build(config).await.unwrap();
+        let seed = dartwing::node::Node::build(config).await.unwrap();
         let operator = dartwing_core::Principal::system("test");
         let org = seed
-            .tenancy
+            .tenancy()
             .create_organization(
                 &operator,
                 dartwing_tenancy::NewOrganization {
@@ -152,11 +152,8 @@ async fn hundred_callers_over_three_processes_cause_one_refresh() {
             expires_in: Some(Duration::from_secs(60)),
             scopes: None,
         };
-        seed.integrations
-            .store_tokens(&org, "Acme", &grant, "test")
-            .await
-            .unwrap();
-        let issued = seed.tenancy.create_api_key(&operator, None, "vault").await.unwrap();
+        seed.vault().store_tokens(&org, "Acme", &grant, "test").await.unwrap();
+        let issued = seed.tenancy().create_api_key(&operator, None, "vault").await.unwrap();
         let auth = format!("token {}:{}", issued.api_key, issued.api_secret);
 
         let mut nodes = Vec::new();
@@ -216,11 +213,11 @@ async fn keys_generate_and_rotate_through_the_cli() {
             ..Default::default()
         };
         config.integrations.key = Some(old.clone().into());
-        let app = dartwing::server::App::build(config.clone()).await.unwrap();
+        let app = dartwing::node::Node::build(config.clone()).await.unwrap();
         let operator = dartwing_core::Principal::system("test");
         for name in ["One", "Two", "Three"] {
             let org = app
-                .tenancy
+                .tenancy()
                 .create_organization(
                     &operator,
                     dartwing_tenancy::NewOrganization {
@@ -239,10 +236,7 @@ async fn keys_generate_and_rotate_through_the_cli() {
                 expires_in: Some(Duration::from_secs(3600)),
                 scopes: None,
             };
-            app.integrations
-                .store_tokens(&org, "Google", &grant, "test")
-                .await
-                .unwrap();
+            app.vault().store_tokens(&org, "Google", &grant, "test").await.unwrap();
         }
 
         let rotate = |key: &str, previous: &str| {
@@ -268,9 +262,9 @@ async fn keys_generate_and_rotate_through_the_cli() {
         assert_eq!(report["remaining"], 0);
         // The old key is no longer needed.
         config.integrations.key = Some(new.clone().into());
-        let only_new = dartwing::server::App::build(config).await.unwrap();
+        let only_new = dartwing::node::Node::build(config).await.unwrap();
         let orgs = only_new
-            .tenancy
+            .tenancy()
             .list_organizations(
                 &operator,
                 &dartwing_tenancy::list::ListParams {
@@ -283,7 +277,7 @@ async fn keys_generate_and_rotate_through_the_cli() {
         assert_eq!(orgs.len(), 3);
         for org in orgs {
             let name = org["name"].as_str().unwrap();
-            let token = only_new.integrations.access_token("Google", name).await.unwrap();
+            let token = only_new.vault().access_token("Google", name).await.unwrap();
             assert_eq!(
                 token.access_token,
                 format!("access-{}", org["org_name"].as_str().unwrap())

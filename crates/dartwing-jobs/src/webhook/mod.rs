@@ -15,9 +15,8 @@ pub use destination::{DestinationPolicy, UrlRefusal};
 pub use settings::{HostPattern, SigningSecret, WebhookSettings};
 
 use crate::Jobs;
-use crate::handler::{JobContext, JobError, JobHandler};
-use crate::store::JobStore;
 use async_trait::async_trait;
+use dartwing_core::jobs::{JobContext, JobError, JobHandler};
 use dartwing_core::{Action, Error, Principal, Result};
 use destination::{GuardedResolver, RefusedDestination};
 use reqwest::Url;
@@ -155,38 +154,49 @@ impl From<DeliveryFailure> for JobError {
     }
 }
 
+/// The HTTP client of deliveries: names resolve through `policy`'s resolver, no redirect is
+/// followed and no proxy used.
+fn delivery_client(policy: Arc<DestinationPolicy>) -> std::result::Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .dns_resolver(Arc::new(GuardedResolver::new(policy.clone())))
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .https_only(policy.https_only())
+        .timeout(ATTEMPT_TIMEOUT)
+        .connect_timeout(CONNECT_TIMEOUT)
+        .user_agent(concat!("Dartwing-Webhooks/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("cannot build the webhook HTTP client: {e}"))
+}
+
 /// The `webhook.dispatch` handler (args `{"url", "event"?, "payload"}`): POSTs `payload` as JSON,
 /// signed with the job's organization's secret (see `docs/jobs.md`, "Webhook signatures").
 pub struct Webhook {
     policy: Arc<DestinationPolicy>,
+    settings: WebhookSettings,
     client: reqwest::Client,
 }
 
 impl Webhook {
     /// A handler delivering under `policy`: its client resolves names through the policy's
     /// resolver, follows no redirect and uses no proxy.
-    pub fn new(policy: DestinationPolicy) -> std::result::Result<Self, String> {
+    pub fn new(policy: DestinationPolicy, settings: WebhookSettings) -> std::result::Result<Self, String> {
         let policy = Arc::new(policy);
-        let client = reqwest::Client::builder()
-            .dns_resolver(Arc::new(GuardedResolver::new(policy.clone())))
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .https_only(policy.https_only())
-            .timeout(ATTEMPT_TIMEOUT)
-            .connect_timeout(CONNECT_TIMEOUT)
-            .user_agent(concat!("Dartwing-Webhooks/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot build the webhook HTTP client: {e}"))?;
-        Ok(Self { policy, client })
+        let client = delivery_client(policy.clone())?;
+        Ok(Self {
+            policy,
+            settings,
+            client,
+        })
     }
 
     /// The checked URL of a delivery to `organization`, or why it may not be delivered.
-    async fn destination(&self, settings: &WebhookSettings, organization: &str, url: &str) -> Result<Url> {
+    async fn destination(&self, organization: &str, url: &str) -> Result<Url> {
         let url = self
             .policy
             .check_url(url)
             .map_err(|r| Error::validation(r.to_string()))?;
-        let hosts = settings.allowed_hosts(organization).await?;
+        let hosts = self.settings.allowed_hosts(organization).await?;
         let host = url.host_str().unwrap_or_default();
         if !hosts.is_empty() && !hosts.iter().any(|pattern| pattern.matches(host)) {
             return Err(Error::validation(format!(
@@ -202,15 +212,14 @@ impl Webhook {
         organization: &str,
         args: WebhookArgs,
     ) -> std::result::Result<(), JobError> {
-        let settings = WebhookSettings::new(ctx.store().db().clone());
-        let url = match self.destination(&settings, organization, &args.url).await {
+        let url = match self.destination(organization, &args.url).await {
             Ok(url) => url,
             Err(e) if e.kind() == dartwing_core::ErrorKind::Validation => {
                 return Err(DeliveryFailure::RefusedDestination.into());
             }
             Err(e) => return Err(e.into()),
         };
-        let secret = settings.signing_secret(organization).await?;
+        let secret = self.settings.signing_secret(organization).await?;
         let body = serde_json::to_vec(&args.payload)
             .map_err(|e| JobError::Permanent(format!("invalid arguments for {METHOD}: {e}")))?;
         let timestamp = dartwing_core::Timestamp::now().as_micros() / 1_000_000;
@@ -252,16 +261,14 @@ impl JobHandler for Webhook {
         self.deliver(ctx, &organization, args).await
     }
 
-    async fn admit(&self, store: &JobStore, organization: Option<&str>, args: &Value) -> Result<()> {
+    async fn admit(&self, organization: Option<&str>, args: &Value) -> Result<()> {
         let organization = organization.ok_or_else(|| {
             Error::validation(format!(
                 "{METHOD} needs an organization: deliveries are signed with the organization's secret"
             ))
         })?;
         let args = WebhookArgs::parse(args).map_err(Error::validation)?;
-        self.destination(&WebhookSettings::new(store.db().clone()), organization, &args.url)
-            .await
-            .map(|_| ())
+        self.destination(organization, &args.url).await.map(|_| ())
     }
 }
 
@@ -274,7 +281,7 @@ impl Jobs {
     /// act on it gets the same 403 whether or not it exists.
     async fn authorize_existing(&self, actor: &Principal, action: Action, organization: &str) -> Result<()> {
         actor.authorize(action, organization)?;
-        if self.inner.tenancy.organization_status(organization).await?.is_none() {
+        if !self.inner.directory.exists(organization).await? {
             return Err(Error::not_found(format!("Organization {organization} not found")));
         }
         Ok(())
@@ -393,13 +400,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_name_resolving_to_loopback_is_refused_before_connecting() {
-        let webhook = Webhook::new(DestinationPolicy::default()).unwrap();
-        let error = webhook
-            .client
-            .post("http://localhost:9/")
-            .send()
-            .await
-            .expect_err("refused");
+        let client = delivery_client(Arc::new(DestinationPolicy::default())).unwrap();
+        let error = client.post("http://localhost:9/").send().await.expect_err("refused");
         assert_eq!(DeliveryFailure::of_error(&error), DeliveryFailure::RefusedDestination);
     }
 }

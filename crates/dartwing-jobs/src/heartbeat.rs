@@ -1,13 +1,13 @@
 //! Worker heartbeats: each worker upserts its row while alive; health reports a node unhealthy
 //! when one of its workers stopped beating.
 
-use crate::Db;
 use dartwing_core::Timestamp;
+use dartwing_db::Db;
 use dartwing_observe::HealthCheck;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Reads and writes the `worker_heartbeat` table for one node.
+/// Reads and writes the `job_worker_heartbeat` table for one node.
 #[derive(Clone)]
 pub struct WorkerHeartbeats {
     db: Db,
@@ -29,14 +29,13 @@ impl WorkerHeartbeats {
     pub async fn beat(&self, worker_id: &str, queue: &str) -> Result<(), sqlx::Error> {
         let now = Timestamp::now();
         sqlx::query(
-            "INSERT INTO worker_heartbeat (worker_id, node_id, queue, started_at, last_beat_us) \
-             VALUES ($1, $2, $3, $4, $5) \
+            "INSERT INTO job_worker_heartbeat (worker_id, node_id, queue, started_at_us, last_beat_us) \
+             VALUES ($1, $2, $3, $4, $4) \
              ON CONFLICT (worker_id) DO UPDATE SET last_beat_us = excluded.last_beat_us",
         )
         .bind(worker_id)
         .bind(&self.node_id)
         .bind(queue)
-        .bind(now.to_string())
         .bind(now.as_micros())
         .execute(self.db.pool())
         .await
@@ -46,7 +45,7 @@ impl WorkerHeartbeats {
     /// Removes every heartbeat of this node: a restarted node forgets the workers of its
     /// previous run (their jobs are recovered through their leases).
     pub async fn clear_node(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("DELETE FROM worker_heartbeat WHERE node_id = $1")
+        sqlx::query("DELETE FROM job_worker_heartbeat WHERE node_id = $1")
             .bind(&self.node_id)
             .execute(self.db.pool())
             .await
@@ -55,7 +54,7 @@ impl WorkerHeartbeats {
 
     /// Removes a worker that stopped cleanly.
     pub async fn remove(&self, worker_id: &str) -> Result<(), sqlx::Error> {
-        sqlx::query("DELETE FROM worker_heartbeat WHERE worker_id = $1")
+        sqlx::query("DELETE FROM job_worker_heartbeat WHERE worker_id = $1")
             .bind(worker_id)
             .execute(self.db.pool())
             .await
@@ -82,10 +81,10 @@ impl HealthCheck for WorkerHeartbeats {
         let now_us = Timestamp::now().as_micros();
         let deadline_us = now_us - i64::try_from(self.timeout.as_micros()).unwrap_or(i64::MAX);
         let rows: Vec<(String, String, i64)> =
-            sqlx::query_as("SELECT worker_id, node_id, last_beat_us FROM worker_heartbeat")
+            sqlx::query_as("SELECT worker_id, node_id, last_beat_us FROM job_worker_heartbeat")
                 .fetch_all(self.db.pool())
                 .await
-                .map_err(|e| format!("cannot read heartbeats: {}", crate::error::describe(&e)))?;
+                .map_err(|e| format!("cannot read heartbeats: {}", dartwing_db::describe(&e)))?;
         let live_in_cluster = rows.iter().filter(|(_, _, beat)| *beat >= deadline_us).count();
         let mine: Vec<_> = rows.iter().filter(|(_, node, _)| *node == self.node_id).collect();
         if let Some((worker, _, beat)) = mine.iter().find(|(_, _, beat)| *beat < deadline_us) {
