@@ -142,6 +142,12 @@ pub const DB_SLOW_QUERIES_TOTAL: MetricSpec = counter(
     "Database queries slower than database.slow_query_ms.",
     &["doctype", "operation"],
 );
+/// Log lines lost to a full log queue.
+pub const LOG_LINES_DROPPED_TOTAL: MetricSpec = counter(
+    "log_lines_dropped_total",
+    "Log lines dropped because the log writer's queue was full (stdout could not keep up).",
+    &[],
+);
 
 /// Buckets of `jobs_duration_seconds`: 1 ms to 10 min.
 pub const JOB_DURATION_BUCKETS: &[f64] = &[
@@ -339,6 +345,7 @@ pub const ALL: &[MetricSpec] = &[
     DB_CONNECTIONS_ACTIVE,
     DB_CONNECTIONS_POOL_SIZE,
     DB_SLOW_QUERIES_TOTAL,
+    LOG_LINES_DROPPED_TOTAL,
     JOBS_ENQUEUED_TOTAL,
     JOBS_COMPLETED_TOTAL,
     JOBS_DURATION_SECONDS,

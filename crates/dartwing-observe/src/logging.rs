@@ -9,33 +9,65 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Write;
+use std::sync::OnceLock;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Subscriber};
+use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
+/// Log lines waiting for the writer thread before new lines are dropped (and counted in
+/// `log_lines_dropped_total`) instead of blocking the request or job that logs them.
+pub const LOG_QUEUE_LINES: usize = 65_536;
+
+/// Lines the log writer dropped because its queue was full, for `log_lines_dropped_total`.
+static DROPPED: OnceLock<ErrorCounter> = OnceLock::new();
+
+/// The number of log lines dropped so far because the writer could not keep up.
+pub fn dropped_lines() -> u64 {
+    DROPPED
+        .get()
+        .map_or(0, |counter| u64::try_from(counter.dropped_lines()).unwrap_or(u64::MAX))
+}
+
+/// Keeps the log writer thread running; dropping it writes out every queued line. Hold it until
+/// the process is done.
+#[must_use = "dropping the guard stops the log writer"]
+pub struct LogGuard(#[allow(dead_code)] WorkerGuard);
+
 /// Installs the global subscriber for this process: JSON lines (or text) on stdout, filtered by
-/// `log_level`. Fails when the filter does not parse or a subscriber is already installed.
-pub fn init(config: &ObservabilityConfig, node_id: &str) -> Result<(), String> {
+/// `log_level`. Lines are formatted on the logging thread and written by a writer thread of their
+/// own through a bounded queue ([`LOG_QUEUE_LINES`]), so a slow stdout never stalls requests;
+/// when the queue is full, lines are dropped and counted. Fails when the filter does not parse or
+/// a subscriber is already installed.
+pub fn init(config: &ObservabilityConfig, node_id: &str) -> Result<LogGuard, String> {
     let filter = EnvFilter::try_new(&config.log_level)
         .map_err(|e| format!("invalid configuration key `observability.log_level`: {e}"))?;
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(LOG_QUEUE_LINES)
+        .thread_name("dartwing-log-writer")
+        .finish(std::io::stdout());
+    let dropped = writer.error_counter();
     let result = match config.log_format {
         LogFormat::Json => tracing_subscriber::registry()
             .with(filter)
-            .with(JsonLayer::new(node_id, std::io::stdout))
+            .with(JsonLayer::new(node_id, writer))
             .try_init(),
         LogFormat::Text => tracing_subscriber::registry()
             .with(filter)
-            .with(tracing_subscriber::fmt::layer().with_target(false))
+            .with(tracing_subscriber::fmt::layer().with_target(false).with_writer(writer))
             .try_init(),
     };
     result.map_err(|e| e.to_string())?;
+    // Only the process's one subscriber gets here.
+    let _ = DROPPED.set(dropped);
     log_panics();
-    Ok(())
+    Ok(LogGuard(guard))
 }
 
 /// Logs every panic as one error line with `error_type = "Panic"` and the `stack_trace` where it

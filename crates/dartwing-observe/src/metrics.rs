@@ -91,12 +91,18 @@ impl Metrics {
             pool_size: register_plain_gauge(&registry, &catalog::DB_CONNECTIONS_POOL_SIZE)?,
             slow_queries_total: register_counter(&registry, &catalog::DB_SLOW_QUERIES_TOTAL)?,
         };
+        let log_lines_dropped =
+            register_counter(&registry, &catalog::LOG_LINES_DROPPED_TOTAL)?.with_label_values::<&str>(&[]);
+        let sync_log_lines_dropped: ScrapeHook = Box::new(move || {
+            let dropped = crate::logging::dropped_lines();
+            log_lines_dropped.inc_by(dropped.saturating_sub(log_lines_dropped.get()));
+        });
         Ok(Self {
             registry,
             enabled,
             org_values: RwLock::new(HashSet::new()),
             max_org_values,
-            scrape_hooks: Mutex::new(Vec::new()),
+            scrape_hooks: Mutex::new(vec![sync_log_lines_dropped]),
             http,
             db,
         })

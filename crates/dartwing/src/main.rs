@@ -15,18 +15,23 @@ fn main() -> ExitCode {
         }
     };
     let logging = if cli.is_serve() {
-        dartwing_observe::logging::init(&config.observability, &config.node_id())
+        dartwing_observe::logging::init(&config.observability, &config.node_id()).map(Some)
     } else {
         tracing_subscriber::fmt()
             .with_writer(std::io::stderr)
             .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
             .try_init()
+            .map(|()| None)
             .map_err(|e| e.to_string())
     };
-    if let Err(message) = logging {
-        eprintln!("error: {message}");
-        return ExitCode::from(2);
-    }
+    // Held to the end of `main`: dropping it writes out every queued log line.
+    let _log_writer = match logging {
+        Ok(guard) => guard,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
