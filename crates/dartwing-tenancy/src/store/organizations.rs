@@ -1,0 +1,291 @@
+//! Organizations: creation (with the creator's Owner membership), reading, listing, changes and
+//! deletion.
+
+use super::{
+    NewOrganization, ORGANIZATION_TABLE, OrganizationChanges, TenancyStore, parse, parse_ts, validate_new_name,
+    validate_reference, validate_text,
+};
+use crate::list::{Condition, ListParams, Visibility};
+use dartwing_core::access::AccessChange;
+use dartwing_core::permission::OrgScope;
+use dartwing_core::tenancy::{MemberRole, MemberStatus, ORGANIZATION, OrgMember, OrgStatus, Organization};
+use dartwing_core::{Action, Error, Principal, Result, Timestamp};
+use dartwing_db::{Backend, DbError, SqlFile, Statement};
+use serde_json::{Map, Value};
+
+const ORGANIZATIONS: SqlFile = SqlFile::portable(ORGANIZATION, "organizations", include_str!("sql/organizations.sql"));
+
+/// Statements of Organizations.
+pub(super) struct OrganizationSql {
+    insert: Statement,
+    select: Statement,
+    update: Statement,
+    delete: Statement,
+    pub(super) exists: Statement,
+    status: Statement,
+    pub(super) summary: Statement,
+    pub(super) suspended: Statement,
+}
+
+impl OrganizationSql {
+    pub(super) fn new(backend: Backend) -> std::result::Result<Self, DbError> {
+        let mut s = ORGANIZATIONS.statements(backend)?;
+        let sql = Self {
+            insert: s.take("insert")?,
+            select: s.take("select")?,
+            update: s.take("update")?,
+            delete: s.take("delete")?,
+            exists: s.take("exists")?,
+            status: s.take("status")?,
+            summary: s.take("summary")?,
+            suspended: s.take("suspended")?,
+        };
+        s.finish()?;
+        Ok(sql)
+    }
+}
+
+/// An `organization` row as stored.
+#[derive(sqlx::FromRow)]
+struct OrganizationRow {
+    name: String,
+    org_name: String,
+    org_type: String,
+    status: String,
+    creation: String,
+    modified: String,
+    owner: String,
+    modified_by: String,
+}
+
+impl OrganizationRow {
+    fn into_organization(self) -> Result<Organization> {
+        Ok(Organization {
+            name: self.name,
+            org_name: self.org_name,
+            org_type: parse(&self.org_type)?,
+            status: parse(&self.status)?,
+            creation: parse_ts(&self.creation)?,
+            modified: parse_ts(&self.modified)?,
+            owner: self.owner,
+            modified_by: self.modified_by,
+        })
+    }
+}
+
+impl TenancyStore {
+    /// Creates an Organization. A user creating one becomes its Owner; an organization-scoped
+    /// service key cannot create organizations.
+    pub async fn create_organization(&self, actor: &Principal, new: NewOrganization) -> Result<Organization> {
+        let is_org_scoped_service = !actor.system_admin && actor.person().is_none();
+        if is_org_scoped_service {
+            return Err(Error::permission_denied(
+                "Organization-scoped API keys cannot create organizations",
+            ));
+        }
+        if let Some(name) = &new.name {
+            validate_new_name(name)?;
+        }
+        if new.status == Some(OrgStatus::Suspended) {
+            actor.authorize_system()?;
+        }
+        let org_name = validate_text("org_name", &new.org_name)?;
+        let sql = self.sql()?;
+        let now = Timestamp::now();
+        let actor_id = actor.id().to_string();
+        let mut tx = self.db.begin_tx().await?;
+        let name = match new.name {
+            Some(name) => name,
+            None => sql.naming.organizations().next(&self.db, &mut tx, now).await?,
+        };
+        let organization = Organization {
+            name,
+            org_name,
+            org_type: new.org_type,
+            status: new.status.unwrap_or(OrgStatus::Active),
+            creation: now,
+            modified: now,
+            owner: actor_id.clone(),
+            modified_by: actor_id.clone(),
+        };
+        let insert = &sql.organizations.insert;
+        self.db
+            .run(
+                insert,
+                insert
+                    .query()
+                    .bind(organization.name.clone())
+                    .bind(organization.org_name.clone())
+                    .bind(organization.org_type.as_str())
+                    .bind(organization.status.as_str())
+                    .bind(now.to_string())
+                    .bind(now.to_string())
+                    .bind(actor_id.clone())
+                    .bind(actor_id.clone())
+                    .execute(&mut *tx),
+            )
+            .await?;
+        if let Some(person) = actor.person() {
+            let member = OrgMember {
+                name: sql.naming.members().next(&self.db, &mut tx, now).await?,
+                person: Some(person.to_string()),
+                invited_email: None,
+                invited_person: None,
+                organization: organization.name.clone(),
+                role: MemberRole::Owner,
+                status: MemberStatus::Active,
+                creation: now,
+                modified: now,
+                owner: actor_id.clone(),
+                modified_by: actor_id,
+            };
+            self.insert_member(&mut tx, &member).await?;
+        }
+        self.db.commit(tx).await?;
+        tracing::info!(doctype = ORGANIZATION, docname = %organization.name, "organization created");
+        Ok(organization)
+    }
+
+    /// Reads an Organization (members and system administrators).
+    pub async fn organization(&self, actor: &Principal, name: &str) -> Result<Organization> {
+        actor.authorize(Action::Read, name)?;
+        self.load_organization(name).await
+    }
+
+    pub(super) async fn load_organization(&self, name: &str) -> Result<Organization> {
+        validate_reference(ORGANIZATION, name)?;
+        let select = &self.sql()?.organizations.select;
+        let row: Option<OrganizationRow> = self
+            .db
+            .run(
+                select,
+                select.query_as().bind(name.to_string()).fetch_optional(self.db.pool()),
+            )
+            .await?;
+        row.ok_or_else(|| Error::not_found(format!("Organization {name} not found")))?
+            .into_organization()
+    }
+
+    /// Lists Organizations the actor can read.
+    pub async fn list_organizations(&self, actor: &Principal, params: &ListParams) -> Result<Vec<Map<String, Value>>> {
+        let visibility = match actor.readable_organizations() {
+            OrgScope::All => Visibility::default(),
+            OrgScope::Only(orgs) => Visibility {
+                condition: Some(Condition::In("name", orgs)),
+                reveal: None,
+            },
+        };
+        self.list(&ORGANIZATION_TABLE, params, visibility).await
+    }
+
+    /// Changes an Organization: name by Owners/Admins, status by system administrators;
+    /// `org_type` cannot change (422).
+    pub async fn update_organization(
+        &self,
+        actor: &Principal,
+        name: &str,
+        changes: OrganizationChanges,
+    ) -> Result<Organization> {
+        actor.authorize(Action::ManageOrganization, name)?;
+        let current = self.load_organization(name).await?;
+        if changes.org_type.is_some_and(|t| t != current.org_type) {
+            return Err(Error::validation(
+                "org_type cannot be changed after the organization is created",
+            ));
+        }
+        if changes.status.is_some_and(|s| s != current.status) {
+            actor.authorize_system()?;
+        }
+        let org_name = changes
+            .org_name
+            .as_deref()
+            .map(|n| validate_text("org_name", n))
+            .transpose()?;
+        let current_status = current.status;
+        let now = Timestamp::now();
+        let updated = Organization {
+            org_name: org_name.unwrap_or(current.org_name),
+            status: changes.status.unwrap_or(current.status),
+            modified: now,
+            modified_by: actor.id().to_string(),
+            ..current
+        };
+        let update = &self.sql()?.organizations.update;
+        self.db
+            .run(
+                update,
+                update
+                    .query()
+                    .bind(updated.org_name.clone())
+                    .bind(updated.status.as_str())
+                    .bind(now.to_string())
+                    .bind(updated.modified_by.clone())
+                    .bind(name.to_string())
+                    .execute(self.db.pool()),
+            )
+            .await?;
+        if updated.status != current_status {
+            let members = self.member_emails(name).await.unwrap_or_else(|e| {
+                tracing::warn!(organization = %name, error = %e, "cannot list members of a changed organization");
+                Vec::new()
+            });
+            self.access.publish(AccessChange::OrganizationStatus {
+                organization: name.to_string(),
+                status: updated.status,
+                members,
+            });
+        }
+        Ok(updated)
+    }
+
+    /// Deletes an Organization (system administrators); refused with 409 while members or keys link to it.
+    pub async fn delete_organization(&self, actor: &Principal, name: &str) -> Result<()> {
+        actor.authorize_system()?;
+        validate_reference(ORGANIZATION, name)?;
+        let delete = &self.sql()?.organizations.delete;
+        let result = self
+            .db
+            .run(delete, delete.query().bind(name.to_string()).execute(self.db.pool()))
+            .await?;
+        if result.rows_affected() == 0 {
+            return Err(Error::not_found(format!("Organization {name} not found")));
+        }
+        Ok(())
+    }
+
+    /// The status of `organization`, or `None` when it does not exist (no permission check: for
+    /// internal callers that already authorized the principal).
+    pub async fn organization_status(&self, organization: &str) -> Result<Option<OrgStatus>> {
+        if validate_reference(ORGANIZATION, organization).is_err() {
+            return Ok(None);
+        }
+        let status = &self.sql()?.organizations.status;
+        let row: Option<String> = self
+            .db
+            .run(
+                status,
+                status
+                    .query_scalar()
+                    .bind(organization.to_string())
+                    .fetch_optional(self.db.pool()),
+            )
+            .await?;
+        row.map(|status| parse(&status)).transpose()
+    }
+
+    /// Whether Organization `name` exists (no permission check).
+    pub(super) async fn organization_exists(&self, name: &str) -> Result<bool> {
+        let exists = &self.sql()?.organizations.exists;
+        let row: Option<String> = self
+            .db
+            .run(
+                exists,
+                exists
+                    .query_scalar()
+                    .bind(name.to_string())
+                    .fetch_optional(self.db.pool()),
+            )
+            .await?;
+        Ok(row.is_some())
+    }
+}
