@@ -238,7 +238,9 @@ impl TenancyStore {
         Ok(updated)
     }
 
-    /// Deletes an Organization (system administrators); refused with 409 while members or keys link to it.
+    /// Deletes an Organization (system administrators); refused with 409 while members or keys link
+    /// to it. The other capabilities hear of it ([`AccessChange::OrganizationDeleted`]) and delete
+    /// what they keep for it.
     pub async fn delete_organization(&self, actor: &Principal, name: &str) -> Result<()> {
         actor.authorize_system()?;
         validate_reference(ORGANIZATION, name)?;
@@ -250,6 +252,10 @@ impl TenancyStore {
         if result.rows_affected() == 0 {
             return Err(Error::not_found(format!("Organization {name} not found")));
         }
+        tracing::info!(doctype = ORGANIZATION, docname = %name, "organization deleted");
+        self.access.publish(AccessChange::OrganizationDeleted {
+            organization: name.to_string(),
+        });
         Ok(())
     }
 
@@ -287,5 +293,64 @@ impl TenancyStore {
             )
             .await?;
         Ok(row.is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use dartwing_core::access::AccessChanges;
+    use dartwing_core::config::DatabaseConfig;
+    use dartwing_core::tenancy::OrgType;
+    use dartwing_db::Db;
+    use std::sync::{Arc, Mutex};
+
+    async fn store_on_sqlite(dir: &std::path::Path, access: AccessChanges) -> TenancyStore {
+        let db = Db::connect(&Db::sqlite_url_in(dir), &DatabaseConfig::default(), None)
+            .await
+            .expect("connects");
+        db.migrate(&[&crate::MIGRATIONS]).await.expect("migrates");
+        TenancyStore::new(db).with_access_changes(access)
+    }
+
+    fn new_organization(org_name: &str) -> NewOrganization {
+        NewOrganization {
+            name: None,
+            org_name: org_name.into(),
+            org_type: OrgType::Company,
+            status: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn deleting_an_organization_tells_the_other_capabilities() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let access = AccessChanges::new();
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let sink = heard.clone();
+        access.subscribe(move |change| sink.lock().expect("lock").push(change.clone()));
+        let store = store_on_sqlite(dir.path(), access).await;
+        let admin = Principal::system("test");
+        let organization = store
+            .create_organization(&admin, new_organization("Acme"))
+            .await
+            .expect("created");
+
+        store
+            .delete_organization(&admin, &organization.name)
+            .await
+            .expect("deleted");
+
+        assert_eq!(
+            *heard.lock().expect("lock"),
+            [AccessChange::OrganizationDeleted {
+                organization: organization.name.clone()
+            }]
+        );
+        let again = store.delete_organization(&admin, &organization.name).await;
+        assert!(again.is_err_and(|e| e.kind() == dartwing_core::ErrorKind::NotFound));
+        assert_eq!(heard.lock().expect("lock").len(), 1, "a failed deletion tells no one");
     }
 }
