@@ -4,31 +4,19 @@ use super::TenancyStore;
 use dartwing_core::ids::random_hex;
 use dartwing_core::names::validate_name;
 use dartwing_core::{Error, Principal, Result, Timestamp};
-use dartwing_db::{Backend, DbError, SqlFile, Statement};
+use dartwing_db::SqlFile;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 const API_KEYS: SqlFile = SqlFile::portable("API Key", "api_keys", include_str!("sql/api_keys.sql"));
 
-/// Statements of API keys.
-pub(super) struct ApiKeySql {
-    insert: Statement,
-    revoke: Statement,
-    list: Statement,
-    select: Statement,
-}
-
-impl ApiKeySql {
-    pub(super) fn new(backend: Backend) -> std::result::Result<Self, DbError> {
-        let mut s = API_KEYS.statements(backend)?;
-        let sql = Self {
-            insert: s.take("insert")?,
-            revoke: s.take("revoke")?,
-            list: s.take("list")?,
-            select: s.take("select")?,
-        };
-        s.finish()?;
-        Ok(sql)
+statements! {
+    /// Statements of API keys.
+    ApiKeySql from API_KEYS {
+        insert,
+        revoke,
+        list,
+        select,
     }
 }
 

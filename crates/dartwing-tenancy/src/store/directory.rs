@@ -24,16 +24,7 @@ impl DocumentDirectory for TenancyStore {
             PERSON => &sql.people.email,
             _ => return Ok(None),
         };
-        let row: Option<String> = self
-            .db
-            .run(
-                statement,
-                statement
-                    .query_scalar()
-                    .bind(name.to_string())
-                    .fetch_optional(self.db.pool()),
-            )
-            .await?;
+        let row = self.text(statement, name).await?;
         Ok(row.map(|value| {
             if doctype == PERSON {
                 DocumentOwner::User(value)

@@ -6,27 +6,16 @@ use async_trait::async_trait;
 use dartwing_core::identity::{ExternalIdentity, IdentityStore, VerifiedToken, VerifiedUser};
 use dartwing_core::tenancy::{MemberRole, MemberStatus, OrgStatus, PERSON, PersonStatus};
 use dartwing_core::{Error, ErrorKind, Membership, Principal, PrincipalKind, Result, Witness};
-use dartwing_db::{Backend, DbError, SqlFile, Statement};
+use dartwing_db::SqlFile;
 
 const IDENTITY: SqlFile = SqlFile::portable(PERSON, "identity", include_str!("sql/identity.sql"));
 
-/// Statements of the identity store.
-pub(super) struct IdentitySql {
-    principal: Statement,
-    bind: Statement,
-    binding: Statement,
-}
-
-impl IdentitySql {
-    pub(super) fn new(backend: Backend) -> std::result::Result<Self, DbError> {
-        let mut s = IDENTITY.statements(backend)?;
-        let sql = Self {
-            principal: s.take("principal")?,
-            bind: s.take("bind")?,
-            binding: s.take("binding")?,
-        };
-        s.finish()?;
-        Ok(sql)
+statements! {
+    /// Statements of the identity store.
+    IdentitySql from IDENTITY {
+        principal,
+        bind,
+        binding,
     }
 }
 

@@ -4,33 +4,19 @@ use super::members::MemberRow;
 use super::{InvitationRef, TenancyStore, validate_reference};
 use dartwing_core::tenancy::{MemberStatus, ORG_MEMBER, ORGANIZATION, OrgMember};
 use dartwing_core::{Error, Principal, Result, Timestamp};
-use dartwing_db::{Backend, DbError, SqlFile, Statement};
+use dartwing_db::SqlFile;
 
 const INVITATIONS: SqlFile = SqlFile::portable(ORG_MEMBER, "invitations", include_str!("sql/invitations.sql"));
 
-/// Statements of invitations.
-pub(super) struct InvitationSql {
-    invitations: Statement,
-    invitations_to_organization: Statement,
-    invitation_named: Statement,
-    membership: Statement,
-    accept: Statement,
-    consume_others: Statement,
-}
-
-impl InvitationSql {
-    pub(super) fn new(backend: Backend) -> std::result::Result<Self, DbError> {
-        let mut s = INVITATIONS.statements(backend)?;
-        let sql = Self {
-            invitations: s.take("invitations")?,
-            invitations_to_organization: s.take("invitations_to_organization")?,
-            invitation_named: s.take("invitation_named")?,
-            membership: s.take("membership")?,
-            accept: s.take("accept")?,
-            consume_others: s.take("consume_others")?,
-        };
-        s.finish()?;
-        Ok(sql)
+statements! {
+    /// Statements of invitations.
+    InvitationSql from INVITATIONS {
+        invitations,
+        invitations_to_organization,
+        invitation_named,
+        membership,
+        accept,
+        consume_others,
     }
 }
 

@@ -9,41 +9,24 @@ use dartwing_core::names;
 use dartwing_core::permission::OrgScope;
 use dartwing_core::tenancy::{MemberRole, MemberStatus, ORG_MEMBER, OrgMember, PERSON, normalize_email};
 use dartwing_core::{Action, Error, ErrorKind, PersonView, Principal, Result, Timestamp};
-use dartwing_db::{Backend, DbError, SqlFile, Statement};
+use dartwing_db::SqlFile;
 use serde_json::{Map, Value};
 use sqlx::AnyConnection;
 
 const MEMBERS: SqlFile = SqlFile::portable(ORG_MEMBER, "members", include_str!("sql/members.sql"));
 
-/// Statements of Org Members.
-pub(super) struct MemberSql {
-    insert: Statement,
-    select: Statement,
-    update: Statement,
-    delete: Statement,
-    pub(super) organization: Statement,
-    active_organizations: Statement,
-    emails: Statement,
-    admins: Statement,
-    count: Statement,
-}
-
-impl MemberSql {
-    pub(super) fn new(backend: Backend) -> std::result::Result<Self, DbError> {
-        let mut s = MEMBERS.statements(backend)?;
-        let sql = Self {
-            insert: s.take("insert")?,
-            select: s.take("select")?,
-            update: s.take("update")?,
-            delete: s.take("delete")?,
-            organization: s.take("organization")?,
-            active_organizations: s.take("active_organizations")?,
-            emails: s.take("emails")?,
-            admins: s.take("admins")?,
-            count: s.take("count")?,
-        };
-        s.finish()?;
-        Ok(sql)
+statements! {
+    /// Statements of Org Members.
+    MemberSql from MEMBERS {
+        insert,
+        select,
+        update,
+        delete,
+        organization,
+        active_organizations,
+        emails,
+        admins,
+        count,
     }
 }
 
@@ -425,29 +408,16 @@ impl TenancyStore {
 
     /// Organizations in which Person `name` has an Active membership.
     pub(super) async fn active_organizations_of(&self, name: &str) -> Result<Vec<String>> {
-        self.column_values(&self.sql()?.members.active_organizations, name)
-            .await
+        self.texts(&self.sql()?.members.active_organizations, name).await
     }
 
     /// Emails of every member (any status) of `organization` whose Person exists.
     pub async fn member_emails(&self, organization: &str) -> Result<Vec<String>> {
-        self.column_values(&self.sql()?.members.emails, organization).await
+        self.texts(&self.sql()?.members.emails, organization).await
     }
 
     /// Emails of the Active Owners and Admins of `organization` (recipients of organization alerts).
     pub async fn admin_emails(&self, organization: &str) -> Result<Vec<String>> {
-        self.column_values(&self.sql()?.members.admins, organization).await
-    }
-
-    /// The single text column `statement` returns for `key`, in its order.
-    async fn column_values(&self, statement: &Statement, key: &str) -> Result<Vec<String>> {
-        let rows = self
-            .db
-            .run(
-                statement,
-                statement.query_scalar().bind(key.to_string()).fetch_all(self.db.pool()),
-            )
-            .await?;
-        Ok(rows)
+        self.texts(&self.sql()?.members.admins, organization).await
     }
 }

@@ -3,6 +3,28 @@
 //! writes. The SQL lives in `sql/*.sql`, one file per concern, and every statement runs through
 //! [`Db::run`].
 
+/// Declares the statements of one concern: a struct with a field per statement of `file`, built by
+/// `new(backend)`, which fails when the file lacks one of them or has one that no field takes.
+macro_rules! statements {
+    ($(#[$meta:meta])* $name:ident from $file:ident { $($statement:ident),+ $(,)? }) => {
+        $(#[$meta])*
+        pub(super) struct $name {
+            $(pub(super) $statement: dartwing_db::Statement,)+
+        }
+
+        impl $name {
+            pub(super) fn new(backend: dartwing_db::Backend) -> std::result::Result<Self, dartwing_db::DbError> {
+                let mut statements = $file.statements(backend)?;
+                let sql = Self {
+                    $($statement: statements.take(stringify!($statement))?,)+
+                };
+                statements.finish()?;
+                Ok(sql)
+            }
+        }
+    };
+}
+
 mod api_keys;
 mod directory;
 mod identity;
@@ -22,7 +44,7 @@ use dartwing_core::tenancy::{
     MemberRole, MemberStatus, ORG_MEMBER, ORGANIZATION, OrgMember, OrgStatus, OrgType, PERSON, Person, PersonStatus,
 };
 use dartwing_core::{Error, Result, Timestamp};
-use dartwing_db::{Backend, Db, DbError};
+use dartwing_db::{Backend, Db, DbError, Statement};
 use naming::RESERVED_SERIES;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -338,6 +360,33 @@ impl TenancyStore {
             Ok(None) => {}
             Err(e) => tracing::warn!(person = %person, error = %e, "cannot look up the email of a changed member"),
         }
+    }
+
+    /// The one text column `statement` returns for `key`, if it returns a row.
+    async fn text(&self, statement: &Statement, key: &str) -> Result<Option<String>> {
+        let text = self
+            .db
+            .run(
+                statement,
+                statement
+                    .query_scalar()
+                    .bind(key.to_string())
+                    .fetch_optional(self.db.pool()),
+            )
+            .await?;
+        Ok(text)
+    }
+
+    /// The one text column `statement` returns for `key`, row by row.
+    async fn texts(&self, statement: &Statement, key: &str) -> Result<Vec<String>> {
+        let texts = self
+            .db
+            .run(
+                statement,
+                statement.query_scalar().bind(key.to_string()).fetch_all(self.db.pool()),
+            )
+            .await?;
+        Ok(texts)
     }
 
     /// The rows of `table` that `params` asks for and `visibility` lets the actor see.

@@ -2,7 +2,7 @@
 
 use dartwing_core::ids::NamingSeries;
 use dartwing_core::{Error, Result, Timestamp};
-use dartwing_db::{Backend, Db, DbError, SqlFile, Statement};
+use dartwing_db::{Db, SqlFile, Statement};
 use sqlx::AnyConnection;
 
 /// Naming series of Organizations: `ORG-YYYY-NNNNN`.
@@ -29,27 +29,17 @@ const MAX_TAKEN_NAMES_SKIPPED: usize = 1000;
 
 const NAMING: SqlFile = SqlFile::portable("Naming Series", "naming", include_str!("sql/naming.sql"));
 
-/// Statements of the naming series.
-pub(super) struct NamingSql {
-    next: Statement,
-    organization_taken: Statement,
-    person_taken: Statement,
-    member_taken: Statement,
+statements! {
+    /// Statements of the naming series.
+    NamingSql from NAMING {
+        next,
+        organization_taken,
+        person_taken,
+        member_taken,
+    }
 }
 
 impl NamingSql {
-    pub(super) fn new(backend: Backend) -> Result<Self, DbError> {
-        let mut s = NAMING.statements(backend)?;
-        let sql = Self {
-            next: s.take("next")?,
-            organization_taken: s.take("organization_taken")?,
-            person_taken: s.take("person_taken")?,
-            member_taken: s.take("member_taken")?,
-        };
-        s.finish()?;
-        Ok(sql)
-    }
-
     /// The generated names of Organizations.
     pub(super) fn organizations(&self) -> GeneratedNames<'_> {
         GeneratedNames {

@@ -10,38 +10,22 @@ use dartwing_core::access::AccessChange;
 use dartwing_core::permission::OrgScope;
 use dartwing_core::tenancy::{MemberRole, MemberStatus, ORGANIZATION, OrgMember, OrgStatus, Organization};
 use dartwing_core::{Action, Error, Principal, Result, Timestamp};
-use dartwing_db::{Backend, DbError, SqlFile, Statement};
+use dartwing_db::SqlFile;
 use serde_json::{Map, Value};
 
 const ORGANIZATIONS: SqlFile = SqlFile::portable(ORGANIZATION, "organizations", include_str!("sql/organizations.sql"));
 
-/// Statements of Organizations.
-pub(super) struct OrganizationSql {
-    insert: Statement,
-    select: Statement,
-    update: Statement,
-    delete: Statement,
-    pub(super) exists: Statement,
-    status: Statement,
-    pub(super) summary: Statement,
-    pub(super) suspended: Statement,
-}
-
-impl OrganizationSql {
-    pub(super) fn new(backend: Backend) -> std::result::Result<Self, DbError> {
-        let mut s = ORGANIZATIONS.statements(backend)?;
-        let sql = Self {
-            insert: s.take("insert")?,
-            select: s.take("select")?,
-            update: s.take("update")?,
-            delete: s.take("delete")?,
-            exists: s.take("exists")?,
-            status: s.take("status")?,
-            summary: s.take("summary")?,
-            suspended: s.take("suspended")?,
-        };
-        s.finish()?;
-        Ok(sql)
+statements! {
+    /// Statements of Organizations.
+    OrganizationSql from ORGANIZATIONS {
+        insert,
+        select,
+        update,
+        delete,
+        exists,
+        status,
+        summary,
+        suspended,
     }
 }
 
@@ -265,34 +249,14 @@ impl TenancyStore {
         if validate_reference(ORGANIZATION, organization).is_err() {
             return Ok(None);
         }
-        let status = &self.sql()?.organizations.status;
-        let row: Option<String> = self
-            .db
-            .run(
-                status,
-                status
-                    .query_scalar()
-                    .bind(organization.to_string())
-                    .fetch_optional(self.db.pool()),
-            )
-            .await?;
-        row.map(|status| parse(&status)).transpose()
+        let status = self.text(&self.sql()?.organizations.status, organization).await?;
+        status.map(|status| parse(&status)).transpose()
     }
 
     /// Whether Organization `name` exists (no permission check).
     pub(super) async fn organization_exists(&self, name: &str) -> Result<bool> {
-        let exists = &self.sql()?.organizations.exists;
-        let row: Option<String> = self
-            .db
-            .run(
-                exists,
-                exists
-                    .query_scalar()
-                    .bind(name.to_string())
-                    .fetch_optional(self.db.pool()),
-            )
-            .await?;
-        Ok(row.is_some())
+        let found = self.text(&self.sql()?.organizations.exists, name).await?;
+        Ok(found.is_some())
     }
 }
 

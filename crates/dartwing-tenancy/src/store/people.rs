@@ -10,36 +10,21 @@ use dartwing_core::access::AccessChange;
 use dartwing_core::permission::OrgScope;
 use dartwing_core::tenancy::{PERSON, Person, PersonStatus, normalize_email};
 use dartwing_core::{Action, Error, ErrorKind, PersonView, Principal, Result, Timestamp};
-use dartwing_db::{Backend, DbError, SqlFile, Statement};
+use dartwing_db::SqlFile;
 use serde_json::{Map, Value};
 
 const PEOPLE: SqlFile = SqlFile::portable(PERSON, "people", include_str!("sql/people.sql"));
 
-/// Statements of People.
-pub(super) struct PersonSql {
-    insert: Statement,
-    select: Statement,
-    select_by_email: Statement,
-    pub(super) email: Statement,
-    update: Statement,
-    delete: Statement,
-    pub(super) active_memberships_by_email: Statement,
-}
-
-impl PersonSql {
-    pub(super) fn new(backend: Backend) -> std::result::Result<Self, DbError> {
-        let mut s = PEOPLE.statements(backend)?;
-        let sql = Self {
-            insert: s.take("insert")?,
-            select: s.take("select")?,
-            select_by_email: s.take("select_by_email")?,
-            email: s.take("email")?,
-            update: s.take("update")?,
-            delete: s.take("delete")?,
-            active_memberships_by_email: s.take("active_memberships_by_email")?,
-        };
-        s.finish()?;
-        Ok(sql)
+statements! {
+    /// Statements of People.
+    PersonSql from PEOPLE {
+        insert,
+        select,
+        select_by_email,
+        email,
+        update,
+        delete,
+        active_memberships_by_email,
     }
 }
 
@@ -166,18 +151,7 @@ impl TenancyStore {
 
     /// The primary email of Person `person`, if it exists.
     pub(super) async fn person_email(&self, person: &str) -> Result<Option<String>> {
-        let email = &self.sql()?.people.email;
-        let row = self
-            .db
-            .run(
-                email,
-                email
-                    .query_scalar()
-                    .bind(person.to_string())
-                    .fetch_optional(self.db.pool()),
-            )
-            .await?;
-        Ok(row)
+        self.text(&self.sql()?.people.email, person).await
     }
 
     /// How much of Person `name` the actor may see (the permission module decides from the
