@@ -284,146 +284,14 @@ const REVEALED: &str = "dw_revealed";
 impl ListQuery {
     /// Validates `params` against `table`'s columns.
     pub fn parse(table: &DocTable, params: &ListParams) -> Result<Self> {
-        let field = |name: &str| -> Result<&'static str> {
-            table.fields.iter().copied().find(|f| *f == name).ok_or_else(|| {
-                Error::validation(format!("Field '{}' does not exist on {}", shown(name), table.doctype))
-            })
+        let fields = parse_fields(table, params.fields.as_deref())?;
+        let filters = match params.filters.as_deref() {
+            None => Vec::new(),
+            Some(text) => parse_filters(table, text)?,
         };
-        let fields = match params.fields.as_deref() {
-            None => vec!["name"],
-            Some(text) => {
-                let list: Vec<String> = serde_json::from_str(text)
-                    .map_err(|_| Error::bad_request("'fields' must be a JSON list of field names"))?;
-                if list.len() > MAX_FIELDS {
-                    return Err(Error::bad_request(format!(
-                        "'fields' lists {} entries; at most {MAX_FIELDS} are allowed",
-                        list.len()
-                    )));
-                }
-                if list.iter().any(|f| f == "*") {
-                    table.fields.to_vec()
-                } else if list.is_empty() {
-                    vec!["name"]
-                } else {
-                    let mut fields: Vec<&'static str> = Vec::with_capacity(list.len());
-                    for name in &list {
-                        let name = field(name)?;
-                        if !fields.contains(&name) {
-                            fields.push(name);
-                        }
-                    }
-                    fields
-                }
-            }
-        };
-        let mut filters = Vec::new();
-        if let Some(text) = params.filters.as_deref() {
-            let json: Value = serde_json::from_str(text).map_err(|_| Error::bad_request("'filters' must be JSON"))?;
-            let count = match &json {
-                Value::Array(items) => items.len(),
-                Value::Object(map) => map.len(),
-                _ => 0,
-            };
-            if count > MAX_FILTERS {
-                return Err(Error::bad_request(format!(
-                    "'filters' has {count} conditions; at most {MAX_FILTERS} are allowed"
-                )));
-            }
-            match json {
-                Value::Array(items) => {
-                    for item in items {
-                        let parts = item
-                            .as_array()
-                            .ok_or_else(|| Error::bad_request("Each filter must be [field, operator, value]"))?;
-                        let parts = match parts.len() {
-                            3 => &parts[..],
-                            4 if parts[0].as_str() == Some(table.doctype) => &parts[1..],
-                            _ => {
-                                return Err(Error::bad_request("Each filter must be [field, operator, value]"));
-                            }
-                        };
-                        let name = parts[0]
-                            .as_str()
-                            .ok_or_else(|| Error::bad_request("Filter field must be text"))?;
-                        let op = parts[1]
-                            .as_str()
-                            .ok_or_else(|| Error::bad_request("Filter operator must be text"))?;
-                        filters.push(Filter {
-                            field: field(name)?,
-                            op: Op::parse(op)?,
-                            values: values(&parts[2])?,
-                        });
-                    }
-                }
-                Value::Object(map) => {
-                    for (name, value) in map {
-                        let (op, value) = match &value {
-                            Value::Array(pair) if pair.len() == 2 && pair[0].is_string() => {
-                                (Op::parse(pair[0].as_str().unwrap_or_default())?, &pair[1])
-                            }
-                            _ => (Op::Eq, &value),
-                        };
-                        filters.push(Filter {
-                            field: field(&name)?,
-                            op,
-                            values: values(value)?,
-                        });
-                    }
-                }
-                _ => {
-                    return Err(Error::bad_request("'filters' must be a JSON list or object"));
-                }
-            }
-        }
-        for filter in &filters {
-            let list_op = matches!(filter.op, Op::In | Op::NotIn);
-            if !list_op && filter.values.len() != 1 {
-                return Err(Error::bad_request(format!(
-                    "Filter on '{}' needs a single value",
-                    filter.field
-                )));
-            }
-        }
-        if params
-            .order_by
-            .as_deref()
-            .is_some_and(|o| o.chars().count() > MAX_ORDER_BY_CHARS)
-        {
-            return Err(Error::bad_request(format!(
-                "'order_by' is longer than {MAX_ORDER_BY_CHARS} characters"
-            )));
-        }
-        let (order_field, descending) = match params.order_by.as_deref().map(str::trim) {
-            None | Some("") => ("modified", true),
-            Some(text) => {
-                let mut words = text.split_whitespace();
-                let name = words.next().unwrap_or_default();
-                let descending = match words.next().map(str::to_ascii_lowercase).as_deref() {
-                    None | Some("asc") => false,
-                    Some("desc") => true,
-                    Some(_) => {
-                        return Err(Error::bad_request("'order_by' must be '<field> [asc|desc]'"));
-                    }
-                };
-                if words.next().is_some() {
-                    return Err(Error::bad_request("'order_by' must be '<field> [asc|desc]'"));
-                }
-                (field(name.trim_matches('`'))?, descending)
-            }
-        };
-        let number = |name: &str, value: Option<&String>, default: i64| -> Result<i64> {
-            match value {
-                None => Ok(default),
-                Some(text) => text
-                    .trim()
-                    .parse::<i64>()
-                    .ok()
-                    .filter(|n| *n >= 0)
-                    .ok_or_else(|| Error::bad_request(format!("'{name}' must be a non-negative integer"))),
-            }
-        };
-        let start = number("limit_start", params.limit_start.as_ref(), 0)?;
-        let length = number(
+        let (order_field, descending) = parse_order(table, params.order_by.as_deref())?;
+        let start = non_negative("limit_start", params.limit_start.as_ref(), 0)?;
+        let length = non_negative(
             "limit_page_length",
             params.limit_page_length.as_ref().or(params.limit.as_ref()),
             DEFAULT_PAGE_LENGTH,
@@ -545,6 +413,163 @@ impl ListQuery {
                 built.push(column).push(symbol).bind(&filter.values[0])
             }
         };
+    }
+}
+
+/// The catalogued column `name` of `table`.
+fn column(table: &DocTable, name: &str) -> Result<&'static str> {
+    table
+        .fields
+        .iter()
+        .copied()
+        .find(|f| *f == name)
+        .ok_or_else(|| Error::validation(format!("Field '{}' does not exist on {}", shown(name), table.doctype)))
+}
+
+/// `fields`: a JSON list of field names, or `["*"]`; default `["name"]`. Duplicates are dropped.
+fn parse_fields(table: &DocTable, text: Option<&str>) -> Result<Vec<&'static str>> {
+    let Some(text) = text else {
+        return Ok(vec!["name"]);
+    };
+    let list: Vec<String> =
+        serde_json::from_str(text).map_err(|_| Error::bad_request("'fields' must be a JSON list of field names"))?;
+    if list.len() > MAX_FIELDS {
+        return Err(Error::bad_request(format!(
+            "'fields' lists {} entries; at most {MAX_FIELDS} are allowed",
+            list.len()
+        )));
+    }
+    if list.iter().any(|f| f == "*") {
+        return Ok(table.fields.to_vec());
+    }
+    if list.is_empty() {
+        return Ok(vec!["name"]);
+    }
+    let mut fields: Vec<&'static str> = Vec::with_capacity(list.len());
+    for name in &list {
+        let name = column(table, name)?;
+        if !fields.contains(&name) {
+            fields.push(name);
+        }
+    }
+    Ok(fields)
+}
+
+/// `filters`: `[[field, op, value], …]`, `[[doctype, field, op, value], …]` or
+/// `{field: value | [op, value]}`.
+fn parse_filters(table: &DocTable, text: &str) -> Result<Vec<Filter>> {
+    let json: Value = serde_json::from_str(text).map_err(|_| Error::bad_request("'filters' must be JSON"))?;
+    let count = match &json {
+        Value::Array(items) => items.len(),
+        Value::Object(map) => map.len(),
+        _ => 0,
+    };
+    if count > MAX_FILTERS {
+        return Err(Error::bad_request(format!(
+            "'filters' has {count} conditions; at most {MAX_FILTERS} are allowed"
+        )));
+    }
+    let filters = match json {
+        Value::Array(items) => items
+            .iter()
+            .map(|item| list_filter(table, item))
+            .collect::<Result<Vec<_>>>()?,
+        Value::Object(map) => map
+            .iter()
+            .map(|(name, value)| object_filter(table, name, value))
+            .collect::<Result<Vec<_>>>()?,
+        _ => {
+            return Err(Error::bad_request("'filters' must be a JSON list or object"));
+        }
+    };
+    for filter in &filters {
+        let list_op = matches!(filter.op, Op::In | Op::NotIn);
+        if !list_op && filter.values.len() != 1 {
+            return Err(Error::bad_request(format!(
+                "Filter on '{}' needs a single value",
+                filter.field
+            )));
+        }
+    }
+    Ok(filters)
+}
+
+/// One filter of the list form: `[field, op, value]` or `[doctype, field, op, value]`.
+fn list_filter(table: &DocTable, item: &Value) -> Result<Filter> {
+    let parts = item
+        .as_array()
+        .ok_or_else(|| Error::bad_request("Each filter must be [field, operator, value]"))?;
+    let parts = match parts.len() {
+        3 => &parts[..],
+        4 if parts[0].as_str() == Some(table.doctype) => &parts[1..],
+        _ => {
+            return Err(Error::bad_request("Each filter must be [field, operator, value]"));
+        }
+    };
+    let name = parts[0]
+        .as_str()
+        .ok_or_else(|| Error::bad_request("Filter field must be text"))?;
+    let op = parts[1]
+        .as_str()
+        .ok_or_else(|| Error::bad_request("Filter operator must be text"))?;
+    Ok(Filter {
+        field: column(table, name)?,
+        op: Op::parse(op)?,
+        values: values(&parts[2])?,
+    })
+}
+
+/// One filter of the object form: `field: value` or `field: [op, value]`.
+fn object_filter(table: &DocTable, name: &str, value: &Value) -> Result<Filter> {
+    let (op, value) = match value {
+        Value::Array(pair) if pair.len() == 2 && pair[0].is_string() => {
+            (Op::parse(pair[0].as_str().unwrap_or_default())?, &pair[1])
+        }
+        _ => (Op::Eq, value),
+    };
+    Ok(Filter {
+        field: column(table, name)?,
+        op,
+        values: values(value)?,
+    })
+}
+
+/// `order_by`: `<field> [asc|desc]`; default `modified desc`.
+fn parse_order(table: &DocTable, order_by: Option<&str>) -> Result<(&'static str, bool)> {
+    if order_by.is_some_and(|o| o.chars().count() > MAX_ORDER_BY_CHARS) {
+        return Err(Error::bad_request(format!(
+            "'order_by' is longer than {MAX_ORDER_BY_CHARS} characters"
+        )));
+    }
+    let text = match order_by.map(str::trim) {
+        None | Some("") => return Ok(("modified", true)),
+        Some(text) => text,
+    };
+    let mut words = text.split_whitespace();
+    let name = words.next().unwrap_or_default();
+    let descending = match words.next().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(_) => {
+            return Err(Error::bad_request("'order_by' must be '<field> [asc|desc]'"));
+        }
+    };
+    if words.next().is_some() {
+        return Err(Error::bad_request("'order_by' must be '<field> [asc|desc]'"));
+    }
+    Ok((column(table, name.trim_matches('`'))?, descending))
+}
+
+/// A non-negative integer parameter, `default` when absent.
+fn non_negative(name: &str, value: Option<&String>, default: i64) -> Result<i64> {
+    match value {
+        None => Ok(default),
+        Some(text) => text
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| Error::bad_request(format!("'{name}' must be a non-negative integer"))),
     }
 }
 
