@@ -2,7 +2,6 @@
 //! storage and `/api/resource` routes, service API keys, and the identity store that turns
 //! credentials into principals for the permission module.
 
-mod identity;
 pub mod list;
 pub mod routes;
 mod store;
@@ -10,10 +9,9 @@ mod store;
 /// The tables of this capability, for both backends.
 pub static MIGRATIONS: dartwing_db::Migrations = dartwing_db::migrations!("tenancy");
 
-pub use identity::{ApiKeyInfo, IssuedApiKey};
 pub use store::{
-    InvitationRef, Invitee, MemberChanges, NewMember, NewOrganization, NewPerson, OrganizationChanges, PersonChanges,
-    PersonRecord, TenancyStore,
+    ApiKeyInfo, InvitationRef, Invitee, IssuedApiKey, MemberChanges, NewMember, NewOrganization, NewPerson,
+    OrganizationChanges, PersonChanges, PersonRecord, TenancyStore,
 };
 
 impl TenancyStore {

@@ -1,9 +1,12 @@
 //! Frappe-style list queries on tenancy tables: `filters`, `fields`, `order_by`, `limit_start`,
-//! `limit_page_length`, validated against each DocType's columns and turned into parameterized SQL.
+//! `limit_page_length`, validated against each DocType's columns and assembled by a query builder
+//! from catalogued columns, every value bound as a parameter.
 
 use dartwing_core::{Error, Result};
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::{Any, Arguments, QueryBuilder, Row};
 
 /// A DocType stored in one table whose columns are all text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,14 +106,38 @@ pub struct ListQuery {
     page_length: i64,
 }
 
-/// A restriction on visible rows: SQL with `{}` standing for the next parameter placeholders,
-/// and its parameters.
+/// A condition on the rows of a list, written by the list query builder with every value bound.
+/// Columns and tables are catalogued names, never client text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Condition {
+    /// `column = value`.
+    Equals(&'static str, String),
+    /// `column <> value`.
+    NotEquals(&'static str, String),
+    /// `column IN (values)`; matches nothing when `values` is empty.
+    In(&'static str, Vec<String>),
+    /// `column IN (SELECT selected FROM table WHERE condition)`.
+    InSelect {
+        /// Column of the listed table.
+        column: &'static str,
+        /// Column the sub-select returns.
+        selected: &'static str,
+        /// Table of the sub-select.
+        table: &'static str,
+        /// Which rows of `table` count.
+        condition: Box<Condition>,
+    },
+    /// Every condition holds (none: every row).
+    All(Vec<Condition>),
+    /// At least one condition holds (none: no row).
+    AnyOf(Vec<Condition>),
+}
+
+/// A restriction on visible rows.
 #[derive(Debug, Clone, Default)]
 pub struct Visibility {
-    /// SQL condition (e.g. `organization IN (…)`), `None` for everything.
-    pub condition: Option<String>,
-    /// Parameters of the condition, in order.
-    pub params: Vec<String>,
+    /// The rows the actor sees (e.g. `organization IN (…)`), `None` for every row.
+    pub condition: Option<Condition>,
     /// Fields shown only on some of the visible rows; `None` when every field of every visible
     /// row is shown.
     pub reveal: Option<Reveal>,
@@ -124,10 +151,120 @@ pub struct Visibility {
 pub struct Reveal {
     /// Fields every visible row shows.
     pub public: &'static [&'static str],
-    /// SQL condition (with `{}` placeholders) of the rows that show every field.
-    pub condition: String,
-    /// Parameters of the condition, in order.
-    pub params: Vec<String>,
+    /// The rows that show every field.
+    pub condition: Condition,
+}
+
+/// A list query assembled by [`ListQuery::build`]: SQL made of catalogued identifiers and
+/// keywords, with `$n` placeholders for its values. (sqlx's `Any` driver writes `?` for
+/// `QueryBuilder::push_bind`, which PostgreSQL refuses, so the builder writes numbered
+/// placeholders and [`BuiltList::into_builder`] hands the values over as the query's arguments.)
+pub struct BuiltList {
+    builder: QueryBuilder<'static, Any>,
+    values: Vec<String>,
+}
+
+impl BuiltList {
+    fn new() -> Self {
+        Self {
+            builder: QueryBuilder::new(""),
+            values: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, sql: impl std::fmt::Display) -> &mut Self {
+        self.builder.push(sql);
+        self
+    }
+
+    /// Writes the placeholder of `value`, which is bound when the query runs.
+    fn bind(&mut self, value: &str) -> &mut Self {
+        self.values.push(value.to_string());
+        self.builder.push("$").push(self.values.len());
+        self
+    }
+
+    /// Writes `values` as a comma-separated list of placeholders.
+    fn bind_all(&mut self, values: &[String]) -> &mut Self {
+        for (i, value) in values.iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.bind(value);
+        }
+        self
+    }
+
+    fn condition(&mut self, condition: &Condition) -> &mut Self {
+        match condition {
+            Condition::Equals(column, value) => self.push(column).push(" = ").bind(value),
+            Condition::NotEquals(column, value) => self.push(column).push(" <> ").bind(value),
+            Condition::In(_, values) if values.is_empty() => self.push("1 = 0"),
+            Condition::In(column, values) => self.push(column).push(" IN (").bind_all(values).push(")"),
+            Condition::InSelect {
+                column,
+                selected,
+                table,
+                condition,
+            } => self
+                .push(column)
+                .push(" IN (SELECT ")
+                .push(selected)
+                .push(" FROM ")
+                .push(table)
+                .push(" WHERE ")
+                .condition(condition)
+                .push(")"),
+            Condition::All(conditions) => self.joined(conditions, " AND ", "1 = 1"),
+            Condition::AnyOf(conditions) => self.joined(conditions, " OR ", "1 = 0"),
+        }
+    }
+
+    fn joined(&mut self, conditions: &[Condition], separator: &str, empty: &str) -> &mut Self {
+        if conditions.is_empty() {
+            return self.push(empty);
+        }
+        self.push("(");
+        for (i, condition) in conditions.iter().enumerate() {
+            if i > 0 {
+                self.push(separator);
+            }
+            self.condition(condition);
+        }
+        self.push(")")
+    }
+
+    /// Writes `field` as the list shows it: masked on rows that do not reveal it.
+    fn shown(&mut self, field: &str, reveal: Option<&Reveal>) -> &mut Self {
+        match reveal {
+            Some(reveal) if !reveal.public.contains(&field) => self
+                .push("CASE WHEN ")
+                .push(REVEALED)
+                .push(" = 1 THEN ")
+                .push(field)
+                .push(" END"),
+            _ => self.push(field),
+        }
+    }
+
+    /// The SQL text.
+    pub fn sql(&self) -> &str {
+        self.builder.sql()
+    }
+
+    /// The values of the placeholders, in order.
+    pub fn values(&self) -> &[String] {
+        &self.values
+    }
+
+    /// A query builder holding the SQL and its values, ready to run.
+    pub fn into_builder(self) -> std::result::Result<QueryBuilder<'static, Any>, sqlx::Error> {
+        let mut arguments = AnyArguments::default();
+        for value in self.values {
+            arguments.add(value).map_err(sqlx::Error::Encode)?;
+        }
+        Ok(QueryBuilder::with_arguments(self.builder.into_sql(), arguments))
+    }
 }
 
 /// `text` for an error message, cut short when a client sent something long.
@@ -147,146 +284,14 @@ const REVEALED: &str = "dw_revealed";
 impl ListQuery {
     /// Validates `params` against `table`'s columns.
     pub fn parse(table: &DocTable, params: &ListParams) -> Result<Self> {
-        let field = |name: &str| -> Result<&'static str> {
-            table.fields.iter().copied().find(|f| *f == name).ok_or_else(|| {
-                Error::validation(format!("Field '{}' does not exist on {}", shown(name), table.doctype))
-            })
+        let fields = parse_fields(table, params.fields.as_deref())?;
+        let filters = match params.filters.as_deref() {
+            None => Vec::new(),
+            Some(text) => parse_filters(table, text)?,
         };
-        let fields = match params.fields.as_deref() {
-            None => vec!["name"],
-            Some(text) => {
-                let list: Vec<String> = serde_json::from_str(text)
-                    .map_err(|_| Error::bad_request("'fields' must be a JSON list of field names"))?;
-                if list.len() > MAX_FIELDS {
-                    return Err(Error::bad_request(format!(
-                        "'fields' lists {} entries; at most {MAX_FIELDS} are allowed",
-                        list.len()
-                    )));
-                }
-                if list.iter().any(|f| f == "*") {
-                    table.fields.to_vec()
-                } else if list.is_empty() {
-                    vec!["name"]
-                } else {
-                    let mut fields: Vec<&'static str> = Vec::with_capacity(list.len());
-                    for name in &list {
-                        let name = field(name)?;
-                        if !fields.contains(&name) {
-                            fields.push(name);
-                        }
-                    }
-                    fields
-                }
-            }
-        };
-        let mut filters = Vec::new();
-        if let Some(text) = params.filters.as_deref() {
-            let json: Value = serde_json::from_str(text).map_err(|_| Error::bad_request("'filters' must be JSON"))?;
-            let count = match &json {
-                Value::Array(items) => items.len(),
-                Value::Object(map) => map.len(),
-                _ => 0,
-            };
-            if count > MAX_FILTERS {
-                return Err(Error::bad_request(format!(
-                    "'filters' has {count} conditions; at most {MAX_FILTERS} are allowed"
-                )));
-            }
-            match json {
-                Value::Array(items) => {
-                    for item in items {
-                        let parts = item
-                            .as_array()
-                            .ok_or_else(|| Error::bad_request("Each filter must be [field, operator, value]"))?;
-                        let parts = match parts.len() {
-                            3 => &parts[..],
-                            4 if parts[0].as_str() == Some(table.doctype) => &parts[1..],
-                            _ => {
-                                return Err(Error::bad_request("Each filter must be [field, operator, value]"));
-                            }
-                        };
-                        let name = parts[0]
-                            .as_str()
-                            .ok_or_else(|| Error::bad_request("Filter field must be text"))?;
-                        let op = parts[1]
-                            .as_str()
-                            .ok_or_else(|| Error::bad_request("Filter operator must be text"))?;
-                        filters.push(Filter {
-                            field: field(name)?,
-                            op: Op::parse(op)?,
-                            values: values(&parts[2])?,
-                        });
-                    }
-                }
-                Value::Object(map) => {
-                    for (name, value) in map {
-                        let (op, value) = match &value {
-                            Value::Array(pair) if pair.len() == 2 && pair[0].is_string() => {
-                                (Op::parse(pair[0].as_str().unwrap_or_default())?, &pair[1])
-                            }
-                            _ => (Op::Eq, &value),
-                        };
-                        filters.push(Filter {
-                            field: field(&name)?,
-                            op,
-                            values: values(value)?,
-                        });
-                    }
-                }
-                _ => {
-                    return Err(Error::bad_request("'filters' must be a JSON list or object"));
-                }
-            }
-        }
-        for filter in &filters {
-            let list_op = matches!(filter.op, Op::In | Op::NotIn);
-            if !list_op && filter.values.len() != 1 {
-                return Err(Error::bad_request(format!(
-                    "Filter on '{}' needs a single value",
-                    filter.field
-                )));
-            }
-        }
-        if params
-            .order_by
-            .as_deref()
-            .is_some_and(|o| o.chars().count() > MAX_ORDER_BY_CHARS)
-        {
-            return Err(Error::bad_request(format!(
-                "'order_by' is longer than {MAX_ORDER_BY_CHARS} characters"
-            )));
-        }
-        let (order_field, descending) = match params.order_by.as_deref().map(str::trim) {
-            None | Some("") => ("modified", true),
-            Some(text) => {
-                let mut words = text.split_whitespace();
-                let name = words.next().unwrap_or_default();
-                let descending = match words.next().map(str::to_ascii_lowercase).as_deref() {
-                    None | Some("asc") => false,
-                    Some("desc") => true,
-                    Some(_) => {
-                        return Err(Error::bad_request("'order_by' must be '<field> [asc|desc]'"));
-                    }
-                };
-                if words.next().is_some() {
-                    return Err(Error::bad_request("'order_by' must be '<field> [asc|desc]'"));
-                }
-                (field(name.trim_matches('`'))?, descending)
-            }
-        };
-        let number = |name: &str, value: Option<&String>, default: i64| -> Result<i64> {
-            match value {
-                None => Ok(default),
-                Some(text) => text
-                    .trim()
-                    .parse::<i64>()
-                    .ok()
-                    .filter(|n| *n >= 0)
-                    .ok_or_else(|| Error::bad_request(format!("'{name}' must be a non-negative integer"))),
-            }
-        };
-        let start = number("limit_start", params.limit_start.as_ref(), 0)?;
-        let length = number(
+        let (order_field, descending) = parse_order(table, params.order_by.as_deref())?;
+        let start = non_negative("limit_start", params.limit_start.as_ref(), 0)?;
+        let length = non_negative(
             "limit_page_length",
             params.limit_page_length.as_ref().or(params.limit.as_ref()),
             DEFAULT_PAGE_LENGTH,
@@ -316,97 +321,255 @@ impl ListQuery {
         self.filters.iter().any(|f| !public.contains(&f.field))
     }
 
-    /// SQL and parameters for this query on `table`, restricted by `visibility`.
-    pub fn to_sql(&self, table: &DocTable, visibility: &Visibility) -> (String, Vec<String>) {
-        let mut params: Vec<String> = Vec::new();
-        let mut conditions: Vec<String> = Vec::new();
-        let placeholder = |params: &mut Vec<String>, value: &str| {
-            params.push(value.to_string());
-            format!("${}", params.len())
-        };
-        // `{}` in a condition stands for the next of its parameters.
-        let substitute = |params: &mut Vec<String>, condition: &str, values: &[String]| {
-            let mut sql = String::new();
-            let mut pieces = condition.split("{}");
-            sql.push_str(pieces.next().unwrap_or_default());
-            for (piece, value) in pieces.zip(values) {
-                sql.push_str(&placeholder(params, value));
-                sql.push_str(piece);
+    /// The query on `table`, restricted by `visibility`, with every value bound.
+    pub fn build(&self, table: &DocTable, visibility: &Visibility) -> BuiltList {
+        let reveal = visibility.reveal.as_ref();
+        let mut built = BuiltList::new();
+        built.push("SELECT ");
+        for (i, field) in self.fields.iter().enumerate() {
+            if i > 0 {
+                built.push(", ");
             }
-            sql
+            built.shown(field, reveal);
+        }
+        built.push(" FROM ");
+        match reveal {
+            None => built.push(table.table),
+            Some(reveal) => built
+                .push("(SELECT *, CASE WHEN (")
+                .condition(&reveal.condition)
+                .push(") THEN 1 ELSE 0 END AS ")
+                .push(REVEALED)
+                .push(" FROM ")
+                .push(table.table)
+                .push(") AS ")
+                .push(table.table),
         };
-        let masked = |field: &str| format!("CASE WHEN {REVEALED} = 1 THEN {field} END");
-        let (source, columns, order) = match &visibility.reveal {
-            None => (
-                table.table.to_string(),
-                self.fields.join(", "),
-                self.order_field.to_string(),
-            ),
-            Some(reveal) => {
-                let revealed = substitute(&mut params, &reveal.condition, &reveal.params);
-                let source = format!(
-                    "(SELECT *, CASE WHEN ({revealed}) THEN 1 ELSE 0 END AS {REVEALED} FROM {table}) AS {table}",
-                    table = table.table
-                );
-                let shown = |field: &str| {
-                    if reveal.public.contains(&field) {
-                        field.to_string()
-                    } else {
-                        masked(field)
-                    }
-                };
-                let columns: Vec<String> = self.fields.iter().map(|field| shown(field)).collect();
-                if self.filters_hidden_fields(reveal.public) {
-                    conditions.push(format!("{REVEALED} = 1"));
-                }
-                (source, columns.join(", "), shown(self.order_field))
-            }
+        let mut conditions = 0;
+        let mut next_condition = |built: &mut BuiltList| {
+            built.push(if conditions == 0 { " WHERE " } else { " AND " });
+            conditions += 1;
         };
+        if reveal.is_some_and(|reveal| self.filters_hidden_fields(reveal.public)) {
+            next_condition(&mut built);
+            built.push(REVEALED).push(" = 1");
+        }
         if let Some(condition) = &visibility.condition {
-            let sql = substitute(&mut params, condition, &visibility.params);
-            conditions.push(format!("({sql})"));
+            next_condition(&mut built);
+            built.push("(").condition(condition).push(")");
         }
         for filter in &self.filters {
-            let column = filter.field;
-            let condition = match filter.op {
-                Op::In | Op::NotIn if filter.values.is_empty() => {
-                    (if filter.op == Op::In { "1 = 0" } else { "1 = 1" }).to_string()
-                }
-                Op::In | Op::NotIn => {
-                    let list: Vec<String> = filter.values.iter().map(|v| placeholder(&mut params, v)).collect();
-                    let not = if filter.op == Op::NotIn { "NOT " } else { "" };
-                    format!("{column} {not}IN ({})", list.join(", "))
-                }
-                Op::Like | Op::NotLike => {
-                    let p = placeholder(&mut params, &filter.values[0]);
-                    let not = if filter.op == Op::NotLike { "NOT " } else { "" };
-                    format!("LOWER({column}) {not}LIKE LOWER({p})")
-                }
-                op => {
-                    let symbol = match op {
-                        Op::Eq => "=",
-                        Op::Ne => "<>",
-                        Op::Lt => "<",
-                        Op::Le => "<=",
-                        Op::Gt => ">",
-                        _ => ">=",
-                    };
-                    format!("{column} {symbol} {}", placeholder(&mut params, &filter.values[0]))
-                }
-            };
-            conditions.push(condition);
+            next_condition(&mut built);
+            self.write_filter(&mut built, filter);
         }
-        let where_clause = if conditions.is_empty() {
-            String::new()
+        let direction = if self.descending { " DESC" } else { " ASC" };
+        built
+            .push(" ORDER BY ")
+            .shown(self.order_field, reveal)
+            .push(direction)
+            .push(", name")
+            .push(direction)
+            .push(" LIMIT ")
+            .push(self.page_length)
+            .push(" OFFSET ")
+            .push(self.start);
+        built
+    }
+
+    fn write_filter(&self, built: &mut BuiltList, filter: &Filter) {
+        let column = filter.field;
+        let not = if matches!(filter.op, Op::NotIn | Op::NotLike) {
+            "NOT "
         } else {
-            format!(" WHERE {}", conditions.join(" AND "))
+            ""
         };
-        let direction = if self.descending { "DESC" } else { "ASC" };
-        let sql = format!(
-            "SELECT {columns} FROM {source}{where_clause} ORDER BY {order} {direction}, name {direction} LIMIT {} OFFSET {}",
-            self.page_length, self.start
-        );
-        (sql, params)
+        match filter.op {
+            Op::In if filter.values.is_empty() => built.push("1 = 0"),
+            Op::NotIn if filter.values.is_empty() => built.push("1 = 1"),
+            Op::In | Op::NotIn => built
+                .push(column)
+                .push(" ")
+                .push(not)
+                .push("IN (")
+                .bind_all(&filter.values)
+                .push(")"),
+            Op::Like | Op::NotLike => built
+                .push("LOWER(")
+                .push(column)
+                .push(") ")
+                .push(not)
+                .push("LIKE LOWER(")
+                .bind(&filter.values[0])
+                .push(")"),
+            op => {
+                let symbol = match op {
+                    Op::Eq => " = ",
+                    Op::Ne => " <> ",
+                    Op::Lt => " < ",
+                    Op::Le => " <= ",
+                    Op::Gt => " > ",
+                    _ => " >= ",
+                };
+                built.push(column).push(symbol).bind(&filter.values[0])
+            }
+        };
+    }
+}
+
+/// The catalogued column `name` of `table`.
+fn column(table: &DocTable, name: &str) -> Result<&'static str> {
+    table
+        .fields
+        .iter()
+        .copied()
+        .find(|f| *f == name)
+        .ok_or_else(|| Error::validation(format!("Field '{}' does not exist on {}", shown(name), table.doctype)))
+}
+
+/// `fields`: a JSON list of field names, or `["*"]`; default `["name"]`. Duplicates are dropped.
+fn parse_fields(table: &DocTable, text: Option<&str>) -> Result<Vec<&'static str>> {
+    let Some(text) = text else {
+        return Ok(vec!["name"]);
+    };
+    let list: Vec<String> =
+        serde_json::from_str(text).map_err(|_| Error::bad_request("'fields' must be a JSON list of field names"))?;
+    if list.len() > MAX_FIELDS {
+        return Err(Error::bad_request(format!(
+            "'fields' lists {} entries; at most {MAX_FIELDS} are allowed",
+            list.len()
+        )));
+    }
+    if list.iter().any(|f| f == "*") {
+        return Ok(table.fields.to_vec());
+    }
+    if list.is_empty() {
+        return Ok(vec!["name"]);
+    }
+    let mut fields: Vec<&'static str> = Vec::with_capacity(list.len());
+    for name in &list {
+        let name = column(table, name)?;
+        if !fields.contains(&name) {
+            fields.push(name);
+        }
+    }
+    Ok(fields)
+}
+
+/// `filters`: `[[field, op, value], …]`, `[[doctype, field, op, value], …]` or
+/// `{field: value | [op, value]}`.
+fn parse_filters(table: &DocTable, text: &str) -> Result<Vec<Filter>> {
+    let json: Value = serde_json::from_str(text).map_err(|_| Error::bad_request("'filters' must be JSON"))?;
+    let count = match &json {
+        Value::Array(items) => items.len(),
+        Value::Object(map) => map.len(),
+        _ => 0,
+    };
+    if count > MAX_FILTERS {
+        return Err(Error::bad_request(format!(
+            "'filters' has {count} conditions; at most {MAX_FILTERS} are allowed"
+        )));
+    }
+    let filters = match json {
+        Value::Array(items) => items
+            .iter()
+            .map(|item| list_filter(table, item))
+            .collect::<Result<Vec<_>>>()?,
+        Value::Object(map) => map
+            .iter()
+            .map(|(name, value)| object_filter(table, name, value))
+            .collect::<Result<Vec<_>>>()?,
+        _ => {
+            return Err(Error::bad_request("'filters' must be a JSON list or object"));
+        }
+    };
+    for filter in &filters {
+        let list_op = matches!(filter.op, Op::In | Op::NotIn);
+        if !list_op && filter.values.len() != 1 {
+            return Err(Error::bad_request(format!(
+                "Filter on '{}' needs a single value",
+                filter.field
+            )));
+        }
+    }
+    Ok(filters)
+}
+
+/// One filter of the list form: `[field, op, value]` or `[doctype, field, op, value]`.
+fn list_filter(table: &DocTable, item: &Value) -> Result<Filter> {
+    let parts = item
+        .as_array()
+        .ok_or_else(|| Error::bad_request("Each filter must be [field, operator, value]"))?;
+    let parts = match parts.len() {
+        3 => &parts[..],
+        4 if parts[0].as_str() == Some(table.doctype) => &parts[1..],
+        _ => {
+            return Err(Error::bad_request("Each filter must be [field, operator, value]"));
+        }
+    };
+    let name = parts[0]
+        .as_str()
+        .ok_or_else(|| Error::bad_request("Filter field must be text"))?;
+    let op = parts[1]
+        .as_str()
+        .ok_or_else(|| Error::bad_request("Filter operator must be text"))?;
+    Ok(Filter {
+        field: column(table, name)?,
+        op: Op::parse(op)?,
+        values: values(&parts[2])?,
+    })
+}
+
+/// One filter of the object form: `field: value` or `field: [op, value]`.
+fn object_filter(table: &DocTable, name: &str, value: &Value) -> Result<Filter> {
+    let (op, value) = match value {
+        Value::Array(pair) if pair.len() == 2 && pair[0].is_string() => {
+            (Op::parse(pair[0].as_str().unwrap_or_default())?, &pair[1])
+        }
+        _ => (Op::Eq, value),
+    };
+    Ok(Filter {
+        field: column(table, name)?,
+        op,
+        values: values(value)?,
+    })
+}
+
+/// `order_by`: `<field> [asc|desc]`; default `modified desc`.
+fn parse_order(table: &DocTable, order_by: Option<&str>) -> Result<(&'static str, bool)> {
+    if order_by.is_some_and(|o| o.chars().count() > MAX_ORDER_BY_CHARS) {
+        return Err(Error::bad_request(format!(
+            "'order_by' is longer than {MAX_ORDER_BY_CHARS} characters"
+        )));
+    }
+    let text = match order_by.map(str::trim) {
+        None | Some("") => return Ok(("modified", true)),
+        Some(text) => text,
+    };
+    let mut words = text.split_whitespace();
+    let name = words.next().unwrap_or_default();
+    let descending = match words.next().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(_) => {
+            return Err(Error::bad_request("'order_by' must be '<field> [asc|desc]'"));
+        }
+    };
+    if words.next().is_some() {
+        return Err(Error::bad_request("'order_by' must be '<field> [asc|desc]'"));
+    }
+    Ok((column(table, name.trim_matches('`'))?, descending))
+}
+
+/// A non-negative integer parameter, `default` when absent.
+fn non_negative(name: &str, value: Option<&String>, default: i64) -> Result<i64> {
+    match value {
+        None => Ok(default),
+        Some(text) => text
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| Error::bad_request(format!("'{name}' must be a non-negative integer"))),
     }
 }
 
@@ -432,13 +595,12 @@ fn values(value: &Value) -> Result<Vec<String>> {
 }
 
 /// Turns a row of text columns into a JSON object keyed by `fields`.
-pub fn row_to_object(row: &sqlx::any::AnyRow, fields: &[&'static str]) -> Result<Map<String, Value>> {
-    use sqlx::Row;
+pub fn row_to_object(row: &AnyRow, fields: &[&'static str]) -> std::result::Result<Map<String, Value>, sqlx::Error> {
     fields
         .iter()
         .enumerate()
         .map(|(i, field)| {
-            let value: Option<String> = row.try_get(i).map_err(dartwing_db::map_db_error)?;
+            let value: Option<String> = row.try_get(i)?;
             Ok((field.to_string(), value.map_or(Value::Null, Value::from)))
         })
         .collect()
@@ -466,17 +628,47 @@ mod tests {
     fn filters_become_parameters_never_sql() -> Result<()> {
         let query = ListQuery::parse(&TABLE, &params(r#"[["status","in",["A","B"]],["name","like","x%"]]"#))?;
         let visibility = Visibility {
-            condition: Some("name IN ({}, {})".into()),
-            params: vec!["n1".into(), "n2".into()],
+            condition: Some(Condition::In("name", vec!["n1".into(), "n2".into()])),
             reveal: None,
         };
-        let (sql, params) = query.to_sql(&TABLE, &visibility);
+        let built = query.build(&TABLE, &visibility);
         assert_eq!(
-            sql,
+            built.sql(),
             "SELECT name FROM thing WHERE (name IN ($1, $2)) AND status IN ($3, $4) AND LOWER(name) LIKE LOWER($5) \
              ORDER BY modified DESC, name DESC LIMIT 20 OFFSET 0"
         );
-        assert_eq!(params, ["n1", "n2", "A", "B", "x%"]);
+        assert_eq!(built.values(), ["n1", "n2", "A", "B", "x%"]);
+        Ok(())
+    }
+
+    #[test]
+    fn visibility_conditions_bind_every_value() -> Result<()> {
+        let query = ListQuery::parse(&TABLE, &ListParams::default())?;
+        let visibility = Visibility {
+            condition: Some(Condition::AnyOf(vec![
+                Condition::Equals("name", "me".into()),
+                Condition::InSelect {
+                    column: "name",
+                    selected: "person",
+                    table: "member",
+                    condition: Box::new(Condition::All(vec![
+                        Condition::NotEquals("status", "Invited".into()),
+                        Condition::In("organization", vec![]),
+                    ])),
+                },
+                Condition::AnyOf(vec![]),
+                Condition::All(vec![]),
+            ])),
+            reveal: None,
+        };
+        let built = query.build(&TABLE, &visibility);
+        assert_eq!(
+            built.sql(),
+            "SELECT name FROM thing WHERE ((name = $1 OR name IN (SELECT person FROM member WHERE \
+             (status <> $2 AND 1 = 0)) OR 1 = 0 OR 1 = 1)) ORDER BY modified DESC, name DESC LIMIT 20 OFFSET 0"
+        );
+        assert_eq!(built.values(), ["me", "Invited"]);
+        assert!(built.into_builder().is_ok());
         Ok(())
     }
 
@@ -503,12 +695,10 @@ mod tests {
     #[test]
     fn hidden_fields_are_masked_and_only_searched_where_revealed() -> Result<()> {
         let visibility = Visibility {
-            condition: Some("status = {}".into()),
-            params: vec!["A".into()],
+            condition: Some(Condition::Equals("status", "A".into())),
             reveal: Some(Reveal {
                 public: &["name"],
-                condition: "name = {}".into(),
-                params: vec!["me".into()],
+                condition: Condition::Equals("name", "me".into()),
             }),
         };
         let names_only = ListQuery::parse(
@@ -519,21 +709,21 @@ mod tests {
                 ..Default::default()
             },
         )?;
-        let (sql, params) = names_only.to_sql(&TABLE, &visibility);
+        let built = names_only.build(&TABLE, &visibility);
         assert_eq!(
-            sql,
+            built.sql(),
             "SELECT name, CASE WHEN dw_revealed = 1 THEN status END FROM \
              (SELECT *, CASE WHEN (name = $1) THEN 1 ELSE 0 END AS dw_revealed FROM thing) AS thing \
              WHERE (status = $2) ORDER BY name ASC, name ASC LIMIT 20 OFFSET 0"
         );
-        assert_eq!(params, ["me", "A"]);
+        assert_eq!(built.values(), ["me", "A"]);
         // A filter on a hidden field searches the revealed rows only.
         let probe = ListQuery::parse(&TABLE, &params_with(r#"[["status","like","a%"]]"#, "name"))?;
-        let (sql, _) = probe.to_sql(&TABLE, &visibility);
+        let sql = probe.build(&TABLE, &visibility).sql().to_string();
         assert!(sql.contains("WHERE dw_revealed = 1 AND (status = $2) AND"), "{sql}");
         // Ordering on a hidden field orders by what is shown.
         let ordered = ListQuery::parse(&TABLE, &params_with("[]", "status desc"))?;
-        let (sql, _) = ordered.to_sql(&TABLE, &visibility);
+        let sql = ordered.build(&TABLE, &visibility).sql().to_string();
         assert!(!sql.contains("dw_revealed = 1 AND"), "{sql}");
         assert!(
             sql.contains("ORDER BY CASE WHEN dw_revealed = 1 THEN status END DESC, name DESC"),
@@ -634,7 +824,8 @@ mod tests {
             ) {
                 let params = ListParams { filters, fields, order_by, limit_start, limit_page_length, limit: None };
                 if let Ok(query) = ListQuery::parse(&TABLE, &params) {
-                    let (sql, values) = query.to_sql(&TABLE, &Visibility::default());
+                    let built = query.build(&TABLE, &Visibility::default());
+                    let (sql, values) = (built.sql(), built.values());
                     const KEYWORDS: &[&str] = &[
                         "SELECT", "FROM", "WHERE", "AND", "OR", "NOT", "IN", "LIKE", "LOWER", "ORDER", "BY", "ASC",
                         "DESC", "LIMIT", "OFFSET", "IS", "NULL",
