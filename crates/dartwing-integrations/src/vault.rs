@@ -203,9 +203,10 @@ impl TokenVault {
             .build()
             .map_err(|e| format!("cannot build the provider HTTP client: {e}"))?;
         let metrics = VaultMetrics::new(metrics, &providers.names()).map_err(|e| e.to_string())?;
+        let store = VaultStore::new(db).map_err(|e| e.to_string())?;
         Ok(Self {
             inner: Arc::new(Inner {
-                store: VaultStore::new(db),
+                store,
                 keys,
                 providers,
                 http,
