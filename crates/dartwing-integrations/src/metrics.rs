@@ -1,6 +1,6 @@
 //! Vault metrics (SPEC §6 and §9), created eagerly for every configured provider.
 
-use crate::store::IntegrationStatus;
+use crate::store::{IntegrationStatus, TokenCount, TokenExpiry};
 use dartwing_observe::Metrics;
 use dartwing_observe::catalog;
 use dartwing_observe::metrics::RegistrationError;
@@ -95,9 +95,9 @@ impl VaultMetrics {
     }
 
     /// Replaces the sampled gauges: counts by (integration, status) and the expiry of every
-    /// Connected token as (integration, organization, expires_at_us). Organizations beyond the
-    /// label budget fold into `other`, which keeps the soonest expiry among them.
-    pub fn sample(&self, counts: &[(String, String, i64)], expiries: &[(String, String, i64)], now_us: i64) {
+    /// Connected token. Organizations beyond the label budget fold into `other`, which keeps the
+    /// soonest expiry among them.
+    pub fn sample(&self, counts: &[TokenCount], expiries: &[TokenExpiry], now_us: i64) {
         if !self.on() {
             return;
         }
@@ -109,19 +109,21 @@ impl VaultMetrics {
                     .set(0);
             }
         }
-        for (integration, status, count) in counts {
-            self.tokens.with_label_values(&[integration, status]).set(*count);
+        for count in counts {
+            self.tokens
+                .with_label_values(&[count.integration.as_str(), count.status.as_str()])
+                .set(count.tokens);
         }
         let mut soonest: HashMap<(String, String), i64> = HashMap::new();
         let mut expiring_soon = 0;
-        for (integration, organization, expires_at_us) in expiries {
-            let seconds = (expires_at_us - now_us) / 1_000_000;
+        for expiry in expiries {
+            let seconds = (expiry.expires_at_us - now_us) / 1_000_000;
             if seconds < 3600 {
                 expiring_soon += 1;
             }
-            let org = self.metrics.org_label(organization).into_owned();
+            let org = self.metrics.org_label(&expiry.organization).into_owned();
             soonest
-                .entry((integration.clone(), org))
+                .entry((expiry.integration.clone(), org))
                 .and_modify(|s| *s = (*s).min(seconds))
                 .or_insert(seconds);
         }

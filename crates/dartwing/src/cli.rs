@@ -274,7 +274,7 @@ enum ConfigCommand {
 async fn rotate_keys(config: dartwing_core::config::Config) -> anyhow::Result<()> {
     use dartwing_integrations::rotate;
     let keys = dartwing_integrations::KeyRing::from_config(&config).map_err(|e| anyhow::anyhow!(e.to_string()))?;
-    let store = dartwing_integrations::store::VaultStore::new(database(&config).await?);
+    let store = dartwing_integrations::store::VaultStore::new(database(&config).await?)?;
     let total = rotate::pending(&store, &keys).await?;
     let bar = indicatif::ProgressBar::new(u64::try_from(total).unwrap_or(0));
     bar.set_style(
