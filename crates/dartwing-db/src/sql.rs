@@ -133,13 +133,14 @@ pub struct Statement {
 }
 
 impl Statement {
-    /// The statement as a query to bind parameters to.
-    pub fn query(&self) -> Query<'static, Any, AnyArguments<'static>> {
+    /// The statement as a query to bind parameters to (borrowed values may be bound: the query
+    /// lives as long as they do).
+    pub fn query<'q>(&self) -> Query<'q, Any, AnyArguments<'q>> {
         sqlx::query(self.sql)
     }
 
     /// The statement as a query whose rows decode into `T`.
-    pub fn query_as<T>(&self) -> QueryAs<'static, Any, T, AnyArguments<'static>>
+    pub fn query_as<'q, T>(&self) -> QueryAs<'q, Any, T, AnyArguments<'q>>
     where
         T: for<'r> FromRow<'r, AnyRow>,
     {
@@ -147,7 +148,7 @@ impl Statement {
     }
 
     /// The statement as a query of one value per row.
-    pub fn query_scalar<T>(&self) -> QueryScalar<'static, Any, T, AnyArguments<'static>>
+    pub fn query_scalar<'q, T>(&self) -> QueryScalar<'q, Any, T, AnyArguments<'q>>
     where
         (T,): for<'r> FromRow<'r, AnyRow>,
     {
