@@ -51,7 +51,6 @@ impl JobStore {
     pub async fn enqueue_in(&self, conn: &mut AnyConnection, job: &NewJob) -> Result<(Enqueued, bool)> {
         let sql = &self.sql.enqueue;
         let queue = self.queue_for(&job.method);
-        let config = self.queue_config(queue);
         let key = org_key(job.organization.as_deref()).to_string();
         let now = Timestamp::now().as_micros();
         let run_at = job.run_at.map(Timestamp::as_micros).unwrap_or(now);
@@ -84,39 +83,7 @@ impl JobStore {
                 )
                 .await?;
         }
-        let window = job.dedup_window_secs.unwrap_or(self.config.dedup_window_secs);
-        let id = random_hex(12);
-        let timeout_us = i64::try_from(config.timeout_secs).unwrap_or(i64::MAX / 2_000_000) * 1_000_000;
-        let inserted = self
-            .db
-            .run(
-                &sql.insert,
-                sql.insert
-                    .query()
-                    .bind(id.clone())
-                    .bind(queue.as_str())
-                    .bind(job.method.clone())
-                    .bind(key.clone())
-                    .bind(job.args.to_string())
-                    .bind(job.priority.rank())
-                    .bind(last_vtime - job.priority.vtime_shift())
-                    .bind(if due { JobStatus::Queued } else { JobStatus::Pending }.as_str())
-                    .bind(i64::from(config.retries) + 1)
-                    .bind(run_at)
-                    .bind(now)
-                    .bind(timeout_us)
-                    .bind(job.dedup_key.clone())
-                    .bind(
-                        job.dedup_key
-                            .as_ref()
-                            .map(|_| now + i64::try_from(window).unwrap_or(0) * 1_000_000),
-                    )
-                    .bind(job.trace_id.clone())
-                    .bind(job.submitted_by.clone())
-                    .execute(&mut *conn),
-            )
-            .await?;
-        if inserted.rows_affected() == 0 {
+        let Some(id) = self.insert_job(conn, job, &key, last_vtime, now, run_at).await? else {
             let existing: DeduplicatedRow = self
                 .db
                 .run(
@@ -136,7 +103,7 @@ impl JobStore {
                 },
                 at_limit,
             ));
-        }
+        };
         Ok((
             Enqueued {
                 job_id: id,
@@ -145,6 +112,56 @@ impl JobStore {
             },
             at_limit,
         ))
+    }
+
+    /// Inserts `job` with its virtual start time `last_vtime` (shifted by priority) and returns
+    /// its new id; `None` when a job with the same dedup key is still in its window.
+    async fn insert_job(
+        &self,
+        conn: &mut AnyConnection,
+        job: &NewJob,
+        key: &str,
+        last_vtime: i64,
+        now: i64,
+        run_at: i64,
+    ) -> Result<Option<String>> {
+        let sql = &self.sql.enqueue;
+        let queue = self.queue_for(&job.method);
+        let config = self.queue_config(queue);
+        let due = run_at <= now;
+        let window = job.dedup_window_secs.unwrap_or(self.config.dedup_window_secs);
+        let timeout_us = i64::try_from(config.timeout_secs).unwrap_or(i64::MAX / 2_000_000) * 1_000_000;
+        let id = random_hex(12);
+        let inserted = self
+            .db
+            .run(
+                &sql.insert,
+                sql.insert
+                    .query()
+                    .bind(id.clone())
+                    .bind(queue.as_str())
+                    .bind(job.method.clone())
+                    .bind(key.to_string())
+                    .bind(job.args.to_string())
+                    .bind(job.priority.rank())
+                    .bind(last_vtime - job.priority.vtime_shift())
+                    .bind(if due { JobStatus::Queued } else { JobStatus::Pending }.as_str())
+                    .bind(i64::from(config.retries) + 1)
+                    .bind(run_at)
+                    .bind(now)
+                    .bind(timeout_us)
+                    .bind(job.dedup_key.clone())
+                    .bind(
+                        job.dedup_key
+                            .as_ref()
+                            .map(|_| now + i64::try_from(window).unwrap_or(0) * 1_000_000),
+                    )
+                    .bind(job.trace_id.clone())
+                    .bind(job.submitted_by.clone())
+                    .execute(&mut *conn),
+            )
+            .await?;
+        Ok((inserted.rows_affected() > 0).then_some(id))
     }
 
     /// Whether the job's organization reached its pending cap in the job's queue (a 429 error in

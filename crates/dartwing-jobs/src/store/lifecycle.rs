@@ -309,3 +309,53 @@ impl JobStore {
         Ok(self.info(job_id).await?.status)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::model::NewJob;
+    use dartwing_core::ErrorKind;
+    use dartwing_core::config::{DatabaseConfig, JobsConfig};
+    use dartwing_db::Db;
+    use serde_json::json;
+    use std::sync::Arc;
+
+    async fn store() -> JobStore {
+        let config = DatabaseConfig {
+            max_connections: 1,
+            ..DatabaseConfig::default()
+        };
+        let db = Db::connect("sqlite::memory:", &config, None).await.unwrap();
+        db.migrate(&[&crate::MIGRATIONS]).await.unwrap();
+        JobStore::new(db, Arc::new(JobsConfig::default())).unwrap()
+    }
+
+    #[tokio::test]
+    async fn progress_that_does_not_decode_fails_the_read_instead_of_becoming_null() {
+        let store = store().await;
+        let (enqueued, _) = store.enqueue(&NewJob::new("core.noop", None, json!({}))).await.unwrap();
+        let set_progress = &store.sql.lifecycle.set_progress;
+        store
+            .db
+            .run(
+                set_progress,
+                set_progress
+                    .query()
+                    .bind("{\"percent\": 5")
+                    .bind(enqueued.job_id.clone())
+                    .execute(store.db.pool()),
+            )
+            .await
+            .unwrap();
+        let error = store.info(&enqueued.job_id).await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Internal);
+
+        store
+            .set_progress(&enqueued.job_id, &json!({"percent": 5}))
+            .await
+            .unwrap();
+        let info = store.info(&enqueued.job_id).await.unwrap();
+        assert_eq!(info.progress, Some(json!({"percent": 5})));
+    }
+}
