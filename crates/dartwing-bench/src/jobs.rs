@@ -602,7 +602,8 @@ impl EngineNode {
     }
 
     fn spawn_workers(&self, shutdown: &CancellationToken) -> tokio::task::JoinHandle<()> {
-        let heartbeats = WorkerHeartbeats::new(self.db.clone(), self.node_id.clone(), Duration::from_secs(60));
+        let heartbeats =
+            WorkerHeartbeats::new(self.jobs.store().clone(), self.node_id.clone(), Duration::from_secs(60));
         self.jobs
             .spawn_workers(&self.node_id, heartbeats, shutdown.clone(), Duration::from_secs(5))
     }

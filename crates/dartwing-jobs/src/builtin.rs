@@ -14,11 +14,12 @@ use serde::Deserialize;
 use serde_json::Value;
 use std::time::Duration;
 
-/// Registers the built-in handlers with their enqueue policies; `production` restricts webhooks
-/// to https.
+/// Registers the built-in handlers with their enqueue policies; webhooks are signed and checked
+/// with `settings`, and `production` restricts them to https.
 pub(crate) fn register(
     registry: &mut HandlerRegistry,
     store: &JobStore,
+    settings: WebhookSettings,
     production: bool,
     purged: IntCounterVec,
 ) -> Result<(), String> {
@@ -27,7 +28,6 @@ pub(crate) fn register(
         .webhook
         .allowed_private_networks()
         .map_err(|e| format!("invalid configuration key `jobs.webhook.allow_private`: {e}"))?;
-    let settings = WebhookSettings::new(store.db().clone());
     let webhook = Webhook::new(DestinationPolicy::new(networks, production), settings)?;
     let members = EnqueuePolicy::Members(Action::Write);
     registry

@@ -20,11 +20,12 @@ mod worker;
 pub static MIGRATIONS: dartwing_db::Migrations = dartwing_db::migrations!("jobs");
 
 pub use dartwing_core::jobs::{CronEntry, Enqueuer, JobContext, JobError, JobHandler, JobType};
-pub use store::{ClaimedJob, FailureKind, FailureOutcome, JobStore};
+pub use store::{ClaimedJob, FailureKind, FailureOutcome, Heartbeat, JobStore};
 
 pub use crate::handler::HandlerRegistry;
 use crate::heartbeat::WorkerHeartbeats;
 use crate::model::{DeadLetter, DeadLetterStatus, Enqueued, JobInfo, JobStatus, NewJob, Queue};
+use crate::webhook::WebhookSettings;
 use dartwing_core::access::{AccessChange, AccessChanges, SharedDirectory};
 use dartwing_core::config::{JobsConfig, Role};
 use dartwing_core::publish::{SharedPublisher, Target};
@@ -83,6 +84,8 @@ impl JobMetrics {
 
 pub(crate) struct Inner {
     pub(crate) store: JobStore,
+    /// Each organization's webhook signing secret and allowed hosts.
+    pub(crate) webhook_settings: WebhookSettings,
     /// Job types by name: the built-ins, then each capability's, installed while the node is
     /// assembled (before any role starts).
     pub(crate) registry: RwLock<HandlerRegistry>,
@@ -152,14 +155,22 @@ impl Jobs {
         } = deps;
         let metrics = JobMetrics::new(metrics)?;
         let cron = scheduler::builtin_entries(&config);
-        let store = JobStore::new(db, Arc::new(config));
+        let webhook_settings = WebhookSettings::new(db.clone())?;
+        let store = JobStore::new(db, Arc::new(config))?;
         let mut registry = HandlerRegistry::default();
-        builtin::register(&mut registry, &store, production, metrics.purged.clone())
-            .map_err(|e| Error::new(dartwing_core::ErrorKind::Internal, e))?;
+        builtin::register(
+            &mut registry,
+            &store,
+            webhook_settings.clone(),
+            production,
+            metrics.purged.clone(),
+        )
+        .map_err(|e| Error::new(dartwing_core::ErrorKind::Internal, e))?;
         follow_suspensions(&access, store.clone());
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
+                webhook_settings,
                 registry: RwLock::new(registry),
                 publisher,
                 directory,
@@ -456,13 +467,14 @@ impl Jobs {
             letter.job_data.clone(),
         );
         job.submitted_by = Some(actor.id().to_string());
-        let mut tx = self.inner.store.db().begin().await.map_err(dartwing_db::map_db_error)?;
+        let db = self.inner.store.db();
+        let mut tx = db.begin_tx().await?;
         self.inner
             .store
-            .settle_dead_letter(&mut tx, name, DeadLetterStatus::Retried, notes, actor.id())
+            .settle_dead_letter(&mut *tx, name, DeadLetterStatus::Retried, notes, actor.id())
             .await?;
         let (enqueued, _) = self.inner.store.enqueue_in(&mut tx, &job).await?;
-        tx.commit().await.map_err(dartwing_db::map_db_error)?;
+        db.commit(tx).await?;
         self.signal(enqueued.queue);
         Ok(enqueued)
     }
@@ -480,17 +492,9 @@ impl Jobs {
         }
         let letter = self.inner.store.dead_letter(name).await?;
         self.authorize_dead_letters(actor, letter.organization.as_deref())?;
-        let mut conn = self
-            .inner
-            .store
-            .db()
-            .pool()
-            .acquire()
-            .await
-            .map_err(dartwing_db::map_db_error)?;
-        self.inner
-            .store
-            .settle_dead_letter(&mut conn, name, status, notes, actor.id())
+        let store = &self.inner.store;
+        store
+            .settle_dead_letter(store.db().pool(), name, status, notes, actor.id())
             .await?;
         self.inner.store.dead_letter(name).await
     }
@@ -499,7 +503,7 @@ impl Jobs {
     /// their heartbeats and the `workers` health check), the cron scheduler (role `scheduler`)
     /// and, when metrics are on, the sampler of its gauges.
     pub fn capability(&self, node: WorkerNode) -> Capability {
-        let heartbeats = WorkerHeartbeats::new(self.store().db().clone(), node.node_id.clone(), node.heartbeat_timeout);
+        let heartbeats = WorkerHeartbeats::new(self.store().clone(), node.node_id.clone(), node.heartbeat_timeout);
         let mut capability = Capability::new("jobs")
             .routes(routes::routes(self.clone()))
             .health_check(heartbeats.health_check());

@@ -62,14 +62,14 @@ pub(crate) fn spawn(jobs: Jobs, shutdown: CancellationToken) -> JoinHandle<()> {
 
 async fn run_tick(jobs: &Jobs, scheduler: &Principal, entry: &CronEntry, tick: i64) -> dartwing_core::Result<bool> {
     let store = jobs.store();
-    let mut tx = store.db().begin().await.map_err(dartwing_db::map_db_error)?;
+    let mut tx = store.db().begin_tx().await?;
     if !store.claim_cron_tick(&mut tx, &entry.name, tick).await? {
         return Ok(false);
     }
     let mut job = NewJob::new(entry.method.clone(), None, entry.args.clone());
     job.submitted_by = Some(format!("cron:{}", entry.name));
     let enqueued = jobs.enqueue_in(&mut tx, scheduler, job).await?;
-    tx.commit().await.map_err(dartwing_db::map_db_error)?;
+    store.db().commit(tx).await?;
     jobs.signal(enqueued.queue);
     Ok(true)
 }

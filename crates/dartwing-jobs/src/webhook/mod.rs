@@ -273,8 +273,8 @@ impl JobHandler for Webhook {
 }
 
 impl Jobs {
-    fn webhook_settings(&self) -> WebhookSettings {
-        WebhookSettings::new(self.inner.store.db().clone())
+    fn webhook_settings(&self) -> &WebhookSettings {
+        &self.inner.webhook_settings
     }
 
     /// Authorizes `action` on `organization`, then requires that it exists. A caller who may not

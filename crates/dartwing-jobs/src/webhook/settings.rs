@@ -3,9 +3,10 @@
 
 use dartwing_core::ids::random_hex;
 use dartwing_core::{Error, Result, Timestamp};
-use dartwing_db::{Db, map_db_error};
+use dartwing_db::{Backend, Db, DbError, Micros, SqlFile, Statement};
 use serde::Serialize;
 use std::fmt;
+use std::sync::Arc;
 
 /// Prefix of generated signing secrets, so a leaked one is recognisable in a scan.
 pub const SECRET_PREFIX: &str = "whsec_";
@@ -89,45 +90,87 @@ impl HostPattern {
     }
 }
 
+const SETTINGS: SqlFile = SqlFile::portable("Webhook Settings", "settings", include_str!("sql/settings.sql"));
+
+struct SettingsSql {
+    create_secret: Statement,
+    secret: Statement,
+    rotate_secret: Statement,
+    allowed_hosts: Statement,
+    clear_allowed_hosts: Statement,
+    allow_host: Statement,
+}
+
+impl SettingsSql {
+    fn new(backend: Backend) -> std::result::Result<Self, DbError> {
+        let mut s = SETTINGS.statements(backend)?;
+        let sql = Self {
+            create_secret: s.take("create_secret")?,
+            secret: s.take("secret")?,
+            rotate_secret: s.take("rotate_secret")?,
+            allowed_hosts: s.take("allowed_hosts")?,
+            clear_allowed_hosts: s.take("clear_allowed_hosts")?,
+            allow_host: s.take("allow_host")?,
+        };
+        s.finish()?;
+        Ok(sql)
+    }
+}
+
+/// A stored signing secret.
+#[derive(sqlx::FromRow)]
+struct SecretRow {
+    secret: String,
+    created_at_us: Micros,
+}
+
 /// SQL access to the webhook settings.
 #[derive(Clone)]
 pub struct WebhookSettings {
     db: Db,
+    sql: Arc<SettingsSql>,
 }
 
 impl WebhookSettings {
-    /// The settings on `db`.
-    pub fn new(db: Db) -> Self {
-        Self { db }
+    /// The settings on `db`; fails when the statement file does not match the code.
+    pub fn new(db: Db) -> std::result::Result<Self, DbError> {
+        let sql = Arc::new(SettingsSql::new(db.backend())?);
+        Ok(Self { db, sql })
     }
 
     /// The organization's signing secret, generated and stored on first need (concurrent first
     /// callers all get the one that was stored). The organization must exist.
     pub async fn signing_secret(&self, organization: &str) -> Result<SigningSecret> {
-        sqlx::query(
-            "INSERT INTO webhook_signing_secret (organization, secret, created_at_us) VALUES ($1, $2, $3) \
-             ON CONFLICT (organization) DO NOTHING",
-        )
-        .bind(organization)
-        .bind(new_secret())
-        .bind(Timestamp::now().as_micros())
-        .execute(self.db.pool())
-        .await
-        .map_err(map_db_error)?;
-        let row: Option<(String, i64)> =
-            sqlx::query_as("SELECT secret, created_at_us FROM webhook_signing_secret WHERE organization = $1")
-                .bind(organization)
-                .fetch_optional(self.db.pool())
-                .await
-                .map_err(map_db_error)?;
-        let (secret, created_at_us) = row.ok_or_else(|| {
+        let sql = &self.sql;
+        self.db
+            .run(
+                &sql.create_secret,
+                sql.create_secret
+                    .query()
+                    .bind(organization.to_string())
+                    .bind(new_secret())
+                    .bind(Timestamp::now().as_micros())
+                    .execute(self.db.pool()),
+            )
+            .await?;
+        let row: Option<SecretRow> = self
+            .db
+            .run(
+                &sql.secret,
+                sql.secret
+                    .query_as()
+                    .bind(organization.to_string())
+                    .fetch_optional(self.db.pool()),
+            )
+            .await?;
+        let row = row.ok_or_else(|| {
             tracing::error!(organization, "webhook signing secret vanished after it was stored");
             Error::internal()
         })?;
         Ok(SigningSecret {
             organization: organization.to_string(),
-            secret,
-            created_at: Timestamp::from_micros(created_at_us),
+            secret: row.secret,
+            created_at: row.created_at_us.into(),
         })
     }
 
@@ -139,47 +182,63 @@ impl WebhookSettings {
             secret: new_secret(),
             created_at: Timestamp::now(),
         };
-        sqlx::query(
-            "INSERT INTO webhook_signing_secret (organization, secret, created_at_us) VALUES ($1, $2, $3) \
-             ON CONFLICT (organization) DO UPDATE SET secret = excluded.secret, created_at_us = excluded.created_at_us",
-        )
-        .bind(organization)
-        .bind(&rotated.secret)
-        .bind(rotated.created_at.as_micros())
-        .execute(self.db.pool())
-        .await
-        .map_err(map_db_error)?;
+        let sql = &self.sql;
+        self.db
+            .run(
+                &sql.rotate_secret,
+                sql.rotate_secret
+                    .query()
+                    .bind(organization.to_string())
+                    .bind(rotated.secret.clone())
+                    .bind(Micros(rotated.created_at))
+                    .execute(self.db.pool()),
+            )
+            .await?;
         Ok(rotated)
     }
 
     /// The organization's allowed hosts, sorted; empty means any host (public addresses only).
     pub async fn allowed_hosts(&self, organization: &str) -> Result<Vec<HostPattern>> {
-        let rows: Vec<(String,)> =
-            sqlx::query_as("SELECT pattern FROM webhook_allowed_host WHERE organization = $1 ORDER BY pattern")
-                .bind(organization)
-                .fetch_all(self.db.pool())
-                .await
-                .map_err(map_db_error)?;
-        Ok(rows.into_iter().map(|(pattern,)| HostPattern(pattern)).collect())
+        let sql = &self.sql;
+        let patterns: Vec<String> = self
+            .db
+            .run(
+                &sql.allowed_hosts,
+                sql.allowed_hosts
+                    .query_scalar()
+                    .bind(organization.to_string())
+                    .fetch_all(self.db.pool()),
+            )
+            .await?;
+        Ok(patterns.into_iter().map(HostPattern).collect())
     }
 
     /// Replaces the organization's allowed hosts (in one transaction).
     pub async fn set_allowed_hosts(&self, organization: &str, hosts: &[HostPattern]) -> Result<()> {
-        let mut tx = self.db.begin().await.map_err(map_db_error)?;
-        sqlx::query("DELETE FROM webhook_allowed_host WHERE organization = $1")
-            .bind(organization)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_db_error)?;
+        let sql = &self.sql;
+        let mut tx = self.db.begin_tx().await?;
+        self.db
+            .run(
+                &sql.clear_allowed_hosts,
+                sql.clear_allowed_hosts
+                    .query()
+                    .bind(organization.to_string())
+                    .execute(&mut *tx),
+            )
+            .await?;
         for host in hosts {
-            sqlx::query("INSERT INTO webhook_allowed_host (organization, pattern) VALUES ($1, $2)")
-                .bind(organization)
-                .bind(host.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(map_db_error)?;
+            self.db
+                .run(
+                    &sql.allow_host,
+                    sql.allow_host
+                        .query()
+                        .bind(organization.to_string())
+                        .bind(host.as_str().to_string())
+                        .execute(&mut *tx),
+                )
+                .await?;
         }
-        tx.commit().await.map_err(map_db_error)?;
+        self.db.commit(tx).await?;
         Ok(())
     }
 }
@@ -221,6 +280,15 @@ mod tests {
             "*.*.example.com",
         ] {
             assert!(HostPattern::parse(bad).is_err(), "{bad:?} must be refused");
+        }
+    }
+
+    #[test]
+    fn settings_statements_build_on_both_backends() {
+        for backend in [Backend::Sqlite, Backend::Postgres] {
+            if let Err(e) = SettingsSql::new(backend) {
+                panic!("{}: {e}", backend.as_str());
+            }
         }
     }
 

@@ -1,0 +1,171 @@
+//! What the API, the CLI and the gauges read about jobs: one job, listings, queue depths and
+//! unfinished jobs per organization.
+
+use super::{JobStore, json_list};
+use crate::model::{JobInfo, JobStatus, organization_of};
+use dartwing_core::{Error, Result};
+use dartwing_db::{Backend, DbError, JsonText, Micros, SqlFile, Statement};
+use serde_json::Value;
+
+const INSPECT: SqlFile = SqlFile::portable("Job", "inspect", include_str!("sql/inspect.sql"));
+const INSPECT_BY_BACKEND: SqlFile = SqlFile::per_backend(
+    "Job",
+    "inspect",
+    include_str!("sql/inspect.sqlite.sql"),
+    include_str!("sql/inspect.postgres.sql"),
+);
+
+pub(super) struct InspectSql {
+    info: Statement,
+    list: Statement,
+    list_with_status: Statement,
+    list_of_organizations: Statement,
+    list_of_organizations_with_status: Statement,
+    queue_depths: Statement,
+    org_job_counts: Statement,
+}
+
+impl InspectSql {
+    pub(super) fn new(backend: Backend) -> Result<Self, DbError> {
+        let mut s = INSPECT.statements(backend)?;
+        let mut by_backend = INSPECT_BY_BACKEND.statements(backend)?;
+        let sql = Self {
+            info: s.take("info")?,
+            list: s.take("list")?,
+            list_with_status: s.take("list_with_status")?,
+            list_of_organizations: by_backend.take("list_of_organizations")?,
+            list_of_organizations_with_status: by_backend.take("list_of_organizations_with_status")?,
+            queue_depths: s.take("queue_depths")?,
+            org_job_counts: s.take("org_job_counts")?,
+        };
+        s.finish()?;
+        by_backend.finish()?;
+        Ok(sql)
+    }
+}
+
+/// A job as `jobs.status` shows it.
+#[derive(sqlx::FromRow)]
+struct JobInfoRow {
+    id: String,
+    method: String,
+    status: String,
+    queue: String,
+    org_key: String,
+    attempts: i64,
+    enqueued_at_us: Micros,
+    started_at_us: Option<Micros>,
+    finished_at_us: Option<Micros>,
+    progress: Option<JsonText<Value>>,
+    error: Option<String>,
+}
+
+impl TryFrom<JobInfoRow> for JobInfo {
+    type Error = Error;
+
+    fn try_from(row: JobInfoRow) -> Result<Self> {
+        Ok(JobInfo {
+            job_id: row.id,
+            method: row.method,
+            status: row.status.parse()?,
+            queue: row.queue.parse()?,
+            organization: organization_of(row.org_key),
+            progress: row.progress.map(|p| p.0),
+            attempts: row.attempts,
+            error: row.error,
+            enqueued_at: row.enqueued_at_us.into(),
+            started_at: row.started_at_us.map(Into::into),
+            finished_at: row.finished_at_us.map(Into::into),
+        })
+    }
+}
+
+/// Jobs waiting in one queue.
+#[derive(sqlx::FromRow)]
+struct QueueDepthRow {
+    queue: String,
+    depth: i64,
+}
+
+/// Unfinished jobs of one organization in one queue.
+#[derive(sqlx::FromRow)]
+struct OrgJobCountRow {
+    org_key: String,
+    queue: String,
+    jobs: i64,
+}
+
+impl JobStore {
+    /// A job's state.
+    pub async fn info(&self, job_id: &str) -> Result<JobInfo> {
+        let sql = &self.sql.inspect;
+        let row: Option<JobInfoRow> = self
+            .db
+            .run(
+                &sql.info,
+                sql.info
+                    .query_as()
+                    .bind(job_id.to_string())
+                    .fetch_optional(self.db.pool()),
+            )
+            .await?;
+        row.ok_or_else(|| Error::not_found(format!("Job {job_id} not found")))?
+            .try_into()
+    }
+
+    /// Jobs of the given organizations (`None`: all), newest first.
+    pub async fn list(
+        &self,
+        organizations: Option<&[String]>,
+        status: Option<JobStatus>,
+        limit: u32,
+    ) -> Result<Vec<JobInfo>> {
+        let sql = &self.sql.inspect;
+        let limit = i64::from(limit);
+        let (statement, query) = match (organizations, status) {
+            (Some([]), _) => return Ok(Vec::new()),
+            (None, None) => (&sql.list, sql.list.query_as::<JobInfoRow>().bind(limit)),
+            (None, Some(status)) => (
+                &sql.list_with_status,
+                sql.list_with_status.query_as().bind(status.as_str()).bind(limit),
+            ),
+            (Some(orgs), None) => (
+                &sql.list_of_organizations,
+                sql.list_of_organizations.query_as().bind(json_list(orgs)).bind(limit),
+            ),
+            (Some(orgs), Some(status)) => (
+                &sql.list_of_organizations_with_status,
+                sql.list_of_organizations_with_status
+                    .query_as()
+                    .bind(json_list(orgs))
+                    .bind(status.as_str())
+                    .bind(limit),
+            ),
+        };
+        let rows = self.db.run(statement, query.fetch_all(self.db.pool())).await?;
+        rows.into_iter().map(JobInfo::try_from).collect()
+    }
+
+    /// Jobs waiting (Pending or Queued) per queue.
+    pub async fn queue_depths(&self) -> Result<Vec<(String, i64)>> {
+        let sql = &self.sql.inspect;
+        let rows: Vec<QueueDepthRow> = self
+            .db
+            .run(&sql.queue_depths, sql.queue_depths.query_as().fetch_all(self.db.pool()))
+            .await?;
+        Ok(rows.into_iter().map(|row| (row.queue, row.depth)).collect())
+    }
+
+    /// Unfinished jobs per organization and queue.
+    pub async fn org_job_counts(&self) -> Result<Vec<(String, String, i64)>> {
+        let sql = &self.sql.inspect;
+        let rows: Vec<OrgJobCountRow> = self
+            .db
+            .run(
+                &sql.org_job_counts,
+                sql.org_job_counts.query_as().fetch_all(self.db.pool()),
+            )
+            .await?;
+        Ok(rows.into_iter().map(|row| (row.org_key, row.queue, row.jobs)).collect())
+    }
+}

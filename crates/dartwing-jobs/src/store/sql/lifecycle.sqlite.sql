@@ -1,0 +1,6 @@
+-- Jobs: the life of a claimed job, SQLite part. One statement records a batch of successful
+-- attempts of worker $2; $3 is the JSON array of their ids.
+
+-- name: complete
+UPDATE job SET status = 'Completed', finished_at_us = $1, lease_until_us = NULL, error = NULL
+WHERE worker = $2 AND status = 'Running' AND id IN (SELECT value FROM json_each($3));
