@@ -1,0 +1,130 @@
+//! The sync store: its SQL lives in `store/sql/`, one file per concern (documents and versions,
+//! change log, stored op answers, conflicts, cursors, retention), with a SQLite and a PostgreSQL
+//! text where they differ. Rows decode into named structs; JSON columns that do not decode fail
+//! the query instead of becoming `null`.
+//!
+//! A batch binds its rows (and the names it looks up) as one JSON array, so one statement carries
+//! any number of them without SQL assembled at run time.
+
+mod changes;
+mod conflicts;
+mod cursors;
+mod documents;
+mod op_answers;
+mod retention;
+
+pub(crate) use changes::ChangeRow;
+pub(crate) use conflicts::NewConflict;
+
+use dartwing_core::Timestamp;
+use dartwing_db::{Backend, Db, DbError};
+use serde::{Serialize, Serializer};
+use sqlx::any::{AnyTypeInfo, AnyValueRef};
+use sqlx::encode::IsNull;
+use sqlx::error::BoxDynError;
+use sqlx::{Any, Decode, Encode, Type};
+use std::sync::LazyLock;
+
+/// The statements of every concern of sync for one backend.
+struct SyncSql {
+    documents: documents::DocumentSql,
+    changes: changes::ChangeSql,
+    op_answers: op_answers::OpAnswerSql,
+    conflicts: conflicts::ConflictSql,
+    cursors: cursors::CursorSql,
+    retention: retention::RetentionSql,
+}
+
+impl SyncSql {
+    fn new(backend: Backend) -> Result<Self, DbError> {
+        Ok(Self {
+            documents: documents::DocumentSql::new(backend)?,
+            changes: changes::ChangeSql::new(backend)?,
+            op_answers: op_answers::OpAnswerSql::new(backend)?,
+            conflicts: conflicts::ConflictSql::new(backend)?,
+            cursors: cursors::CursorSql::new(backend)?,
+            retention: retention::RetentionSql::new(backend)?,
+        })
+    }
+}
+
+/// The statements of each backend, parsed once per process; a statement missing from a file or
+/// unused by the code is an error of [`Store::new`].
+static SQL: LazyLock<[Result<SyncSql, String>; 2]> = LazyLock::new(|| {
+    [Backend::Sqlite, Backend::Postgres].map(|backend| SyncSql::new(backend).map_err(|e| e.to_string()))
+});
+
+/// The sync tables of one database.
+#[derive(Clone)]
+pub(crate) struct Store {
+    db: Db,
+    sql: &'static SyncSql,
+}
+
+impl Store {
+    /// The store on `db`, with the statements of its backend.
+    pub(crate) fn new(db: Db) -> Result<Self, DbError> {
+        let built = match db.backend() {
+            Backend::Sqlite => &SQL[0],
+            Backend::Postgres => &SQL[1],
+        };
+        let sql = built.as_ref().map_err(|e| DbError::Statement(e.clone()))?;
+        Ok(Self { db, sql })
+    }
+
+    /// The database.
+    pub(crate) fn db(&self) -> &Db {
+        &self.db
+    }
+}
+
+/// A timestamp column of the sync tables: ISO 8601 UTC text with microseconds. Text that is not
+/// such a timestamp fails the query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct IsoTime(pub(crate) Timestamp);
+
+impl Type<Any> for IsoTime {
+    fn type_info() -> AnyTypeInfo {
+        <String as Type<Any>>::type_info()
+    }
+
+    fn compatible(ty: &AnyTypeInfo) -> bool {
+        <String as Type<Any>>::compatible(ty)
+    }
+}
+
+impl<'r> Decode<'r, Any> for IsoTime {
+    fn decode(value: AnyValueRef<'r>) -> Result<Self, BoxDynError> {
+        Ok(Self(<&str as Decode<Any>>::decode(value)?.parse()?))
+    }
+}
+
+impl<'q> Encode<'q, Any> for IsoTime {
+    fn encode_by_ref(&self, buf: &mut <Any as sqlx::Database>::ArgumentBuffer<'q>) -> Result<IsNull, BoxDynError> {
+        <String as Encode<Any>>::encode(self.0.to_string(), buf)
+    }
+}
+
+/// Rows (or values) bound as one JSON array parameter.
+fn json_array<T: Serialize + ?Sized>(rows: &T) -> Result<String, sqlx::Error> {
+    serde_json::to_string(rows).map_err(|e| sqlx::Error::Encode(Box::new(e)))
+}
+
+/// Serializes a flag as the `0`/`1` its `BIGINT` column holds (rows bound as JSON arrays).
+fn flag<S: Serializer>(value: &bool, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_i64(i64::from(*value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_statement_file_builds_on_both_backends() {
+        for backend in [Backend::Sqlite, Backend::Postgres] {
+            if let Err(error) = SyncSql::new(backend) {
+                panic!("{backend:?}: {error}");
+            }
+        }
+    }
+}
