@@ -230,14 +230,8 @@ impl<'a> Batch<'a> {
                 }
             }
         }
-        let mut answer = Map::new();
-        answer.insert("op_id".into(), json!(item.op_id));
-        answer.insert("status".into(), json!(status.as_str()));
-        answer.insert("server_ts".into(), json!(server_ts));
-        answer.insert("resolved_doc".into(), answer_doc);
-        answer.extend(extra);
-        self.answers
-            .give(Some(item.op_id), item.doctype, status, Value::Object(answer));
+        let answer = answer(&item.op_id, status, server_ts, answer_doc, extra);
+        self.answers.give(Some(item.op_id), item.doctype, status, answer);
         Ok(())
     }
 
@@ -481,6 +475,24 @@ fn parse_object(text: &str) -> Result<Map<String, Value>> {
         tracing::error!(error_type = "CorruptDocument", "sync change data is not a JSON object");
         Error::internal()
     })
+}
+
+/// The answer to a decided item: its status, the server's time of it and the resolved document
+/// (plus a manual conflict's details in `extra`).
+fn answer(
+    op_id: &str,
+    status: ItemStatus,
+    server_ts: Timestamp,
+    resolved_doc: Value,
+    extra: Map<String, Value>,
+) -> Value {
+    let mut answer = Map::new();
+    answer.insert("op_id".into(), json!(op_id));
+    answer.insert("status".into(), json!(status.as_str()));
+    answer.insert("server_ts".into(), json!(server_ts));
+    answer.insert("resolved_doc".into(), resolved_doc);
+    answer.extend(extra);
+    Value::Object(answer)
 }
 
 /// The answer to an item refused for `error`.

@@ -116,8 +116,36 @@ fn flag<S: Serializer>(value: &bool, serializer: S) -> Result<S::Ok, S::Error> {
 }
 
 #[cfg(test)]
-mod tests {
+mod tests;
+
+#[cfg(test)]
+mod statement_tests {
     use super::*;
+    use serde_json::{Value, json};
+
+    #[test]
+    fn batch_rows_bind_flags_as_integers_and_timestamps_as_stored_text() {
+        let modified = Timestamp::from_micros(1_795_000_000_000_001);
+        let change = ChangeRow {
+            seq: 7,
+            doctype: "Task".into(),
+            name: "T-1".into(),
+            version: 2,
+            operation: "delete",
+            data: r#"{"title":"x"}"#.into(),
+            docstatus: 0,
+            deleted: true,
+            modified,
+            modified_by: "user@example.com".into(),
+            op_id: "op-1".into(),
+            note: None,
+        };
+        let rows: Value = serde_json::from_str(&json_array(&[change]).expect("encodes")).expect("JSON");
+        assert_eq!(rows[0]["deleted"], json!(1));
+        assert_eq!(rows[0]["modified"], json!(modified.to_string()));
+        assert_eq!(rows[0]["data"], json!(r#"{"title":"x"}"#));
+        assert_eq!(rows[0]["note"], Value::Null);
+    }
 
     #[test]
     fn every_statement_file_builds_on_both_backends() {

@@ -1,0 +1,125 @@
+//! The statements against a real SQLite database (PostgreSQL runs them in the end-to-end suites).
+
+use super::*;
+use crate::model::Document;
+use dartwing_core::config::DatabaseConfig;
+use serde_json::{Map, Value, json};
+
+/// A store on a fresh SQLite file with the sync tables.
+async fn sqlite_store(test: &str) -> Store {
+    let dir = std::env::temp_dir().join(format!("dartwing-sync-store-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let db = Db::connect(&Db::sqlite_url_in(&dir), &DatabaseConfig::default(), None)
+        .await
+        .expect("connects");
+    db.migrate(&[&crate::MIGRATIONS]).await.expect("migrates");
+    Store::new(db).expect("statements")
+}
+
+fn document(name: &str, modified: Timestamp) -> Document {
+    let mut data = Map::new();
+    data.insert("title".into(), json!(format!("{name} title")));
+    Document {
+        doctype: "Task".into(),
+        name: name.into(),
+        organization: "org-a".into(),
+        data,
+        docstatus: 0,
+        deleted: false,
+        version: 1,
+        change_seq: 1,
+        creation: modified,
+        modified,
+        owner: "a@example.com".into(),
+        modified_by: "a@example.com".into(),
+    }
+}
+
+fn change(seq: i64, doc: &Document) -> ChangeRow {
+    ChangeRow {
+        seq,
+        doctype: doc.doctype.clone(),
+        name: doc.name.clone(),
+        version: doc.version,
+        operation: "insert",
+        data: Value::Object(doc.data.clone()).to_string(),
+        docstatus: doc.docstatus,
+        deleted: doc.deleted,
+        modified: doc.modified,
+        modified_by: doc.modified_by.clone(),
+        op_id: format!("op-{seq}"),
+        note: None,
+    }
+}
+
+#[tokio::test]
+async fn a_batch_of_documents_changes_and_answers_round_trips() {
+    let store = sqlite_store("round-trip").await;
+    let modified = Timestamp::from_micros(1_795_000_000_000_001);
+    let docs = [document("T-1", modified), document("T-2", modified)];
+    let mut tx = store.db().begin_tx().await.expect("begins");
+    let with_data: Vec<(&Document, String)> = docs
+        .iter()
+        .map(|d| (d, Value::Object(d.data.clone()).to_string()))
+        .collect();
+    store.upsert_documents(&mut tx, &with_data).await.expect("upserts");
+    let changes = [change(1, &docs[0]), change(2, &docs[1])];
+    store.append_changes(&mut tx, "org-a", &changes).await.expect("appends");
+    let answers = [("op-1".to_string(), r#"{"status":"applied"}"#.to_string())];
+    store
+        .insert_answers(&mut tx, "org-a", &answers, modified)
+        .await
+        .expect("stores answers");
+    let mut read = store
+        .documents(&mut tx, "org-a", "Task", &["T-1", "T-2", "T-3"])
+        .await
+        .expect("reads");
+    read.sort_by(|a, b| a.name.cmp(&b.name));
+    assert_eq!(read, docs);
+    assert_eq!(
+        store
+            .version_at(&mut tx, "org-a", "Task", "T-2", modified)
+            .await
+            .expect("reads the history"),
+        Some(docs[1].data.clone())
+    );
+    let stored = store
+        .stored_answers(&mut tx, "org-a", &["op-1", "op-2"])
+        .await
+        .expect("reads answers");
+    assert_eq!(stored.get("op-1"), Some(&json!({"status": "applied"})));
+    assert_eq!(stored.len(), 1);
+    store.db().commit(tx).await.expect("commits");
+
+    let feed = store.feed("org-a", Some("Task"), 1, 10).await.expect("feed");
+    assert_eq!(feed.iter().map(|e| e.seq).collect::<Vec<_>>(), [2]);
+    assert_eq!(feed[0].modified, IsoTime(modified));
+    let among = ["org-a".to_string(), "org-b".to_string()];
+    assert_eq!(
+        store.holders("Task", "T-1", Some(&among)).await.expect("holders"),
+        ["org-a"]
+    );
+    assert!(
+        store
+            .holders("Task", "T-1", Some(&among[1..]))
+            .await
+            .expect("holders")
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn stored_data_that_is_not_a_json_object_fails_the_read_naming_the_statement() {
+    let store = sqlite_store("corrupt").await;
+    let doc = document("T-1", Timestamp::from_micros(1_795_000_000_000_001));
+    let mut tx = store.db().begin_tx().await.expect("begins");
+    store
+        .upsert_documents(&mut tx, &[(&doc, "[1, 2]".to_string())])
+        .await
+        .expect("upserts");
+    let read = store.documents(&mut tx, "org-a", "Task", &["T-1"]).await;
+    assert!(
+        matches!(&read, Err(DbError::Query { statement, .. }) if statement == "Sync Document.current"),
+        "{read:?}"
+    );
+}
