@@ -27,7 +27,7 @@ use crate::metrics::SyncMetrics;
 use crate::model::{ConflictInfo, FeedPage};
 use crate::store::Store;
 use crate::watermark::Watermark;
-use dartwing_core::access::SharedDirectory;
+use dartwing_core::access::{AccessChange, AccessChanges, SharedDirectory};
 use dartwing_core::config::SyncConfig;
 use dartwing_core::jobs::{CronEntry, JobType};
 use dartwing_core::permission::OrgScope;
@@ -208,6 +208,28 @@ impl OfflineSync {
         };
         let limit = i64::from(limit.unwrap_or(100).clamp(1, 500));
         Ok(self.inner.store.list_conflicts(org, doctype, status, limit).await?)
+    }
+
+    /// Deletes what sync keeps for an organization once it is deleted (sync holds no foreign key
+    /// into tenancy's tables), in the order the deletions are published.
+    pub fn follow_organization_deletions(&self, access: &AccessChanges) {
+        let (deleted, mut receive) = tokio::sync::mpsc::unbounded_channel::<String>();
+        access.subscribe(move |change| {
+            if let AccessChange::OrganizationDeleted { organization } = change {
+                let _ = deleted.send(organization.clone());
+            }
+        });
+        let store = self.inner.store.clone();
+        tokio::spawn(async move {
+            while let Some(organization) = receive.recv().await {
+                match store.delete_organization(&organization).await {
+                    Ok(removed) => tracing::info!(organization, removed, "sync data of a deleted organization removed"),
+                    Err(e) => {
+                        tracing::error!(organization, error = %e, "cannot remove the sync data of a deleted organization")
+                    }
+                }
+            }
+        });
     }
 
     /// Compacts the change log (see [`ChangeLogRetention`]); returns the rows removed.

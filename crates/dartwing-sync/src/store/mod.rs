@@ -1,7 +1,7 @@
 //! The sync store: its SQL lives in `store/sql/`, one file per concern (documents and versions,
-//! change log, stored op answers, conflicts, cursors, retention), with a SQLite and a PostgreSQL
-//! text where they differ. Rows decode into named structs; JSON columns that do not decode fail
-//! the query instead of becoming `null`.
+//! change log, feed, stored op answers, conflicts, cursors, retention, deleted organizations),
+//! with a SQLite and a PostgreSQL text where they differ. Rows decode into named structs; JSON
+//! columns that do not decode fail the query instead of becoming `null`.
 //!
 //! A batch binds its rows (and the names it looks up) as one JSON array, so one statement carries
 //! any number of them without SQL assembled at run time.
@@ -11,6 +11,7 @@ mod conflicts;
 mod cursors;
 mod documents;
 mod op_answers;
+mod organizations;
 mod retention;
 
 pub(crate) use changes::ChangeRow;
@@ -33,6 +34,7 @@ struct SyncSql {
     conflicts: conflicts::ConflictSql,
     cursors: cursors::CursorSql,
     retention: retention::RetentionSql,
+    organizations: organizations::OrganizationSql,
 }
 
 impl SyncSql {
@@ -44,6 +46,7 @@ impl SyncSql {
             conflicts: conflicts::ConflictSql::new(backend)?,
             cursors: cursors::CursorSql::new(backend)?,
             retention: retention::RetentionSql::new(backend)?,
+            organizations: organizations::OrganizationSql::new(backend)?,
         })
     }
 }

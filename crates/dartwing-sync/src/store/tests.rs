@@ -123,3 +123,35 @@ async fn stored_data_that_is_not_a_json_object_fails_the_read_naming_the_stateme
         "{read:?}"
     );
 }
+
+#[tokio::test]
+async fn a_deleted_organizations_sync_rows_are_deleted_and_other_organizations_keep_theirs() {
+    let store = sqlite_store("organization-deleted").await;
+    let modified = Timestamp::from_micros(1_795_000_000_000_001);
+    let mut tx = store.db().begin_tx().await.expect("begins");
+    for organization in ["org-a", "org-b"] {
+        let mut doc = document("T-1", modified);
+        doc.organization = organization.into();
+        let data = Value::Object(doc.data.clone()).to_string();
+        store.lock_cursor(&mut tx, organization).await.expect("locks");
+        store.upsert_documents(&mut tx, &[(&doc, data)]).await.expect("upserts");
+        store
+            .append_changes(&mut tx, organization, &[change(1, &doc)])
+            .await
+            .expect("appends");
+        store.advance_cursor(&mut tx, organization, 1).await.expect("advances");
+        let answers = [("op-1".to_string(), "{}".to_string())];
+        store
+            .insert_answers(&mut tx, organization, &answers, modified)
+            .await
+            .expect("answers");
+    }
+    store.db().commit(tx).await.expect("commits");
+
+    assert_eq!(store.delete_organization("org-a").await.expect("deletes"), 5);
+    assert_eq!(store.cursor("org-a").await.expect("cursor").seq, 0);
+    assert!(store.feed("org-a", None, 0, 10).await.expect("feed").is_empty());
+    assert_eq!(store.holders("Task", "T-1", None).await.expect("holders"), ["org-b"]);
+    assert_eq!(store.cursor("org-b").await.expect("cursor").seq, 1);
+    assert_eq!(store.feed("org-b", None, 0, 10).await.expect("feed").len(), 1);
+}
