@@ -1,8 +1,8 @@
 //! The change log and the feed that reads it.
 
-use super::{IsoTime, Store, flag, json_array};
+use super::{Store, flag, json_array, micros};
 use dartwing_core::Timestamp;
-use dartwing_db::{Backend, DbError, JsonText, SqlFile, Statement};
+use dartwing_db::{Backend, DbError, JsonText, Micros, SqlFile, Statement};
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::AnyConnection;
@@ -49,6 +49,7 @@ pub(crate) struct ChangeRow {
     pub(crate) docstatus: i64,
     #[serde(serialize_with = "flag")]
     pub(crate) deleted: bool,
+    #[serde(serialize_with = "micros")]
     pub(crate) modified: Timestamp,
     pub(crate) modified_by: String,
     pub(crate) op_id: String,
@@ -61,7 +62,7 @@ pub(crate) struct FeedEntry {
     pub(crate) seq: i64,
     pub(crate) doctype: String,
     pub(crate) name: String,
-    pub(crate) modified: IsoTime,
+    pub(crate) modified: Micros,
     pub(crate) docstatus: i64,
     pub(crate) data: JsonText<Value>,
     pub(crate) deleted: i64,

@@ -1,9 +1,9 @@
 //! Manual conflicts.
 
-use super::{IsoTime, Store};
+use super::Store;
 use crate::model::ConflictInfo;
 use dartwing_core::Timestamp;
-use dartwing_db::{Backend, DbError, JsonText, SqlFile, Statement};
+use dartwing_db::{Backend, DbError, JsonText, Micros, SqlFile, Statement};
 use serde_json::Value;
 use sqlx::AnyConnection;
 
@@ -50,9 +50,9 @@ struct ConflictRow {
     status: String,
     server_doc: JsonText<Value>,
     client_doc: JsonText<Value>,
-    created_at: String,
+    created_at: Micros,
     created_by: String,
-    resolved_at: Option<String>,
+    resolved_at: Option<Micros>,
     resolved_by: Option<String>,
 }
 
@@ -66,9 +66,9 @@ impl From<ConflictRow> for ConflictInfo {
             status: row.status,
             server_doc: row.server_doc.0,
             client_doc: row.client_doc.0,
-            created_at: row.created_at,
+            created_at: row.created_at.0.to_string(),
             created_by: row.created_by,
-            resolved_at: row.resolved_at,
+            resolved_at: row.resolved_at.map(|at| at.0.to_string()),
             resolved_by: row.resolved_by,
         }
     }
@@ -97,7 +97,7 @@ impl Store {
                     .bind(conflict.op_id.clone())
                     .bind(conflict.server_doc.to_string())
                     .bind(conflict.client_doc.to_string())
-                    .bind(IsoTime(now))
+                    .bind(Micros(now))
                     .bind(actor.to_owned())
                     .execute(conn),
             )
@@ -129,7 +129,7 @@ impl Store {
                     .bind(doctype.to_owned())
                     .bind(docname.to_owned())
                     .bind(op_id.to_owned())
-                    .bind(IsoTime(now))
+                    .bind(Micros(now))
                     .bind(actor.to_owned())
                     .execute(conn),
             )

@@ -1,9 +1,9 @@
 //! Sync documents: their current versions and their version history.
 
-use super::{IsoTime, Store, flag, json_array};
+use super::{Store, flag, json_array, micros};
 use crate::model::Document;
 use dartwing_core::Timestamp;
-use dartwing_db::{Backend, DbError, JsonText, SqlFile, Statement};
+use dartwing_db::{Backend, DbError, JsonText, Micros, SqlFile, Statement};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use sqlx::AnyConnection;
@@ -52,8 +52,8 @@ struct DocumentRow {
     deleted: i64,
     version: i64,
     change_seq: i64,
-    creation: IsoTime,
-    modified: IsoTime,
+    creation: Micros,
+    modified: Micros,
     owner: String,
     modified_by: String,
 }
@@ -89,7 +89,9 @@ struct DocumentRecord<'a> {
     deleted: bool,
     version: i64,
     change_seq: i64,
+    #[serde(serialize_with = "micros")]
     creation: Timestamp,
+    #[serde(serialize_with = "micros")]
     modified: Timestamp,
     owner: &'a str,
     modified_by: &'a str,
@@ -141,7 +143,7 @@ impl Store {
                     .bind(organization.to_owned())
                     .bind(doctype.to_owned())
                     .bind(name.to_owned())
-                    .bind(IsoTime(modified))
+                    .bind(Micros(modified))
                     .fetch_optional(conn),
             )
             .await?;

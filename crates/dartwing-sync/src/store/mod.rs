@@ -20,10 +20,6 @@ pub(crate) use conflicts::NewConflict;
 use dartwing_core::Timestamp;
 use dartwing_db::{Backend, Db, DbError};
 use serde::{Serialize, Serializer};
-use sqlx::any::{AnyTypeInfo, AnyValueRef};
-use sqlx::encode::IsNull;
-use sqlx::error::BoxDynError;
-use sqlx::{Any, Decode, Encode, Type};
 use std::sync::LazyLock;
 
 /// The statements of every concern of sync for one backend.
@@ -81,36 +77,14 @@ impl Store {
     }
 }
 
-/// A timestamp column of the sync tables: ISO 8601 UTC text with microseconds. Text that is not
-/// such a timestamp fails the query.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct IsoTime(pub(crate) Timestamp);
-
-impl Type<Any> for IsoTime {
-    fn type_info() -> AnyTypeInfo {
-        <String as Type<Any>>::type_info()
-    }
-
-    fn compatible(ty: &AnyTypeInfo) -> bool {
-        <String as Type<Any>>::compatible(ty)
-    }
-}
-
-impl<'r> Decode<'r, Any> for IsoTime {
-    fn decode(value: AnyValueRef<'r>) -> Result<Self, BoxDynError> {
-        Ok(Self(<&str as Decode<Any>>::decode(value)?.parse()?))
-    }
-}
-
-impl<'q> Encode<'q, Any> for IsoTime {
-    fn encode_by_ref(&self, buf: &mut <Any as sqlx::Database>::ArgumentBuffer<'q>) -> Result<IsNull, BoxDynError> {
-        <String as Encode<Any>>::encode(self.0.to_string(), buf)
-    }
-}
-
 /// Rows (or values) bound as one JSON array parameter.
 fn json_array<T: Serialize + ?Sized>(rows: &T) -> Result<String, sqlx::Error> {
     serde_json::to_string(rows).map_err(|e| sqlx::Error::Encode(Box::new(e)))
+}
+
+/// Serializes a timestamp as the microseconds its `BIGINT` column holds (rows bound as JSON arrays).
+fn micros<S: Serializer>(timestamp: &Timestamp, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_i64(timestamp.as_micros())
 }
 
 /// Serializes a flag as the `0`/`1` its `BIGINT` column holds (rows bound as JSON arrays).
@@ -127,7 +101,7 @@ mod statement_tests {
     use serde_json::{Value, json};
 
     #[test]
-    fn batch_rows_bind_flags_as_integers_and_timestamps_as_stored_text() {
+    fn batch_rows_bind_flags_as_integers_and_timestamps_as_microseconds() {
         let modified = Timestamp::from_micros(1_795_000_000_000_001);
         let change = ChangeRow {
             seq: 7,
@@ -145,7 +119,7 @@ mod statement_tests {
         };
         let rows: Value = serde_json::from_str(&json_array(&[change]).expect("encodes")).expect("JSON");
         assert_eq!(rows[0]["deleted"], json!(1));
-        assert_eq!(rows[0]["modified"], json!(modified.to_string()));
+        assert_eq!(rows[0]["modified"], json!(modified.as_micros()));
         assert_eq!(rows[0]["data"], json!(r#"{"title":"x"}"#));
         assert_eq!(rows[0]["note"], Value::Null);
     }

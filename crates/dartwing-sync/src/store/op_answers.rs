@@ -1,8 +1,8 @@
 //! The write queue's stored answers (op_id idempotency).
 
-use super::{IsoTime, Store, json_array};
+use super::{Store, json_array};
 use dartwing_core::Timestamp;
-use dartwing_db::{Backend, DbError, JsonText, SqlFile, Statement};
+use dartwing_db::{Backend, DbError, JsonText, Micros, SqlFile, Statement};
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::AnyConnection;
@@ -95,7 +95,7 @@ impl Store {
                     .query()
                     .bind(organization.to_owned())
                     .bind(rows?)
-                    .bind(IsoTime(now))
+                    .bind(Micros(now))
                     .execute(conn)
                     .await
             })

@@ -1,8 +1,8 @@
 //! Change-log retention.
 
-use super::{IsoTime, Store};
+use super::Store;
 use dartwing_core::Timestamp;
-use dartwing_db::{Backend, DbError, SqlFile, Statement};
+use dartwing_db::{Backend, DbError, Micros, SqlFile, Statement};
 
 const RETENTION: SqlFile = SqlFile::portable("Sync Change", "retention", include_str!("sql/retention.sql"));
 
@@ -45,7 +45,7 @@ impl Store {
             .db
             .run(
                 superseded,
-                superseded.query_as().bind(IsoTime(cutoff)).fetch_all(&mut *tx),
+                superseded.query_as().bind(Micros(cutoff)).fetch_all(&mut *tx),
             )
             .await?;
         let raise = &sql.raise_pruned_seq;
@@ -64,7 +64,7 @@ impl Store {
         let delete = &sql.delete_superseded;
         let removed = self
             .db
-            .run(delete, delete.query().bind(IsoTime(cutoff)).execute(&mut *tx))
+            .run(delete, delete.query().bind(Micros(cutoff)).execute(&mut *tx))
             .await?
             .rows_affected();
         self.db.commit(tx).await?;

@@ -93,7 +93,7 @@ async fn a_batch_of_documents_changes_and_answers_round_trips() {
 
     let feed = store.feed("org-a", Some("Task"), 1, 10).await.expect("feed");
     assert_eq!(feed.iter().map(|e| e.seq).collect::<Vec<_>>(), [2]);
-    assert_eq!(feed[0].modified, IsoTime(modified));
+    assert_eq!(feed[0].modified, dartwing_db::Micros(modified));
     let among = ["org-a".to_string(), "org-b".to_string()];
     assert_eq!(
         store.holders("Task", "T-1", Some(&among)).await.expect("holders"),

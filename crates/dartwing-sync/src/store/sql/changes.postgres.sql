@@ -4,4 +4,4 @@
 INSERT INTO sync_change (organization, seq, doctype, name, operation, data, docstatus, deleted, modified)
 SELECT $1, seq, doctype, name, operation, data, docstatus, deleted, modified
   FROM json_to_recordset($2::json) AS r (seq BIGINT, doctype TEXT, name TEXT, operation TEXT, data TEXT,
-       docstatus BIGINT, deleted BIGINT, modified TEXT);
+       docstatus BIGINT, deleted BIGINT, modified BIGINT);

@@ -19,8 +19,8 @@ INSERT INTO sync_document (doctype, name, organization, data, docstatus, deleted
 SELECT doctype, name, organization, data, docstatus, deleted, version, change_seq,
        creation, modified, owner, modified_by
   FROM json_to_recordset($1::json) AS r (doctype TEXT, name TEXT, organization TEXT, data TEXT,
-       docstatus BIGINT, deleted BIGINT, version BIGINT, change_seq BIGINT, creation TEXT,
-       modified TEXT, owner TEXT, modified_by TEXT)
+       docstatus BIGINT, deleted BIGINT, version BIGINT, change_seq BIGINT, creation BIGINT,
+       modified BIGINT, owner TEXT, modified_by TEXT)
 ON CONFLICT (organization, doctype, name) DO UPDATE
    SET data = excluded.data, docstatus = excluded.docstatus, deleted = excluded.deleted,
        version = excluded.version, change_seq = excluded.change_seq, modified = excluded.modified,
@@ -31,7 +31,7 @@ INSERT INTO sync_version (doctype, name, version, organization, operation, data,
                           modified, modified_by, op_id, note)
 SELECT doctype, name, version, $1, operation, data, docstatus, deleted, modified, modified_by, op_id, note
   FROM json_to_recordset($2::json) AS r (doctype TEXT, name TEXT, version BIGINT, operation TEXT,
-       data TEXT, docstatus BIGINT, deleted BIGINT, modified TEXT, modified_by TEXT, op_id TEXT,
+       data TEXT, docstatus BIGINT, deleted BIGINT, modified BIGINT, modified_by TEXT, op_id TEXT,
        note TEXT);
 
 -- name: holders
