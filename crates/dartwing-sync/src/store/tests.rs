@@ -5,15 +5,25 @@ use crate::model::Document;
 use dartwing_core::config::DatabaseConfig;
 use serde_json::{Map, Value, json};
 
-/// A store on a fresh SQLite file with the sync tables.
-async fn sqlite_store(test: &str) -> Store {
-    let dir = std::env::temp_dir().join(format!("dartwing-sync-store-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let db = Db::connect(&Db::sqlite_url_in(&dir), &DatabaseConfig::default(), None)
+/// A directory removed when the test ends.
+struct ScratchDir(std::path::PathBuf);
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A store on a fresh SQLite file with the sync tables (in a directory kept while the returned
+/// guard lives).
+async fn sqlite_store(test: &str) -> (Store, ScratchDir) {
+    let dir = ScratchDir(std::env::temp_dir().join(format!("dartwing-sync-store-{test}-{}", std::process::id())));
+    let _ = std::fs::remove_dir_all(&dir.0);
+    let db = Db::connect(&Db::sqlite_url_in(&dir.0), &DatabaseConfig::default(), None)
         .await
         .expect("connects");
     db.migrate(&[&crate::MIGRATIONS]).await.expect("migrates");
-    Store::new(db).expect("statements")
+    (Store::new(db).expect("statements"), dir)
 }
 
 fn document(name: &str, modified: Timestamp) -> Document {
@@ -54,7 +64,7 @@ fn change(seq: i64, doc: &Document) -> ChangeRow {
 
 #[tokio::test]
 async fn a_batch_of_documents_changes_and_answers_round_trips() {
-    let store = sqlite_store("round-trip").await;
+    let (store, _dir) = sqlite_store("round-trip").await;
     let modified = Timestamp::from_micros(1_795_000_000_000_001);
     let docs = [document("T-1", modified), document("T-2", modified)];
     let mut tx = store.db().begin_tx().await.expect("begins");
@@ -110,7 +120,7 @@ async fn a_batch_of_documents_changes_and_answers_round_trips() {
 
 #[tokio::test]
 async fn stored_data_that_is_not_a_json_object_fails_the_read_naming_the_statement() {
-    let store = sqlite_store("corrupt").await;
+    let (store, _dir) = sqlite_store("corrupt").await;
     let doc = document("T-1", Timestamp::from_micros(1_795_000_000_000_001));
     let mut tx = store.db().begin_tx().await.expect("begins");
     store
@@ -126,7 +136,7 @@ async fn stored_data_that_is_not_a_json_object_fails_the_read_naming_the_stateme
 
 #[tokio::test]
 async fn a_deleted_organizations_sync_rows_are_deleted_and_other_organizations_keep_theirs() {
-    let store = sqlite_store("organization-deleted").await;
+    let (store, _dir) = sqlite_store("organization-deleted").await;
     let modified = Timestamp::from_micros(1_795_000_000_000_001);
     let mut tx = store.db().begin_tx().await.expect("begins");
     for organization in ["org-a", "org-b"] {
