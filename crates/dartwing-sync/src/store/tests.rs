@@ -165,3 +165,59 @@ async fn a_deleted_organizations_sync_rows_are_deleted_and_other_organizations_k
     assert_eq!(store.cursor("org-b").await.expect("cursor").seq, 1);
     assert_eq!(store.feed("org-b", None, 0, 10).await.expect("feed").len(), 1);
 }
+
+/// A directory of no organizations (the listener under test never asks it).
+struct NoOrganizations;
+
+#[async_trait::async_trait]
+impl dartwing_core::access::OrganizationDirectory for NoOrganizations {
+    async fn organization(
+        &self,
+        _organization: &str,
+    ) -> dartwing_core::Result<Option<dartwing_core::access::OrganizationSummary>> {
+        Ok(None)
+    }
+
+    async fn admin_emails(&self, _organization: &str) -> dartwing_core::Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+
+    async fn suspended(&self) -> dartwing_core::Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+}
+
+#[tokio::test]
+async fn a_published_organization_deletion_removes_its_sync_data() {
+    use dartwing_core::access::{AccessChange, AccessChanges};
+    use std::sync::Arc;
+
+    let (store, _dir) = sqlite_store("follow-deletions").await;
+    let doc = document("T-1", Timestamp::from_micros(1_795_000_000_000_001));
+    let mut tx = store.db().begin_tx().await.expect("begins");
+    let data = Value::Object(doc.data.clone()).to_string();
+    store.upsert_documents(&mut tx, &[(&doc, data)]).await.expect("upserts");
+    store.db().commit(tx).await.expect("commits");
+    let metrics = dartwing_observe::Metrics::new(false, 10).expect("metrics");
+    let sync = crate::OfflineSync::new(
+        store.db().clone(),
+        dartwing_core::config::SyncConfig::default(),
+        Arc::new(dartwing_core::publish::NoopPublisher),
+        Arc::new(NoOrganizations),
+        Arc::new(metrics),
+    )
+    .expect("sync");
+    let access = AccessChanges::new();
+    sync.follow_organization_deletions(&access);
+
+    access.publish(AccessChange::OrganizationDeleted {
+        organization: "org-a".into(),
+    });
+    for _ in 0..100 {
+        if store.holders("Task", "T-1", None).await.expect("holders").is_empty() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the deleted organization's document is still stored");
+}
