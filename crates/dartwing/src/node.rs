@@ -121,6 +121,7 @@ impl Node {
             directory.clone(),
             metrics.clone(),
         )?;
+        sync.follow_organization_deletions(&access);
         let vault = TokenVault::new(
             &config,
             &node_id,

@@ -1,0 +1,161 @@
+//! The change log and the feed that reads it.
+
+use super::{Store, flag, json_array, micros};
+use dartwing_core::Timestamp;
+use dartwing_db::{Backend, DbError, JsonText, Micros, SqlFile, Statement};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::AnyConnection;
+
+const CHANGES: SqlFile = SqlFile::per_backend(
+    "Sync Change",
+    "changes",
+    include_str!("sql/changes.sqlite.sql"),
+    include_str!("sql/changes.postgres.sql"),
+);
+const FEED: SqlFile = SqlFile::portable("Sync Change", "feed", include_str!("sql/feed.sql"));
+
+pub(super) struct ChangeSql {
+    insert: Statement,
+    feed: Statement,
+    feed_of_doctype: Statement,
+}
+
+impl ChangeSql {
+    pub(super) fn new(backend: Backend) -> Result<Self, DbError> {
+        let mut log = CHANGES.statements(backend)?;
+        let mut feed = FEED.statements(backend)?;
+        let sql = Self {
+            insert: log.take("insert")?,
+            feed: feed.take("feed")?,
+            feed_of_doctype: feed.take("feed_of_doctype")?,
+        };
+        log.finish()?;
+        feed.finish()?;
+        Ok(sql)
+    }
+}
+
+/// One applied change: a version-history row and a change-log row (bound in JSON arrays).
+#[derive(Serialize)]
+pub(crate) struct ChangeRow {
+    pub(crate) seq: i64,
+    pub(crate) doctype: String,
+    pub(crate) name: String,
+    pub(crate) version: i64,
+    pub(crate) operation: &'static str,
+    /// The document's fields as JSON text.
+    pub(crate) data: String,
+    pub(crate) docstatus: i64,
+    #[serde(serialize_with = "flag")]
+    pub(crate) deleted: bool,
+    #[serde(serialize_with = "micros")]
+    pub(crate) modified: Timestamp,
+    pub(crate) modified_by: String,
+    pub(crate) op_id: String,
+    pub(crate) note: Option<String>,
+}
+
+/// A change-log row as the feed reads it.
+#[derive(sqlx::FromRow)]
+pub(crate) struct FeedEntry {
+    pub(crate) seq: i64,
+    pub(crate) doctype: String,
+    pub(crate) name: String,
+    pub(crate) modified: Micros,
+    pub(crate) docstatus: i64,
+    pub(crate) data: JsonText<Value>,
+    pub(crate) deleted: i64,
+}
+
+impl FeedEntry {
+    /// The feed-row shape `{name, doctype, modified, docstatus, data, deleted}`.
+    pub(crate) fn into_row(self) -> Value {
+        crate::model::feed_row(
+            &self.name,
+            &self.doctype,
+            self.modified.0,
+            self.docstatus,
+            self.data.0,
+            self.deleted != 0,
+        )
+    }
+}
+
+impl Store {
+    /// Appends a batch's changes to the documents' version history and the organization's
+    /// change log (the rows are encoded once for both).
+    pub(crate) async fn append_changes(
+        &self,
+        conn: &mut AnyConnection,
+        organization: &str,
+        changes: &[ChangeRow],
+    ) -> Result<(), DbError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let versions = &self.sql.documents.insert_versions;
+        let rows = self
+            .db
+            .run(versions, async {
+                let rows = json_array(changes)?;
+                versions
+                    .query()
+                    .bind(organization.to_owned())
+                    .bind(rows.clone())
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(rows)
+            })
+            .await?;
+        let insert = &self.sql.changes.insert;
+        self.db
+            .run(
+                insert,
+                insert.query().bind(organization.to_owned()).bind(rows).execute(conn),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Up to `limit` changes of the organization (of `doctype` only, when given) after `after`,
+    /// in seq order.
+    pub(crate) async fn feed(
+        &self,
+        organization: &str,
+        doctype: Option<&str>,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<FeedEntry>, DbError> {
+        let pool = self.db.pool();
+        match doctype {
+            None => {
+                let feed = &self.sql.changes.feed;
+                self.db
+                    .run(
+                        feed,
+                        feed.query_as()
+                            .bind(organization.to_owned())
+                            .bind(after)
+                            .bind(limit)
+                            .fetch_all(pool),
+                    )
+                    .await
+            }
+            Some(doctype) => {
+                let feed = &self.sql.changes.feed_of_doctype;
+                self.db
+                    .run(
+                        feed,
+                        feed.query_as()
+                            .bind(organization.to_owned())
+                            .bind(after)
+                            .bind(doctype.to_owned())
+                            .bind(limit)
+                            .fetch_all(pool),
+                    )
+                    .await
+            }
+        }
+    }
+}

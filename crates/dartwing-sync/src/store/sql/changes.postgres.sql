@@ -1,0 +1,7 @@
+-- The change log: one row per applied change. A batch binds its changes as one JSON array (`json_to_recordset`).
+
+-- name: insert
+INSERT INTO sync_change (organization, seq, doctype, name, operation, data, docstatus, deleted, modified)
+SELECT $1, seq, doctype, name, operation, data, docstatus, deleted, modified
+  FROM json_to_recordset($2::json) AS r (seq BIGINT, doctype TEXT, name TEXT, operation TEXT, data TEXT,
+       docstatus BIGINT, deleted BIGINT, modified BIGINT);

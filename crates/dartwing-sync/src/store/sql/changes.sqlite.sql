@@ -1,0 +1,7 @@
+-- The change log: one row per applied change. A batch binds its changes as one JSON array (`json_each`).
+
+-- name: insert
+INSERT INTO sync_change (organization, seq, doctype, name, operation, data, docstatus, deleted, modified)
+SELECT $1, value ->> 'seq', value ->> 'doctype', value ->> 'name', value ->> 'operation',
+       value ->> 'data', value ->> 'docstatus', value ->> 'deleted', value ->> 'modified'
+  FROM json_each($2);
