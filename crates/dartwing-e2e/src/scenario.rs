@@ -12,6 +12,9 @@ use sqlx::Row;
 /// the SQLite one fails. The PostgreSQL test fails in CI when the database is missing, and
 /// prints why it skipped elsewhere.
 ///
+/// A scenario that needs another runtime names the `#[tokio::test]` arguments after its
+/// parameter list: `async fn many_callers(db) runtime(flavor = "multi_thread", worker_threads = 4) { … }`.
+///
 /// ```ignore
 /// dartwing_e2e::backend_tests! {
 ///     /// A Member cannot do X.
@@ -23,7 +26,7 @@ use sqlx::Row;
 /// ```
 #[macro_export]
 macro_rules! backend_tests {
-    ($( $(#[$meta:meta])* async fn $name:ident($db:ident) $body:block )*) => {
+    ($( $(#[$meta:meta])* async fn $name:ident($db:ident) $(runtime($($runtime:tt)*))? $body:block )*) => {
         $(
             $(#[$meta])*
             mod $name {
@@ -32,12 +35,12 @@ macro_rules! backend_tests {
 
                 async fn scenario($db: &$crate::TestDatabase) $body
 
-                #[tokio::test]
+                #[tokio::test($($($runtime)*)?)]
                 async fn sqlite() {
                     scenario(&$crate::TestDatabase::sqlite()).await;
                 }
 
-                #[tokio::test]
+                #[tokio::test($($($runtime)*)?)]
                 async fn postgres() {
                     if let Some(db) = $crate::TestDatabase::postgres().await {
                         scenario(&db).await;

@@ -210,10 +210,9 @@ async fn get_as(server: &TestServer, credentials: &str, path: &str) -> Reply {
 
 // ------------------------------------------------------------------------------------- JWKS
 
-#[tokio::test]
-async fn rs256_token_with_known_kid_is_accepted() {
-    for db in TestDatabase::all().await {
-        let (server, jwks) = start_with_jwks(&db, fixture_jwks(), |_| {}).await;
+dartwing_e2e::backend_tests! {
+    async fn rs256_token_with_known_kid_is_accepted(db) {
+        let (server, jwks) = start_with_jwks(db, fixture_jwks(), |_| {}).await;
         let token = rs256(
             RSA_KID,
             &with(claims("rsa.user@example.com"), "name", json!("Rsa User")),
@@ -236,12 +235,9 @@ async fn rs256_token_with_known_kid_is_accepted() {
         assert_eq!(jwks.fetches(), 1);
         server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn es256_token_with_known_kid_is_accepted() {
-    for db in TestDatabase::all().await {
-        let (server, _jwks) = start_with_jwks(&db, fixture_jwks(), |_| {}).await;
+    async fn es256_token_with_known_kid_is_accepted(db) {
+        let (server, _jwks) = start_with_jwks(db, fixture_jwks(), |_| {}).await;
         let token = es256(EC_KID, &claims("ec.user@example.com"));
         assert_ok(&server.get(LIST, &token).await);
         let org = server
@@ -251,12 +247,9 @@ async fn es256_token_with_known_kid_is_accepted() {
         assert_eq!(org.json()["data"]["owner"], "ec.user@example.com");
         server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn unknown_kid_is_401() {
-    for db in TestDatabase::all().await {
-        let (server, jwks) = start_with_jwks(&db, fixture_jwks(), |_| {}).await;
+    async fn unknown_kid_is_401(db) {
+        let (server, jwks) = start_with_jwks(db, fixture_jwks(), |_| {}).await;
         let token = rs256("no-such-key", &claims("someone@example.com"));
         assert_refused(
             &server.get(LIST, &token).await,
@@ -284,12 +277,9 @@ async fn unknown_kid_is_401() {
         );
         server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn unknown_kids_do_not_flood_the_jwks_endpoint() {
-    for db in TestDatabase::all().await {
-        let (server, jwks) = start_with_jwks(&db, fixture_jwks(), |_| {}).await;
+    async fn unknown_kids_do_not_flood_the_jwks_endpoint(db) {
+        let (server, jwks) = start_with_jwks(db, fixture_jwks(), |_| {}).await;
         assert_ok(&server.get(LIST, &rs256(RSA_KID, &claims("user@example.com"))).await);
         assert_eq!(jwks.fetches(), 1);
         for i in 0..20 {
@@ -304,12 +294,9 @@ async fn unknown_kids_do_not_flood_the_jwks_endpoint() {
         assert!(jwks.fetches() <= 2, "{} fetches for 20 unknown key ids", jwks.fetches());
         server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn key_rotation_is_picked_up_by_refetching_on_an_unknown_kid() {
-    for db in TestDatabase::all().await {
-        let (server, jwks) = start_with_jwks(&db, jwks_with_only(RSA_KID), |_| {}).await;
+    async fn key_rotation_is_picked_up_by_refetching_on_an_unknown_kid(db) {
+        let (server, jwks) = start_with_jwks(db, jwks_with_only(RSA_KID), |_| {}).await;
         assert_ok(&server.get(LIST, &rs256(RSA_KID, &claims("user@example.com"))).await);
         assert_eq!(jwks.fetches(), 1);
 
@@ -326,12 +313,9 @@ async fn key_rotation_is_picked_up_by_refetching_on_an_unknown_kid() {
         assert_eq!(jwks.fetches(), 2);
         server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn rs256_token_without_jwks_url_is_401() {
-    for db in TestDatabase::all().await {
-        let server = TestServer::start(&db).await;
+    async fn rs256_token_without_jwks_url_is_401(db) {
+        let server = TestServer::start(db).await;
         assert!(server.app.config.auth.jwks_url.is_none());
         for token in [
             rs256(RSA_KID, &claims("user@example.com")),
@@ -354,22 +338,16 @@ async fn rs256_token_without_jwks_url_is_401() {
         );
         server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn hs256_still_works_next_to_jwks() {
-    for db in TestDatabase::all().await {
-        let (server, _jwks) = start_with_jwks(&db, fixture_jwks(), |_| {}).await;
+    async fn hs256_still_works_next_to_jwks(db) {
+        let (server, _jwks) = start_with_jwks(db, fixture_jwks(), |_| {}).await;
         assert_ok(&server.get(LIST, &hs256(&claims("hs.user@example.com"))).await);
         assert_ok(&server.get(LIST, &server.token("hs.user@example.com")).await);
         server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn algorithm_confusion_is_401() {
-    for db in TestDatabase::all().await {
-        let (server, _jwks) = start_with_jwks(&db, fixture_jwks(), |_| {}).await;
+    async fn algorithm_confusion_is_401(db) {
+        let (server, _jwks) = start_with_jwks(db, fixture_jwks(), |_| {}).await;
         let user = claims("user@example.com");
         // RSA signature under the EC key's id, and the other way round.
         assert_refused(
@@ -436,10 +414,9 @@ fn idp_claims(email: &str) -> Value {
     with(with(claims(email), "iss", json!(ISSUER)), "aud", json!(AUDIENCE))
 }
 
-#[tokio::test]
-async fn wrong_issuer_is_401() {
-    for db in TestDatabase::all().await {
-        let (server, _jwks) = start_with_issuer_and_audience(&db).await;
+dartwing_e2e::backend_tests! {
+    async fn wrong_issuer_is_401(db) {
+        let (server, _jwks) = start_with_issuer_and_audience(db).await;
         for iss in [
             json!("https://evil.example.com/realms/dartwing"),
             json!(""),
@@ -465,12 +442,9 @@ async fn wrong_issuer_is_401() {
         }
         server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn wrong_audience_is_401() {
-    for db in TestDatabase::all().await {
-        let (server, _jwks) = start_with_issuer_and_audience(&db).await;
+    async fn wrong_audience_is_401(db) {
+        let (server, _jwks) = start_with_issuer_and_audience(db).await;
         for aud in [json!("account"), json!(""), json!(["account", "broker"])] {
             let token = rs256(RSA_KID, &with(idp_claims("user@example.com"), "aud", aud.clone()));
             assert_refused(
@@ -487,12 +461,9 @@ async fn wrong_audience_is_401() {
         }
         server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn missing_issuer_or_audience_is_401_when_configured() {
-    for db in TestDatabase::all().await {
-        let (server, _jwks) = start_with_issuer_and_audience(&db).await;
+    async fn missing_issuer_or_audience_is_401_when_configured(db) {
+        let (server, _jwks) = start_with_issuer_and_audience(db).await;
         for missing in ["iss", "aud"] {
             let mut claims = idp_claims("user@example.com");
             claims.as_object_mut().unwrap().remove(missing);
@@ -518,12 +489,9 @@ async fn missing_issuer_or_audience_is_401_when_configured() {
         );
         server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn right_issuer_and_audience_are_accepted() {
-    for db in TestDatabase::all().await {
-        let (server, _jwks) = start_with_issuer_and_audience(&db).await;
+    async fn right_issuer_and_audience_are_accepted(db) {
+        let (server, _jwks) = start_with_issuer_and_audience(db).await;
         assert_ok(&server.get(LIST, &rs256(RSA_KID, &idp_claims("user@example.com"))).await);
         assert_ok(&server.get(LIST, &es256(EC_KID, &idp_claims("user@example.com"))).await);
         // An audience list that includes this service is accepted.
@@ -533,12 +501,9 @@ async fn right_issuer_and_audience_are_accepted() {
         assert_ok(&server.get(LIST, &server.token("user@example.com")).await);
         server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn nbf_in_the_future_is_401() {
-    for db in TestDatabase::all().await {
-        let (server, _jwks) = start_with_jwks(&db, fixture_jwks(), |_| {}).await;
+    async fn nbf_in_the_future_is_401(db) {
+        let (server, _jwks) = start_with_jwks(db, fixture_jwks(), |_| {}).await;
         // Ten minutes ahead: far beyond the 30 s leeway.
         let future = with(claims("early@example.com"), "nbf", json!(now() + 600));
         for token in [rs256(RSA_KID, &future), es256(EC_KID, &future), hs256(&future)] {
@@ -566,10 +531,9 @@ async fn nbf_in_the_future_is_401() {
 
 // ------------------------------------------------------------------------ roles and people
 
-#[tokio::test]
-async fn admin_role_claim_reads_any_organization_while_the_same_user_without_it_gets_403() {
-    for db in TestDatabase::all().await {
-        let (server, _jwks) = start_with_jwks(&db, fixture_jwks(), |_| {}).await;
+dartwing_e2e::backend_tests! {
+    async fn admin_role_claim_reads_any_organization_while_the_same_user_without_it_gets_403(db) {
+        let (server, _jwks) = start_with_jwks(db, fixture_jwks(), |_| {}).await;
         let org = server.create_org("owner@example.com", "Private").await;
         let operator = "operator@example.com";
         let admin = rs256(
@@ -614,12 +578,9 @@ async fn admin_role_claim_reads_any_organization_while_the_same_user_without_it_
         }
         server.stop().await;
     }
-}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn twenty_concurrent_first_requests_provision_exactly_one_person() {
-    for db in TestDatabase::all().await {
-        let (server, _jwks) = start_with_jwks(&db, fixture_jwks(), |_| {}).await;
+    async fn twenty_concurrent_first_requests_provision_exactly_one_person(db) runtime(flavor = "multi_thread", worker_threads = 4) {
+        let (server, _jwks) = start_with_jwks(db, fixture_jwks(), |_| {}).await;
         let email = "newcomer@example.com";
         // The same person, with the email in varying case, by RS256, ES256 and HS256 tokens.
         let tokens: Vec<String> = (0..20)
@@ -670,12 +631,9 @@ async fn twenty_concurrent_first_requests_provision_exactly_one_person() {
         );
         server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn inactive_person_is_403() {
-    for db in TestDatabase::all().await {
-        let (server, _jwks) = start_with_jwks(&db, fixture_jwks(), |_| {}).await;
+    async fn inactive_person_is_403(db) {
+        let (server, _jwks) = start_with_jwks(db, fixture_jwks(), |_| {}).await;
         let org = server.create_org("leaver@example.com", "Leaving").await;
         let person = server
             .app
@@ -729,10 +687,9 @@ async fn inactive_person_is_403() {
 
 // ------------------------------------------------------------------------------- API keys
 
-#[tokio::test]
-async fn org_scoped_api_key_reads_only_its_org_and_a_system_key_reads_all() {
-    for db in TestDatabase::all().await {
-        let server = TestServer::start(&db).await;
+dartwing_e2e::backend_tests! {
+    async fn org_scoped_api_key_reads_only_its_org_and_a_system_key_reads_all(db) {
+        let server = TestServer::start(db).await;
         let a = server.create_org("a@example.com", "A").await;
         let b = server.create_org("b@example.com", "B").await;
         let scoped = api_key(&server, Some(&a)).await;
@@ -770,12 +727,9 @@ async fn org_scoped_api_key_reads_only_its_org_and_a_system_key_reads_all() {
         assert_eq!(server.get(&org_path(&b), &admin).await.json()["data"]["org_name"], "B");
         server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn org_scoped_api_key_cannot_create_organizations() {
-    for db in TestDatabase::all().await {
-        let server = TestServer::start(&db).await;
+    async fn org_scoped_api_key_cannot_create_organizations(db) {
+        let server = TestServer::start(db).await;
         let a = server.create_org("a@example.com", "A").await;
         let scoped = api_key(&server, Some(&a)).await;
         let body = json!({ "org_name": "Spawned", "org_type": "Company" });

@@ -167,10 +167,9 @@ async fn user_targeting_reaches_only_that_user() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn rooms_are_joined_as_the_permission_module_decides() {
-    for db in TestDatabase::all().await {
-        let server = TestServer::start(&db).await;
+dartwing_e2e::backend_tests! {
+    async fn rooms_are_joined_as_the_permission_module_decides(db) {
+        let server = TestServer::start(db).await;
         let org = server.create_org("owner@example.com", "Acme").await;
         let other = server.create_org("stranger@example.com", "Other").await;
         let member = server.add_member(&org, "member@example.com", "Member").await;
@@ -419,10 +418,9 @@ async fn http_publish_is_for_services_and_platform_administrators() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn access_changes_remove_sockets_from_the_organization_rooms() {
-    for db in TestDatabase::all().await {
-        let server = TestServer::start(&db).await;
+dartwing_e2e::backend_tests! {
+    async fn access_changes_remove_sockets_from_the_organization_rooms(db) {
+        let server = TestServer::start(db).await;
         let org = server.create_org("owner@example.com", "Acme").await;
         let member = server.add_member(&org, "member@example.com", "Member").await;
         server.add_member(&org, "second@example.com", "Member").await;
@@ -541,10 +539,9 @@ async fn disconnect_leaves_no_orphan_rooms() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn sync_deltas_reach_subscribed_sockets_and_sync_documents_have_rooms() {
-    for db in TestDatabase::all().await {
-        let server = TestServer::start(&db).await;
+dartwing_e2e::backend_tests! {
+    async fn sync_deltas_reach_subscribed_sockets_and_sync_documents_have_rooms(db) {
+        let server = TestServer::start(db).await;
         let org = server.create_org("owner@example.com", "Acme").await;
         server.add_member(&org, "member@example.com", "Member").await;
         let mut agent = SocketAgent::start(ClientKind::Js).await;

@@ -92,9 +92,8 @@ async fn wait_status(client: &reqwest::Client, base: &str, key: &str, job_id: &s
     }
 }
 
-#[tokio::test]
-async fn a_job_of_a_killed_worker_completes_exactly_once_on_another_node() {
-    for db in TestDatabase::all().await {
+dartwing_e2e::backend_tests! {
+    async fn a_job_of_a_killed_worker_completes_exactly_once_on_another_node(db) {
         let dir = db.dir.path();
         let migrate = node(dir, &db.url, &["apikey", "create", "--description", "crash test"])
             .output()
@@ -151,11 +150,8 @@ async fn a_job_of_a_killed_worker_completes_exactly_once_on_another_node() {
             .unwrap();
         assert!(survivor.0.wait().unwrap().success());
     }
-}
 
-#[tokio::test]
-async fn cron_ticks_run_once_with_three_scheduler_processes() {
-    for db in TestDatabase::all().await {
+    async fn cron_ticks_run_once_with_three_scheduler_processes(db) {
         let dir = db.dir.path();
         let mut nodes = Vec::new();
         for name in ["s1", "s2", "s3"] {

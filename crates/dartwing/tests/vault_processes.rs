@@ -75,9 +75,8 @@ async fn serve(dir: &Path, database_url: &str, key: &str, config: &Path, node_id
     (child, base)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn hundred_callers_over_three_processes_cause_one_refresh() {
-    for db in TestDatabase::all().await {
+dartwing_e2e::backend_tests! {
+    async fn hundred_callers_over_three_processes_cause_one_refresh(db) runtime(flavor = "multi_thread", worker_threads = 4) {
         // The provider's token endpoint, slow enough that every caller arrives during the refresh.
         let refreshes = Arc::new(AtomicU32::new(0));
         let app = axum::Router::new()
@@ -186,11 +185,8 @@ async fn hundred_callers_over_three_processes_cause_one_refresh() {
         assert!(tokens.iter().all(|t| t == "fresh-1"), "{tokens:?}");
         drop(nodes);
     }
-}
 
-#[tokio::test]
-async fn keys_generate_and_rotate_through_the_cli() {
-    for db in TestDatabase::all().await {
+    async fn keys_generate_and_rotate_through_the_cli(db) {
         let dir = db.dir.path();
         let generate = || {
             let out = dartwing_e2e::isolated_command(BINARY, dir)
