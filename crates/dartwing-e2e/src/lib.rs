@@ -7,9 +7,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+pub mod process;
 pub mod scenario;
 pub mod smtp;
 pub mod sockets;
+pub mod tokens;
 
 use dartwing::node::Node;
 use dartwing::server::{self, RunningServer};

@@ -295,19 +295,3 @@ impl Scene {
         self.server.stop().await;
     }
 }
-
-/// An HS256 JWT over any `claims`, signed with the test servers' secret (for claims the harness's
-/// own tokens do not carry, such as `email_verified` or odd emails).
-pub fn hs256(claims: &serde_json::Value) -> String {
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        claims,
-        &jsonwebtoken::EncodingKey::from_secret(TEST_JWT_SECRET.as_bytes()),
-    )
-    .expect("sign")
-}
-
-/// Seconds since the Unix epoch, for `exp`/`nbf` claims.
-pub fn unix_now() -> u64 {
-    jsonwebtoken::get_current_timestamp()
-}

@@ -10,7 +10,8 @@ use axum::extract::State;
 use axum::routing::get;
 use dartwing_core::Principal;
 use dartwing_core::config::Config;
-use dartwing_e2e::{Reply, TEST_JWT_SECRET, TestDatabase, TestServer};
+use dartwing_e2e::tokens::{hs256, unix_now, with_claim};
+use dartwing_e2e::{Reply, TEST_JWT_SECRET, TestDatabase, TestServer, scenario};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -110,19 +111,9 @@ async fn start_with_jwks(db: &TestDatabase, keys: Value, adjust: impl FnOnce(&mu
     (server, jwks)
 }
 
-fn now() -> u64 {
-    jsonwebtoken::get_current_timestamp()
-}
-
 /// Claims of a token for `email`, valid for ten minutes.
 fn claims(email: &str) -> Value {
-    json!({ "email": email, "iat": now(), "exp": now() + 600 })
-}
-
-/// `claims` with `key` set to `value`.
-fn with(mut claims: Value, key: &str, value: Value) -> Value {
-    claims[key] = value;
-    claims
+    json!({ "email": email, "iat": unix_now(), "exp": unix_now() + 600 })
 }
 
 fn sign(alg: Algorithm, kid: &str, claims: &Value, key: &EncodingKey) -> String {
@@ -153,34 +144,9 @@ fn es256(kid: &str, claims: &Value) -> String {
     )
 }
 
-/// An HS256 token signed with the test servers' secret.
-fn hs256(claims: &Value) -> String {
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        claims,
-        &EncodingKey::from_secret(TEST_JWT_SECRET.as_bytes()),
-    )
-    .expect("sign")
-}
-
-/// Asserts a refusal: status, `exc_type`, and a body without secrets or internals.
+/// Asserts a refusal: status, `exc_type`, and a body without secrets, key material or internals.
 fn assert_refused(reply: &Reply, status: StatusCode, exc_type: &str) {
-    assert_eq!(reply.status, status, "{}", reply.text);
-    assert_eq!(reply.json()["exc_type"], exc_type, "{}", reply.text);
-    assert!(
-        !reply.text.contains(TEST_JWT_SECRET),
-        "JWT secret leaked: {}",
-        reply.text
-    );
-    assert!(
-        !reply.text.contains("PRIVATE KEY"),
-        "key material leaked: {}",
-        reply.text
-    );
-    let lower = reply.text.to_lowercase();
-    for word in ["panicked", "backtrace", "src/", ".rs:"] {
-        assert!(!lower.contains(word), "{word:?} in a response body: {}", reply.text);
-    }
+    scenario::assert_refused(reply, status, exc_type, &["PRIVATE KEY"]);
 }
 
 fn assert_ok(reply: &Reply) {
@@ -215,7 +181,7 @@ dartwing_e2e::backend_tests! {
         let (server, jwks) = start_with_jwks(db, fixture_jwks(), |_| {}).await;
         let token = rs256(
             RSA_KID,
-            &with(claims("rsa.user@example.com"), "name", json!("Rsa User")),
+            &with_claim(claims("rsa.user@example.com"), "name", json!("Rsa User")),
         );
         let reply = server.get(LIST, &token).await;
         assert_ok(&reply);
@@ -411,7 +377,7 @@ async fn start_with_issuer_and_audience(db: &TestDatabase) -> (TestServer, JwksS
 }
 
 fn idp_claims(email: &str) -> Value {
-    with(with(claims(email), "iss", json!(ISSUER)), "aud", json!(AUDIENCE))
+    with_claim(with_claim(claims(email), "iss", json!(ISSUER)), "aud", json!(AUDIENCE))
 }
 
 dartwing_e2e::backend_tests! {
@@ -423,13 +389,13 @@ dartwing_e2e::backend_tests! {
             json!(format!("{ISSUER}/")),
             json!(["https://evil.example.com"]),
         ] {
-            let token = rs256(RSA_KID, &with(idp_claims("user@example.com"), "iss", iss));
+            let token = rs256(RSA_KID, &with_claim(idp_claims("user@example.com"), "iss", iss));
             assert_refused(
                 &server.get(LIST, &token).await,
                 StatusCode::UNAUTHORIZED,
                 "AuthenticationError",
             );
-            let token = hs256(&with(
+            let token = hs256(&with_claim(
                 idp_claims("user@example.com"),
                 "iss",
                 json!("https://evil.example.com"),
@@ -446,13 +412,13 @@ dartwing_e2e::backend_tests! {
     async fn wrong_audience_is_401(db) {
         let (server, _jwks) = start_with_issuer_and_audience(db).await;
         for aud in [json!("account"), json!(""), json!(["account", "broker"])] {
-            let token = rs256(RSA_KID, &with(idp_claims("user@example.com"), "aud", aud.clone()));
+            let token = rs256(RSA_KID, &with_claim(idp_claims("user@example.com"), "aud", aud.clone()));
             assert_refused(
                 &server.get(LIST, &token).await,
                 StatusCode::UNAUTHORIZED,
                 "AuthenticationError",
             );
-            let token = es256(EC_KID, &with(idp_claims("user@example.com"), "aud", aud));
+            let token = es256(EC_KID, &with_claim(idp_claims("user@example.com"), "aud", aud));
             assert_refused(
                 &server.get(LIST, &token).await,
                 StatusCode::UNAUTHORIZED,
@@ -495,7 +461,7 @@ dartwing_e2e::backend_tests! {
         assert_ok(&server.get(LIST, &rs256(RSA_KID, &idp_claims("user@example.com"))).await);
         assert_ok(&server.get(LIST, &es256(EC_KID, &idp_claims("user@example.com"))).await);
         // An audience list that includes this service is accepted.
-        let listed = with(idp_claims("user@example.com"), "aud", json!(["account", AUDIENCE]));
+        let listed = with_claim(idp_claims("user@example.com"), "aud", json!(["account", AUDIENCE]));
         assert_ok(&server.get(LIST, &rs256(RSA_KID, &listed)).await);
         // Development tokens carry the configured issuer and audience.
         assert_ok(&server.get(LIST, &server.token("user@example.com")).await);
@@ -505,7 +471,7 @@ dartwing_e2e::backend_tests! {
     async fn nbf_in_the_future_is_401(db) {
         let (server, _jwks) = start_with_jwks(db, fixture_jwks(), |_| {}).await;
         // Ten minutes ahead: far beyond the 30 s leeway.
-        let future = with(claims("early@example.com"), "nbf", json!(now() + 600));
+        let future = with_claim(claims("early@example.com"), "nbf", json!(unix_now() + 600));
         for token in [rs256(RSA_KID, &future), es256(EC_KID, &future), hs256(&future)] {
             assert_refused(
                 &server.get(LIST, &token).await,
@@ -523,7 +489,7 @@ dartwing_e2e::backend_tests! {
                 .is_none()
         );
         // Within the leeway a small clock skew is tolerated.
-        let skewed = with(claims("early@example.com"), "nbf", json!(now() + 5));
+        let skewed = with_claim(claims("early@example.com"), "nbf", json!(unix_now() + 5));
         assert_ok(&server.get(LIST, &rs256(RSA_KID, &skewed)).await);
         server.stop().await;
     }
@@ -538,7 +504,7 @@ dartwing_e2e::backend_tests! {
         let operator = "operator@example.com";
         let admin = rs256(
             RSA_KID,
-            &with(
+            &with_claim(
                 claims(operator),
                 "realm_access",
                 json!({ "roles": ["offline_access", "System Manager"] }),
@@ -553,17 +519,17 @@ dartwing_e2e::backend_tests! {
             rs256(RSA_KID, &claims(operator)),
             rs256(
                 RSA_KID,
-                &with(claims(operator), "realm_access", json!({ "roles": ["offline_access"] })),
+                &with_claim(claims(operator), "realm_access", json!({ "roles": ["offline_access"] })),
             ),
             // The role elsewhere than the configured claim path, or spelled differently.
-            rs256(RSA_KID, &with(claims(operator), "roles", json!(["System Manager"]))),
+            rs256(RSA_KID, &with_claim(claims(operator), "roles", json!(["System Manager"]))),
             rs256(
                 RSA_KID,
-                &with(claims(operator), "realm_access", json!({ "roles": "System Manager" })),
+                &with_claim(claims(operator), "realm_access", json!({ "roles": "System Manager" })),
             ),
             rs256(
                 RSA_KID,
-                &with(claims(operator), "realm_access", json!({ "roles": ["system manager"] })),
+                &with_claim(claims(operator), "realm_access", json!({ "roles": ["system manager"] })),
             ),
         ];
         for token in &plain {

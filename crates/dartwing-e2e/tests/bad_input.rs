@@ -6,11 +6,11 @@
 
 use dartwing_core::Principal;
 use dartwing_e2e::scenario::{ALICE, Scene, assert_private, assert_refused};
+use dartwing_e2e::tokens::{base64url, hs256_signed_with, unix_now};
 use dartwing_e2e::{Reply, TEST_JWT_SECRET, TestServer};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 
 // ------------------------------------------------------------------------------------ helpers
 
@@ -56,38 +56,6 @@ async fn get_with_authorization(server: &TestServer, path: &str, value: HeaderVa
         headers,
         text: response.text().await.expect("body"),
     }
-}
-
-fn now() -> u64 {
-    jsonwebtoken::get_current_timestamp()
-}
-
-/// An HS256 token over `claims` signed with `secret`.
-fn hs256(claims: &Value, secret: &str) -> String {
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .expect("sign")
-}
-
-/// Unpadded base64url, as in JWTs.
-fn base64url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..=chunk.len() {
-            out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-        }
-    }
-    out
 }
 
 fn system() -> Principal {
@@ -322,8 +290,8 @@ dartwing_e2e::backend_tests! {
         let before = s.snapshot().await;
         for email in ["newcomer@example.com", ALICE] {
             // Expired two minutes ago: well beyond the 30 s leeway.
-            let token = hs256(
-                &json!({ "email": email, "iat": now() - 900, "exp": now() - 120 }),
+            let token = hs256_signed_with(
+                &json!({ "email": email, "iat": unix_now() - 900, "exp": unix_now() - 120 }),
                 TEST_JWT_SECRET,
             );
             let reply = s.server.get("/api/resource/Organization", &token).await;
@@ -354,10 +322,10 @@ dartwing_e2e::backend_tests! {
     async fn forged_jwt_is_401(db) {
         let s = Scene::new(db).await;
         let before = s.snapshot().await;
-        let claims = json!({ "email": "mallory@example.com", "exp": now() + 600,
+        let claims = json!({ "email": "mallory@example.com", "exp": unix_now() + 600,
                              "realm_access": { "roles": ["System Manager"] } });
         let other_secret = "another-secret-0123456789abcdef0123456789abcdef";
-        let forged = hs256(&claims, other_secret);
+        let forged = hs256_signed_with(&claims, other_secret);
         // A genuine token whose payload is swapped for one claiming the administrator role.
         let genuine = s.token("mallory@example.com");
         let parts: Vec<&str> = genuine.split('.').collect();
@@ -390,7 +358,7 @@ dartwing_e2e::backend_tests! {
     async fn alg_none_jwt_is_401(db) {
         let s = Scene::new(db).await;
         let before = s.snapshot().await;
-        let claims = json!({ "email": ALICE, "iat": now(), "exp": now() + 600,
+        let claims = json!({ "email": ALICE, "iat": unix_now(), "exp": unix_now() + 600,
                              "realm_access": { "roles": ["System Manager"] } });
         let payload = base64url(claims.to_string().as_bytes());
         for header in [
@@ -421,7 +389,7 @@ dartwing_e2e::backend_tests! {
     async fn jwt_without_email_claim_is_401(db) {
         let s = Scene::new(db).await;
         let before = s.snapshot().await;
-        let exp = now() + 600;
+        let exp = unix_now() + 600;
         let claim_sets = [
             json!({ "sub": "1234", "exp": exp }),
             json!({ "email": "", "exp": exp }),
@@ -431,12 +399,12 @@ dartwing_e2e::backend_tests! {
             json!({ "preferred_username": ALICE, "exp": exp }),
         ];
         for claims in &claim_sets {
-            let token = hs256(claims, TEST_JWT_SECRET);
+            let token = hs256_signed_with(claims, TEST_JWT_SECRET);
             let reply = s.server.get("/api/resource/Organization", &token).await;
             assert_refused(&reply, StatusCode::UNAUTHORIZED, "AuthenticationError", &[&token]);
         }
         // Without `exp` the token is refused too.
-        let token = hs256(&json!({ "email": ALICE }), TEST_JWT_SECRET);
+        let token = hs256_signed_with(&json!({ "email": ALICE }), TEST_JWT_SECRET);
         let reply = s.server.get("/api/resource/Organization", &token).await;
         assert_refused(&reply, StatusCode::UNAUTHORIZED, "AuthenticationError", &[&token]);
         assert_eq!(s.snapshot().await, before);

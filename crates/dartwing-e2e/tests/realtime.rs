@@ -6,7 +6,8 @@
 
 use dartwing_core::publish::Target;
 use dartwing_e2e::sockets::{ClientKind, SocketAgent};
-use dartwing_e2e::{TEST_JWT_SECRET, TestDatabase, TestServer};
+use dartwing_e2e::tokens::{hs256, hs256_signed_with};
+use dartwing_e2e::{TestDatabase, TestServer};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -42,22 +43,12 @@ fn metric(text: &str, name: &str, labels: &str) -> f64 {
 
 fn forged_token(email: &str) -> String {
     let claims = json!({"email": email, "exp": 4_102_444_800u64});
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::default(),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(b"another-secret-0123456789abcdef0123456789"),
-    )
-    .unwrap()
+    hs256_signed_with(&claims, "another-secret-0123456789abcdef0123456789")
 }
 
 fn expired_token(email: &str) -> String {
     let claims = json!({"email": email, "exp": 1_600_000_000u64});
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::default(),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(TEST_JWT_SECRET.as_bytes()),
-    )
-    .unwrap()
+    hs256(&claims)
 }
 
 #[tokio::test]
