@@ -4,6 +4,16 @@
 //!
 //! Outside CI, suites skip PostgreSQL/Redis with a printed reason when their URLs are unset.
 //! With `CI=true` a missing or unreachable service fails the test instead.
+//!
+//! The toolkit, one place for each need:
+//! - [`backend_tests!`]: one test per backend, `<name>::sqlite` and `<name>::postgres`;
+//! - [`scenario`]: a [`scenario::Scene`] of two organizations, refusal assertions, database snapshots;
+//! - [`process`]: child processes killed however a test ends, free ports, health waits;
+//! - [`tokens`]: JWTs over any claims, signed with the test secret or another;
+//! - [`sockets`] and [`smtp`]: real Socket.IO clients and an SMTP sink.
+//!
+//! Whatever a test holds is released when it panics too: a [`TestDatabase`] drops its PostgreSQL
+//! schema (ending the connections left on it), a [`process::ChildGuard`] kills its process.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
