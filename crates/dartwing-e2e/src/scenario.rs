@@ -20,7 +20,7 @@ use sqlx::Row;
 ///     /// A Member cannot do X.
 ///     async fn member_cannot_do_x(db) {
 ///         let server = TestServer::start(db).await;
-///         …
+///         // …
 ///     }
 /// }
 /// ```
