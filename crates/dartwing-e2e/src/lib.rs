@@ -4,12 +4,24 @@
 //!
 //! Outside CI, suites skip PostgreSQL/Redis with a printed reason when their URLs are unset.
 //! With `CI=true` a missing or unreachable service fails the test instead.
+//!
+//! The toolkit, one place for each need:
+//! - [`backend_tests!`]: one test per backend, `<name>::sqlite` and `<name>::postgres`;
+//! - [`scenario`]: a [`scenario::Scene`] of two organizations, refusal assertions, database snapshots;
+//! - [`process`]: child processes killed however a test ends, free ports, health waits;
+//! - [`tokens`]: JWTs over any claims, signed with the test secret or another;
+//! - [`sockets`] and [`smtp`]: real Socket.IO clients and an SMTP sink.
+//!
+//! Whatever a test holds is released when it panics too: a [`TestDatabase`] drops its PostgreSQL
+//! schema (ending the connections left on it), a [`process::ChildGuard`] kills its process.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+pub mod process;
 pub mod scenario;
 pub mod smtp;
 pub mod sockets;
+pub mod tokens;
 
 use dartwing::node::Node;
 use dartwing::server::{self, RunningServer};
@@ -57,7 +69,8 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}{}", hex::encode(bytes))
 }
 
-/// A database private to one test.
+/// A database private to one test. A storage scenario runs on each backend as a test of its own
+/// through [`backend_tests!`].
 pub struct TestDatabase {
     pub backend: Backend,
     pub url: String,
@@ -91,7 +104,9 @@ impl TestDatabase {
             .await
             .expect("create schema");
         let separator = if admin_url.contains('?') { '&' } else { '?' };
-        let url = format!("{admin_url}{separator}options=-c%20search_path%3D{schema}");
+        // The schema's name doubles as the connections' application name, so that dropping the
+        // database can end whatever connections a failed test left open.
+        let url = format!("{admin_url}{separator}options=-c%20search_path%3D{schema}&application_name={schema}");
         Some(Self {
             backend: Backend::Postgres,
             url,
@@ -99,16 +114,12 @@ impl TestDatabase {
             pg_cleanup: Some((admin_url, schema)),
         })
     }
-
-    /// SQLite always, PostgreSQL when available: run every storage scenario on each.
-    pub async fn all() -> Vec<Self> {
-        let mut all = vec![Self::sqlite()];
-        all.extend(Self::postgres().await);
-        all
-    }
 }
 
 impl Drop for TestDatabase {
+    /// Drops the PostgreSQL schema, also when the test panicked: the connections the test's
+    /// servers still hold (a server that was never stopped, a transaction left open) are ended
+    /// first, so the drop never waits on their locks.
     fn drop(&mut self) {
         if let Some((admin_url, schema)) = self.pg_cleanup.take() {
             // Drop runs outside any runtime guarantee: clean up on a thread of our own.
@@ -121,10 +132,20 @@ impl Drop for TestDatabase {
                     let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin_url)
                         .await
                         .ok()?;
-                    sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                        .execute(&mut admin)
-                        .await
-                        .ok()
+                    for statement in [
+                        "SET lock_timeout = '10s'".to_string(),
+                        format!(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                             WHERE application_name = '{schema}' AND pid <> pg_backend_pid()"
+                        ),
+                        format!("DROP SCHEMA IF EXISTS {schema} CASCADE"),
+                    ] {
+                        if let Err(e) = sqlx::query(&statement).execute(&mut admin).await {
+                            eprintln!("cleanup of the test schema {schema}: {e}");
+                            return None;
+                        }
+                    }
+                    Some(())
                 })
             })
             .join();
@@ -403,6 +424,19 @@ impl TestServer {
         }
         // Give the database connections back now: parallel suites share one PostgreSQL.
         self.app.db.pool().close().await;
+    }
+}
+
+impl Drop for TestServer {
+    /// A server that was not stopped (its test panicked) stops handing out database connections
+    /// at once; its tasks end with the test's runtime, and its PostgreSQL connections are ended
+    /// when the test's [`TestDatabase`] is dropped.
+    fn drop(&mut self) {
+        if self.running.is_some() {
+            // Closing marks the pool closed at once; the returned future only waits for the
+            // connections to go, which the runtime of a failed test no longer drives.
+            drop(self.app.db.pool().close());
+        }
     }
 }
 

@@ -12,18 +12,21 @@ use sqlx::Row;
 /// the SQLite one fails. The PostgreSQL test fails in CI when the database is missing, and
 /// prints why it skipped elsewhere.
 ///
+/// A scenario that needs another runtime names the `#[tokio::test]` arguments after its
+/// parameter list: `async fn many_callers(db) runtime(flavor = "multi_thread", worker_threads = 4) { … }`.
+///
 /// ```ignore
 /// dartwing_e2e::backend_tests! {
 ///     /// A Member cannot do X.
 ///     async fn member_cannot_do_x(db) {
 ///         let server = TestServer::start(db).await;
-///         …
+///         // …
 ///     }
 /// }
 /// ```
 #[macro_export]
 macro_rules! backend_tests {
-    ($( $(#[$meta:meta])* async fn $name:ident($db:ident) $body:block )*) => {
+    ($( $(#[$meta:meta])* async fn $name:ident($db:ident) $(runtime($($runtime:tt)*))? $body:block )*) => {
         $(
             $(#[$meta])*
             mod $name {
@@ -32,12 +35,12 @@ macro_rules! backend_tests {
 
                 async fn scenario($db: &$crate::TestDatabase) $body
 
-                #[tokio::test]
+                #[tokio::test($($($runtime)*)?)]
                 async fn sqlite() {
                     scenario(&$crate::TestDatabase::sqlite()).await;
                 }
 
-                #[tokio::test]
+                #[tokio::test($($($runtime)*)?)]
                 async fn postgres() {
                     if let Some(db) = $crate::TestDatabase::postgres().await {
                         scenario(&db).await;
@@ -291,20 +294,4 @@ impl Scene {
     pub async fn stop(self) {
         self.server.stop().await;
     }
-}
-
-/// An HS256 JWT over any `claims`, signed with the test servers' secret (for claims the harness's
-/// own tokens do not carry, such as `email_verified` or odd emails).
-pub fn hs256(claims: &serde_json::Value) -> String {
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        claims,
-        &jsonwebtoken::EncodingKey::from_secret(TEST_JWT_SECRET.as_bytes()),
-    )
-    .expect("sign")
-}
-
-/// Seconds since the Unix epoch, for `exp`/`nbf` claims.
-pub fn unix_now() -> u64 {
-    jsonwebtoken::get_current_timestamp()
 }

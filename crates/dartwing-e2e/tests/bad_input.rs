@@ -6,11 +6,11 @@
 
 use dartwing_core::Principal;
 use dartwing_e2e::scenario::{ALICE, Scene, assert_private, assert_refused};
-use dartwing_e2e::{Reply, TEST_JWT_SECRET, TestDatabase, TestServer};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use dartwing_e2e::tokens::{base64url, hs256_signed_with, unix_now};
+use dartwing_e2e::{Reply, TEST_JWT_SECRET, TestServer};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 
 // ------------------------------------------------------------------------------------ helpers
 
@@ -58,48 +58,15 @@ async fn get_with_authorization(server: &TestServer, path: &str, value: HeaderVa
     }
 }
 
-fn now() -> u64 {
-    jsonwebtoken::get_current_timestamp()
-}
-
-/// An HS256 token over `claims` signed with `secret`.
-fn hs256(claims: &Value, secret: &str) -> String {
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .expect("sign")
-}
-
-/// Unpadded base64url, as in JWTs.
-fn base64url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..=chunk.len() {
-            out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-        }
-    }
-    out
-}
-
 fn system() -> Principal {
     Principal::system("test")
 }
 
 // ------------------------------------------------------------------------ malformed requests
 
-#[tokio::test]
-async fn malformed_json_is_400_and_changes_nothing() {
-    for db in TestDatabase::all().await {
-        let s = Scene::new(&db).await;
+dartwing_e2e::backend_tests! {
+    async fn malformed_json_is_400_and_changes_nothing(db) {
+        let s = Scene::new(db).await;
         let alice = s.token(ALICE);
         let org_path = format!("/api/resource/Organization/{}", s.alpha);
         let before = s.snapshot().await;
@@ -126,12 +93,9 @@ async fn malformed_json_is_400_and_changes_nothing() {
         assert_eq!(s.snapshot().await, before);
         s.stop().await;
     }
-}
 
-#[tokio::test]
-async fn wrong_field_types_are_400_and_change_nothing() {
-    for db in TestDatabase::all().await {
-        let s = Scene::new(&db).await;
+    async fn wrong_field_types_are_400_and_change_nothing(db) {
+        let s = Scene::new(db).await;
         let alice = s.token(ALICE);
         let org_path = format!("/api/resource/Organization/{}", s.alpha);
         let before = s.snapshot().await;
@@ -170,12 +134,9 @@ async fn wrong_field_types_are_400_and_change_nothing() {
         assert_eq!(s.snapshot().await, before);
         s.stop().await;
     }
-}
 
-#[tokio::test]
-async fn unknown_fields_are_400_and_change_nothing() {
-    for db in TestDatabase::all().await {
-        let s = Scene::new(&db).await;
+    async fn unknown_fields_are_400_and_change_nothing(db) {
+        let s = Scene::new(db).await;
         let alice = s.token(ALICE);
         let before = s.snapshot().await;
         let body = json!({ "org_name": "x", "org_type": "Company", "colour": "red" });
@@ -203,12 +164,9 @@ async fn unknown_fields_are_400_and_change_nothing() {
         assert_eq!(s.read("Organization", &s.alpha).await["org_name"], "Alpha");
         s.stop().await;
     }
-}
 
-#[tokio::test]
-async fn body_without_json_content_type_is_400_and_changes_nothing() {
-    for db in TestDatabase::all().await {
-        let s = Scene::new(&db).await;
+    async fn body_without_json_content_type_is_400_and_changes_nothing(db) {
+        let s = Scene::new(db).await;
         let alice = s.token(ALICE);
         let org_path = format!("/api/resource/Organization/{}", s.alpha);
         let before = s.snapshot().await;
@@ -243,12 +201,9 @@ async fn body_without_json_content_type_is_400_and_changes_nothing() {
         assert_eq!(s.snapshot().await, before);
         s.stop().await;
     }
-}
 
-#[tokio::test]
-async fn oversized_body_is_413_and_changes_nothing() {
-    for db in TestDatabase::all().await {
-        let server = TestServer::start_with(&db, |c| c.http.body_limit_bytes = 4096).await;
+    async fn oversized_body_is_413_and_changes_nothing(db) {
+        let server = TestServer::start_with(db, |c| c.http.body_limit_bytes = 4096).await;
         let s = Scene::on(server).await;
         let alice = s.token(ALICE);
         let before = s.snapshot().await;
@@ -281,10 +236,9 @@ async fn oversized_body_is_413_and_changes_nothing() {
 
 // ---------------------------------------------------------------------------- unknown things
 
-#[tokio::test]
-async fn unknown_doctype_is_404_and_changes_nothing() {
-    for db in TestDatabase::all().await {
-        let s = Scene::new(&db).await;
+dartwing_e2e::backend_tests! {
+    async fn unknown_doctype_is_404_and_changes_nothing(db) {
+        let s = Scene::new(db).await;
         let alice = s.token(ALICE);
         let before = s.snapshot().await;
         let body = json!({ "name": "Enterprise", "warp": 9 });
@@ -302,12 +256,9 @@ async fn unknown_doctype_is_404_and_changes_nothing() {
         assert_eq!(s.snapshot().await, before);
         s.stop().await;
     }
-}
 
-#[tokio::test]
-async fn unknown_route_is_404_json() {
-    for db in TestDatabase::all().await {
-        let s = Scene::new(&db).await;
+    async fn unknown_route_is_404_json(db) {
+        let s = Scene::new(db).await;
         let alice = s.token(ALICE);
         let before = s.snapshot().await;
         for path in [
@@ -333,15 +284,14 @@ async fn unknown_route_is_404_json() {
 
 // --------------------------------------------------------------------------- authentication
 
-#[tokio::test]
-async fn expired_jwt_is_401_and_provisions_nobody() {
-    for db in TestDatabase::all().await {
-        let s = Scene::new(&db).await;
+dartwing_e2e::backend_tests! {
+    async fn expired_jwt_is_401_and_provisions_nobody(db) {
+        let s = Scene::new(db).await;
         let before = s.snapshot().await;
         for email in ["newcomer@example.com", ALICE] {
             // Expired two minutes ago: well beyond the 30 s leeway.
-            let token = hs256(
-                &json!({ "email": email, "iat": now() - 900, "exp": now() - 120 }),
+            let token = hs256_signed_with(
+                &json!({ "email": email, "iat": unix_now() - 900, "exp": unix_now() - 120 }),
                 TEST_JWT_SECRET,
             );
             let reply = s.server.get("/api/resource/Organization", &token).await;
@@ -368,17 +318,14 @@ async fn expired_jwt_is_401_and_provisions_nobody() {
         );
         s.stop().await;
     }
-}
 
-#[tokio::test]
-async fn forged_jwt_is_401() {
-    for db in TestDatabase::all().await {
-        let s = Scene::new(&db).await;
+    async fn forged_jwt_is_401(db) {
+        let s = Scene::new(db).await;
         let before = s.snapshot().await;
-        let claims = json!({ "email": "mallory@example.com", "exp": now() + 600,
+        let claims = json!({ "email": "mallory@example.com", "exp": unix_now() + 600,
                              "realm_access": { "roles": ["System Manager"] } });
         let other_secret = "another-secret-0123456789abcdef0123456789abcdef";
-        let forged = hs256(&claims, other_secret);
+        let forged = hs256_signed_with(&claims, other_secret);
         // A genuine token whose payload is swapped for one claiming the administrator role.
         let genuine = s.token("mallory@example.com");
         let parts: Vec<&str> = genuine.split('.').collect();
@@ -407,14 +354,11 @@ async fn forged_jwt_is_401() {
         assert_eq!(s.snapshot().await, before);
         s.stop().await;
     }
-}
 
-#[tokio::test]
-async fn alg_none_jwt_is_401() {
-    for db in TestDatabase::all().await {
-        let s = Scene::new(&db).await;
+    async fn alg_none_jwt_is_401(db) {
+        let s = Scene::new(db).await;
         let before = s.snapshot().await;
-        let claims = json!({ "email": ALICE, "iat": now(), "exp": now() + 600,
+        let claims = json!({ "email": ALICE, "iat": unix_now(), "exp": unix_now() + 600,
                              "realm_access": { "roles": ["System Manager"] } });
         let payload = base64url(claims.to_string().as_bytes());
         for header in [
@@ -441,14 +385,11 @@ async fn alg_none_jwt_is_401() {
         assert_eq!(s.snapshot().await, before);
         s.stop().await;
     }
-}
 
-#[tokio::test]
-async fn jwt_without_email_claim_is_401() {
-    for db in TestDatabase::all().await {
-        let s = Scene::new(&db).await;
+    async fn jwt_without_email_claim_is_401(db) {
+        let s = Scene::new(db).await;
         let before = s.snapshot().await;
-        let exp = now() + 600;
+        let exp = unix_now() + 600;
         let claim_sets = [
             json!({ "sub": "1234", "exp": exp }),
             json!({ "email": "", "exp": exp }),
@@ -458,23 +399,20 @@ async fn jwt_without_email_claim_is_401() {
             json!({ "preferred_username": ALICE, "exp": exp }),
         ];
         for claims in &claim_sets {
-            let token = hs256(claims, TEST_JWT_SECRET);
+            let token = hs256_signed_with(claims, TEST_JWT_SECRET);
             let reply = s.server.get("/api/resource/Organization", &token).await;
             assert_refused(&reply, StatusCode::UNAUTHORIZED, "AuthenticationError", &[&token]);
         }
         // Without `exp` the token is refused too.
-        let token = hs256(&json!({ "email": ALICE }), TEST_JWT_SECRET);
+        let token = hs256_signed_with(&json!({ "email": ALICE }), TEST_JWT_SECRET);
         let reply = s.server.get("/api/resource/Organization", &token).await;
         assert_refused(&reply, StatusCode::UNAUTHORIZED, "AuthenticationError", &[&token]);
         assert_eq!(s.snapshot().await, before);
         s.stop().await;
     }
-}
 
-#[tokio::test]
-async fn garbage_authorization_schemes_are_401() {
-    for db in TestDatabase::all().await {
-        let s = Scene::new(&db).await;
+    async fn garbage_authorization_schemes_are_401(db) {
+        let s = Scene::new(db).await;
         let valid = s.token(ALICE);
         let before = s.snapshot().await;
         let values = [
@@ -526,12 +464,9 @@ async fn garbage_authorization_schemes_are_401() {
         assert_eq!(s.snapshot().await, before);
         s.stop().await;
     }
-}
 
-#[tokio::test]
-async fn wrong_api_secret_is_401() {
-    for db in TestDatabase::all().await {
-        let s = Scene::new(&db).await;
+    async fn wrong_api_secret_is_401(db) {
+        let s = Scene::new(db).await;
         let key = s.server.app.tenancy.create_api_key(&system(), None, "t").await.unwrap();
         let good = format!("token {}:{}", key.api_key, key.api_secret);
         let reply = s
@@ -576,12 +511,9 @@ async fn wrong_api_secret_is_401() {
         assert_eq!(s.snapshot().await, before);
         s.stop().await;
     }
-}
 
-#[tokio::test]
-async fn revoked_api_key_is_401() {
-    for db in TestDatabase::all().await {
-        let s = Scene::new(&db).await;
+    async fn revoked_api_key_is_401(db) {
+        let s = Scene::new(db).await;
         let key = s
             .server
             .app
@@ -629,10 +561,9 @@ async fn revoked_api_key_is_401() {
 
 // ------------------------------------------------------------------------------ permissions
 
-#[tokio::test]
-async fn member_of_one_org_cannot_read_another_org_403() {
-    for db in TestDatabase::all().await {
-        let s = Scene::new(&db).await;
+dartwing_e2e::backend_tests! {
+    async fn member_of_one_org_cannot_read_another_org_403(db) {
+        let s = Scene::new(db).await;
         s.server.add_member(&s.alpha, "carol@example.com", "Member").await;
         let before = s.snapshot().await;
         for email in [ALICE, "carol@example.com"] {
@@ -650,12 +581,9 @@ async fn member_of_one_org_cannot_read_another_org_403() {
         assert_eq!(s.snapshot().await, before);
         s.stop().await;
     }
-}
 
-#[tokio::test]
-async fn member_of_one_org_cannot_rename_another_org_403_and_it_is_unchanged() {
-    for db in TestDatabase::all().await {
-        let s = Scene::new(&db).await;
+    async fn member_of_one_org_cannot_rename_another_org_403_and_it_is_unchanged(db) {
+        let s = Scene::new(db).await;
         let alice = s.token(ALICE);
         let beta_before = s.read("Organization", &s.beta).await;
         let before = s.snapshot().await;
@@ -677,12 +605,9 @@ async fn member_of_one_org_cannot_rename_another_org_403_and_it_is_unchanged() {
         assert_eq!(s.snapshot().await, before);
         s.stop().await;
     }
-}
 
-#[tokio::test]
-async fn member_of_one_org_cannot_add_members_to_another_org_403() {
-    for db in TestDatabase::all().await {
-        let s = Scene::new(&db).await;
+    async fn member_of_one_org_cannot_add_members_to_another_org_403(db) {
+        let s = Scene::new(db).await;
         let alice = s.token(ALICE);
         let alice_person = s.server.app.tenancy.person_by_email(ALICE).await.unwrap().unwrap().name;
         let before = s.snapshot().await;
@@ -694,12 +619,9 @@ async fn member_of_one_org_cannot_add_members_to_another_org_403() {
         assert_eq!(s.snapshot().await, before);
         s.stop().await;
     }
-}
 
-#[tokio::test]
-async fn guest_cannot_change_org_settings_403() {
-    for db in TestDatabase::all().await {
-        let s = Scene::new(&db).await;
+    async fn guest_cannot_change_org_settings_403(db) {
+        let s = Scene::new(db).await;
         s.server.add_member(&s.alpha, "guest@example.com", "Guest").await;
         let guest = s.token("guest@example.com");
         let alpha_before = s.read("Organization", &s.alpha).await;
@@ -713,12 +635,9 @@ async fn guest_cannot_change_org_settings_403() {
         assert_eq!(s.snapshot().await, before);
         s.stop().await;
     }
-}
 
-#[tokio::test]
-async fn admin_cannot_grant_owner_403() {
-    for db in TestDatabase::all().await {
-        let s = Scene::new(&db).await;
+    async fn admin_cannot_grant_owner_403(db) {
+        let s = Scene::new(db).await;
         s.server.add_member(&s.alpha, "carol@example.com", "Admin").await;
         let dave_membership = s.server.add_member(&s.alpha, "dave@example.com", "Member").await;
         // Erin exists but is not a member yet.
@@ -748,12 +667,9 @@ async fn admin_cannot_grant_owner_403() {
         assert_eq!(s.snapshot().await, before);
         s.stop().await;
     }
-}
 
-#[tokio::test]
-async fn last_owner_cannot_be_demoted_422() {
-    for db in TestDatabase::all().await {
-        let s = Scene::new(&db).await;
+    async fn last_owner_cannot_be_demoted_422(db) {
+        let s = Scene::new(db).await;
         let alice = s.token(ALICE);
         let membership = s.membership(&s.alpha, ALICE).await;
         let before = s.snapshot().await;
@@ -783,10 +699,9 @@ async fn last_owner_cannot_be_demoted_422() {
 
 // -------------------------------------------------------------------------- business rules
 
-#[tokio::test]
-async fn changing_org_type_is_422_and_changes_nothing() {
-    for db in TestDatabase::all().await {
-        let s = Scene::new(&db).await;
+dartwing_e2e::backend_tests! {
+    async fn changing_org_type_is_422_and_changes_nothing(db) {
+        let s = Scene::new(db).await;
         let alice = s.token(ALICE);
         let alpha_before = s.read("Organization", &s.alpha).await;
         let before = s.snapshot().await;
@@ -809,12 +724,9 @@ async fn changing_org_type_is_422_and_changes_nothing() {
         assert_eq!(s.snapshot().await, before);
         s.stop().await;
     }
-}
 
-#[tokio::test]
-async fn duplicate_member_is_409_and_changes_nothing() {
-    for db in TestDatabase::all().await {
-        let s = Scene::new(&db).await;
+    async fn duplicate_member_is_409_and_changes_nothing(db) {
+        let s = Scene::new(db).await;
         s.server.add_member(&s.alpha, "carol@example.com", "Member").await;
         let carol = s
             .server
@@ -840,12 +752,9 @@ async fn duplicate_member_is_409_and_changes_nothing() {
         assert_eq!(s.snapshot().await, before);
         s.stop().await;
     }
-}
 
-#[tokio::test]
-async fn duplicate_person_email_differing_in_case_is_409() {
-    for db in TestDatabase::all().await {
-        let s = Scene::new(&db).await;
+    async fn duplicate_person_email_differing_in_case_is_409(db) {
+        let s = Scene::new(db).await;
         let reply = s
             .server
             .post(
@@ -871,12 +780,9 @@ async fn duplicate_person_email_differing_in_case_is_409() {
         assert_eq!(s.snapshot().await, before);
         s.stop().await;
     }
-}
 
-#[tokio::test]
-async fn invalid_filters_are_4xx_and_change_nothing() {
-    for db in TestDatabase::all().await {
-        let s = Scene::new(&db).await;
+    async fn invalid_filters_are_4xx_and_change_nothing(db) {
+        let s = Scene::new(db).await;
         let alice = s.token(ALICE);
         let before = s.snapshot().await;
         // Unparsable or mis-shaped parameters are 400; well-formed ones naming an unknown field
@@ -916,12 +822,9 @@ async fn invalid_filters_are_4xx_and_change_nothing() {
         assert_eq!(s.snapshot().await, before);
         s.stop().await;
     }
-}
 
-#[tokio::test]
-async fn negative_limit_start_is_400() {
-    for db in TestDatabase::all().await {
-        let s = Scene::new(&db).await;
+    async fn negative_limit_start_is_400(db) {
+        let s = Scene::new(db).await;
         let alice = s.token(ALICE);
         let before = s.snapshot().await;
         for query in [
@@ -940,12 +843,9 @@ async fn negative_limit_start_is_400() {
         assert_eq!(s.snapshot().await, before);
         s.stop().await;
     }
-}
 
-#[tokio::test]
-async fn put_that_renames_is_422_and_changes_nothing() {
-    for db in TestDatabase::all().await {
-        let s = Scene::new(&db).await;
+    async fn put_that_renames_is_422_and_changes_nothing(db) {
+        let s = Scene::new(db).await;
         let alice = s.token(ALICE);
         let membership = s.membership(&s.alpha, ALICE).await;
         let alice_person = s.server.app.tenancy.person_by_email(ALICE).await.unwrap().unwrap().name;
@@ -973,12 +873,9 @@ async fn put_that_renames_is_422_and_changes_nothing() {
         assert_eq!(s.snapshot().await, before);
         s.stop().await;
     }
-}
 
-#[tokio::test]
-async fn deleting_an_organization_with_members_is_409_link_exists() {
-    for db in TestDatabase::all().await {
-        let s = Scene::new(&db).await;
+    async fn deleting_an_organization_with_members_is_409_link_exists(db) {
+        let s = Scene::new(db).await;
         let alpha_before = s.read("Organization", &s.alpha).await;
         let before = s.snapshot().await;
         let reply = s

@@ -379,10 +379,9 @@ async fn database_text(db: &TestDatabase) -> String {
 
 // ---------------------------------------------------------------- spec test matrix
 
-#[tokio::test]
-async fn valid_token_is_returned() {
-    for db in TestDatabase::all().await {
-        let f = fixture(&db, |_| {}).await;
+dartwing_e2e::backend_tests! {
+    async fn valid_token_is_returned(db) {
+        let f = fixture(db, |_| {}).await;
         let (access, _) = f.connect_expiring_in(Duration::from_secs(3600)).await;
         let reply = f.get_token().await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
@@ -391,12 +390,9 @@ async fn valid_token_is_returned() {
         assert_eq!(f.provider.refreshes(), 0, "a valid token is not refreshed");
         f.server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn token_expiring_in_two_minutes_is_refreshed_first() {
-    for db in TestDatabase::all().await {
-        let f = fixture(&db, |_| {}).await;
+    async fn token_expiring_in_two_minutes_is_refreshed_first(db) {
+        let f = fixture(db, |_| {}).await;
         let (old, _) = f.connect_expiring_in(Duration::from_secs(120)).await;
         let reply = f.get_token().await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
@@ -409,12 +405,9 @@ async fn token_expiring_in_two_minutes_is_refreshed_first() {
         assert!(row.last_refreshed_us.is_some());
         f.server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn invalid_refresh_token_requires_reauth_and_notifies_admins() {
-    for db in TestDatabase::all().await {
-        let f = fixture(&db, |_| {}).await;
+    async fn invalid_refresh_token_requires_reauth_and_notifies_admins(db) {
+        let f = fixture(db, |_| {}).await;
         f.server.add_member(&f.org, "admin@example.com", "Admin").await;
         f.server.add_member(&f.org, "member@example.com", "Member").await;
         f.connect_expiring_in(Duration::from_secs(60)).await;
@@ -458,12 +451,9 @@ async fn invalid_refresh_token_requires_reauth_and_notifies_admins() {
         }
         f.server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn ten_parallel_requests_cause_one_refresh() {
-    for db in TestDatabase::all().await {
-        let f = fixture(&db, |_| {}).await;
+    async fn ten_parallel_requests_cause_one_refresh(db) {
+        let f = fixture(db, |_| {}).await;
         f.connect_expiring_in(Duration::from_secs(30)).await;
         f.provider.set_delay(200);
         let answers = futures::future::join_all((0..10).map(|_| f.get_token())).await;
@@ -478,24 +468,18 @@ async fn ten_parallel_requests_cause_one_refresh() {
         assert!(tokens.iter().all(|t| t == &tokens[0]), "everyone gets the fresh token");
         f.server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn missing_integration_is_not_connected() {
-    for db in TestDatabase::all().await {
-        let f = fixture(&db, |_| {}).await;
+    async fn missing_integration_is_not_connected(db) {
+        let f = fixture(db, |_| {}).await;
         let reply = f.get_token().await;
         assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", reply.text);
         assert_eq!(exc_type(&reply), "IntegrationNotConnected");
         f.server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn token_expiring_in_eight_minutes_is_refreshed_by_the_scheduler() {
-    for db in TestDatabase::all().await {
+    async fn token_expiring_in_eight_minutes_is_refreshed_by_the_scheduler(db) {
         // The schedule runs every second here instead of every 5 minutes; the window stays 10 minutes.
-        let f = fixture(&db, |c| {
+        let f = fixture(db, |c| {
             c.integrations.proactive_refresh_interval_secs = 1;
             c.roles = Roles::all();
         })
@@ -511,12 +495,9 @@ async fn token_expiring_in_eight_minutes_is_refreshed_by_the_scheduler() {
         assert!(f.row().await.expires_at_us.unwrap() - dartwing_core::Timestamp::now().as_micros() > 3_000_000_000);
         f.server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn encryption_round_trip() {
-    for db in TestDatabase::all().await {
-        let f = fixture(&db, |_| {}).await;
+    async fn encryption_round_trip(db) {
+        let f = fixture(db, |_| {}).await;
         let (access, refresh) = f.connect_expiring_in(Duration::from_secs(3600)).await;
         let row = f.row().await;
         let key_id = dartwing_integrations::keyring::key_id(&f.key).unwrap();
@@ -536,10 +517,9 @@ async fn encryption_round_trip() {
 
 // ---------------------------------------------------------------- refresh outcomes
 
-#[tokio::test]
-async fn rotated_refresh_token_is_persisted_and_used_next_time() {
-    for db in TestDatabase::all().await {
-        let f = fixture(&db, |_| {}).await;
+dartwing_e2e::backend_tests! {
+    async fn rotated_refresh_token_is_persisted_and_used_next_time(db) {
+        let f = fixture(db, |_| {}).await;
         let (_, first_refresh) = f.connect_expiring_in(Duration::from_secs(10)).await;
         f.provider.set_mode(Mode::Rotate);
         let window = Duration::from_secs(7200);
@@ -555,12 +535,9 @@ async fn rotated_refresh_token_is_persisted_and_used_next_time() {
         );
         f.server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn provider_5xx_sets_error_then_the_next_cycle_recovers() {
-    for db in TestDatabase::all().await {
-        let f = fixture(&db, |_| {}).await;
+    async fn provider_5xx_sets_error_then_the_next_cycle_recovers(db) {
+        let f = fixture(db, |_| {}).await;
         f.connect_expiring_in(Duration::from_secs(60)).await;
         f.provider.set_mode(Mode::ServerError);
         let reply = f.get_token().await;
@@ -600,10 +577,9 @@ fn vault_with(f: &Fixture, keys: &[String]) -> TokenVault {
     .unwrap()
 }
 
-#[tokio::test]
-async fn key_rotation_keeps_every_row_readable_and_the_old_key_removable() {
-    for db in TestDatabase::all().await {
-        let f = fixture(&db, |_| {}).await;
+dartwing_e2e::backend_tests! {
+    async fn key_rotation_keeps_every_row_readable_and_the_old_key_removable(db) {
+        let f = fixture(db, |_| {}).await;
         let other_org = f.server.create_org(OWNER, "Beta").await;
         let (access, _) = f.connect_expiring_in(Duration::from_secs(3600)).await;
         let grant = TokenGrant {
@@ -644,12 +620,9 @@ async fn key_rotation_keeps_every_row_readable_and_the_old_key_removable() {
         assert!(audit.iter().any(|e| e.action == "rotated"));
         f.server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn wrong_key_gives_a_clear_error_and_destroys_nothing() {
-    for db in TestDatabase::all().await {
-        let f = fixture(&db, |_| {}).await;
+    async fn wrong_key_gives_a_clear_error_and_destroys_nothing(db) {
+        let f = fixture(db, |_| {}).await;
         let (access, _) = f.connect_expiring_in(Duration::from_secs(60)).await;
         let before = f.row().await;
         let wrong = vault_with(&f, &[generate_key()]);
@@ -696,10 +669,9 @@ async fn production_without_a_key_refuses_to_start_and_the_embedded_default_crea
 
 // ---------------------------------------------------------------- connect flow and API
 
-#[tokio::test]
-async fn connect_flow_with_state_and_pkce_stores_tokens() {
-    for db in TestDatabase::all().await {
-        let f = fixture(&db, |_| {}).await;
+dartwing_e2e::backend_tests! {
+    async fn connect_flow_with_state_and_pkce_stores_tokens(db) {
+        let f = fixture(db, |_| {}).await;
         let token = f.server.token(OWNER);
         let reply = f
             .server
@@ -773,12 +745,9 @@ async fn connect_flow_with_state_and_pkce_stores_tokens() {
         assert_eq!(reply.json()["message"]["access_token"], f.provider.issued()[0]);
         f.server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn non_admins_cannot_connect_or_disconnect_and_users_cannot_read_tokens() {
-    for db in TestDatabase::all().await {
-        let f = fixture(&db, |_| {}).await;
+    async fn non_admins_cannot_connect_or_disconnect_and_users_cannot_read_tokens(db) {
+        let f = fixture(db, |_| {}).await;
         f.server.add_member(&f.org, "member@example.com", "Member").await;
         f.connect_expiring_in(Duration::from_secs(3600)).await;
         let member = f.server.token("member@example.com");
@@ -808,12 +777,9 @@ async fn non_admins_cannot_connect_or_disconnect_and_users_cannot_read_tokens() 
         assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reply.text);
         f.server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn status_never_returns_token_material_and_disconnect_revokes_then_removes() {
-    for db in TestDatabase::all().await {
-        let f = fixture(&db, |_| {}).await;
+    async fn status_never_returns_token_material_and_disconnect_revokes_then_removes(db) {
+        let f = fixture(db, |_| {}).await;
         let (access, refresh) = f.connect_expiring_in(Duration::from_secs(3600)).await;
         let member_email = "member@example.com";
         f.server.add_member(&f.org, member_email, "Member").await;
@@ -859,12 +825,9 @@ async fn status_never_returns_token_material_and_disconnect_revokes_then_removes
         assert!(audit.contains(&("disconnected".into(), OWNER.into())));
         f.server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn no_plaintext_token_in_the_database_or_the_logs() {
-    for db in TestDatabase::all().await {
-        let f = fixture(&db, |c| c.database.slow_query_ms = 0).await;
+    async fn no_plaintext_token_in_the_database_or_the_logs(db) {
+        let f = fixture(db, |c| c.database.slow_query_ms = 0).await;
         // Connect through the real flow, refresh with rotation, fail once, rotate keys.
         let owner = f.server.token(OWNER);
         let reply = f
@@ -901,7 +864,7 @@ async fn no_plaintext_token_in_the_database_or_the_logs() {
         let issued = f.provider.issued();
         assert!(issued.len() >= 5, "{issued:?}");
         f.server.stop().await;
-        let stored = database_text(&db).await;
+        let stored = database_text(db).await;
         let logs = String::from_utf8_lossy(&captured_logs().lock().unwrap()).into_owned();
         assert!(logs.contains("integration token refreshed"), "logs were captured");
         for token in issued {

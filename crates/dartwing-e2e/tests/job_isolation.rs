@@ -540,12 +540,20 @@ dartwing_e2e::backend_tests! {
         // A dead letter raises dlq_alert in the room.
         let failing = NewJob::new("core.fail", Some(&org), json!({"permanent": true}));
         assert_eq!(run_as_runtime(&server, failing).await.status, JobStatus::Failed);
-        let published: Vec<_> = server
-            .publisher
-            .events()
-            .into_iter()
-            .filter(|(event, ..)| event == "dlq_alert")
-            .collect();
+        // The worker raises the alert just after it records the failure.
+        let dlq_alerts = || {
+            server
+                .publisher
+                .events()
+                .into_iter()
+                .filter(|(event, ..)| event == "dlq_alert")
+                .collect::<Vec<_>>()
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while dlq_alerts().is_empty() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let published = dlq_alerts();
         assert_eq!(published.len(), 1);
         assert_eq!(published[0].2, Target::Room("room:system-alerts".into()));
         let alerts = agent.wait_for("admin", "dlq_alert", 1, Duration::from_secs(10)).await;

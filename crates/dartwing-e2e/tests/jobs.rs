@@ -73,15 +73,14 @@ impl JobHandler for Counter {
     }
 }
 
-#[tokio::test]
-async fn fax_jobs_route_to_critical_and_unknown_types_to_default() {
-    for db in TestDatabase::all().await {
+dartwing_e2e::backend_tests! {
+    async fn fax_jobs_route_to_critical_and_unknown_types_to_default(db) {
         let fax = Counter::default();
         let mut handlers = HandlerRegistry::new();
         handlers
             .register_with("fax.send", EnqueuePolicy::Members(Action::Write), fax.clone())
             .register("custom.thing", Counter::default());
-        let server = TestServer::start_full(&db, quick, handlers, Arc::default()).await;
+        let server = TestServer::start_full(db, quick, handlers, Arc::default()).await;
         let org = org(&server).await;
         let token = server.token("owner@example.com");
         let reply = server
@@ -132,14 +131,11 @@ async fn fax_jobs_route_to_critical_and_unknown_types_to_default() {
         assert_eq!(status["attempts"], 1);
         server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn the_501st_pending_job_of_an_organization_is_refused_with_429() {
-    for db in TestDatabase::all().await {
+    async fn the_501st_pending_job_of_an_organization_is_refused_with_429(db) {
         let publisher = Arc::new(RecordingPublisher::default());
         let server = TestServer::start_full(
-            &db,
+            db,
             |c| c.roles = dartwing_core::config::Roles::parse("api").unwrap(),
             HandlerRegistry::new(),
             publisher.clone(),
@@ -226,10 +222,9 @@ async fn warn_mode_accepts_over_the_cap_and_warns_admins() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn a_transient_failure_is_retried_then_succeeds() {
-    for db in TestDatabase::all().await {
-        let server = TestServer::start_with(&db, quick).await;
+dartwing_e2e::backend_tests! {
+    async fn a_transient_failure_is_retried_then_succeeds(db) {
+        let server = TestServer::start_with(db, quick).await;
         let org = org(&server).await;
         let id = enqueue(&server, "core.fail", Some(&org), json!({"fail_attempts": 1})).await;
         let info = finished(&server, &id).await;
@@ -238,12 +233,9 @@ async fn a_transient_failure_is_retried_then_succeeds() {
         assert!(server.app.jobs.store().dead_letters(None, 10).await.unwrap().is_empty());
         server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn three_failures_move_the_job_to_the_dead_letter_queue_and_admins_can_act() {
-    for db in TestDatabase::all().await {
-        let server = TestServer::start_with(&db, quick).await;
+    async fn three_failures_move_the_job_to_the_dead_letter_queue_and_admins_can_act(db) {
+        let server = TestServer::start_with(db, quick).await;
         let org = org(&server).await;
         let id = enqueue(&server, "core.fail", Some(&org), json!({"message": "upstream 503"})).await;
         let info = finished(&server, &id).await;
@@ -297,12 +289,9 @@ async fn three_failures_move_the_job_to_the_dead_letter_queue_and_admins_can_act
         assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
         server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn a_job_past_its_timeout_is_cancelled_retried_and_dead_lettered() {
-    for db in TestDatabase::all().await {
-        let server = TestServer::start_with(&db, |c| {
+    async fn a_job_past_its_timeout_is_cancelled_retried_and_dead_lettered(db) {
+        let server = TestServer::start_with(db, |c| {
             quick(c);
             c.jobs.queues.default.timeout_secs = 1;
             c.jobs.queues.default.retries = 1;
@@ -319,12 +308,9 @@ async fn a_job_past_its_timeout_is_cancelled_retried_and_dead_lettered() {
         assert!(letters[0].failure_reason.contains("timed out"));
         server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn a_flooding_organization_does_not_starve_a_quiet_one() {
-    for db in TestDatabase::all().await {
-        let server = TestServer::start_with(&db, |c| {
+    async fn a_flooding_organization_does_not_starve_a_quiet_one(db) {
+        let server = TestServer::start_with(db, |c| {
             quick(c);
             c.jobs.queues.default.workers = 4;
             c.jobs.queues.default.max_pending_per_org = None;
@@ -379,13 +365,10 @@ async fn a_flooding_organization_does_not_starve_a_quiet_one() {
         );
         server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn priorities_order_jobs_within_an_organization() {
-    for db in TestDatabase::all().await {
+    async fn priorities_order_jobs_within_an_organization(db) {
         let server =
-            TestServer::start_with(&db, |c| c.roles = dartwing_core::config::Roles::parse("api").unwrap()).await;
+            TestServer::start_with(db, |c| c.roles = dartwing_core::config::Roles::parse("api").unwrap()).await;
         let org = org(&server).await;
         let mut low = NewJob::new("core.noop", Some(&org), json!({}));
         low.priority = Priority::Low;
@@ -417,13 +400,10 @@ async fn priorities_order_jobs_within_an_organization() {
         );
         server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn dedup_key_suppresses_duplicates_within_the_window() {
-    for db in TestDatabase::all().await {
+    async fn dedup_key_suppresses_duplicates_within_the_window(db) {
         let server =
-            TestServer::start_with(&db, |c| c.roles = dartwing_core::config::Roles::parse("api").unwrap()).await;
+            TestServer::start_with(db, |c| c.roles = dartwing_core::config::Roles::parse("api").unwrap()).await;
         let org = org(&server).await;
         let job = |window| {
             let mut job = NewJob::new("core.noop", Some(&org), json!({}));
@@ -441,12 +421,9 @@ async fn dedup_key_suppresses_duplicates_within_the_window() {
         assert!(!third.deduplicated);
         server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn run_at_is_honoured() {
-    for db in TestDatabase::all().await {
-        let server = TestServer::start_with(&db, quick).await;
+    async fn run_at_is_honoured(db) {
+        let server = TestServer::start_with(db, quick).await;
         let org = org(&server).await;
         let run_at = Timestamp::from_micros(Timestamp::now().as_micros() + 1_500_000);
         let mut job = NewJob::new("core.noop", Some(&org), json!({}));
@@ -464,12 +441,9 @@ async fn run_at_is_honoured() {
         );
         server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn pending_and_running_jobs_can_be_cancelled() {
-    for db in TestDatabase::all().await {
-        let server = TestServer::start_with(&db, quick).await;
+    async fn pending_and_running_jobs_can_be_cancelled(db) {
+        let server = TestServer::start_with(db, quick).await;
         let org = org(&server).await;
         let token = server.token("owner@example.com");
         let mut later = NewJob::new("core.noop", Some(&org), json!({}));
@@ -532,9 +506,8 @@ impl JobHandler for ReadOrganizations {
     }
 }
 
-#[tokio::test]
-async fn a_job_in_one_organization_cannot_read_another() {
-    for db in TestDatabase::all().await {
+dartwing_e2e::backend_tests! {
+    async fn a_job_in_one_organization_cannot_read_another(db) {
         let config = dartwing_core::config::DatabaseConfig::default();
         let tenancy =
             dartwing_tenancy::TenancyStore::new(dartwing_db::Db::connect(&db.url, &config, None).await.unwrap());
@@ -546,7 +519,7 @@ async fn a_job_in_one_organization_cannot_read_another() {
                 other: "ORG-B".into(),
             },
         );
-        let server = TestServer::start_full(&db, quick, handlers, Arc::default()).await;
+        let server = TestServer::start_full(db, quick, handlers, Arc::default()).await;
         let org = org(&server).await;
         let body = json!({"name": "ORG-B", "org_name": "Other", "org_type": "Family"});
         let created = server
@@ -560,18 +533,15 @@ async fn a_job_in_one_organization_cannot_read_another() {
         assert!(info.error.unwrap().contains("Not permitted to read organization ORG-B"));
         server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn critical_jobs_run_while_default_and_bulk_are_saturated() {
-    for db in TestDatabase::all().await {
+    async fn critical_jobs_run_while_default_and_bulk_are_saturated(db) {
         let fax = Counter::default();
         let mut handlers = HandlerRegistry::new();
         handlers
             .register("fax.send", fax.clone())
             .register("import.batch", dartwing_jobs::builtin::Sleep);
         let server = TestServer::start_full(
-            &db,
+            db,
             |c| {
                 quick(c);
                 c.jobs.queues.default.workers = 2;
@@ -607,12 +577,9 @@ async fn critical_jobs_run_while_default_and_bulk_are_saturated() {
         assert_eq!(running.len(), 3, "default (2) and bulk (1) stay saturated");
         server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn a_suspended_organizations_jobs_pause_until_it_is_reactivated() {
-    for db in TestDatabase::all().await {
-        let server = TestServer::start_with(&db, quick).await;
+    async fn a_suspended_organizations_jobs_pause_until_it_is_reactivated(db) {
+        let server = TestServer::start_with(db, quick).await;
         let org = org(&server).await;
         let root = server.admin_token("root@example.com");
         let path = format!("/api/resource/Organization/{org}");
@@ -686,13 +653,12 @@ async fn progress_is_stored_and_sent_to_the_submitter() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn cron_ticks_run_once_across_three_schedulers() {
-    for db in TestDatabase::all().await {
+dartwing_e2e::backend_tests! {
+    async fn cron_ticks_run_once_across_three_schedulers(db) {
         let mut nodes = Vec::new();
         for _ in 0..3 {
             nodes.push(
-                TestServer::start_with(&db, |c| {
+                TestServer::start_with(db, |c| {
                     c.roles = dartwing_core::config::Roles::parse("api,scheduler").unwrap();
                     c.jobs.stuck_check_interval_secs = 1;
                 })
@@ -728,12 +694,9 @@ async fn cron_ticks_run_once_across_three_schedulers() {
             .unwrap();
         assert_eq!(purges, 1, "the daily tick is enqueued once");
     }
-}
 
-#[tokio::test]
-async fn bad_enqueue_input_gets_a_clear_4xx_and_stores_nothing() {
-    for db in TestDatabase::all().await {
-        let server = TestServer::start_with(&db, |c| {
+    async fn bad_enqueue_input_gets_a_clear_4xx_and_stores_nothing(db) {
+        let server = TestServer::start_with(db, |c| {
             c.roles = dartwing_core::config::Roles::parse("api").unwrap();
             c.jobs.max_args_bytes = 1024;
         })

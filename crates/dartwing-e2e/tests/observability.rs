@@ -59,11 +59,10 @@ fn has_sample(text: &str, family: &str, labels: &[(&str, &str)]) -> bool {
         .any(|line| labels.iter().all(|(k, v)| line.contains(&format!("{k}=\"{v}\""))))
 }
 
-#[tokio::test]
-async fn metrics_parse_as_prometheus_text_with_route_templates_as_endpoints() {
-    for db in TestDatabase::all().await {
+dartwing_e2e::backend_tests! {
+    async fn metrics_parse_as_prometheus_text_with_route_templates_as_endpoints(db) {
         // Every query counts as slow, so the slow-query family has samples too.
-        let server = TestServer::start_with(&db, |c| {
+        let server = TestServer::start_with(db, |c| {
             c.database.slow_query_ms = 0;
             c.jobs.poll_interval_ms = 20;
             c.jobs.queues.default.retry_delays_secs = vec![0];
@@ -304,10 +303,9 @@ async fn every_response_carries_a_trace_id_from_the_request_or_a_new_one() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn health_reports_each_check_and_answers_503_when_one_fails() {
-    for db in TestDatabase::all().await {
-        let server = TestServer::start(&db).await;
+dartwing_e2e::backend_tests! {
+    async fn health_reports_each_check_and_answers_503_when_one_fails(db) {
+        let server = TestServer::start(db).await;
         for path in ["/health", "/api/method/dartwing_core.observability.health.health"] {
             let reply = server.send(Method::GET, path, None, None).await;
             assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);

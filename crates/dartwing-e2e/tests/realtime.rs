@@ -6,7 +6,8 @@
 
 use dartwing_core::publish::Target;
 use dartwing_e2e::sockets::{ClientKind, SocketAgent};
-use dartwing_e2e::{TEST_JWT_SECRET, TestDatabase, TestServer};
+use dartwing_e2e::tokens::{hs256, hs256_signed_with};
+use dartwing_e2e::{TestDatabase, TestServer};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -42,22 +43,12 @@ fn metric(text: &str, name: &str, labels: &str) -> f64 {
 
 fn forged_token(email: &str) -> String {
     let claims = json!({"email": email, "exp": 4_102_444_800u64});
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::default(),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(b"another-secret-0123456789abcdef0123456789"),
-    )
-    .unwrap()
+    hs256_signed_with(&claims, "another-secret-0123456789abcdef0123456789")
 }
 
 fn expired_token(email: &str) -> String {
     let claims = json!({"email": email, "exp": 1_600_000_000u64});
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::default(),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(TEST_JWT_SECRET.as_bytes()),
-    )
-    .unwrap()
+    hs256(&claims)
 }
 
 #[tokio::test]
@@ -167,10 +158,9 @@ async fn user_targeting_reaches_only_that_user() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn rooms_are_joined_as_the_permission_module_decides() {
-    for db in TestDatabase::all().await {
-        let server = TestServer::start(&db).await;
+dartwing_e2e::backend_tests! {
+    async fn rooms_are_joined_as_the_permission_module_decides(db) {
+        let server = TestServer::start(db).await;
         let org = server.create_org("owner@example.com", "Acme").await;
         let other = server.create_org("stranger@example.com", "Other").await;
         let member = server.add_member(&org, "member@example.com", "Member").await;
@@ -419,10 +409,9 @@ async fn http_publish_is_for_services_and_platform_administrators() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn access_changes_remove_sockets_from_the_organization_rooms() {
-    for db in TestDatabase::all().await {
-        let server = TestServer::start(&db).await;
+dartwing_e2e::backend_tests! {
+    async fn access_changes_remove_sockets_from_the_organization_rooms(db) {
+        let server = TestServer::start(db).await;
         let org = server.create_org("owner@example.com", "Acme").await;
         let member = server.add_member(&org, "member@example.com", "Member").await;
         server.add_member(&org, "second@example.com", "Member").await;
@@ -541,10 +530,9 @@ async fn disconnect_leaves_no_orphan_rooms() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn sync_deltas_reach_subscribed_sockets_and_sync_documents_have_rooms() {
-    for db in TestDatabase::all().await {
-        let server = TestServer::start(&db).await;
+dartwing_e2e::backend_tests! {
+    async fn sync_deltas_reach_subscribed_sockets_and_sync_documents_have_rooms(db) {
+        let server = TestServer::start(db).await;
         let org = server.create_org("owner@example.com", "Acme").await;
         server.add_member(&org, "member@example.com", "Member").await;
         let mut agent = SocketAgent::start(ClientKind::Js).await;

@@ -133,10 +133,9 @@ impl Site {
     }
 }
 
-#[tokio::test]
-async fn offline_create_update_delete_replayed_in_order_and_twice_gives_identical_answers() {
-    for db in TestDatabase::all().await {
-        let s = site(&db).await;
+dartwing_e2e::backend_tests! {
+    async fn offline_create_update_delete_replayed_in_order_and_twice_gives_identical_answers(db) {
+        let s = site(db).await;
         let batch = vec![
             op(
                 "q-1",
@@ -217,57 +216,49 @@ async fn stale_update(
     (answer, stored)
 }
 
-async fn server_wins_row(doctype: &str) {
-    for db in TestDatabase::all().await {
-        let s = site(&db).await;
-        let (answer, stored) = stale_update(
-            &s,
-            doctype,
-            json!({"label": "original", "kept": 1}),
-            json!({"label": "server"}),
-            json!({"label": "client"}),
-        )
-        .await;
-        assert_eq!(answer["status"], "discarded", "{answer}");
-        assert_eq!(answer["resolved_doc"]["data"], json!({"label": "server", "kept": 1}));
-        assert_eq!(
-            stored,
-            json!({"label": "server", "kept": 1}),
-            "{doctype}: the server's version stands"
-        );
-        s.server.stop().await;
+async fn server_wins_row(db: &TestDatabase, doctype: &str) {
+    let s = site(db).await;
+    let (answer, stored) = stale_update(
+        &s,
+        doctype,
+        json!({"label": "original", "kept": 1}),
+        json!({"label": "server"}),
+        json!({"label": "client"}),
+    )
+    .await;
+    assert_eq!(answer["status"], "discarded", "{answer}");
+    assert_eq!(answer["resolved_doc"]["data"], json!({"label": "server", "kept": 1}));
+    assert_eq!(
+        stored,
+        json!({"label": "server", "kept": 1}),
+        "{doctype}: the server's version stands"
+    );
+    s.server.stop().await;
+}
+
+dartwing_e2e::backend_tests! {
+    async fn strategy_organization_is_server_wins(db) {
+        server_wins_row(db, "Organization").await;
     }
-}
 
-#[tokio::test]
-async fn strategy_organization_is_server_wins() {
-    server_wins_row("Organization").await;
-}
+    async fn strategy_person_is_server_wins(db) {
+        server_wins_row(db, "Person").await;
+    }
 
-#[tokio::test]
-async fn strategy_person_is_server_wins() {
-    server_wins_row("Person").await;
-}
+    async fn strategy_org_member_is_server_wins(db) {
+        server_wins_row(db, "Org Member").await;
+    }
 
-#[tokio::test]
-async fn strategy_org_member_is_server_wins() {
-    server_wins_row("Org Member").await;
-}
+    async fn strategy_file_is_server_wins(db) {
+        server_wins_row(db, "File").await;
+    }
 
-#[tokio::test]
-async fn strategy_file_is_server_wins() {
-    server_wins_row("File").await;
-}
+    async fn strategy_default_is_server_wins_for_unlisted_doctypes(db) {
+        server_wins_row(db, "Widget").await;
+    }
 
-#[tokio::test]
-async fn strategy_default_is_server_wins_for_unlisted_doctypes() {
-    server_wins_row("Widget").await;
-}
-
-#[tokio::test]
-async fn strategy_task_is_field_level() {
-    for db in TestDatabase::all().await {
-        let s = site(&db).await;
+    async fn strategy_task_is_field_level(db) {
+        let s = site(db).await;
         let (answer, stored) = stale_update(
             &s,
             "Task",
@@ -284,12 +275,9 @@ async fn strategy_task_is_field_level() {
         assert_eq!(stored, expected);
         s.server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn strategy_equipment_is_field_level() {
-    for db in TestDatabase::all().await {
-        let s = site(&db).await;
+    async fn strategy_equipment_is_field_level(db) {
+        let s = site(db).await;
         let (answer, stored) = stale_update(
             &s,
             "Equipment",
@@ -303,12 +291,9 @@ async fn strategy_equipment_is_field_level() {
         assert_eq!(stored, expected);
         s.server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn strategy_notification_is_client_wins() {
-    for db in TestDatabase::all().await {
-        let s = site(&db).await;
+    async fn strategy_notification_is_client_wins(db) {
+        let s = site(db).await;
         let (answer, stored) = stale_update(
             &s,
             "Notification",
@@ -323,12 +308,9 @@ async fn strategy_notification_is_client_wins() {
         assert_eq!(stored, expected);
         s.server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn strategy_comment_is_append_only() {
-    for db in TestDatabase::all().await {
-        let s = site(&db).await;
+    async fn strategy_comment_is_append_only(db) {
+        let s = site(db).await;
         // Concurrent adds are a union: two offline clients each add a comment.
         let a = s
             .one(op("c-a", "insert", "Comment", "CMT-A", json!({"text": "first"}), None))
@@ -364,12 +346,9 @@ async fn strategy_comment_is_append_only() {
         );
         s.server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn strategy_calendar_event_is_manual_resolve_with_notes_auto_merged_and_force_resolution() {
-    for db in TestDatabase::all().await {
-        let s = site(&db).await;
+    async fn strategy_calendar_event_is_manual_resolve_with_notes_auto_merged_and_force_resolution(db) {
+        let s = site(db).await;
         let name = "EV-1";
         let base = s
             .diverge(
@@ -433,12 +412,9 @@ async fn strategy_calendar_event_is_manual_resolve_with_notes_auto_merged_and_fo
         assert_eq!(done["message"][0]["resolved_by"], OWNER);
         s.server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn last_write_wins_overwrites_newer_and_records_it_in_the_history() {
-    for db in TestDatabase::all().await {
-        let s = site_with(&db, |c| {
+    async fn last_write_wins_overwrites_newer_and_records_it_in_the_history(db) {
+        let s = site_with(db, |c| {
             c.sync.strategies.push(DocTypeStrategy {
                 doctype: "Note".into(),
                 strategy: ConflictStrategy::LastWriteWins,
@@ -476,12 +452,9 @@ async fn last_write_wins_overwrites_newer_and_records_it_in_the_history() {
         assert!(note.unwrap().contains("overwrote version 2"));
         s.server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn tombstone_wins_over_update_until_an_explicit_undelete() {
-    for db in TestDatabase::all().await {
-        let s = site(&db).await;
+    async fn tombstone_wins_over_update_until_an_explicit_undelete(db) {
+        let s = site(db).await;
         let inserted = s
             .one(op("t-1", "insert", "Task", "T-1", json!({"title": "x"}), None))
             .await;
@@ -517,12 +490,9 @@ async fn tombstone_wins_over_update_until_an_explicit_undelete() {
         assert_eq!(ops, ["false", "true", "false"]);
         s.server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn deltas_are_published_to_sync_rooms_in_the_feed_row_shape() {
-    for db in TestDatabase::all().await {
-        let s = site(&db).await;
+    async fn deltas_are_published_to_sync_rooms_in_the_feed_row_shape(db) {
+        let s = site(db).await;
         s.one(op("d-1", "insert", "Task", "T-D", json!({"title": "x"}), None))
             .await;
         s.one(op("d-2", "delete", "Task", "T-D", json!({}), None)).await;
@@ -546,12 +516,9 @@ async fn deltas_are_published_to_sync_rooms_in_the_feed_row_shape() {
         );
         s.server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn large_dataset_paginates_until_has_more_is_false_and_limit_is_capped() {
-    for db in TestDatabase::all().await {
-        let s = site(&db).await;
+    async fn large_dataset_paginates_until_has_more_is_false_and_limit_is_capped(db) {
+        let s = site(db).await;
         for batch in 0..20 {
             let items = (0..500)
                 .map(|i| {
@@ -593,12 +560,9 @@ async fn large_dataset_paginates_until_has_more_is_false_and_limit_is_capped() {
         assert_eq!(s.feed_all(None, 500).await.len(), 10_001);
         s.server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn watermark_never_skips_changes_committed_by_concurrent_writers() {
-    for db in TestDatabase::all().await {
-        let s = site(&db).await;
+    async fn watermark_never_skips_changes_committed_by_concurrent_writers(db) {
+        let s = site(db).await;
         let sync = s.server.app.sync.clone();
         let org = s.org.clone();
         let writers = 4;
@@ -668,12 +632,9 @@ async fn watermark_never_skips_changes_committed_by_concurrent_writers() {
         }
         s.server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn removed_member_loses_feed_and_upsert_access_at_once_and_guests_cannot_write() {
-    for db in TestDatabase::all().await {
-        let s = site(&db).await;
+    async fn removed_member_loses_feed_and_upsert_access_at_once_and_guests_cannot_write(db) {
+        let s = site(db).await;
         let member = s.server.add_member(&s.org, "member@example.com", "Member").await;
         let guest_email = "guest@example.com";
         s.server.add_member(&s.org, guest_email, "Guest").await;
@@ -708,12 +669,9 @@ async fn removed_member_loses_feed_and_upsert_access_at_once_and_guests_cannot_w
         assert!(s.stored("Task", "G-1").await.is_none());
         s.server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn bad_input_is_refused_per_item_or_per_request_and_changes_nothing() {
-    for db in TestDatabase::all().await {
-        let s = site_with(&db, |c| c.sync.max_document_bytes = 1024).await;
+    async fn bad_input_is_refused_per_item_or_per_request_and_changes_nothing(db) {
+        let s = site_with(db, |c| c.sync.max_document_bytes = 1024).await;
         let other_org = s.server.create_org("rival@example.com", "Rival").await;
         let rival = s.server.token("rival@example.com");
         let taken = s
@@ -813,12 +771,9 @@ async fn bad_input_is_refused_per_item_or_per_request_and_changes_nothing() {
         assert_eq!(s.count("sync_change").await, changes_before, "nothing applied");
         s.server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn watermark_older_than_the_retained_change_log_requires_a_resync() {
-    for db in TestDatabase::all().await {
-        let s = site(&db).await;
+    async fn watermark_older_than_the_retained_change_log_requires_a_resync(db) {
+        let s = site(db).await;
         let first = s.one(op("r-1", "insert", "Task", "T-R", json!({"v": 1}), None)).await;
         let base = first["server_ts"].as_str().unwrap().to_string();
         let page = s.feed("limit=1").await.json();

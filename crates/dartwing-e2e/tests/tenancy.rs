@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use dartwing_core::Principal;
-use dartwing_e2e::{TestDatabase, TestServer};
+use dartwing_e2e::TestServer;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -26,10 +26,9 @@ fn names(reply: &Value) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
-async fn organization_names_follow_the_yearly_series_and_the_creator_becomes_owner() {
-    for db in TestDatabase::all().await {
-        let server = TestServer::start(&db).await;
+dartwing_e2e::backend_tests! {
+    async fn organization_names_follow_the_yearly_series_and_the_creator_becomes_owner(db) {
+        let server = TestServer::start(db).await;
         let token = server.token("ann@example.com");
         let first = server.create_org("ann@example.com", "Acme").await;
         let second = server.create_org("ann@example.com", "Beta").await;
@@ -60,12 +59,9 @@ async fn organization_names_follow_the_yearly_series_and_the_creator_becomes_own
         assert_eq!(rows[0]["status"], "Active");
         server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn explicit_names_are_kept_and_invalid_ones_refused() {
-    for db in TestDatabase::all().await {
-        let server = TestServer::start(&db).await;
+    async fn explicit_names_are_kept_and_invalid_ones_refused(db) {
+        let server = TestServer::start(db).await;
         let token = server.token("ann@example.com");
         let reply = server
             .post(
@@ -99,12 +95,9 @@ async fn explicit_names_are_kept_and_invalid_ones_refused() {
         assert!(missing.json()["message"].as_str().unwrap().contains("org_name"));
         server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn organization_settings_change_but_org_type_is_immutable() {
-    for db in TestDatabase::all().await {
-        let server = TestServer::start(&db).await;
+    async fn organization_settings_change_but_org_type_is_immutable(db) {
+        let server = TestServer::start(db).await;
         let token = server.token("ann@example.com");
         let org = server.create_org("ann@example.com", "Acme").await;
         let path = format!("/api/resource/Organization/{org}");
@@ -127,12 +120,9 @@ async fn organization_settings_change_but_org_type_is_immutable() {
         assert_eq!(stored["data"]["org_name"], "Acme Ltd");
         server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn suspending_an_organization_keeps_reads_and_blocks_changes() {
-    for db in TestDatabase::all().await {
-        let server = TestServer::start(&db).await;
+    async fn suspending_an_organization_keeps_reads_and_blocks_changes(db) {
+        let server = TestServer::start(db).await;
         let token = server.token("ann@example.com");
         let admin = server.admin_token("root@example.com");
         let org = server.create_org("ann@example.com", "Acme").await;
@@ -144,12 +134,9 @@ async fn suspending_an_organization_keeps_reads_and_blocks_changes() {
         assert_eq!(rename.status, StatusCode::FORBIDDEN);
         server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn person_emails_are_lower_cased_and_unique_ignoring_case() {
-    for db in TestDatabase::all().await {
-        let server = TestServer::start(&db).await;
+    async fn person_emails_are_lower_cased_and_unique_ignoring_case(db) {
+        let server = TestServer::start(db).await;
         let admin = server.admin_token("root@example.com");
         let created = server
             .post(
@@ -178,12 +165,9 @@ async fn person_emails_are_lower_cased_and_unique_ignoring_case() {
         assert_eq!(by_user.status, StatusCode::FORBIDDEN);
         server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn first_request_provisions_the_person_just_in_time() {
-    for db in TestDatabase::all().await {
-        let server = TestServer::start(&db).await;
+    async fn first_request_provisions_the_person_just_in_time(db) {
+        let server = TestServer::start(db).await;
         assert!(
             server
                 .app
@@ -216,12 +200,9 @@ async fn first_request_provisions_the_person_just_in_time() {
         assert_eq!(me.status, StatusCode::OK);
         server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn lists_filter_page_order_and_show_only_readable_organizations() {
-    for db in TestDatabase::all().await {
-        let server = TestServer::start(&db).await;
+    async fn lists_filter_page_order_and_show_only_readable_organizations(db) {
+        let server = TestServer::start(db).await;
         let system = system_key(&server, None).await;
         for i in 0..25 {
             let org_type = if i % 5 == 0 { "Nonprofit" } else { "Company" };
@@ -280,12 +261,9 @@ async fn lists_filter_page_order_and_show_only_readable_organizations() {
         assert_eq!(names(&visible), [own]);
         server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn membership_changes_take_effect_on_the_next_request() {
-    for db in TestDatabase::all().await {
-        let server = TestServer::start(&db).await;
+    async fn membership_changes_take_effect_on_the_next_request(db) {
+        let server = TestServer::start(db).await;
         let owner = server.token("ann@example.com");
         let org = server.create_org("ann@example.com", "Acme").await;
         let member = server.add_member(&org, "bob@example.com", "Member").await;
@@ -309,12 +287,9 @@ async fn membership_changes_take_effect_on_the_next_request() {
         assert_eq!(server.get(&member_path, &owner).await.status, StatusCode::NOT_FOUND);
         server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn people_are_visible_to_co_members_only() {
-    for db in TestDatabase::all().await {
-        let server = TestServer::start(&db).await;
+    async fn people_are_visible_to_co_members_only(db) {
+        let server = TestServer::start(db).await;
         let org = server.create_org("ann@example.com", "Acme").await;
         server.add_member(&org, "bob@example.com", "Guest").await;
         let outsider = server.token("eve@example.com");
@@ -356,12 +331,9 @@ async fn people_are_visible_to_co_members_only() {
         );
         server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn linked_documents_cannot_be_deleted_until_unlinked() {
-    for db in TestDatabase::all().await {
-        let server = TestServer::start(&db).await;
+    async fn linked_documents_cannot_be_deleted_until_unlinked(db) {
+        let server = TestServer::start(db).await;
         let admin = server.admin_token("root@example.com");
         let system = system_key(&server, None).await;
         let body = json!({"org_name": "Keyless", "org_type": "Association"});
@@ -413,12 +385,9 @@ async fn linked_documents_cannot_be_deleted_until_unlinked() {
         assert_eq!(server.get(&org_path, &admin).await.status, StatusCode::NOT_FOUND);
         server.stop().await;
     }
-}
 
-#[tokio::test]
-async fn transaction_helper_commits_or_rolls_back_as_a_whole() {
-    for db in TestDatabase::all().await {
-        let server = TestServer::start(&db).await;
+    async fn transaction_helper_commits_or_rolls_back_as_a_whole(db) {
+        let server = TestServer::start(db).await;
         let database = &server.app.db;
         let insert =
             |name: &'static str| sqlx::query("INSERT INTO naming_series (prefix, current) VALUES ($1, 1)").bind(name);

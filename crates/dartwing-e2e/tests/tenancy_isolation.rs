@@ -5,7 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use dartwing_core::identity::{IdentityStore, VerifiedUser};
-use dartwing_e2e::scenario::{ALICE, BOB, DbSnapshot, Scene, assert_private, assert_refused, hs256, unix_now};
+use dartwing_e2e::scenario::{ALICE, BOB, DbSnapshot, Scene, assert_private, assert_refused};
+use dartwing_e2e::tokens::{hs256, unix_now, with_claim};
 use dartwing_e2e::{Reply, TestServer};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -581,11 +582,6 @@ fn claims(email: &str) -> Value {
     json!({ "email": email, "iat": now, "nbf": now, "exp": now + 600 })
 }
 
-fn with(mut claims: Value, key: &str, value: Value) -> Value {
-    claims[key] = value;
-    claims
-}
-
 dartwing_e2e::backend_tests! {
     /// `\u{212A}ate@a.test` (KELVIN SIGN) lower-cases to `kate@a.test` with Unicode case folding:
     /// it must not sign in as Kate, nor provision anyone. Other look-alikes and white space neither.
@@ -629,19 +625,19 @@ dartwing_e2e::backend_tests! {
         let s = Scene::new(db).await;
         let before = s.snapshot().await;
         for unverified in [json!(false), json!("false"), json!("FALSE")] {
-            let token = hs256(&with(claims(ALICE), "email_verified", unverified));
+            let token = hs256(&with_claim(claims(ALICE), "email_verified", unverified));
             let reply = s
                 .server
                 .get(&format!("/api/resource/Organization/{}", s.alpha), &token)
                 .await;
             assert_refused(&reply, StatusCode::UNAUTHORIZED, "AuthenticationError", &[&token]);
-            let token = hs256(&with(claims("newcomer@example.com"), "email_verified", json!(false)));
+            let token = hs256(&with_claim(claims("newcomer@example.com"), "email_verified", json!(false)));
             let reply = s.server.get("/api/resource/Organization", &token).await;
             assert_refused(&reply, StatusCode::UNAUTHORIZED, "AuthenticationError", &[&token]);
         }
         before.assert_unchanged(&s.server, "unverified emails").await;
         for verified in [json!(true), json!("true")] {
-            let token = hs256(&with(claims(ALICE), "email_verified", verified));
+            let token = hs256(&with_claim(claims(ALICE), "email_verified", verified));
             let reply = s
                 .server
                 .get(&format!("/api/resource/Organization/{}", s.alpha), &token)
@@ -660,7 +656,7 @@ dartwing_e2e::backend_tests! {
 
         // An operator may turn the check off.
         let server = TestServer::start_with(db, |config| config.auth.require_verified_email = false).await;
-        let token = hs256(&with(claims(ALICE), "email_verified", json!(false)));
+        let token = hs256(&with_claim(claims(ALICE), "email_verified", json!(false)));
         let reply = server.get("/api/resource/Organization", &token).await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
         server.stop().await;
@@ -670,8 +666,8 @@ dartwing_e2e::backend_tests! {
     /// account presenting the same email — another subject, or another issuer — is refused.
     async fn another_account_with_the_same_email_cannot_sign_in(db) {
         let s = Scene::new(db).await;
-        let first = hs256(&with(
-            with(claims(CAROL), "iss", json!("https://idp.a.test")),
+        let first = hs256(&with_claim(
+            with_claim(claims(CAROL), "iss", json!("https://idp.a.test")),
             "sub",
             json!("carol-1"),
         ));
@@ -688,7 +684,7 @@ dartwing_e2e::backend_tests! {
         );
         let before = s.snapshot().await;
         for (iss, sub) in [("https://idp.a.test", "carol-2"), ("https://idp.b.test", "carol-1")] {
-            let token = hs256(&with(with(claims(CAROL), "iss", json!(iss)), "sub", json!(sub)));
+            let token = hs256(&with_claim(with_claim(claims(CAROL), "iss", json!(iss)), "sub", json!(sub)));
             let reply = s.server.get(&alpha, &token).await;
             assert_refused(&reply, StatusCode::UNAUTHORIZED, "AuthenticationError", &[&token]);
         }

@@ -4,10 +4,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use dartwing_e2e::TestDatabase;
+use dartwing_e2e::process::{ChildGuard, free_listen_address, serve};
 use serde_json::{Value, json};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_dartwing");
 
@@ -29,65 +30,33 @@ fn stdout(output: &Output) -> String {
     String::from_utf8(output.stdout.clone()).unwrap()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
+/// A `dartwing serve` process, killed if the test fails before terminating it.
 struct Served {
-    child: Option<Child>,
+    child: ChildGuard,
     base: String,
-}
-
-impl Drop for Served {
-    /// A failing test must not leave its server running.
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
 
 impl Served {
     async fn start(dir: &Path, extra: &[&str]) -> Self {
-        let port = free_port();
-        let listen = format!("127.0.0.1:{port}");
-        let child = dartwing(dir)
-            .args(["serve", "--listen", &listen])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("serve starts");
-        let served = Self {
-            child: Some(child),
-            base: format!("http://{listen}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(reply) = reqwest::get(format!("{}/health", served.base)).await
-                && reply.status() == 200
-            {
-                return served;
-            }
-            assert!(Instant::now() < deadline, "server did not become healthy");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let listen = free_listen_address();
+        let (child, base) = serve(
+            dartwing(dir)
+                .args(["serve", "--listen", &listen])
+                .args(extra)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped()),
+            &listen,
+            Duration::from_secs(30),
+            "the server",
+        )
+        .await;
+        Self { child, base }
     }
 
     /// Sends SIGTERM and returns the exit status and stdout.
-    fn terminate(mut self) -> (std::process::ExitStatus, String) {
-        let child = self.child.take().unwrap();
-        let status = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let output = child.wait_with_output().unwrap();
+    fn terminate(self) -> (std::process::ExitStatus, String) {
+        self.child.signal("TERM");
+        let output = self.child.wait_with_output();
         (output.status, String::from_utf8_lossy(&output.stdout).to_string())
     }
 }

@@ -3,10 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use dartwing_e2e::TestDatabase;
+use dartwing_e2e::process::{ChildGuard, serve_node, spawn_node, wait_healthy};
 use serde_json::{Value, json};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_dartwing");
@@ -24,47 +24,9 @@ fn node(dir: &Path, database_url: &str, args: &[&str]) -> Command {
     command
 }
 
-fn port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A server process that is killed if the test fails before stopping it.
-struct Node(Child);
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn serve(dir: &Path, database_url: &str, node_id: &str, roles: &str) -> (Node, String) {
-    let listen = format!("127.0.0.1:{}", port());
-    let child = node(
-        dir,
-        database_url,
-        &["serve", "--listen", &listen, "--node-id", node_id, "--roles", roles],
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
-    let child = Node(child);
-    let base = format!("http://{listen}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while reqwest::get(format!("{base}/health"))
-        .await
-        .map(|r| r.status() != 200)
-        .unwrap_or(true)
-    {
-        assert!(Instant::now() < deadline, "{node_id} did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    (child, base)
+/// A server process (killed if the test fails before stopping it) and its base URL.
+async fn serve(dir: &Path, database_url: &str, node_id: &str, roles: &str) -> (ChildGuard, String) {
+    serve_node(&mut node(dir, database_url, &[]), node_id, roles).await
 }
 
 async fn status(client: &reqwest::Client, base: &str, key: &str, job_id: &str) -> Value {
@@ -92,9 +54,8 @@ async fn wait_status(client: &reqwest::Client, base: &str, key: &str, job_id: &s
     }
 }
 
-#[tokio::test]
-async fn a_job_of_a_killed_worker_completes_exactly_once_on_another_node() {
-    for db in TestDatabase::all().await {
+dartwing_e2e::backend_tests! {
+    async fn a_job_of_a_killed_worker_completes_exactly_once_on_another_node(db) {
         let dir = db.dir.path();
         let migrate = node(dir, &db.url, &["apikey", "create", "--description", "crash test"])
             .output()
@@ -108,7 +69,7 @@ async fn a_job_of_a_killed_worker_completes_exactly_once_on_another_node() {
         );
         let client = reqwest::Client::new();
 
-        let (mut doomed, base) = serve(dir, &db.url, "doomed", "api,worker").await;
+        let (doomed, base) = serve(dir, &db.url, "doomed", "api,worker").await;
         let enqueued: Value = client
             .post(format!("{base}/api/method/dartwing_core.jobs.enqueue"))
             .header("authorization", &key)
@@ -121,13 +82,10 @@ async fn a_job_of_a_killed_worker_completes_exactly_once_on_another_node() {
             .unwrap();
         let job_id = enqueued["message"]["job_id"].as_str().expect("enqueued").to_string();
         wait_status(&client, &base, &key, &job_id, "Running").await;
-        Command::new("kill")
-            .args(["-KILL", &doomed.0.id().to_string()])
-            .status()
-            .unwrap();
-        doomed.0.wait().unwrap();
+        doomed.signal("KILL");
+        doomed.wait();
 
-        let (mut survivor, base) = serve(dir, &db.url, "survivor", "api,worker,scheduler").await;
+        let (survivor, base) = serve(dir, &db.url, "survivor", "api,worker,scheduler").await;
         let done = wait_status(&client, &base, &key, &job_id, "Completed").await;
         assert_eq!(done["attempts"], 2, "the killed attempt and the recovered one: {done}");
         let letters: Value = client
@@ -145,29 +103,28 @@ async fn a_job_of_a_killed_worker_completes_exactly_once_on_another_node() {
         let later = status(&client, &base, &key, &job_id).await;
         assert_eq!(later["attempts"], 2);
         assert_eq!(later["finished_at"], done["finished_at"]);
-        Command::new("kill")
-            .args(["-TERM", &survivor.0.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(survivor.0.wait().unwrap().success());
+        survivor.signal("TERM");
+        assert!(survivor.wait().success());
     }
-}
 
-#[tokio::test]
-async fn cron_ticks_run_once_with_three_scheduler_processes() {
-    for db in TestDatabase::all().await {
+    async fn cron_ticks_run_once_with_three_scheduler_processes(db) {
         let dir = db.dir.path();
-        let mut nodes = Vec::new();
-        for name in ["s1", "s2", "s3"] {
-            nodes.push(serve(dir, &db.url, name, "scheduler").await);
+        let migrate = node(dir, &db.url, &["migrate"]).output().unwrap();
+        assert!(migrate.status.success(), "{}", String::from_utf8_lossy(&migrate.stderr));
+        // All three start and stop together, so the ticks counted are those of one window.
+        let nodes: Vec<_> = ["s1", "s2", "s3"]
+            .into_iter()
+            .map(|name| spawn_node(&mut node(dir, &db.url, &[]), name, "scheduler"))
+            .collect();
+        for (_, base) in &nodes {
+            wait_healthy(base, Duration::from_secs(30), base).await;
         }
         tokio::time::sleep(Duration::from_millis(3_500)).await;
-        for (node, _) in &mut nodes {
-            Command::new("kill")
-                .args(["-TERM", &node.0.id().to_string()])
-                .status()
-                .unwrap();
-            assert!(node.0.wait().unwrap().success());
+        for (node, _) in &nodes {
+            node.signal("TERM");
+        }
+        for (node, _) in nodes {
+            assert!(node.wait().success());
         }
         sqlx::any::install_default_drivers();
         let pool = sqlx::AnyPool::connect(&db.url).await.unwrap();

@@ -6,13 +6,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use dartwing_core::config::AuthConfig;
+use dartwing_e2e::process::{ChildGuard, free_listen_address, free_port, wait_healthy};
 use dartwing_e2e::sockets::{ClientKind, SocketAgent};
 use dartwing_e2e::{TestDatabase, redis_url, unique};
 use dartwing_http::JwtVerifier;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_dartwing");
@@ -20,27 +21,9 @@ const SECRET: &str = "cluster-test-secret-0123456789abcdef012345";
 const PUBLISH: &str = "/api/method/dartwing_core.realtime.publish";
 const SETTLE: Duration = Duration::from_millis(700);
 
-/// A child process killed when the test ends, however it ends.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Nodes sharing one database, one Redis, and a channel/prefix of their own (tests run in parallel).
 struct Cluster {
-    nodes: Vec<(Process, String)>,
+    nodes: Vec<(ChildGuard, String)>,
     channel: String,
     redis: String,
     jwt: JwtVerifier,
@@ -53,7 +36,7 @@ impl Cluster {
         let prefix = unique("dw-sio-");
         let mut nodes = Vec::new();
         for index in 1..=count {
-            let listen = format!("127.0.0.1:{}", free_port());
+            let listen = free_listen_address();
             let mut command = dartwing_e2e::isolated_command(BINARY, dir);
             command
                 .env("DARTWING_DATABASE_URL", database_url)
@@ -68,7 +51,7 @@ impl Cluster {
             for (key, value) in extra_env {
                 command.env(key, value);
             }
-            nodes.push((Process(command.spawn().unwrap()), format!("http://{listen}")));
+            nodes.push((ChildGuard::spawn(&mut command), format!("http://{listen}")));
         }
         let cluster = Self {
             nodes,
@@ -78,7 +61,7 @@ impl Cluster {
             http: reqwest::Client::new(),
         };
         for (_, base) in &cluster.nodes {
-            cluster.wait_healthy(base, Duration::from_secs(60)).await;
+            wait_healthy(base, Duration::from_secs(60), "a cluster node").await;
         }
         cluster
     }
@@ -103,18 +86,6 @@ impl Cluster {
         match self.http.get(format!("{base}/health")).send().await {
             Ok(reply) => (reply.status().as_u16(), reply.json().await.unwrap_or(Value::Null)),
             Err(_) => (0, Value::Null),
-        }
-    }
-
-    async fn wait_healthy(&self, base: &str, within: Duration) {
-        let deadline = Instant::now() + within;
-        loop {
-            let (status, body) = self.health(base).await;
-            if status == 200 {
-                return;
-            }
-            assert!(Instant::now() < deadline, "{base} not healthy: {status} {body}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
@@ -404,28 +375,28 @@ async fn a_membership_removed_on_one_node_takes_the_sockets_out_of_rooms_on_ever
 }
 
 /// A Redis server of the test's own, so it can be killed without disturbing other tests.
-fn redis_server(port: u16) -> Process {
-    let child = std::process::Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--bind",
-            "127.0.0.1",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("redis-server is installed");
+fn redis_server(port: u16) -> ChildGuard {
+    let child = ChildGuard::spawn(
+        std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--bind",
+                "127.0.0.1",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "redis-server did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
-    Process(child)
+    child
 }
 
 #[tokio::test]
@@ -455,7 +426,7 @@ async fn nodes_survive_a_redis_outage_and_recover_without_restart() {
     // Redis dies mid-stream: nodes report it, keep serving their own sockets.
     drop(std::mem::replace(
         &mut redis,
-        Process(std::process::Command::new("true").spawn().unwrap()),
+        ChildGuard::spawn(&mut std::process::Command::new("true")),
     ));
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -477,7 +448,7 @@ async fn nodes_survive_a_redis_outage_and_recover_without_restart() {
     // Redis returns on the same address: the nodes reconnect by themselves.
     let _redis = redis_server(port);
     for node in 0..2 {
-        cluster.wait_healthy(cluster.base(node), Duration::from_secs(20)).await;
+        wait_healthy(cluster.base(node), Duration::from_secs(20), "a cluster node").await;
     }
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut round = 0;

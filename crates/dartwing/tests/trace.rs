@@ -7,6 +7,7 @@
 
 use dartwing_core::config::AuthConfig;
 use dartwing_e2e::TestDatabase;
+use dartwing_e2e::process::{free_listen_address, serve};
 use dartwing_e2e::sockets::{ClientKind, SocketAgent};
 use dartwing_http::JwtVerifier;
 use serde_json::{Value, json};
@@ -19,38 +20,27 @@ const SECRET: &str = "trace-test-secret-0123456789abcdef0123456789";
 #[tokio::test]
 async fn one_trace_id_follows_a_request_into_its_job_and_realtime_event() {
     let db = TestDatabase::sqlite();
-    let listen = {
-        let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        socket.local_addr().unwrap()
-    };
+    let listen = free_listen_address();
     let log_path = db.dir.path().join("node.log");
     let log = std::fs::File::create(&log_path).unwrap();
-    let mut child = dartwing_e2e::isolated_command(BINARY, db.dir.path())
-        .env("DARTWING_DATABASE_URL", &db.url)
-        .env("DARTWING_JWT_SECRET", SECRET)
-        .env(
-            "DARTWING_OBSERVABILITY__LOG_LEVEL",
-            "info,dartwing_jobs=debug,dartwing_realtime=debug",
-        )
-        .env("DARTWING_JOBS__POLL_INTERVAL_MS", "50")
-        .args(["serve", "--listen", &listen.to_string(), "--node-id", "trace-node"])
-        .stdout(Stdio::from(log.try_clone().unwrap()))
-        .stderr(Stdio::from(log))
-        .spawn()
-        .unwrap();
-    let base = format!("http://{listen}");
+    let (child, base) = serve(
+        dartwing_e2e::isolated_command(BINARY, db.dir.path())
+            .env("DARTWING_DATABASE_URL", &db.url)
+            .env("DARTWING_JWT_SECRET", SECRET)
+            .env(
+                "DARTWING_OBSERVABILITY__LOG_LEVEL",
+                "info,dartwing_jobs=debug,dartwing_realtime=debug",
+            )
+            .env("DARTWING_JOBS__POLL_INTERVAL_MS", "50")
+            .args(["serve", "--listen", &listen, "--node-id", "trace-node"])
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log)),
+        &listen,
+        Duration::from_secs(30),
+        "the node",
+    )
+    .await;
     let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while http
-        .get(format!("{base}/health"))
-        .send()
-        .await
-        .map(|r| r.status() != 200)
-        .unwrap_or(true)
-    {
-        assert!(Instant::now() < deadline, "node did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let jwt = JwtVerifier::new(Some(SECRET), &AuthConfig::default());
     let token = jwt
         .issue_dev_token("ann@example.com", false, Duration::from_secs(600))
@@ -107,11 +97,8 @@ async fn one_trace_id_follows_a_request_into_its_job_and_realtime_event() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     agent.stop().await;
-    std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    child.signal("TERM");
+    assert!(child.wait().success());
 
     let text = std::fs::read_to_string(&log_path).unwrap();
     assert!(!text.contains(SECRET), "the JWT secret leaked into the logs");

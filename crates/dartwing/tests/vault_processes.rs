@@ -7,34 +7,16 @@
 use axum::extract::{Form, State};
 use axum::routing::post;
 use dartwing_core::config::{Config, ProviderConfig};
-use dartwing_e2e::TestDatabase;
+use dartwing_e2e::process::{ChildGuard, serve_node};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_dartwing");
 const SECRET: &str = "vault-process-secret-0123456789abcdef012345";
-
-struct Node(Child);
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn command(dir: &Path, database_url: &str, key: &str, config: &Path, args: &[&str]) -> std::process::Command {
     let mut command = dartwing_e2e::isolated_command(BINARY, dir);
@@ -48,36 +30,13 @@ fn command(dir: &Path, database_url: &str, key: &str, config: &Path, args: &[&st
     command
 }
 
-async fn serve(dir: &Path, database_url: &str, key: &str, config: &Path, node_id: &str) -> (Node, String) {
-    let listen = format!("127.0.0.1:{}", port());
-    let child = command(
-        dir,
-        database_url,
-        key,
-        config,
-        &["serve", "--listen", &listen, "--node-id", node_id, "--roles", "api"],
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
-    let child = Node(child);
-    let base = format!("http://{listen}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while reqwest::get(format!("{base}/health"))
-        .await
-        .map(|r| r.status() != 200)
-        .unwrap_or(true)
-    {
-        assert!(Instant::now() < deadline, "{node_id} did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    (child, base)
+/// An API process (killed when the test ends, however it ends) and its base URL.
+async fn serve(dir: &Path, database_url: &str, key: &str, config: &Path, node_id: &str) -> (ChildGuard, String) {
+    serve_node(&mut command(dir, database_url, key, config, &[]), node_id, "api").await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn hundred_callers_over_three_processes_cause_one_refresh() {
-    for db in TestDatabase::all().await {
+dartwing_e2e::backend_tests! {
+    async fn hundred_callers_over_three_processes_cause_one_refresh(db) runtime(flavor = "multi_thread", worker_threads = 4) {
         // The provider's token endpoint, slow enough that every caller arrives during the refresh.
         let refreshes = Arc::new(AtomicU32::new(0));
         let app = axum::Router::new()
@@ -186,11 +145,8 @@ async fn hundred_callers_over_three_processes_cause_one_refresh() {
         assert!(tokens.iter().all(|t| t == "fresh-1"), "{tokens:?}");
         drop(nodes);
     }
-}
 
-#[tokio::test]
-async fn keys_generate_and_rotate_through_the_cli() {
-    for db in TestDatabase::all().await {
+    async fn keys_generate_and_rotate_through_the_cli(db) {
         let dir = db.dir.path();
         let generate = || {
             let out = dartwing_e2e::isolated_command(BINARY, dir)
