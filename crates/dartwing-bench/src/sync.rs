@@ -328,7 +328,7 @@ async fn raw_writes(db: Db, org: String, args: SyncArgs) -> Result<()> {
             .iter()
             .map(|n| (format!("{org}-T-{n}"), document(*n).to_string()))
             .collect();
-        let mut tx = db.begin().await?;
+        let mut tx = db.begin_tx().await?;
         let sql = format!(
             "INSERT INTO raw_doc (doctype, name, organization, data, modified) VALUES {} \
              ON CONFLICT (doctype, name) DO UPDATE SET data = excluded.data, modified = excluded.modified",

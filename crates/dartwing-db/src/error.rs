@@ -81,7 +81,7 @@ pub fn describe(error: &sqlx::Error) -> String {
 
 /// Maps a query error to a client-facing [`Error`]: constraint violations become 409/422,
 /// pool exhaustion and lost connections 503, anything else a logged 500.
-pub fn map_db_error(error: sqlx::Error) -> Error {
+fn map_db_error(error: sqlx::Error) -> Error {
     map_db_error_quiet(&error).unwrap_or_else(|| internal(&error))
 }
 

@@ -9,7 +9,7 @@ mod error;
 pub mod sql;
 pub mod types;
 
-pub use error::{DbError, describe, map_db_error};
+pub use error::{DbError, describe};
 pub use sql::{SqlFile, Statement, Statements};
 pub use sqlx;
 pub use types::{JsonText, Micros};
@@ -18,7 +18,7 @@ use dartwing_core::config::DatabaseConfig;
 use dartwing_observe::{HealthCheck, Metrics};
 use futures::future::BoxFuture;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
+use sqlx::{Any, AnyPool, Executor, Transaction};
 use std::future::Future;
 use std::path::Path;
 use std::str::FromStr;
@@ -259,28 +259,16 @@ impl Db {
 
     /// Begins a write transaction (`BEGIN IMMEDIATE` on SQLite so that writers queue on the
     /// busy timeout instead of failing when a read lock would need upgrading).
-    pub async fn begin(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
+    async fn begin(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
         match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
             Backend::Postgres => self.pool.begin().await,
         }
     }
 
-    /// Runs `work` in a write transaction: commits when it returns `Ok`, rolls back otherwise.
-    pub async fn transaction<T, F>(&self, work: F) -> dartwing_core::Result<T>
-    where
-        T: Send,
-        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, dartwing_core::Result<T>> + Send,
-    {
-        let mut tx = self.begin().await.map_err(map_db_error)?;
-        let value = work(&mut tx).await?;
-        tx.commit().await.map_err(map_db_error)?;
-        Ok(value)
-    }
-
     /// Runs a query future, recording `db_queries_total`, `db_query_duration_seconds` and slow
     /// queries under `doctype`/`operation`.
-    pub async fn observe<T, Fut>(&self, doctype: &str, operation: &str, query: Fut) -> Result<T, sqlx::Error>
+    async fn observe<T, Fut>(&self, doctype: &str, operation: &str, query: Fut) -> Result<T, sqlx::Error>
     where
         Fut: Future<Output = Result<T, sqlx::Error>>,
     {

@@ -386,35 +386,16 @@ dartwing_e2e::backend_tests! {
         server.stop().await;
     }
 
-    async fn transaction_helper_commits_or_rolls_back_as_a_whole(db) {
+    async fn write_transactions_commit_or_roll_back_as_a_whole(db) {
         let server = TestServer::start(db).await;
         let database = &server.app.db;
-        let insert =
-            |name: &'static str| sqlx::query("INSERT INTO naming_series (prefix, current) VALUES ($1, 1)").bind(name);
-        let failed: Result<(), dartwing_core::Error> = database
-            .transaction(move |tx| {
-                Box::pin(async move {
-                    insert("rolled-back")
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(dartwing_db::map_db_error)?;
-                    Err(dartwing_core::Error::validation("abort"))
-                })
-            })
-            .await;
-        assert!(failed.is_err());
-        database
-            .transaction(move |tx| {
-                Box::pin(async move {
-                    insert("committed")
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(dartwing_db::map_db_error)?;
-                    Ok(())
-                })
-            })
-            .await
-            .expect("commits");
+        let insert = |name: &'static str| sqlx::query("INSERT INTO naming_series (prefix, current) VALUES ($1, 1)").bind(name);
+        let mut abandoned = database.begin_tx().await.expect("begins");
+        insert("rolled-back").execute(&mut *abandoned).await.unwrap();
+        drop(abandoned);
+        let mut committed = database.begin_tx().await.expect("begins");
+        insert("committed").execute(&mut *committed).await.unwrap();
+        database.commit(committed).await.expect("commits");
         let rows: Vec<(String,)> =
             sqlx::query_as("SELECT prefix FROM naming_series WHERE prefix IN ('rolled-back', 'committed')")
                 .fetch_all(database.pool())

@@ -236,13 +236,11 @@ async fn every_statement_is_counted_in_db_queries_total(db: &TestDatabase) {
 }
 
 #[tokio::test]
-#[ignore = "not every store runs its statements through Db::run yet"]
 async fn every_statement_is_counted_on_sqlite() {
     every_statement_is_counted_in_db_queries_total(&TestDatabase::sqlite()).await;
 }
 
 #[tokio::test]
-#[ignore = "not every store runs its statements through Db::run yet"]
 async fn every_statement_is_counted_on_postgres() {
     if let Some(db) = TestDatabase::postgres().await {
         every_statement_is_counted_in_db_queries_total(&db).await;

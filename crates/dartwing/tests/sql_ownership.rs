@@ -80,7 +80,6 @@ fn tables_named_in(text: &str) -> BTreeSet<String> {
 /// capabilities got tables of their own — names another capability's table: each reads and
 /// writes only its own, and learns the rest through the traits in `dartwing-core`.
 #[test]
-#[ignore = "not every store keeps its SQL in .sql files yet"]
 fn no_capability_sql_names_another_capabilitys_table() {
     let owned: BTreeMap<&str, BTreeSet<String>> = CAPABILITIES.iter().map(|c| (*c, tables_created_by(c))).collect();
     for (capability, own) in &owned {
@@ -111,7 +110,6 @@ fn no_capability_sql_names_another_capabilitys_table() {
 /// assembled with `format!`), except the list queries a query builder assembles from catalogued
 /// columns.
 #[test]
-#[ignore = "not every store keeps its SQL in .sql files yet"]
 fn no_capability_writes_sql_in_rust() {
     for capability in CAPABILITIES {
         let src = workspace().join("crates").join(capability).join("src");
