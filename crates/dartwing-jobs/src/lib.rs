@@ -30,7 +30,7 @@ use dartwing_core::access::{AccessChange, AccessChanges, SharedDirectory};
 use dartwing_core::config::{JobsConfig, Role};
 use dartwing_core::publish::{SharedPublisher, Target};
 use dartwing_core::tenancy::OrgStatus;
-use dartwing_core::{Action, Error, Principal, Result};
+use dartwing_core::{Action, Error, Principal, Result, Timestamp};
 use dartwing_db::Db;
 use dartwing_http::{BackgroundTask, Capability};
 use dartwing_observe::Metrics;
@@ -91,6 +91,8 @@ pub(crate) struct Inner {
     pub(crate) registry: RwLock<HandlerRegistry>,
     pub(crate) publisher: SharedPublisher,
     pub(crate) directory: SharedDirectory,
+    /// Work on the paused organizations, done in order by one task (see [`follow_suspensions`]).
+    pub(crate) suspensions: tokio::sync::mpsc::UnboundedSender<PausedWork>,
     pub(crate) metrics: JobMetrics,
     pub(crate) wake: [Notify; 3],
     /// Per queue, how many times new due jobs were signalled on this node.
@@ -166,7 +168,7 @@ impl Jobs {
             metrics.purged.clone(),
         )
         .map_err(|e| Error::new(dartwing_core::ErrorKind::Internal, e))?;
-        follow_suspensions(&access, store.clone());
+        let suspensions = follow_suspensions(&access, store.clone(), directory.clone());
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
@@ -174,6 +176,7 @@ impl Jobs {
                 registry: RwLock::new(registry),
                 publisher,
                 directory,
+                suspensions,
                 metrics,
                 wake: [Notify::new(), Notify::new(), Notify::new()],
                 signals: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
@@ -205,10 +208,17 @@ impl Jobs {
     }
 
     /// Pauses exactly the organizations the directory lists as Suspended (run when workers start,
-    /// in case a status change happened while no node listened).
+    /// in case a status change happened while no node listened). Runs in turn with the status
+    /// changes this node hears of, so a change published meanwhile is applied after it.
     pub async fn reconcile_paused_organizations(&self) -> Result<()> {
-        let suspended = self.inner.directory.suspended().await?;
-        self.inner.store.reconcile_paused(&suspended).await
+        let (done, result) = tokio::sync::oneshot::channel();
+        self.inner
+            .suspensions
+            .send(PausedWork::Reconcile(done))
+            .map_err(|_| Error::unavailable("the job engine is shutting down"))?;
+        result
+            .await
+            .map_err(|_| Error::unavailable("the job engine is shutting down"))?
     }
 
     /// The store.
@@ -612,24 +622,55 @@ impl Enqueuer for Jobs {
     }
 }
 
-/// Keeps the paused organizations in step with organization suspensions, in the order they happen.
-fn follow_suspensions(access: &AccessChanges, store: JobStore) {
-    let (changes, mut receive) = tokio::sync::mpsc::unbounded_channel::<(String, bool)>();
+/// Work on the record of paused organizations.
+pub(crate) enum PausedWork {
+    /// An organization was suspended (`true`) or reactivated.
+    Status(String, bool),
+    /// Make the record match the directory; answer when done.
+    Reconcile(tokio::sync::oneshot::Sender<Result<()>>),
+}
+
+/// Keeps the paused organizations in step with organization suspensions: one task applies status
+/// changes and reconciliations in the order they happen, so a reconciliation that read the
+/// directory before a change never undoes it.
+fn follow_suspensions(
+    access: &AccessChanges,
+    store: JobStore,
+    directory: SharedDirectory,
+) -> tokio::sync::mpsc::UnboundedSender<PausedWork> {
+    let (work, mut receive) = tokio::sync::mpsc::unbounded_channel::<PausedWork>();
+    let changes = work.clone();
     access.subscribe(move |change| {
         if let AccessChange::OrganizationStatus {
             organization, status, ..
         } = change
         {
-            let _ = changes.send((organization.clone(), *status == OrgStatus::Suspended));
+            let _ = changes.send(PausedWork::Status(
+                organization.clone(),
+                *status == OrgStatus::Suspended,
+            ));
         }
     });
     tokio::spawn(async move {
-        while let Some((organization, paused)) = receive.recv().await {
-            if let Err(e) = store.set_paused(&organization, paused).await {
-                tracing::error!(organization, paused, error = %e, "cannot record an organization's paused jobs");
+        while let Some(next) = receive.recv().await {
+            match next {
+                PausedWork::Status(organization, paused) => {
+                    if let Err(e) = store.set_paused(&organization, paused).await {
+                        tracing::error!(organization, paused, error = %e, "cannot record an organization's paused jobs");
+                    }
+                }
+                PausedWork::Reconcile(done) => {
+                    let as_of = Timestamp::now();
+                    let result = match directory.suspended().await {
+                        Ok(suspended) => store.reconcile_paused(&suspended, as_of).await,
+                        Err(e) => Err(e),
+                    };
+                    let _ = done.send(result);
+                }
             }
         }
     });
+    work
 }
 
 /// Room where `dlq_alert` events go; platform administrators subscribe to it.

@@ -13,8 +13,7 @@ pub(super) struct LanesSql {
     uncount_claims: Statement,
     pause: Statement,
     resume: Statement,
-    resume_all: Statement,
-    insert_paused: Statement,
+    resume_paused_before: Statement,
 }
 
 impl LanesSql {
@@ -25,8 +24,7 @@ impl LanesSql {
             uncount_claims: s.take("uncount_claims")?,
             pause: s.take("pause")?,
             resume: s.take("resume")?,
-            resume_all: s.take("resume_all")?,
-            insert_paused: s.take("insert_paused")?,
+            resume_paused_before: s.take("resume_paused_before")?,
         };
         s.finish()?;
         Ok(sql)
@@ -107,22 +105,29 @@ impl JobStore {
         Ok(())
     }
 
-    /// Makes the paused organizations exactly `suspended` (after a start, in case a status change
-    /// happened while no node listened).
-    pub async fn reconcile_paused(&self, suspended: &[String]) -> Result<()> {
+    /// Makes the paused organizations exactly `suspended`, the directory's list as read at
+    /// `as_of` (after a start, in case a status change happened while no node listened). A pause
+    /// recorded after `as_of` is newer than the list and stays.
+    pub async fn reconcile_paused(&self, suspended: &[String], as_of: Timestamp) -> Result<()> {
         let sql = &self.sql.lanes;
         let mut tx = self.db.begin_tx().await?;
         self.db
-            .run(&sql.resume_all, sql.resume_all.query().execute(&mut *tx))
+            .run(
+                &sql.resume_paused_before,
+                sql.resume_paused_before
+                    .query()
+                    .bind(as_of.as_micros())
+                    .execute(&mut *tx),
+            )
             .await?;
         let now = Timestamp::now().as_micros();
         for organization in suspended {
             self.db
                 .run(
-                    &sql.insert_paused,
-                    sql.insert_paused
+                    &sql.pause,
+                    sql.pause
                         .query()
-                        .bind(organization.clone())
+                        .bind(organization.as_str())
                         .bind(now)
                         .execute(&mut *tx),
                 )

@@ -18,8 +18,6 @@ INSERT INTO job_paused_org (org_key, paused_at_us) VALUES ($1, $2) ON CONFLICT (
 -- name: resume
 DELETE FROM job_paused_org WHERE org_key = $1;
 
--- name: resume_all
-DELETE FROM job_paused_org;
-
--- name: insert_paused
-INSERT INTO job_paused_org (org_key, paused_at_us) VALUES ($1, $2);
+-- Pauses recorded before $1 (a reconciliation keeps the ones recorded while it read the directory).
+-- name: resume_paused_before
+DELETE FROM job_paused_org WHERE paused_at_us < $1;
