@@ -9,6 +9,7 @@ pub mod builtin;
 mod handler;
 pub mod heartbeat;
 pub mod model;
+mod organizations;
 pub mod routes;
 mod scheduler;
 mod slots;
@@ -26,10 +27,9 @@ pub use crate::handler::HandlerRegistry;
 use crate::heartbeat::WorkerHeartbeats;
 use crate::model::{DeadLetter, DeadLetterStatus, Enqueued, JobInfo, JobStatus, NewJob, Queue};
 use crate::webhook::WebhookSettings;
-use dartwing_core::access::{AccessChange, AccessChanges, SharedDirectory};
+use dartwing_core::access::{AccessChanges, SharedDirectory};
 use dartwing_core::config::{JobsConfig, Role};
 use dartwing_core::publish::{SharedPublisher, Target};
-use dartwing_core::tenancy::OrgStatus;
 use dartwing_core::{Action, Error, Principal, Result};
 use dartwing_db::Db;
 use dartwing_http::{BackgroundTask, Capability};
@@ -155,7 +155,7 @@ impl Jobs {
         } = deps;
         let metrics = JobMetrics::new(metrics)?;
         let cron = scheduler::builtin_entries(&config);
-        let webhook_settings = WebhookSettings::new(db.clone())?;
+        let webhook_settings = WebhookSettings::new(db.clone(), directory.clone())?;
         let store = JobStore::new(db, Arc::new(config))?;
         let mut registry = HandlerRegistry::default();
         builtin::register(
@@ -166,7 +166,7 @@ impl Jobs {
             metrics.purged.clone(),
         )
         .map_err(|e| Error::new(dartwing_core::ErrorKind::Internal, e))?;
-        follow_suspensions(&access, store.clone());
+        organizations::follow(&access, store.clone(), webhook_settings.clone());
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
@@ -610,26 +610,6 @@ impl Enqueuer for Jobs {
     async fn enqueue(&self, actor: &Principal, job: NewJob) -> Result<dartwing_core::jobs::Enqueued> {
         Jobs::enqueue(self, actor, job).await
     }
-}
-
-/// Keeps the paused organizations in step with organization suspensions, in the order they happen.
-fn follow_suspensions(access: &AccessChanges, store: JobStore) {
-    let (changes, mut receive) = tokio::sync::mpsc::unbounded_channel::<(String, bool)>();
-    access.subscribe(move |change| {
-        if let AccessChange::OrganizationStatus {
-            organization, status, ..
-        } = change
-        {
-            let _ = changes.send((organization.clone(), *status == OrgStatus::Suspended));
-        }
-    });
-    tokio::spawn(async move {
-        while let Some((organization, paused)) = receive.recv().await {
-            if let Err(e) = store.set_paused(&organization, paused).await {
-                tracing::error!(organization, paused, error = %e, "cannot record an organization's paused jobs");
-            }
-        }
-    });
 }
 
 /// Room where `dlq_alert` events go; platform administrators subscribe to it.
