@@ -9,6 +9,7 @@ pub mod builtin;
 mod handler;
 pub mod heartbeat;
 pub mod model;
+mod organizations;
 pub mod routes;
 mod scheduler;
 mod slots;
@@ -26,11 +27,10 @@ pub use crate::handler::HandlerRegistry;
 use crate::heartbeat::WorkerHeartbeats;
 use crate::model::{DeadLetter, DeadLetterStatus, Enqueued, JobInfo, JobStatus, NewJob, Queue};
 use crate::webhook::WebhookSettings;
-use dartwing_core::access::{AccessChange, AccessChanges, SharedDirectory};
+use dartwing_core::access::{AccessChanges, SharedDirectory};
 use dartwing_core::config::{JobsConfig, Role};
 use dartwing_core::publish::{SharedPublisher, Target};
-use dartwing_core::tenancy::OrgStatus;
-use dartwing_core::{Action, Error, Principal, Result, Timestamp};
+use dartwing_core::{Action, Error, Principal, Result};
 use dartwing_db::Db;
 use dartwing_http::{BackgroundTask, Capability};
 use dartwing_observe::Metrics;
@@ -91,8 +91,9 @@ pub(crate) struct Inner {
     pub(crate) registry: RwLock<HandlerRegistry>,
     pub(crate) publisher: SharedPublisher,
     pub(crate) directory: SharedDirectory,
-    /// Work on the paused organizations, done in order by one task (see [`follow_suspensions`]).
-    pub(crate) suspensions: tokio::sync::mpsc::UnboundedSender<PausedWork>,
+    /// Organization changes and reconciliations, applied in order by one task
+    /// ([`organizations::follow`]).
+    pub(crate) organization_changes: tokio::sync::mpsc::UnboundedSender<organizations::OrganizationWork>,
     pub(crate) metrics: JobMetrics,
     pub(crate) wake: [Notify; 3],
     /// Per queue, how many times new due jobs were signalled on this node.
@@ -157,7 +158,7 @@ impl Jobs {
         } = deps;
         let metrics = JobMetrics::new(metrics)?;
         let cron = scheduler::builtin_entries(&config);
-        let webhook_settings = WebhookSettings::new(db.clone())?;
+        let webhook_settings = WebhookSettings::new(db.clone(), directory.clone())?;
         let store = JobStore::new(db, Arc::new(config))?;
         let mut registry = HandlerRegistry::default();
         builtin::register(
@@ -168,7 +169,8 @@ impl Jobs {
             metrics.purged.clone(),
         )
         .map_err(|e| Error::new(dartwing_core::ErrorKind::Internal, e))?;
-        let suspensions = follow_suspensions(&access, store.clone(), directory.clone());
+        let organization_changes =
+            organizations::follow(&access, store.clone(), webhook_settings.clone(), directory.clone());
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
@@ -176,7 +178,7 @@ impl Jobs {
                 registry: RwLock::new(registry),
                 publisher,
                 directory,
-                suspensions,
+                organization_changes,
                 metrics,
                 wake: [Notify::new(), Notify::new(), Notify::new()],
                 signals: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
@@ -213,8 +215,8 @@ impl Jobs {
     pub async fn reconcile_paused_organizations(&self) -> Result<()> {
         let (done, result) = tokio::sync::oneshot::channel();
         self.inner
-            .suspensions
-            .send(PausedWork::Reconcile(done))
+            .organization_changes
+            .send(organizations::OrganizationWork::Reconcile(done))
             .map_err(|_| Error::unavailable("the job engine is shutting down"))?;
         result
             .await
@@ -620,57 +622,6 @@ impl Enqueuer for Jobs {
     async fn enqueue(&self, actor: &Principal, job: NewJob) -> Result<dartwing_core::jobs::Enqueued> {
         Jobs::enqueue(self, actor, job).await
     }
-}
-
-/// Work on the record of paused organizations.
-pub(crate) enum PausedWork {
-    /// An organization was suspended (`true`) or reactivated.
-    Status(String, bool),
-    /// Make the record match the directory; answer when done.
-    Reconcile(tokio::sync::oneshot::Sender<Result<()>>),
-}
-
-/// Keeps the paused organizations in step with organization suspensions: one task applies status
-/// changes and reconciliations in the order they happen, so a reconciliation that read the
-/// directory before a change never undoes it.
-fn follow_suspensions(
-    access: &AccessChanges,
-    store: JobStore,
-    directory: SharedDirectory,
-) -> tokio::sync::mpsc::UnboundedSender<PausedWork> {
-    let (work, mut receive) = tokio::sync::mpsc::unbounded_channel::<PausedWork>();
-    let changes = work.clone();
-    access.subscribe(move |change| {
-        if let AccessChange::OrganizationStatus {
-            organization, status, ..
-        } = change
-        {
-            let _ = changes.send(PausedWork::Status(
-                organization.clone(),
-                *status == OrgStatus::Suspended,
-            ));
-        }
-    });
-    tokio::spawn(async move {
-        while let Some(next) = receive.recv().await {
-            match next {
-                PausedWork::Status(organization, paused) => {
-                    if let Err(e) = store.set_paused(&organization, paused).await {
-                        tracing::error!(organization, paused, error = %e, "cannot record an organization's paused jobs");
-                    }
-                }
-                PausedWork::Reconcile(done) => {
-                    let as_of = Timestamp::now();
-                    let result = match directory.suspended().await {
-                        Ok(suspended) => store.reconcile_paused(&suspended, as_of).await,
-                        Err(e) => Err(e),
-                    };
-                    let _ = done.send(result);
-                }
-            }
-        }
-    });
-    work
 }
 
 /// Room where `dlq_alert` events go; platform administrators subscribe to it.

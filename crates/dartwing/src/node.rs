@@ -134,6 +134,7 @@ impl Node {
             },
         )
         .map_err(anyhow::Error::msg)?;
+        vault.follow_organization_deletions(&access);
         let sample_metrics = config.observability.metrics_enabled;
         let capabilities = vec![
             tenancy.capability(),

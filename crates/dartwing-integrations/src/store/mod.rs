@@ -3,13 +3,15 @@
 //!
 //! Statements live in `sql/*.sql`, one file per concern, each with its module here: the
 //! integration rows (`integrations`), refreshes and their lease (`refresh`), connect flows
-//! (`connect_state`), the audit log (`audit`), key rotation (`rotation`) and the token gauges
-//! (`gauges`). They are taken once, when the store is built.
+//! (`connect_state`), the audit log (`audit`), key rotation (`rotation`), the token gauges
+//! (`gauges`) and deleting a deleted organization's rows (`organizations`). They are taken once,
+//! when the store is built.
 
 mod audit;
 mod connect_state;
 mod gauges;
 mod integrations;
+mod organizations;
 mod refresh;
 mod rotation;
 mod rows;
@@ -32,6 +34,7 @@ struct VaultSql {
     audit: audit::AuditSql,
     rotation: rotation::RotationSql,
     gauges: gauges::GaugeSql,
+    organizations: organizations::OrganizationSql,
 }
 
 impl VaultSql {
@@ -43,6 +46,7 @@ impl VaultSql {
             audit: audit::AuditSql::new(backend)?,
             rotation: rotation::RotationSql::new(backend)?,
             gauges: gauges::GaugeSql::new(backend)?,
+            organizations: organizations::OrganizationSql::new(backend)?,
         })
     }
 }

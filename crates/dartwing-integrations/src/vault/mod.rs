@@ -3,13 +3,15 @@
 //!
 //! One module per concern: reading and storing tokens (`tokens`), the single-flight refresh
 //! (`refresh`), the proactive refresh (`proactive`), expiry notifications (`expiry`), the connect
-//! flow (`connect`), disconnecting (`disconnect`), what administrators see (`status`) and the
-//! token gauges (`gauges`).
+//! flow (`connect`), disconnecting (`disconnect`), what administrators see (`status`), the
+//! token gauges (`gauges`) and deleting what the vault keeps for a deleted organization
+//! (`organizations`).
 
 mod connect;
 mod disconnect;
 mod expiry;
 mod gauges;
+mod organizations;
 mod proactive;
 mod refresh;
 mod status;

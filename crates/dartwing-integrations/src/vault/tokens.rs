@@ -71,7 +71,7 @@ impl TokenVault {
     }
 
     /// Stores tokens for an integration as if a connect flow had completed (used by the
-    /// callback, by operators importing tokens, and by tests and benchmarks).
+    /// callback, by operators importing tokens, and by tests and benchmarks). The organization must exist.
     pub async fn store_tokens(
         &self,
         organization: &str,
@@ -79,6 +79,9 @@ impl TokenVault {
         grant: &TokenGrant,
         connected_by: &str,
     ) -> Result<()> {
+        if !self.inner.directory.exists(organization).await? {
+            return Err(Error::not_found(format!("Organization {organization} not found")));
+        }
         let tokens = self.seal(organization, integration, grant, None)?;
         let scopes = grant.scopes.as_ref().map(|s| s.join(" "));
         self.inner

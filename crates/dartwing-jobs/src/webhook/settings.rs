@@ -1,6 +1,7 @@
 //! Each organization's webhook settings in the database: its signing secret (generated on first
 //! need, rotatable) and the hosts its deliveries may go to.
 
+use dartwing_core::access::SharedDirectory;
 use dartwing_core::ids::random_hex;
 use dartwing_core::{Error, Result, Timestamp};
 use dartwing_db::{Backend, Db, DbError, Micros, SqlFile, Statement};
@@ -99,6 +100,8 @@ struct SettingsSql {
     allowed_hosts: Statement,
     clear_allowed_hosts: Statement,
     allow_host: Statement,
+    delete_organization_secret: Statement,
+    delete_organization_hosts: Statement,
 }
 
 impl SettingsSql {
@@ -111,6 +114,8 @@ impl SettingsSql {
             allowed_hosts: s.take("allowed_hosts")?,
             clear_allowed_hosts: s.take("clear_allowed_hosts")?,
             allow_host: s.take("allow_host")?,
+            delete_organization_secret: s.take("delete_organization_secret")?,
+            delete_organization_hosts: s.take("delete_organization_hosts")?,
         };
         s.finish()?;
         Ok(sql)
@@ -119,9 +124,19 @@ impl SettingsSql {
 
 /// A stored signing secret.
 #[derive(sqlx::FromRow)]
-struct SecretRow {
+pub(crate) struct SecretRow {
     secret: String,
     created_at_us: Micros,
+}
+
+impl SecretRow {
+    fn into_secret(self, organization: &str) -> SigningSecret {
+        SigningSecret {
+            organization: organization.to_string(),
+            secret: self.secret,
+            created_at: self.created_at_us.into(),
+        }
+    }
 }
 
 /// SQL access to the webhook settings.
@@ -129,18 +144,27 @@ struct SecretRow {
 pub struct WebhookSettings {
     db: Db,
     sql: Arc<SettingsSql>,
+    directory: SharedDirectory,
 }
 
 impl WebhookSettings {
-    /// The settings on `db`; fails when the statement file does not match the code.
-    pub fn new(db: Db) -> std::result::Result<Self, DbError> {
+    /// The settings on `db`; `directory` tells which organizations exist. Fails when the
+    /// statement file does not match the code.
+    pub fn new(db: Db, directory: SharedDirectory) -> std::result::Result<Self, DbError> {
         let sql = Arc::new(SettingsSql::new(db.backend())?);
-        Ok(Self { db, sql })
+        Ok(Self { db, sql, directory })
     }
 
     /// The organization's signing secret, generated and stored on first need (concurrent first
-    /// callers all get the one that was stored). The organization must exist.
+    /// callers all get the one that was stored). A secret is generated only for an organization
+    /// that exists (a delivery of a deleted organization's job gets none).
     pub async fn signing_secret(&self, organization: &str) -> Result<SigningSecret> {
+        if let Some(row) = self.stored_secret(organization).await? {
+            return Ok(row.into_secret(organization));
+        }
+        if !self.directory.exists(organization).await? {
+            return Err(Error::not_found(format!("Organization {organization} not found")));
+        }
         let sql = &self.sql;
         self.db
             .run(
@@ -153,7 +177,17 @@ impl WebhookSettings {
                     .execute(self.db.pool()),
             )
             .await?;
-        let row: Option<SecretRow> = self
+        let row = self.stored_secret(organization).await?.ok_or_else(|| {
+            tracing::error!(organization, "webhook signing secret vanished after it was stored");
+            Error::internal()
+        })?;
+        Ok(row.into_secret(organization))
+    }
+
+    /// The organization's stored signing secret, if any.
+    pub(crate) async fn stored_secret(&self, organization: &str) -> Result<Option<SecretRow>> {
+        let sql = &self.sql;
+        Ok(self
             .db
             .run(
                 &sql.secret,
@@ -162,16 +196,7 @@ impl WebhookSettings {
                     .bind(organization.to_string())
                     .fetch_optional(self.db.pool()),
             )
-            .await?;
-        let row = row.ok_or_else(|| {
-            tracing::error!(organization, "webhook signing secret vanished after it was stored");
-            Error::internal()
-        })?;
-        Ok(SigningSecret {
-            organization: organization.to_string(),
-            secret: row.secret,
-            created_at: row.created_at_us.into(),
-        })
+            .await?)
     }
 
     /// Replaces the organization's signing secret with a new one; the previous secret signs
@@ -240,6 +265,23 @@ impl WebhookSettings {
         }
         self.db.commit(tx).await?;
         Ok(())
+    }
+
+    /// Deletes a deleted organization's signing secret and allowed hosts (in one transaction);
+    /// returns the rows removed.
+    pub async fn delete_organization(&self, organization: &str) -> Result<u64> {
+        let sql = &self.sql;
+        let mut tx = self.db.begin_tx().await?;
+        let mut removed = 0;
+        for delete in [&sql.delete_organization_secret, &sql.delete_organization_hosts] {
+            removed += self
+                .db
+                .run(delete, delete.query().bind(organization.to_string()).execute(&mut *tx))
+                .await?
+                .rows_affected();
+        }
+        self.db.commit(tx).await?;
+        Ok(removed)
     }
 }
 

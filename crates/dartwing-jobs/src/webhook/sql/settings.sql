@@ -19,3 +19,9 @@ DELETE FROM webhook_allowed_host WHERE organization = $1;
 
 -- name: allow_host
 INSERT INTO webhook_allowed_host (organization, pattern) VALUES ($1, $2);
+
+-- name: delete_organization_secret
+DELETE FROM webhook_signing_secret WHERE organization = $1;
+
+-- name: delete_organization_hosts
+DELETE FROM webhook_allowed_host WHERE organization = $1;
