@@ -9,7 +9,8 @@
 //               of the servers / load generator / Redis, RSS per connection. Stepping stops at the
 //               first step with loss > 0, a duplicate, or p99 > the latency goal.
 //   idle        start 1 fresh node and open N idle connections to it: how many connected, RSS per
-//               connection.
+//               connection. Beyond 20,000 connections the clients' source addresses are spread over
+//               127.0.0.x (a source address has ~28,000 ephemeral ports).
 // The summary prints medians over the runs as a Markdown table with Dartwing/reference ratios.
 //
 // Run through `cargo run -p dartwing-bench --release -- realtime` (which builds the server and
@@ -42,8 +43,11 @@ const HELP = `usage: node driver.mjs [options]
   --step-secs S           seconds per step (default 5)
   --p99-goal MS           latency goal that ends the stepping (default 100)
   --idle N                idle connections to one node (default 10000; 0 skips)
+  --scenarios LIST        fanout,idle (default: both)
   --runs N                repetitions; the summary shows medians (default 3)
-  --workers N             load-generator processes (default 2)
+  --workers N             load-generator processes (default 2; idle uses one per 12,500 connections at least)
+  --strict                exit 1 when a step lost or duplicated a message, or a client failed to connect
+                          or subscribe (the latency goal still only ends the stepping)
   --json PATH             also write every measurement as JSON`;
 
 function parseArgs(argv) {
@@ -58,7 +62,9 @@ function parseArgs(argv) {
     stepSecs: 5,
     p99Goal: 100,
     idle: 10000,
+    scenarios: ["fanout", "idle"],
     runs: 3,
+    strict: false,
     workers: 2,
     json: null,
   };
@@ -82,6 +88,8 @@ function parseArgs(argv) {
       case "--step-secs": opts.stepSecs = Number(val()); break;
       case "--p99-goal": opts.p99Goal = Number(val()); break;
       case "--idle": opts.idle = Number(val()); break;
+      case "--scenarios": opts.scenarios = list(val()); break;
+      case "--strict": opts.strict = true; break;
       case "--runs": opts.runs = Number(val()); break;
       case "--workers": opts.workers = Number(val()); break;
       case "--json": opts.json = val(); break;
@@ -92,6 +100,11 @@ function parseArgs(argv) {
   for (const s of opts.systems) {
     if (!["dartwing", "reference"].includes(s)) throw new Error(`unknown system ${s}`);
   }
+  for (const s of opts.scenarios) {
+    if (!["fanout", "idle"].includes(s)) throw new Error(`unknown scenario ${s}`);
+  }
+  if (!opts.scenarios.includes("fanout")) opts.rooms = [];
+  if (!opts.scenarios.includes("idle")) opts.idle = 0;
   if (opts.systems.includes("dartwing") && (!opts.dartwingBinary || !opts.databaseUrl)) {
     throw new Error("the dartwing system needs --dartwing-binary and --database-url");
   }
@@ -133,9 +146,13 @@ function freePort() {
   });
 }
 
-// Runs `argv` through sh with the open-files limit raised to the hard limit.
+// Open files a benchmark process may need: every connection is a file descriptor.
+let openFilesWanted = 20000;
+
+// Runs `argv` through sh with the open-files limit raised: the hard limit to `openFilesWanted`
+// when it is lower and the user may raise it (root), then the soft limit to the hard limit.
 function spawnRaised(argv, options) {
-  const script = 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@"';
+  const script = `hard=$(ulimit -Hn); if [ "$hard" != unlimited ] && [ "$hard" -lt ${openFilesWanted} ]; then ulimit -Hn ${openFilesWanted} 2>/dev/null; fi; ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@"`;
   return spawn("sh", ["-c", script, "sh", ...argv], options);
 }
 
@@ -165,11 +182,12 @@ function tail(file) {
 }
 
 class Cluster {
-  constructor(system, opts, secret, count) {
+  constructor(system, opts, secret, count, maxConnections = 10000) {
     this.system = system;
     this.opts = opts;
     this.secret = secret;
     this.count = count;
+    this.maxConnections = maxConnections;
     this.nodes = [];
     this.dir = mkdtempSync(path.join(tmpdir(), `rtbench-${system}-`));
   }
@@ -190,6 +208,7 @@ class Cluster {
         // Same as the reference, which logs nothing per connection: warnings only, no access log.
         env.DARTWING_OBSERVABILITY__LOG_LEVEL = "warn";
         env.DARTWING_OBSERVABILITY__ACCESS_LOG = "false";
+        env.DARTWING_HTTP__MAX_CONNECTIONS = String(this.maxConnections);
       } else {
         argv = [process.execPath, path.join(HERE, "reference-server.mjs")];
         env.PORT = String(port);
@@ -253,10 +272,8 @@ class LoadGen {
   constructor(count) {
     this.workers = [];
     for (let i = 0; i < count; i++) {
-      const script = 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@"';
-      const child = spawn("sh", ["-c", script, "sh", process.execPath, path.join(HERE, "loadgen-worker.mjs")], {
-        stdio: ["ignore", "inherit", "inherit", "ipc"],
-      });
+      const argv = [process.execPath, "--max-old-space-size=4096", path.join(HERE, "loadgen-worker.mjs")];
+      const child = spawnRaised(argv, { stdio: ["ignore", "inherit", "inherit", "ipc"] });
       const worker = { child, waiting: [] };
       child.on("message", (msg) => {
         const w = worker.waiting.shift();
@@ -447,6 +464,8 @@ async function fanout(system, opts, secret, rooms, orgNames, redis) {
         max: st.hist.length ? (st.hist[st.hist.length - 1][0] + 1) * 0.1 : NaN,
         // CPU as % of one core over the step (publishing + drain).
         serverCpu: (100 * (sum(cpu1.servers) - sum(cpu0.servers))) / secs,
+        // Server CPU time (3 nodes, user + system) over the step ÷ unique deliveries.
+        serverCpuUsPerDelivery: unique > 0 ? (1e6 * (sum(cpu1.servers) - sum(cpu0.servers))) / unique : NaN,
         loadgenCpu: (100 * (sum(cpu1.loadgen) - sum(cpu0.loadgen))) / secs,
         redisCpu: (100 * (cpu1.redis - cpu0.redis)) / secs,
         driverCpu: (100 * (cpu1.driver.user + cpu1.driver.system)) / 1e6 / secs,
@@ -454,7 +473,7 @@ async function fanout(system, opts, secret, rooms, orgNames, redis) {
       };
       step.ok = step.loss === 0 && step.duplicates === 0 && step.p99 <= opts.p99Goal;
       result.steps.push(step);
-      console.error(`  ${system} R=${rooms} ${rate}/s: delivered ${step.deliveredPerSec.toFixed(0)}/s p50 ${step.p50.toFixed(1)} ms p99 ${step.p99.toFixed(1)} ms loss ${step.loss} dup ${step.duplicates} cpu srv ${step.serverCpu.toFixed(0)}% gen ${step.loadgenCpu.toFixed(0)}% redis ${step.redisCpu.toFixed(0)}% pub ${step.driverCpu.toFixed(0)}%${step.ok ? "" : "  ← goal missed"}`);
+      console.error(`  ${system} R=${rooms} ${rate}/s: delivered ${step.deliveredPerSec.toFixed(0)}/s p50 ${step.p50.toFixed(1)} ms p99 ${step.p99.toFixed(1)} ms loss ${step.loss} dup ${step.duplicates} cpu srv ${step.serverCpu.toFixed(0)}% (${step.serverCpuUsPerDelivery.toFixed(1)} µs/delivery) gen ${step.loadgenCpu.toFixed(0)}% redis ${step.redisCpu.toFixed(0)}% pub ${step.driverCpu.toFixed(0)}%${step.ok ? "" : "  ← goal missed"}`);
       if (!step.ok) break;
       await sleep(500);
     }
@@ -466,9 +485,12 @@ async function fanout(system, opts, secret, rooms, orgNames, redis) {
   return result;
 }
 
+// Connections per client source address (each has ~28,000 ephemeral ports towards one server port).
+const CONNECTIONS_PER_SOURCE = 20000;
+
 async function idle(system, opts, secret) {
-  const cluster = new Cluster(system, opts, secret, 1);
-  const loadgen = new LoadGen(opts.workers);
+  const cluster = new Cluster(system, opts, secret, 1, opts.idle + 1000);
+  const loadgen = new LoadGen(Math.max(opts.workers, Math.ceil(opts.idle / 12500)));
   const result = { system, target: opts.idle };
   try {
     await cluster.start();
@@ -477,7 +499,13 @@ async function idle(system, opts, secret) {
     const before = rssKiB(pid);
     const users = 100;
     const tokens = Array.from({ length: users }, (_, u) => tokenFor(secret, userEmail(u)));
-    const clients = Array.from({ length: opts.idle }, (_, i) => ({ url: cluster.nodes[0].base, token: tokens[i % users], room: null }));
+    const sources = Math.ceil(opts.idle / CONNECTIONS_PER_SOURCE);
+    const clients = Array.from({ length: opts.idle }, (_, i) => ({
+      url: cluster.nodes[0].base,
+      token: tokens[i % users],
+      room: null,
+      localAddress: sources > 1 ? `127.0.0.${1 + (i % sources)}` : undefined,
+    }));
     const conn = await loadgen.connect(clients, 60000);
     await sleep(2000);
     const after = rssKiB(pid);
@@ -540,6 +568,7 @@ function summarize(opts, all) {
     row(scen, "p50 latency at that step (ms)", pick((b) => b.p50), 1);
     row(scen, "p99 latency at that step (ms)", pick((b) => b.p99), 1);
     row(scen, "server CPU, 3 nodes (% of a core)", pick((b) => b.serverCpu));
+    row(scen, "server CPU per delivery (µs)", pick((b) => b.serverCpuUsPerDelivery), 2);
     row(scen, "load generator CPU (% of a core)", pick((b) => b.loadgenCpu));
     row(scen, "server RSS per connection (KiB)", systems.map((s) => median(by(s, "fanout", rooms).map((r) => r.rssPerConnKiB ?? NaN))), 1);
   }
@@ -549,6 +578,27 @@ function summarize(opts, all) {
     row(scen, "RSS per connection (KiB)", systems.map((s) => median(by(s, "idle").map((r) => r.rssPerConnKiB))), 1);
   }
   return lines.join("\n");
+}
+
+// What `--strict` refuses: loss, duplicates, clients that did not connect or subscribe, and
+// fan-out scenarios without a single step (nothing was measured).
+function strictProblems(opts, all) {
+  const problems = [];
+  for (const r of all) {
+    const name = r.kind === "fanout" ? `run ${r.run} ${r.system} fan-out R=${r.rooms}` : `run ${r.run} ${r.system} idle`;
+    if (r.kind === "fanout") {
+      if (r.connectShortfall) problems.push(`${name}: ${r.connectShortfall}`);
+      if (!(r.steps || []).length) problems.push(`${name}: no step ran`);
+      for (const st of r.steps || []) {
+        if (st.loss > 0) problems.push(`${name} at ${st.rate}/s: ${st.loss} message(s) lost`);
+        if (st.duplicates > 0) problems.push(`${name} at ${st.rate}/s: ${st.duplicates} duplicate(s)`);
+        if (!(st.received > 0)) problems.push(`${name} at ${st.rate}/s: nothing delivered`);
+      }
+    } else if (r.connected !== r.target) {
+      problems.push(`${name}: ${r.connected} of ${r.target} connected${r.errors?.length ? `: ${r.errors.join("; ")}` : ""}`);
+    }
+  }
+  return problems;
 }
 
 // ---------------------------------------------------------------- main
@@ -574,6 +624,7 @@ function versions(opts) {
 
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
+  openFilesWanted = Math.max(openFilesWanted, opts.idle + 10000, opts.clients + 10000);
   const secret = process.env.DARTWING_JWT_SECRET || "rtbench-secret-0123456789abcdef0123456789abcdef";
   const redis = createClient({ url: opts.redisUrl });
   redis.on("error", (e) => console.error(`driver redis error: ${e.message}`));
@@ -582,7 +633,7 @@ async function main() {
   const loadStart = loadavg();
   let orgNames = [];
   try {
-    if (opts.systems.includes("dartwing")) {
+    if (opts.systems.includes("dartwing") && opts.rooms.length) {
       const maxRooms = Math.max(...opts.rooms);
       const cluster = new Cluster("dartwing", opts, secret, 1);
       try {
@@ -618,6 +669,15 @@ async function main() {
   if (failures.length) {
     console.log(`\n${failures.length} measurement(s) failed: ${failures.map((f) => `${f.system} R=${f.rooms}: ${f.error}`).join(" | ")}`);
     process.exitCode = 1;
+  }
+  if (opts.strict) {
+    const problems = strictProblems(opts, all);
+    if (problems.length) {
+      console.log(`\nstrict: ${problems.length} problem(s):\n${problems.map((p) => `- ${p}`).join("\n")}`);
+      process.exitCode = 1;
+    } else {
+      console.log("\nstrict: every client connected and subscribed; no step lost or duplicated a message");
+    }
   }
 }
 

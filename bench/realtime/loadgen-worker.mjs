@@ -6,7 +6,7 @@
 // and a latency histogram (publish timestamp → receipt, 0.1 ms buckets).
 //
 // Messages from the driver:
-//   {cmd:"connect", clients:[{url, token, room|null}], concurrency, timeoutMs}
+//   {cmd:"connect", clients:[{url, token, room|null, localAddress?}], concurrency, timeoutMs}
 //       → {type:"connected", ok, failed, subscribed, errors:[...first few], ms}
 //   {cmd:"count"}            → {type:"count", received}
 //   {cmd:"stats", step}      → {type:"stats", step, received, duplicates, hist:[[bucket,count],...]}
@@ -54,6 +54,8 @@ function openClient(spec, timeoutMs) {
       reconnection: false,
       forceNew: true,
       timeout: timeoutMs,
+      // Spreads many connections over several source addresses (ephemeral ports run out at ~28,000).
+      ...(spec.localAddress ? { localAddress: spec.localAddress } : {}),
     });
     let settled = false;
     const done = (result) => {

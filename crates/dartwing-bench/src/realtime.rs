@@ -22,7 +22,13 @@ R of --rooms. The publisher PUBLISHes {event, message, room} to the Redis channe
 at stepped rates (--rates, --step-secs each) until a step loses a message, duplicates one, or has
 p99 latency above --p99-goal. Per step: delivered msgs/s, p50/p99, loss, duplicates, CPU of the
 servers, the load generator and Redis; RSS per connection after connecting.
-Idle: N connections (--idle) to one fresh node: how many connected, RSS per connection.
+Idle: N connections (--idle) to one fresh node: how many connected, RSS per connection. Beyond
+20,000 connections the clients' source addresses are spread over 127.0.0.x; the driver raises the
+open-files limits of the processes it starts (hard limit too when run as root).
+
+--quick: a tiny run of the Dartwing side alone (30 clients, 3 rooms, 2 one-second steps, 100 idle
+connections, 1 run, no latency goal) that fails unless every client connected and subscribed and
+no message was lost or duplicated; works against a debug build. No timing is asserted.
 
 Prints a Markdown table of medians over --runs with Dartwing/reference ratios. The Node side lives
 in bench/realtime (npm ci on first use). Needs node and npm on PATH, PostgreSQL and Redis.";
@@ -67,6 +73,15 @@ pub struct RealtimeArgs {
     /// Idle connections to one node (0 skips the idle measurement).
     #[arg(long, default_value_t = 10_000)]
     idle: u32,
+    /// Scenarios to run, comma separated: fanout, idle.
+    #[arg(long, default_value = "fanout,idle")]
+    scenarios: String,
+    /// Fail when a step lost or duplicated a message or a client did not connect or subscribe.
+    #[arg(long)]
+    strict: bool,
+    /// Tiny sizes, Dartwing only, strict (see the long help); overrides the sizes given.
+    #[arg(long)]
+    quick: bool,
     /// Repetitions; the table shows medians.
     #[arg(long, default_value_t = 3)]
     runs: u32,
@@ -83,8 +98,29 @@ fn bench_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/realtime")
 }
 
+impl RealtimeArgs {
+    /// The sizes of `--quick`: seconds of work, every message checked, no latency goal.
+    fn quick(self) -> Self {
+        Self {
+            systems: "dartwing".into(),
+            clients: 30,
+            rooms: "3".into(),
+            rates: Some("20,50".into()),
+            step_secs: 1,
+            p99_goal: 60_000,
+            idle: 100,
+            scenarios: "fanout,idle".into(),
+            runs: 1,
+            workers: 1,
+            strict: true,
+            ..self
+        }
+    }
+}
+
 /// Runs the benchmark.
 pub async fn run(args: RealtimeArgs) -> Result<()> {
+    let args = if args.quick { args.quick() } else { args };
     let dir = bench_dir();
     let dir = dir
         .canonicalize()
@@ -124,6 +160,10 @@ async fn drive(args: &RealtimeArgs, dir: &Path, binary: Option<&Path>, schema: O
     command.args(["--step-secs", &args.step_secs.to_string()]);
     command.args(["--p99-goal", &args.p99_goal.to_string()]);
     command.args(["--idle", &args.idle.to_string()]);
+    command.args(["--scenarios", &args.scenarios]);
+    if args.strict {
+        command.arg("--strict");
+    }
     command.args(["--runs", &args.runs.to_string()]);
     command.args(["--workers", &args.workers.to_string()]);
     if let Some(rates) = &args.rates {

@@ -186,6 +186,13 @@ pub struct Realtime {
     inner: Arc<Inner>,
 }
 
+/// Initial size of each WebSocket connection's read buffer. Clients send small events
+/// (`subscribe`, acks, pongs) that fit in it; a larger message grows the buffer to its own size
+/// (within `realtime.max_payload_bytes`). The buffer is zero-filled when allocated, so every byte
+/// of it is resident for as long as the connection is open: engine.io's default (4 KiB) is an
+/// eighth of an idle connection's memory.
+const WS_READ_BUFFER_BYTES: usize = 1024;
+
 /// The Socket.IO server settings. `realtime.max_payload_bytes` bounds what a client may send on
 /// either transport: an HTTP long-polling request body (`max_payload`), and a WebSocket message
 /// and each of its frames. A WebSocket message beyond it is never parsed: the connection closes
@@ -198,6 +205,7 @@ fn builder(config: &RealtimeConfig) -> SocketIoBuilder {
         .max_payload(config.max_payload_bytes)
         .ws_max_message_size(ws_limit)
         .ws_max_frame_size(ws_limit)
+        .ws_read_buffer_size(WS_READ_BUFFER_BYTES)
         .ack_timeout(Duration::from_secs(10))
 }
 

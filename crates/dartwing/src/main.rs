@@ -32,6 +32,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if cli.is_serve() {
+        raise_open_files_limit(config.http.max_connections);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -55,4 +58,36 @@ fn main() -> ExitCode {
 fn owner_only_files() {
     #[cfg(unix)]
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+}
+
+/// Every open connection (HTTP or WebSocket) holds a file descriptor, and the default soft limit
+/// on open files (often 1,024) would refuse connections long before `http.max_connections`. The
+/// node raises its soft limit to the hard limit the operator allows, and warns when that is still
+/// below the connection cap.
+fn raise_open_files_limit(max_connections: usize) {
+    #[cfg(unix)]
+    {
+        use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+        let limit = getrlimit(Resource::Nofile);
+        if limit.current != limit.maximum {
+            let raised = Rlimit {
+                current: limit.maximum,
+                maximum: limit.maximum,
+            };
+            if let Err(error) = setrlimit(Resource::Nofile, raised) {
+                tracing::debug!(error = %error, "the open-files limit could not be raised");
+            }
+        }
+        let open_files = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
+        if u64::try_from(max_connections).unwrap_or(u64::MAX) >= open_files {
+            tracing::warn!(
+                open_files,
+                max_connections,
+                "the open-files limit is below `http.max_connections`: connections beyond it will fail; \
+                 raise the hard limit (`ulimit -Hn`, systemd `LimitNOFILE`)"
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = max_connections;
 }
