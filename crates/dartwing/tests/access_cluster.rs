@@ -7,7 +7,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use axum::routing::post;
-use dartwing_core::config::{AuthConfig, Config, ProviderConfig};
+mod support;
+
+use dartwing_core::config::AuthConfig;
 use dartwing_e2e::process::{ChildGuard, free_listen_address, wait_healthy};
 use dartwing_e2e::{TestDatabase, redis_url, unique};
 use dartwing_http::JwtVerifier;
@@ -287,47 +289,16 @@ async fn provider() -> (String, Arc<AtomicU32>) {
 async fn token_changes_apply_on_the_next_call_everywhere(database_url: &str, dir: &Path, redis: Option<&str>) {
     let (provider, refreshes) = provider().await;
     let key = dartwing_integrations::keyring::generate_key();
-    let mut config = Config {
-        database_url: Some(dartwing_core::config::Secret::url(database_url.to_string())),
-        data_dir: dir.to_path_buf(),
-        jwt_secret: Some(SECRET.into()),
-        ..Default::default()
-    };
-    config.integrations.key = Some(key.clone().into());
-    config.integrations.providers.insert(
-        "Acme".into(),
-        ProviderConfig {
-            client_id: "c".into(),
-            auth_url: Some(format!("{provider}/authorize")),
-            token_url: Some(format!("{provider}/token")),
-            ..Default::default()
-        },
-    );
-    let seed = dartwing::node::Node::build(config).await.unwrap();
-    let operator = dartwing_core::Principal::system("test");
-    let org = seed
-        .tenancy()
-        .create_organization(
-            &operator,
-            dartwing_tenancy::NewOrganization {
-                org_name: "Acme".into(),
-                org_type: dartwing_core::tenancy::OrgType::Company,
-                name: None,
-                status: None,
-            },
-        )
-        .await
-        .unwrap()
-        .name;
-    let grant = dartwing_integrations::TokenGrant {
-        access_token: "first".into(),
-        refresh_token: Some("refresh-1".into()),
-        expires_in: Some(Duration::from_secs(3600)),
-        scopes: None,
-    };
-    seed.vault().store_tokens(&org, "Acme", &grant, "test").await.unwrap();
-    let issued = seed.tenancy().create_api_key(&operator, None, "vault").await.unwrap();
-    let service = format!("token {}:{}", issued.api_key, issued.api_secret);
+    let support::vault::Seeded { org, service } = support::vault::seed(
+        dir,
+        database_url,
+        SECRET,
+        &key,
+        &provider,
+        "first",
+        Duration::from_secs(3600),
+    )
+    .await;
 
     let providers = format!(
         "[integrations.providers.Acme]\nclient_id = \"c\"\nclient_secret = \"s\"\n\
