@@ -37,6 +37,14 @@ GET /api/resource/Organization/<name> with the bearer token over keep-alive conn
 warm-up, then a measured window of --duration-secs. The server is stopped after every
 measurement; modes alternate from run to run so that noise hits each alike.
 
+Reference in the same run: after each measured window, the same load on GET /health/live (no
+authentication, no database) of the same server, so the report gives the authenticated read as a
+share of the bare HTTP stack, and PostgreSQL as a share of SQLite.
+
+--quick: one short run per backend (observability on, 4 connections, 1 s), which fails when any
+request errs; a check that the bench and the server still work, not a measurement. It works with a
+debug build too (target/debug/dartwing-bench next to target/debug/dartwing).
+
 It prints every run (with the CPU time the server and the bench used in the window, from
 /proc, and the server's CPU time per request, which is less sensitive to other load on the
 machine than throughput), then the medians, the observability overhead (throughput(off) /
@@ -80,6 +88,23 @@ pub struct HttpArgs {
     /// Keep each server's temporary data directory (logs included) and print its path.
     #[arg(long)]
     keep_data: bool,
+    /// One short run per backend that fails on any error (a smoke test, not a measurement).
+    #[arg(long)]
+    quick: bool,
+}
+
+impl HttpArgs {
+    /// The arguments of `--quick`: one run of 1 s after 1 s of warm-up, 4 connections, mode on.
+    fn quickened(mut self) -> Self {
+        if self.quick {
+            self.runs = 1;
+            self.duration_secs = 1;
+            self.warmup_secs = 1;
+            self.concurrency = 4;
+            self.modes = vec![MODE_ON];
+        }
+        self
+    }
 }
 
 fn parse_mode(text: &str) -> Result<Mode, String> {
@@ -104,6 +129,8 @@ struct RunFigures {
     bench_cpu_pct: Option<f64>,
     server_cpu_us_per_req: Option<f64>,
     log_bytes: u64,
+    /// Throughput of GET /health/live on the same server, right after.
+    live_rps: f64,
 }
 
 /// Median figures of one (backend, mode).
@@ -117,10 +144,12 @@ struct Summary {
     errors: u64,
     server_cpu_pct: Option<f64>,
     server_cpu_us_per_req: Option<f64>,
+    live_rps: f64,
 }
 
 /// Runs the benchmark.
 pub async fn run(args: HttpArgs) -> Result<()> {
+    let args = args.quickened();
     let mut modes = Vec::new();
     for mode in &args.modes {
         if !modes.contains(mode) {
@@ -169,8 +198,13 @@ pub async fn run(args: HttpArgs) -> Result<()> {
         .map(|(backend, mode)| summarize(&all, backend, mode))
         .collect();
     print_summary(&summaries, &args);
+    print_backend_ratios(&summaries);
     print_overhead(&summaries, &all, &backends, &modes);
     print_markdown(&summaries, &args);
+    let errors: u64 = all.iter().map(|f| f.errors).sum();
+    if args.quick && errors > 0 {
+        bail!("{errors} requests failed");
+    }
     Ok(())
 }
 
@@ -244,7 +278,7 @@ async fn measure(
     {
         eprintln!("warning: {error:#}");
     }
-    let (result, cpu, log_bytes) = outcome?;
+    let (result, cpu, log_bytes, live) = outcome?;
     let mut latencies = result.latencies_us;
     latencies.sort_unstable();
     let requests = latencies.len();
@@ -275,6 +309,7 @@ async fn measure(
             .filter(|_| requests > 0)
             .map(|d| d.as_secs_f64() * 1e6 / requests as f64),
         log_bytes,
+        live_rps: live.latencies_us.len() as f64 / live.window.as_secs_f64().max(f64::MIN_POSITIVE),
     })
 }
 
@@ -289,7 +324,7 @@ async fn measure_server(
     concurrency: usize,
     warmup: Duration,
     duration: Duration,
-) -> Result<(LoadResult, WindowCpu, u64)> {
+) -> Result<(LoadResult, WindowCpu, u64, LoadResult)> {
     let setup_client = load::client(2)?;
     let server = Server::start(binary, database_url, mode, &setup_client).await?;
     let outcome = drive(&server, &setup_client, concurrency, warmup, duration).await;
@@ -301,8 +336,8 @@ async fn measure_server(
         let path = dir.keep();
         println!("    (data and logs kept in {})", path.display());
     }
-    let (result, cpu) = outcome?;
-    Ok((result, cpu, log_bytes))
+    let (result, cpu, live) = outcome?;
+    Ok((result, cpu, log_bytes, live))
 }
 
 async fn drive(
@@ -311,7 +346,7 @@ async fn drive(
     concurrency: usize,
     warmup: Duration,
     duration: Duration,
-) -> Result<(LoadResult, WindowCpu)> {
+) -> Result<(LoadResult, WindowCpu, LoadResult)> {
     let org = server.create_organization(setup_client).await?;
     let url = format!("{}/api/resource/Organization/{org}", server.base);
     let probe = setup_client
@@ -337,7 +372,17 @@ async fn drive(
     });
     let result = load::run(&client, &url, &server.token, concurrency, warmup, duration).await?;
     let cpu = sampler.await.context("the CPU sampler failed")?;
-    Ok((result, cpu))
+    // The reference: the bare HTTP stack of the same server.
+    let live_url = format!("{}/health/live", server.base);
+    let live = load::run(&client, &live_url, &server.token, concurrency, warmup, duration).await?;
+    if live.errors > 0 {
+        bail!(
+            "GET {live_url} failed {} times: {}",
+            live.errors,
+            live.error_samples.join(" | ")
+        );
+    }
+    Ok((result, cpu, live))
 }
 
 fn print_run(f: &RunFigures, runs: u32) {
@@ -347,12 +392,13 @@ fn print_run(f: &RunFigures, runs: u32) {
         .map(|v| format!("{v:5.0}"))
         .unwrap_or_else(|| "    ?".into());
     println!(
-        "{:<10} {:<7} run {}/{}: {:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  errors {:>3}  requests {:>7}  server CPU {} ({} µs/req)  bench CPU {}  log {:>6.1} MiB",
+        "{:<10} {:<7} run {}/{}: {:>8.0} req/s (/health/live {:>8.0})  p50 {:>6.2} ms  p99 {:>6.2} ms  errors {:>3}  requests {:>7}  server CPU {} ({} µs/req)  bench CPU {}  log {:>6.1} MiB",
         f.backend.name(),
         f.mode.name,
         f.run + 1,
         runs,
         f.rps,
+        f.live_rps,
         f.p50_ms,
         f.p99_ms,
         f.errors,
@@ -380,6 +426,7 @@ fn summarize(all: &[RunFigures], backend: Backend, mode: Mode) -> Summary {
         errors: runs.iter().map(|f| f.errors).sum(),
         server_cpu_pct: med_opt(&|f| f.server_cpu_pct),
         server_cpu_us_per_req: med_opt(&|f| f.server_cpu_us_per_req),
+        live_rps: med(&|f| f.live_rps),
     }
 }
 
@@ -389,15 +436,26 @@ fn print_summary(summaries: &[Summary], args: &HttpArgs) {
         args.runs, args.duration_secs, args.concurrency
     );
     println!(
-        "{:<10}  {:<7}  {:>9}  {:>7}  {:>7}  {:>6}  {:>10}  {:>15}",
-        "backend", "mode", "req/s", "p50 ms", "p99 ms", "errors", "server CPU", "server µs/req"
+        "{:<10}  {:<7}  {:>9}  {:>12}  {:>11}  {:>7}  {:>7}  {:>6}  {:>10}  {:>15}",
+        "backend",
+        "mode",
+        "req/s",
+        "live req/s",
+        "read/live",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+        "server CPU",
+        "server µs/req"
     );
     for s in summaries {
         println!(
-            "{:<10}  {:<7}  {:>9.0}  {:>7.2}  {:>7.2}  {:>6}  {:>10}  {:>15}",
+            "{:<10}  {:<7}  {:>9.0}  {:>12.0}  {:>10.1}%  {:>7.2}  {:>7.2}  {:>6}  {:>10}  {:>15}",
             s.backend.name(),
             s.mode.name,
             s.rps,
+            s.live_rps,
+            ratio(s.rps, s.live_rps) * 100.0,
             s.p50_ms,
             s.p99_ms,
             s.errors,
@@ -408,6 +466,28 @@ fn print_summary(summaries: &[Summary], args: &HttpArgs) {
                 .map(|v| format!("{v:.0}"))
                 .unwrap_or_else(|| "?".into()),
         );
+    }
+}
+
+/// PostgreSQL's authenticated read as a share of SQLite's, per mode.
+fn print_backend_ratios(summaries: &[Summary]) {
+    let mut lines = Vec::new();
+    for pg in summaries.iter().filter(|s| s.backend == Backend::Postgres) {
+        if let Some(sqlite) = find(summaries, Backend::Sqlite, pg.mode) {
+            lines.push(format!(
+                "{:<7}: PostgreSQL / SQLite = {:.1} % ({:.0} / {:.0} req/s)",
+                pg.mode.name,
+                ratio(pg.rps, sqlite.rps) * 100.0,
+                pg.rps,
+                sqlite.rps
+            ));
+        }
+    }
+    if !lines.is_empty() {
+        println!("\n## PostgreSQL next to SQLite (authenticated read, medians)");
+        for line in lines {
+            println!("{line}");
+        }
     }
 }
 
@@ -480,9 +560,9 @@ fn print_markdown(summaries: &[Summary], args: &HttpArgs) {
     );
     let _ = writeln!(
         md,
-        "| Backend | Observability | req/s | p50 (ms) | p99 (ms) | Errors | Overhead vs off |"
+        "| Backend | Observability | req/s | /health/live req/s | read / live | p50 (ms) | p99 (ms) | Errors | Overhead vs off |"
     );
-    let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---|");
+    let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|---|");
     for s in summaries {
         let overhead = match find(summaries, s.backend, MODE_OFF) {
             Some(off) if s.mode != MODE_OFF => format!(
@@ -499,10 +579,12 @@ fn print_markdown(summaries: &[Summary], args: &HttpArgs) {
         };
         let _ = writeln!(
             md,
-            "| {} | {} | {:.0} | {:.2} | {:.2} | {} | {} |",
+            "| {} | {} | {:.0} | {:.0} | {:.1} % | {:.2} | {:.2} | {} | {} |",
             s.backend.name(),
             mode,
             s.rps,
+            s.live_rps,
+            ratio(s.rps, s.live_rps) * 100.0,
             s.p50_ms,
             s.p99_ms,
             s.errors,

@@ -2,7 +2,7 @@
 //! one indexed row read + AES-256-GCM decrypt) next to a bare decrypt of the same ciphertext in
 //! the same run, and a thundering herd of callers hitting an expiring token at once.
 
-use crate::stats::percentile;
+use crate::stats::{median, percentile};
 use anyhow::{Context, Result, bail};
 use axum::routing::post;
 use dartwing_core::Principal;
@@ -29,7 +29,14 @@ V1  hot path: TokenVault::access_token of a valid stored token (row read + AES-2
     Reference in the same run: a bare AEAD decrypt of the same ciphertext (p50/p99, calls/s on 1 task).
 V2  thundering herd: a token inside the refresh buffer and --herd callers at once; the provider's
     token endpoint (served by this program, --provider-delay-ms per call) counts calls; reports the
-    herd's p50/p99 and the number of provider calls (goal: 1).";
+    herd's p50/p99 and the number of provider calls (goal: 1).
+
+Each backend is measured --runs times (fresh database each time) and the medians are reported.
+Every answer is checked against the stored token.
+
+--quick: one run with 200 calls, 2 tasks and a herd of 20 (provider 10 ms), failing on any error,
+wrong token or more than one provider call per herd; a check that the bench still works, not a
+measurement (a debug build will do).";
 
 /// Options of `dartwing-bench vault`.
 #[derive(Debug, Clone, clap::Args)]
@@ -49,13 +56,33 @@ pub struct VaultArgs {
     /// Latency of the test provider's token endpoint.
     #[arg(long, default_value_t = 100)]
     provider_delay_ms: u64,
+    /// Measured runs per backend (medians are reported).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    runs: u32,
+    /// One small run that fails on any error (a smoke test, not a measurement).
+    #[arg(long)]
+    quick: bool,
+}
+
+impl VaultArgs {
+    /// The arguments of `--quick`.
+    fn quickened(mut self) -> Self {
+        if self.quick {
+            self.calls = 200;
+            self.concurrency = 2;
+            self.herd = 20;
+            self.provider_delay_ms = 10;
+            self.runs = 1;
+        }
+        self
+    }
 }
 
 /// One backend's figures.
 struct Figures {
     backend: &'static str,
-    hot_p50_us: u32,
-    hot_p99_us: u32,
+    hot_p50_us: f64,
+    hot_p99_us: f64,
     hot_calls_per_s: f64,
     aead_p50_us: f64,
     aead_p99_us: f64,
@@ -65,8 +92,28 @@ struct Figures {
     herd_provider_calls: u32,
 }
 
+impl Figures {
+    /// The medians of several runs of one backend (the largest provider-call count).
+    fn median_of(runs: &[Figures]) -> Figures {
+        let med = |get: fn(&Figures) -> f64| median(&runs.iter().map(get).collect::<Vec<_>>());
+        Figures {
+            backend: runs.first().map_or("", |f| f.backend),
+            hot_p50_us: med(|f| f.hot_p50_us),
+            hot_p99_us: med(|f| f.hot_p99_us),
+            hot_calls_per_s: med(|f| f.hot_calls_per_s),
+            aead_p50_us: med(|f| f.aead_p50_us),
+            aead_p99_us: med(|f| f.aead_p99_us),
+            aead_calls_per_s: med(|f| f.aead_calls_per_s),
+            herd_p50_ms: med(|f| f.herd_p50_ms),
+            herd_p99_ms: med(|f| f.herd_p99_ms),
+            herd_provider_calls: runs.iter().map(|f| f.herd_provider_calls).max().unwrap_or(0),
+        }
+    }
+}
+
 /// Runs the benchmark and prints the table.
 pub async fn run(args: VaultArgs) -> Result<()> {
+    let args = args.quickened();
     if args.calls == 0 || args.concurrency == 0 || args.herd == 0 {
         bail!("--calls, --concurrency and --herd must be at least 1");
     }
@@ -75,30 +122,61 @@ pub async fn run(args: VaultArgs) -> Result<()> {
     println!("# dartwing-bench vault");
     println!(
         "{cores}-core machine shared with the database; in process; metrics on; {} calls per hot-path measurement, \
-         {} tasks for calls/s; herd of {} callers, provider token endpoint {} ms per call.",
-        args.calls, args.concurrency, args.herd, args.provider_delay_ms
+         {} tasks for calls/s; herd of {} callers, provider token endpoint {} ms per call; medians of {} run(s).",
+        args.calls, args.concurrency, args.herd, args.provider_delay_ms, args.runs
     );
-    let mut all = Vec::new();
-    let dir = tempfile::tempdir()?;
-    let sqlite = Db::sqlite_url_in(dir.path());
-    all.push(measure("SQLite", &sqlite, dir.path(), &args, &provider).await?);
-    if let Some(admin) = &args.database_url {
-        let schema = format!("dw_vault_bench_{}", dartwing_core::ids::random_hex(4));
-        sqlx::any::install_default_drivers();
-        let mut conn = sqlx::AnyConnection::connect(admin)
-            .await
-            .context("connecting to PostgreSQL")?;
-        sqlx::query(&format!("CREATE SCHEMA {schema}"))
-            .execute(&mut conn)
-            .await?;
-        let separator = if admin.contains('?') { '&' } else { '?' };
-        let url = format!("{admin}{separator}options=-c%20search_path%3D{schema}");
-        let result = measure("PostgreSQL", &url, dir.path(), &args, &provider).await;
-        sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-            .execute(&mut conn)
-            .await?;
-        all.push(result?);
+    let mut sqlite_runs = Vec::new();
+    let mut postgres_runs = Vec::new();
+    for _ in 0..args.runs {
+        let dir = tempfile::tempdir()?;
+        let sqlite = Db::sqlite_url_in(dir.path());
+        sqlite_runs.push(measure("SQLite", &sqlite, dir.path(), &args, &provider).await?);
+        if let Some(admin) = &args.database_url {
+            postgres_runs.push(measure_postgres(admin, dir.path(), &args, &provider).await?);
+        }
     }
+    let mut all = vec![Figures::median_of(&sqlite_runs)];
+    if !postgres_runs.is_empty() {
+        all.push(Figures::median_of(&postgres_runs));
+    }
+    if args.quick
+        && let Some(f) = all.iter().find(|f| f.herd_provider_calls != 1)
+    {
+        bail!(
+            "{}: the herd caused {} provider calls, not 1",
+            f.backend,
+            f.herd_provider_calls
+        );
+    }
+    print_table(&all, &args);
+    Ok(())
+}
+
+/// [`measure`] in a fresh schema of the PostgreSQL database at `admin`, dropped afterwards.
+async fn measure_postgres(
+    admin: &str,
+    dir: &std::path::Path,
+    args: &VaultArgs,
+    provider: &Provider,
+) -> Result<Figures> {
+    let schema = format!("dw_vault_bench_{}", dartwing_core::ids::random_hex(4));
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(admin)
+        .await
+        .context("connecting to PostgreSQL")?;
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&mut conn)
+        .await?;
+    let separator = if admin.contains('?') { '&' } else { '?' };
+    let url = format!("{admin}{separator}options=-c%20search_path%3D{schema}");
+    let result = measure("PostgreSQL", &url, dir, args, provider).await;
+    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+        .execute(&mut conn)
+        .await?;
+    result
+}
+
+fn print_table(all: &[Figures], args: &VaultArgs) {
     println!();
     println!(
         "| Backend | access_token p50 | p99 | calls/s ({} tasks) | bare AEAD decrypt p50 | p99 | calls/s (1 task) | hot path / decrypt (p50) | herd of {} p50 | p99 | provider calls |",
@@ -107,7 +185,7 @@ pub async fn run(args: VaultArgs) -> Result<()> {
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for f in all {
         println!(
-            "| {} | {} µs | {} µs | {:.0} | {:.2} µs | {:.2} µs | {:.0} | {:.0}× | {:.1} ms | {:.1} ms | {} |",
+            "| {} | {:.0} µs | {:.0} µs | {:.0} | {:.2} µs | {:.2} µs | {:.0} | {:.0}× | {:.1} ms | {:.1} ms | {} |",
             f.backend,
             f.hot_p50_us,
             f.hot_p99_us,
@@ -115,13 +193,12 @@ pub async fn run(args: VaultArgs) -> Result<()> {
             f.aead_p50_us,
             f.aead_p99_us,
             f.aead_calls_per_s,
-            f64::from(f.hot_p50_us) / f.aead_p50_us.max(0.001),
+            f.hot_p50_us / f.aead_p50_us.max(0.001),
             f.herd_p50_ms,
             f.herd_p99_ms,
             f.herd_provider_calls
         );
     }
-    Ok(())
 }
 
 struct Provider {
@@ -238,8 +315,10 @@ async fn measure(
     for _ in 0..args.calls {
         let started = Instant::now();
         let token = vault.access_token("Bench", &org).await.map_err(fail)?;
-        latencies.push(started.elapsed().as_micros() as u32);
-        std::hint::black_box(token);
+        latencies.push(started.elapsed().as_nanos() as u32);
+        if token.access_token != plaintext {
+            bail!("access_token answered another token");
+        }
     }
     latencies.sort_unstable();
     // V1: throughput from concurrent tasks.
@@ -249,15 +328,18 @@ async fn measure(
         .map(|_| {
             let (vault, org) = (vault.clone(), org.clone());
             tokio::spawn(async move {
+                let mut wrong = 0u32;
                 for _ in 0..per_task {
-                    vault.access_token("Bench", &org).await?;
+                    wrong += u32::from(vault.access_token("Bench", &org).await?.access_token != plaintext);
                 }
-                Ok::<_, dartwing_core::Error>(())
+                Ok::<_, dartwing_core::Error>(wrong)
             })
         })
         .collect();
     for task in tasks {
-        task.await?.map_err(fail)?;
+        if task.await?.map_err(fail)? > 0 {
+            bail!("access_token answered another token under concurrency");
+        }
     }
     let hot_calls_per_s = f64::from(per_task * args.concurrency) / started.elapsed().as_secs_f64();
 
@@ -301,8 +383,8 @@ async fn measure(
     println!("{backend}: done");
     Ok(Figures {
         backend,
-        hot_p50_us: percentile(&latencies, 50.0),
-        hot_p99_us: percentile(&latencies, 99.0),
+        hot_p50_us: f64::from(percentile(&latencies, 50.0)) / 1000.0,
+        hot_p99_us: f64::from(percentile(&latencies, 99.0)) / 1000.0,
         hot_calls_per_s,
         aead_p50_us: f64::from(percentile(&aead, 50.0)) / 1000.0,
         aead_p99_us: f64::from(percentile(&aead, 99.0)) / 1000.0,

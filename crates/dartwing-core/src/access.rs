@@ -1,19 +1,28 @@
 //! How capabilities learn about tenancy without depending on the tenancy capability: the
 //! [`OrganizationDirectory`] answers what an organization is (its status, its administrators), and
 //! [`AccessChanges`] tells whoever listens that someone's access may have changed (membership
-//! removed or deactivated, person deactivated or renamed, organization suspended or resumed), so
-//! that state derived from earlier permission decisions — realtime room subscriptions, the job
-//! engine's record of paused organizations — follows at once.
+//! added, removed or deactivated, person deactivated or renamed, organization suspended or
+//! resumed), so that state derived from earlier permission decisions — cached principals, realtime
+//! room subscriptions, the job engine's record of paused organizations — follows at once. In a
+//! cluster an [`AccessRelay`] carries every change to the other nodes, where the same listeners hear
+//! it.
 
 use crate::Principal;
 use crate::tenancy::OrgStatus;
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 
 /// What changed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AccessChange {
     /// The access of the users with these emails may have shrunk; re-check what they hold.
     Users(Vec<String>),
+    /// The access of the users with these emails may have grown (membership added, invitation
+    /// offered or accepted, identity-provider account bound): whatever holds their principal
+    /// reloads it; nothing they already hold needs re-checking.
+    Granted(Vec<String>),
     /// An organization became Active or Suspended. Its members' access changed with it: they are
     /// listed so that observers of users need not look them up.
     OrganizationStatus {
@@ -30,20 +39,50 @@ pub enum AccessChange {
         /// The organization.
         organization: String,
     },
+    /// The stored tokens of an organization's integration changed (refreshed, replaced or
+    /// disconnected): copies of the old ones must go.
+    IntegrationTokens {
+        /// The organization.
+        organization: String,
+        /// The integration (provider name).
+        integration: String,
+    },
+    /// Changes may have been missed (the link to the other nodes was down): forget everything
+    /// derived from earlier access decisions, and re-check what is held.
+    Everything,
 }
 
 impl AccessChange {
-    /// The users whose access may have changed.
+    /// The users whose access may have shrunk.
     pub fn users(&self) -> &[String] {
         match self {
             AccessChange::Users(emails) => emails,
             AccessChange::OrganizationStatus { members, .. } => members,
-            AccessChange::OrganizationDeleted { .. } => &[],
+            AccessChange::Granted(_)
+            | AccessChange::OrganizationDeleted { .. }
+            | AccessChange::IntegrationTokens { .. }
+            | AccessChange::Everything => &[],
         }
+    }
+
+    /// Whether the change concerns nobody (an empty list of users).
+    fn is_empty(&self) -> bool {
+        matches!(self, AccessChange::Users(emails) | AccessChange::Granted(emails) if emails.is_empty())
     }
 }
 
 type Listener = Box<dyn Fn(&AccessChange) + Send + Sync>;
+
+/// What a relay answers: a future that completes once the change left this node (or the relay
+/// gave up on it).
+pub type Relayed = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Carries the changes published on a node to the other nodes of its cluster.
+pub trait AccessRelay: Send + Sync + 'static {
+    /// Sends `change` on. Takes it at once (dropping the answer does not cancel the sending); the
+    /// answer completes when the broker accepted it or the relay gave up on it.
+    fn relay(&self, change: &AccessChange) -> Relayed;
+}
 
 /// The node's access-change hub: stores publish, capabilities listen. Created with the node's
 /// infrastructure, before the capabilities, so every capability can subscribe as it is built.
@@ -51,7 +90,16 @@ type Listener = Box<dyn Fn(&AccessChange) + Send + Sync>;
 /// channel), which also keeps the hub free of references to the listeners' owners.
 #[derive(Clone, Default)]
 pub struct AccessChanges {
-    listeners: Arc<RwLock<Vec<Listener>>>,
+    inner: Arc<Hub>,
+}
+
+#[derive(Default)]
+struct Hub {
+    /// Hear every change, wherever in the cluster it was published.
+    everywhere: RwLock<Vec<Listener>>,
+    /// Hear the changes published on this node only.
+    here: RwLock<Vec<Listener>>,
+    relay: RwLock<Option<Arc<dyn AccessRelay>>>,
 }
 
 impl AccessChanges {
@@ -60,21 +108,65 @@ impl AccessChanges {
         Self::default()
     }
 
-    /// Calls `listener` with every later change.
+    /// Calls `listener` with every later change, whichever node of the cluster published it: for
+    /// state this node keeps (caches, connections).
     pub fn subscribe(&self, listener: impl Fn(&AccessChange) + Send + Sync + 'static) {
-        if let Ok(mut listeners) = self.listeners.write() {
+        if let Ok(mut listeners) = self.inner.everywhere.write() {
             listeners.push(Box::new(listener));
         }
     }
 
-    /// Tells every listener about `change` (nothing for a change concerning nobody).
+    /// Calls `listener` with every later change published on this node: for work on the shared
+    /// database, which the node where the change happened does once for the whole cluster.
+    pub fn subscribe_here(&self, listener: impl Fn(&AccessChange) + Send + Sync + 'static) {
+        if let Ok(mut listeners) = self.inner.here.write() {
+            listeners.push(Box::new(listener));
+        }
+    }
+
+    /// Sends every change published on this node from now on through `relay` to the other nodes.
+    pub fn relay_through(&self, relay: Arc<dyn AccessRelay>) {
+        if let Ok(mut slot) = self.inner.relay.write() {
+            *slot = Some(relay);
+        }
+    }
+
+    /// Tells every listener about `change` and relays it to the other nodes without waiting
+    /// (nothing for a change concerning nobody).
     pub fn publish(&self, change: AccessChange) {
-        if matches!(&change, AccessChange::Users(emails) if emails.is_empty()) {
+        drop(self.publish_and_relay(change));
+    }
+
+    /// [`AccessChanges::publish`], then waits until the change left for the other nodes, so that
+    /// an answer given after it finds the change applied everywhere it is needed.
+    pub async fn announce(&self, change: AccessChange) {
+        if let Some(relayed) = self.publish_and_relay(change) {
+            relayed.await;
+        }
+    }
+
+    /// Tells the listeners of [`AccessChanges::subscribe`] about a change published on another node.
+    pub fn receive(&self, change: &AccessChange) {
+        if change.is_empty() {
             return;
         }
-        if let Ok(listeners) = self.listeners.read() {
+        Self::tell(&self.inner.everywhere, change);
+    }
+
+    fn publish_and_relay(&self, change: AccessChange) -> Option<Relayed> {
+        if change.is_empty() {
+            return None;
+        }
+        Self::tell(&self.inner.here, &change);
+        Self::tell(&self.inner.everywhere, &change);
+        let relay = self.inner.relay.read().ok()?.clone()?;
+        Some(relay.relay(&change))
+    }
+
+    fn tell(listeners: &RwLock<Vec<Listener>>, change: &AccessChange) {
+        if let Ok(listeners) = listeners.read() {
             for listener in listeners.iter() {
-                listener(&change);
+                listener(change);
             }
         }
     }
@@ -82,8 +174,11 @@ impl AccessChanges {
 
 impl std::fmt::Debug for AccessChanges {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let count = self.listeners.read().map(|l| l.len()).unwrap_or_default();
-        f.debug_struct("AccessChanges").field("listeners", &count).finish()
+        let count = |l: &RwLock<Vec<Listener>>| l.read().map(|l| l.len()).unwrap_or_default();
+        f.debug_struct("AccessChanges")
+            .field("listeners", &count(&self.inner.everywhere))
+            .field("local_listeners", &count(&self.inner.here))
+            .finish()
     }
 }
 
@@ -153,6 +248,65 @@ mod tests {
         let heard = heard.lock().unwrap_or_else(|e| e.into_inner()).clone();
         assert_eq!(heard, vec![(0, change.clone()), (1, change.clone())]);
         assert_eq!(change.users(), ["a@example.com".to_string()]);
+    }
+
+    /// Records what it was asked to relay.
+    #[derive(Default)]
+    struct RecordingRelay(Mutex<Vec<AccessChange>>);
+
+    impl AccessRelay for RecordingRelay {
+        fn relay(&self, change: &AccessChange) -> Relayed {
+            self.0.lock().unwrap_or_else(|e| e.into_inner()).push(change.clone());
+            Box::pin(async {})
+        }
+    }
+
+    #[test]
+    fn changes_from_other_nodes_reach_only_the_cluster_wide_listeners_and_are_not_relayed_again() {
+        let hub = AccessChanges::new();
+        let everywhere = Arc::new(Mutex::new(Vec::new()));
+        let here = Arc::new(Mutex::new(Vec::new()));
+        let sink = everywhere.clone();
+        hub.subscribe(move |change| sink.lock().unwrap_or_else(|e| e.into_inner()).push(change.clone()));
+        let sink = here.clone();
+        hub.subscribe_here(move |change| sink.lock().unwrap_or_else(|e| e.into_inner()).push(change.clone()));
+        let relay = Arc::new(RecordingRelay::default());
+        hub.relay_through(relay.clone());
+
+        let local = AccessChange::Granted(vec!["a@example.com".into()]);
+        hub.publish(local.clone());
+        let remote = AccessChange::OrganizationDeleted {
+            organization: "ORG-B".into(),
+        };
+        hub.receive(&remote);
+        hub.receive(&AccessChange::Users(Vec::new()));
+
+        let read = |m: &Mutex<Vec<AccessChange>>| m.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        assert_eq!(read(&everywhere), vec![local.clone(), remote]);
+        assert_eq!(read(&here), vec![local.clone()]);
+        assert_eq!(read(&relay.0), vec![local]);
+    }
+
+    #[test]
+    fn changes_survive_the_wire() {
+        for change in [
+            AccessChange::Users(vec!["a@example.com".into()]),
+            AccessChange::Granted(vec!["b@example.com".into()]),
+            AccessChange::OrganizationStatus {
+                organization: "ORG-A".into(),
+                status: OrgStatus::Active,
+                members: vec!["c@example.com".into()],
+            },
+            AccessChange::IntegrationTokens {
+                organization: "ORG-A".into(),
+                integration: "Google".into(),
+            },
+            AccessChange::Everything,
+        ] {
+            let wire = serde_json::to_string(&change).unwrap_or_default();
+            let back: AccessChange = serde_json::from_str(&wire).unwrap_or(AccessChange::Users(Vec::new()));
+            assert_eq!(back, change, "{wire}");
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 //! dialects differ, code branches on [`Backend`].
 
 mod error;
+pub mod notify;
 pub mod sql;
 pub mod types;
 
@@ -107,6 +108,8 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// The URL the pool connects to (for connections of their own, e.g. a notification listener).
+    url: Arc<str>,
     metrics: Option<Arc<Metrics>>,
     slow_query: Duration,
 }
@@ -152,6 +155,7 @@ impl Db {
         let db = Self {
             pool,
             backend,
+            url: Arc::from(url),
             metrics,
             slow_query: Duration::from_millis(config.slow_query_ms),
         };

@@ -32,7 +32,7 @@ pub(crate) fn follow(
 ) -> mpsc::UnboundedSender<OrganizationWork> {
     let (work, mut receive) = mpsc::unbounded_channel::<OrganizationWork>();
     let changes = work.clone();
-    access.subscribe(move |change| match change {
+    access.subscribe_here(move |change| match change {
         AccessChange::OrganizationStatus {
             organization, status, ..
         } => {

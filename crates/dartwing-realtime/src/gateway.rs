@@ -249,9 +249,16 @@ impl Realtime {
         };
         let (queue, pending) = mpsc::channel(deps.config.publish_queue);
         let (access_changes, access_pending) = mpsc::unbounded_channel();
-        deps.access.subscribe(move |change| {
+        let forward = move |change: &AccessChange| {
             let _ = access_changes.send(change.clone());
-        });
+        };
+        // With the Redis adapter a re-check reaches the sockets of every node, so the node where
+        // the change happened does it once; without it each node re-checks its own sockets.
+        if bus.is_some() {
+            deps.access.subscribe_here(forward);
+        } else {
+            deps.access.subscribe(forward);
+        }
         let gateway = Self {
             inner: Arc::new(Inner {
                 io,

@@ -214,7 +214,7 @@ impl OfflineSync {
     /// into tenancy's tables), in the order the deletions are published.
     pub fn follow_organization_deletions(&self, access: &AccessChanges) {
         let (deleted, mut receive) = tokio::sync::mpsc::unbounded_channel::<String>();
-        access.subscribe(move |change| {
+        access.subscribe_here(move |change| {
             if let AccessChange::OrganizationDeleted { organization } = change {
                 let _ = deleted.send(organization.clone());
             }

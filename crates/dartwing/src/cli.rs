@@ -509,9 +509,19 @@ async fn database(config: &dartwing_core::config::Config) -> anyhow::Result<dart
     Ok(db)
 }
 
-/// The tenancy store on the configured database.
+/// The tenancy store on the configured database. In a cluster its changes reach the running
+/// nodes, whose caches drop what they concern.
 async fn tenancy(config: &dartwing_core::config::Config) -> anyhow::Result<TenancyStore> {
-    Ok(TenancyStore::new(database(config).await?).with_config(config.tenancy.clone()))
+    let db = database(config).await?;
+    let access = dartwing_core::access::AccessChanges::new();
+    let origin = format!("cli-{}", dartwing_core::ids::random_hex(8));
+    if let Some(carrier) = crate::cluster::Carrier::install(config, &origin, &db, &access)? {
+        // Ends with the process, after the command's changes left.
+        drop(carrier.spawn(tokio_util::sync::CancellationToken::new()));
+    }
+    Ok(TenancyStore::new(db)
+        .with_config(config.tenancy.clone())
+        .with_access_changes(access))
 }
 
 async fn add_member(

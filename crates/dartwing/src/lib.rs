@@ -2,6 +2,7 @@
 //! wiring of roles into one server, and the command-line interface.
 
 pub mod cli;
+mod cluster;
 pub mod node;
 mod platform;
 pub mod secrets;

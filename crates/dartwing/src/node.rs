@@ -78,6 +78,7 @@ impl Node {
         let db = connect(&config, &metrics).await?;
         db.migrate(&MIGRATIONS).await?;
         let access = AccessChanges::new();
+        let carrier = crate::cluster::Carrier::install(&config, &node_id, &db, &access)?;
         let jwt_secret = crate::secrets::jwt_secret(&config).map_err(anyhow::Error::msg)?;
         let jwt = Arc::new(JwtVerifier::new(jwt_secret.as_ref().map(Secret::expose), &config.auth));
         let redis_url = config.redis_url.as_ref().map(|url| url.expose().to_string());
@@ -134,9 +135,9 @@ impl Node {
             },
         )
         .map_err(anyhow::Error::msg)?;
-        vault.follow_organization_deletions(&access);
+        vault.follow_access_changes(&access);
         let sample_metrics = config.observability.metrics_enabled;
-        let capabilities = vec![
+        let mut capabilities = vec![
             tenancy.capability(),
             jobs.capability(WorkerNode {
                 node_id: node_id.clone(),
@@ -152,6 +153,13 @@ impl Node {
                 ..Capability::new("extra job types")
             },
         ];
+        if let Some(carrier) = carrier {
+            capabilities.push(
+                Capability::new("cluster").task(BackgroundTask::new("access-change carrier", move |shutdown| {
+                    carrier.spawn(shutdown)
+                })),
+            );
+        }
 
         // Roles: what this process serves and runs, from the capabilities' lists. The platform's
         // own routes (health, metrics, OpenAPI) are served whatever the roles.

@@ -4,9 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod support;
+
 use axum::extract::{Form, State};
 use axum::routing::post;
-use dartwing_core::config::{Config, ProviderConfig};
+use dartwing_core::config::Config;
 use dartwing_e2e::process::{ChildGuard, serve_node};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -73,47 +75,8 @@ dartwing_e2e::backend_tests! {
         .unwrap();
 
         // Seed an organization and a token that expires within the refresh buffer.
-        let mut config = Config {
-            database_url: Some(dartwing_core::config::Secret::url(db.url.clone())),
-            data_dir: dir.to_path_buf(),
-            jwt_secret: Some(SECRET.into()),
-            ..Default::default()
-        };
-        config.integrations.key = Some(key.clone().into());
-        config.integrations.providers.insert(
-            "Acme".into(),
-            ProviderConfig {
-                client_id: "c".into(),
-                auth_url: Some(format!("{provider}/authorize")),
-                token_url: Some(format!("{provider}/token")),
-                ..Default::default()
-            },
-        );
-        let seed = dartwing::node::Node::build(config).await.unwrap();
-        let operator = dartwing_core::Principal::system("test");
-        let org = seed
-            .tenancy()
-            .create_organization(
-                &operator,
-                dartwing_tenancy::NewOrganization {
-                    org_name: "Acme".into(),
-                    org_type: dartwing_core::tenancy::OrgType::Company,
-                    name: None,
-                    status: None,
-                },
-            )
-            .await
-            .unwrap()
-            .name;
-        let grant = dartwing_integrations::TokenGrant {
-            access_token: "stale".into(),
-            refresh_token: Some("refresh-1".into()),
-            expires_in: Some(Duration::from_secs(60)),
-            scopes: None,
-        };
-        seed.vault().store_tokens(&org, "Acme", &grant, "test").await.unwrap();
-        let issued = seed.tenancy().create_api_key(&operator, None, "vault").await.unwrap();
-        let auth = format!("token {}:{}", issued.api_key, issued.api_secret);
+        let support::vault::Seeded { org, service: auth } =
+            support::vault::seed(dir, &db.url, SECRET, &key, &provider, "stale", Duration::from_secs(60)).await;
 
         let mut nodes = Vec::new();
         for i in 0..3 {
@@ -172,20 +135,7 @@ dartwing_e2e::backend_tests! {
         let app = dartwing::node::Node::build(config.clone()).await.unwrap();
         let operator = dartwing_core::Principal::system("test");
         for name in ["One", "Two", "Three"] {
-            let org = app
-                .tenancy()
-                .create_organization(
-                    &operator,
-                    dartwing_tenancy::NewOrganization {
-                        org_name: name.into(),
-                        org_type: dartwing_core::tenancy::OrgType::Company,
-                        name: None,
-                        status: None,
-                    },
-                )
-                .await
-                .unwrap()
-                .name;
+            let org = support::vault::organization(&app, name).await;
             let grant = dartwing_integrations::TokenGrant {
                 access_token: format!("access-{name}"),
                 refresh_token: Some(format!("refresh-{name}")),

@@ -121,7 +121,7 @@ impl Config {
             database,
             http,
             auth,
-            tenancy: _, // no value that its type does not already rule out
+            tenancy,
             observability,
             jobs,
             realtime,
@@ -133,6 +133,7 @@ impl Config {
         database.validate(&mut errors);
         http.validate(&mut errors);
         auth.validate(&mut errors);
+        tenancy.validate(&mut errors);
         observability.validate(&mut errors);
         jobs.validate(&mut errors);
         realtime.validate(&mut errors);

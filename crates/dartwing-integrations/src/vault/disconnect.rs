@@ -51,6 +51,7 @@ impl TokenVault {
             .store
             .save_disconnected(organization, integration, actor.id(), detail)
             .await?;
+        self.tokens_changed(organization, integration).await;
         tracing::info!(
             organization,
             integration,

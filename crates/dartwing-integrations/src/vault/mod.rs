@@ -15,6 +15,7 @@ mod organizations;
 mod proactive;
 mod refresh;
 mod status;
+mod token_cache;
 mod tokens;
 
 pub use connect::ConnectStart;
@@ -28,7 +29,7 @@ use crate::metrics::VaultMetrics;
 use crate::provider::Providers;
 use crate::store::VaultStore;
 use dartwing_core::Timestamp;
-use dartwing_core::access::SharedDirectory;
+use dartwing_core::access::{AccessChanges, SharedDirectory};
 use dartwing_core::config::Config;
 use dartwing_core::jobs::SharedEnqueuer;
 use dartwing_core::publish::SharedPublisher;
@@ -36,7 +37,7 @@ use dartwing_db::Db;
 use dartwing_http::{BackgroundTask, Capability};
 use dartwing_observe::Metrics;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// Message stored when the provider refuses the refresh token (SPEC §6).
@@ -64,6 +65,10 @@ pub(crate) struct Inner {
     pub(crate) config: dartwing_core::config::IntegrationsConfig,
     locks: Mutex<HashMap<refresh::TokenKey, refresh::RefreshLock>>,
     holder: String,
+    /// Valid access tokens read recently.
+    tokens: Arc<token_cache::TokenCache>,
+    /// The node's access-change hub, once the vault follows it.
+    access: OnceLock<AccessChanges>,
 }
 
 /// The integration token vault of a node.
@@ -148,6 +153,8 @@ impl TokenVault {
                 config: settings,
                 locks: Mutex::new(HashMap::new()),
                 holder: format!("{node_id}/{}", dartwing_core::ids::random_hex(4)),
+                tokens: Arc::default(),
+                access: OnceLock::new(),
             }),
         })
     }

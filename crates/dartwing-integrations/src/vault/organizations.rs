@@ -1,15 +1,22 @@
-//! Deleting what the vault keeps for an organization once it is deleted (the vault holds no
-//! foreign key into tenancy's tables).
+//! Following the node's access changes: deleting what the vault keeps for an organization once it
+//! is deleted (the vault holds no foreign key into tenancy's tables), dropping cached tokens as
+//! they change anywhere in the cluster, and telling the other nodes when this one changes tokens.
 
 use super::TokenVault;
 use dartwing_core::access::{AccessChange, AccessChanges};
 
 impl TokenVault {
-    /// Deletes the integrations and pending connect flows of every organization deleted from now
-    /// on, in the order the deletions are published.
-    pub fn follow_organization_deletions(&self, access: &AccessChanges) {
+    /// Follows `access`: deletes the integrations and pending connect flows of every organization
+    /// deleted on this node from now on, in the order the deletions are published; drops cached
+    /// tokens on every change that concerns them, wherever in the cluster it happened; and
+    /// announces this vault's own token changes there.
+    pub fn follow_access_changes(&self, access: &AccessChanges) {
+        self.inner.tokens.follow(access);
+        if self.inner.access.set(access.clone()).is_err() {
+            tracing::warn!("the vault already follows an access-change hub");
+        }
         let (deleted, mut receive) = tokio::sync::mpsc::unbounded_channel::<String>();
-        access.subscribe(move |change| {
+        access.subscribe_here(move |change| {
             if let AccessChange::OrganizationDeleted { organization } = change {
                 let _ = deleted.send(organization.clone());
             }
@@ -132,7 +139,7 @@ mod tests {
         connect(&store, "org-a").await;
         connect(&store, "org-b").await;
         let access = AccessChanges::new();
-        vault.follow_organization_deletions(&access);
+        vault.follow_access_changes(&access);
 
         access.publish(AccessChange::OrganizationDeleted {
             organization: "org-a".into(),

@@ -260,6 +260,7 @@ impl TokenVault {
                 "refresh lease lost before saving; the other holder's tokens stand"
             );
         }
+        self.tokens_changed(organization, integration).await;
         self.inner.metrics.refreshed(integration, "success");
         tracing::info!(
             organization,
@@ -293,6 +294,7 @@ impl TokenVault {
                 actor,
             )
             .await?;
+        self.tokens_changed(organization, integration).await;
         self.inner.metrics.refreshed(integration, "invalid_grant");
         tracing::warn!(organization, integration, detail = %truncate(detail), "integration refresh token expired; reconnection required");
         self.notify_expired(organization, integration).await;
@@ -323,6 +325,7 @@ impl TokenVault {
                 actor,
             )
             .await?;
+        self.tokens_changed(organization, integration).await;
         self.inner.metrics.refreshed(integration, "error");
         tracing::warn!(organization, integration, error = %message, "integration token refresh failed");
         Err(VaultError::RefreshFailed {

@@ -1,11 +1,13 @@
 //! Reading and storing tokens: the access token of an integration (refreshed first when it
 //! expires soon), tokens of a completed connect flow, and sealing and opening ciphertexts.
 
+use super::token_cache::MARGIN_BEFORE_REFRESH_US;
 use super::{TokenVault, micros, now_us};
 use crate::error::VaultError;
 use crate::keyring::Field;
 use crate::provider::TokenGrant;
 use crate::store::{IntegrationRow, IntegrationStatus, SealedTokens};
+use dartwing_core::access::AccessChange;
 use dartwing_core::{Action, Error, Principal, PrincipalKind, Result, Timestamp};
 use serde::Serialize;
 use std::time::Duration;
@@ -35,16 +37,45 @@ impl TokenVault {
     /// [`VaultError::NotConnected`]; Expired → [`VaultError::ReauthRequired`]; expiring within the
     /// refresh buffer → refreshed first (single flight). No permission check: callers authorize.
     pub async fn access_token(&self, integration: &str, organization: &str) -> Result<AccessToken> {
+        let now = now_us();
+        if let Some(token) = self.inner.tokens.get(organization, integration, now) {
+            return Ok(token);
+        }
         let buffer = Duration::from_secs(self.inner.config.refresh_buffer_secs);
+        let ticket = self.inner.tokens.ticket();
         let row = self.usable(
             self.inner.store.get(organization, integration).await?,
             integration,
             organization,
         )?;
         if fresh(&row, buffer) {
-            return Ok(self.open(&row)?);
+            let token = self.open(&row)?;
+            if let Some(expires_at_us) = row.expires_at_us {
+                let refresh_point = expires_at_us - micros(buffer);
+                self.inner.tokens.insert(
+                    ticket,
+                    organization,
+                    integration,
+                    token.clone(),
+                    refresh_point - MARGIN_BEFORE_REFRESH_US,
+                );
+            }
+            return Ok(token);
         }
         self.refresh(integration, organization, buffer, "system").await
+    }
+
+    /// Drops every copy of the tokens of `integration` for `organization`, here and, through the
+    /// access changes, on every node of the cluster (after they changed in the database).
+    pub(super) async fn tokens_changed(&self, organization: &str, integration: &str) {
+        let change = AccessChange::IntegrationTokens {
+            organization: organization.to_string(),
+            integration: integration.to_string(),
+        };
+        match self.inner.access.get() {
+            Some(access) => access.announce(change).await,
+            None => self.inner.tokens.invalidate(&change),
+        }
     }
 
     /// The service-only token read: a service API key with access to the organization.
@@ -88,6 +119,7 @@ impl TokenVault {
             .store
             .save_connected(organization, integration, &tokens, scopes.as_deref(), connected_by)
             .await?;
+        self.tokens_changed(organization, integration).await;
         tracing::info!(organization, integration, actor = connected_by, "integration connected");
         Ok(())
     }

@@ -1,12 +1,17 @@
 //! The identity store: verified users and service API keys become principals with their
-//! current memberships, loaded fresh on every call so membership changes apply at once.
+//! current memberships. What a user's sign-in loads is cached on the node until an access change
+//! concerns the user (on any node of the cluster) or its time to live ends, so membership changes
+//! apply at the next request everywhere.
 
+use super::principal_cache::Ticket;
 use super::{NewPerson, TenancyStore, parse, validate_text};
 use async_trait::async_trait;
+use dartwing_core::access::AccessChange;
 use dartwing_core::identity::{ExternalIdentity, IdentityStore, VerifiedToken, VerifiedUser};
 use dartwing_core::tenancy::{MemberRole, MemberStatus, OrgStatus, PERSON, PersonStatus};
 use dartwing_core::{Error, ErrorKind, Membership, Principal, PrincipalKind, Result, Witness};
 use dartwing_db::SqlFile;
+use std::sync::Arc;
 
 const IDENTITY: SqlFile = SqlFile::portable(PERSON, "identity", include_str!("sql/identity.sql"));
 
@@ -29,7 +34,7 @@ const MAX_AUTO_ACCEPTED_PER_REQUEST: u32 = 20;
 /// A Person with one of its memberships (none: `organization` is `None`) and that
 /// organization's status.
 #[derive(Debug, Clone, sqlx::FromRow)]
-struct MembershipRow {
+pub(super) struct MembershipRow {
     person: String,
     person_status: String,
     identity_issuer: Option<String>,
@@ -39,6 +44,9 @@ struct MembershipRow {
     status: Option<String>,
     org_status: Option<String>,
 }
+
+/// What the principal cache keeps for a user: the rows of its Person, one per membership.
+pub(super) type CachedIdentity = Vec<MembershipRow>;
 
 /// The identity-provider account a Person is bound to, if any.
 #[derive(Debug, sqlx::FromRow)]
@@ -85,25 +93,14 @@ impl TenancyStore {
     }
 
     /// Binds `external` to `person` on first sight; refuses it when another one is bound.
-    async fn bind_external_identity(&self, row: &MembershipRow, external: &ExternalIdentity) -> Result<()> {
-        let refused = || {
-            tracing::warn!(
-                error_type = "IdentityMismatch",
-                doctype = "Person",
-                docname = %row.person,
-                "token subject differs from the one bound to the person"
-            );
-            Error::unauthenticated("This email is bound to another account of the identity provider")
-        };
-        let is_bound = |issuer: Option<&str>, subject: Option<&str>| {
-            subject == Some(external.subject.as_str()) && issuer.unwrap_or_default() == external.issuer
-        };
-        if row.identity_subject.is_some() {
-            return if is_bound(row.identity_issuer.as_deref(), row.identity_subject.as_deref()) {
-                Ok(())
-            } else {
-                Err(refused())
-            };
+    async fn bind_external_identity(
+        &self,
+        row: &MembershipRow,
+        email: &str,
+        external: &ExternalIdentity,
+    ) -> Result<()> {
+        if let Some(matches) = binding_matches(row, external) {
+            return if matches { Ok(()) } else { Err(identity_mismatch(row)) };
         }
         let sql = &self.sql()?.identity;
         let bound = self
@@ -120,6 +117,10 @@ impl TenancyStore {
             .await?;
         if bound.rows_affected() == 1 {
             tracing::info!(doctype = "Person", docname = %row.person, "identity provider account bound to the person");
+            // Copies of the Person without the binding would bind again.
+            self.access
+                .announce(AccessChange::Granted(vec![email.to_string()]))
+                .await;
             return Ok(());
         }
         // A concurrent first request bound one: it must be this one.
@@ -133,23 +134,29 @@ impl TenancyStore {
                     .fetch_one(self.db.pool()),
             )
             .await?;
-        if is_bound(binding.identity_issuer.as_deref(), binding.identity_subject.as_deref()) {
+        if is_bound(
+            external,
+            binding.identity_issuer.as_deref(),
+            binding.identity_subject.as_deref(),
+        ) {
             Ok(())
         } else {
-            Err(refused())
+            Err(identity_mismatch(row))
         }
     }
 
     /// Accepts the open invitations of the Person in `rows`, oldest first, up to
-    /// [`MAX_AUTO_ACCEPTED_PER_REQUEST`] (auto-accept); `true` when any was.
-    async fn auto_accept_invitations(&self, rows: &[MembershipRow], email: &str) -> Result<bool> {
+    /// [`MAX_AUTO_ACCEPTED_PER_REQUEST`] (auto-accept). Answers whether any was accepted, and
+    /// whether every open invitation was seen (none waits for a later request).
+    async fn auto_accept_invitations(&self, rows: &[MembershipRow], email: &str) -> Result<(bool, bool)> {
         let Some(first) = rows.first() else {
-            return Ok(false);
+            return Ok((false, true));
         };
         let mut accepted = false;
         let open = self
             .open_invitations(email, &first.person, None, MAX_AUTO_ACCEPTED_PER_REQUEST)
             .await?;
+        let complete = open.len() < MAX_AUTO_ACCEPTED_PER_REQUEST as usize;
         for invitation in open {
             let name = invitation.name.clone();
             match self.accept(invitation, email, &first.person, email).await {
@@ -161,36 +168,96 @@ impl TenancyStore {
                 Err(e) => return Err(e),
             }
         }
-        Ok(accepted)
+        Ok((accepted, complete))
+    }
+
+    /// The cached rows of `email`, when the cache holds them.
+    fn cached_rows(&self, email: &str) -> Option<Arc<CachedIdentity>> {
+        self.principals.as_ref()?.get(email)
+    }
+
+    /// Keeps `rows`, loaded for `email` after `ticket` was taken, in the principal cache.
+    fn cache_rows(&self, ticket: Option<Ticket>, email: &str, rows: &[MembershipRow]) {
+        let (Some(cache), Some(ticket)) = (&self.principals, ticket) else {
+            return;
+        };
+        if rows.is_empty() {
+            return;
+        }
+        let organizations = rows.iter().filter_map(|row| row.organization.clone()).collect();
+        cache.insert(ticket, email, rows.to_vec(), organizations);
+    }
+
+    /// A ticket of the principal cache, taken before rows are read.
+    fn cache_ticket(&self) -> Option<Ticket> {
+        self.principals.as_ref().map(|cache| cache.ticket())
+    }
+
+    /// The sign-in of `token` from the cached rows of its user, when they answer it: `None` when
+    /// nothing is cached or the token names an identity-provider account the cached Person is not
+    /// bound to yet.
+    fn cached_sign_in(&self, token: &VerifiedToken) -> Option<Result<Principal>> {
+        let rows = self.cached_rows(&token.user.email)?;
+        if let (Some(external), Some(first)) = (&token.external, rows.first())
+            && !binding_matches(first, external)?
+        {
+            return Some(Err(identity_mismatch(first)));
+        }
+        Some(principal_from(&token.user, &rows))
     }
 }
 
+/// Whether `external` is the account `row`'s Person is bound to; `None` when it is bound to none.
+fn binding_matches(row: &MembershipRow, external: &ExternalIdentity) -> Option<bool> {
+    row.identity_subject.as_ref()?;
+    Some(is_bound(
+        external,
+        row.identity_issuer.as_deref(),
+        row.identity_subject.as_deref(),
+    ))
+}
+
+/// Whether `external` is the account with this issuer and subject.
+fn is_bound(external: &ExternalIdentity, issuer: Option<&str>, subject: Option<&str>) -> bool {
+    subject == Some(external.subject.as_str()) && issuer.unwrap_or_default() == external.issuer
+}
+
+/// The refusal of a token whose account is not the one bound to `row`'s Person (logged).
+fn identity_mismatch(row: &MembershipRow) -> Error {
+    tracing::warn!(
+        error_type = "IdentityMismatch",
+        doctype = "Person",
+        docname = %row.person,
+        "token subject differs from the one bound to the person"
+    );
+    Error::unauthenticated("This email is bound to another account of the identity provider")
+}
+
 /// The principal of `user` from its Person's rows; 403 when the Person is not Active.
-fn principal_from(user: &VerifiedUser, rows: Vec<MembershipRow>) -> Result<Principal> {
+fn principal_from(user: &VerifiedUser, rows: &[MembershipRow]) -> Result<Principal> {
     let Some(first) = rows.first() else {
         return Err(Error::permission_denied("No account has this email"));
     };
     if parse::<PersonStatus>(&first.person_status)? != PersonStatus::Active {
         return Err(Error::permission_denied("This account is inactive"));
     }
-    let person = first.person.clone();
-    let mut memberships = Vec::new();
+    let mut memberships = Vec::with_capacity(rows.len());
     for row in rows {
         if let (Some(organization), Some(role), Some(status), Some(org_status)) =
-            (row.organization, row.role, row.status, row.org_status)
+            (&row.organization, &row.role, &row.status, &row.org_status)
         {
             memberships.push(Membership {
-                organization,
-                role: parse(&role)?,
-                status: parse(&status)?,
-                org_status: parse(&org_status)?,
+                organization: organization.clone(),
+                role: parse(role)?,
+                status: parse(status)?,
+                org_status: parse(org_status)?,
             });
         }
     }
     Ok(Principal {
         kind: PrincipalKind::User {
             email: user.email.clone(),
-            person,
+            person: first.person.clone(),
         },
         system_admin: user.system_admin,
         memberships,
@@ -201,7 +268,11 @@ fn principal_from(user: &VerifiedUser, rows: Vec<MembershipRow>) -> Result<Princ
 #[async_trait]
 impl IdentityStore for TenancyStore {
     async fn sign_in(&self, token: &VerifiedToken) -> Result<Principal> {
+        if let Some(signed_in) = self.cached_sign_in(token) {
+            return signed_in;
+        }
         let user = &token.user;
+        let ticket = self.cache_ticket();
         let mut rows = self.membership_rows(&user.email).await?;
         if rows.is_empty() {
             self.provision(user).await?;
@@ -214,16 +285,31 @@ impl IdentityStore for TenancyStore {
             return Err(Error::permission_denied("This account is inactive"));
         }
         if let Some(external) = &token.external {
-            self.bind_external_identity(first, external).await?;
+            self.bind_external_identity(first, &user.email, external).await?;
         }
-        if self.config().auto_accept_invitations && self.auto_accept_invitations(&rows, &user.email).await? {
-            rows = self.membership_rows(&user.email).await?;
+        let mut cacheable = true;
+        if self.config().auto_accept_invitations {
+            let (accepted, complete) = self.auto_accept_invitations(&rows, &user.email).await?;
+            if accepted {
+                rows = self.membership_rows(&user.email).await?;
+            }
+            // Invitations left for later requests must be seen by them.
+            cacheable = complete;
         }
-        principal_from(user, rows)
+        if cacheable {
+            self.cache_rows(ticket, &user.email, &rows);
+        }
+        principal_from(user, &rows)
     }
 
     async fn user_principal(&self, user: &VerifiedUser) -> Result<Principal> {
-        principal_from(user, self.membership_rows(&user.email).await?)
+        if let Some(rows) = self.cached_rows(&user.email) {
+            return principal_from(user, &rows);
+        }
+        let ticket = self.cache_ticket();
+        let rows = self.membership_rows(&user.email).await?;
+        self.cache_rows(ticket, &user.email, &rows);
+        principal_from(user, &rows)
     }
 
     async fn service_principal(&self, api_key: &str, api_secret: &str) -> Result<Principal> {

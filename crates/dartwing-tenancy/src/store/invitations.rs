@@ -2,6 +2,7 @@
 
 use super::members::MemberRow;
 use super::{InvitationRef, TenancyStore, validate_reference};
+use dartwing_core::access::AccessChange;
 use dartwing_core::tenancy::{MemberStatus, ORG_MEMBER, ORGANIZATION, OrgMember};
 use dartwing_core::{Error, Principal, Result, Timestamp};
 use dartwing_db::SqlFile;
@@ -116,6 +117,9 @@ impl TenancyStore {
             .await?;
         self.db.commit(tx).await?;
         tracing::info!(doctype = ORG_MEMBER, docname = %accepted.name, organization = %accepted.organization, "invitation accepted");
+        self.access
+            .announce(AccessChange::Granted(vec![email.to_string()]))
+            .await;
         Ok(accepted)
     }
 

@@ -178,6 +178,7 @@ impl TenancyStore {
             "member added"
         };
         tracing::info!(doctype = ORG_MEMBER, docname = %member.name, organization = %member.organization, "{what}");
+        self.notify_granted(&member).await;
         Ok(member)
     }
 

@@ -33,6 +33,7 @@ mod members;
 mod naming;
 mod organizations;
 mod people;
+mod principal_cache;
 
 pub use api_keys::{ApiKeyInfo, IssuedApiKey};
 
@@ -46,10 +47,12 @@ use dartwing_core::tenancy::{
 use dartwing_core::{Error, Result, Timestamp};
 use dartwing_db::{Backend, Db, DbError, Statement};
 use naming::RESERVED_SERIES;
+use principal_cache::PrincipalCache;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::str::FromStr;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
 
 pub(crate) const ORGANIZATION_TABLE: DocTable = DocTable {
     doctype: ORGANIZATION,
@@ -221,6 +224,8 @@ pub struct TenancyStore {
     db: Db,
     access: AccessChanges,
     config: TenancyConfig,
+    /// What sign-in loaded for each user, while no access change concerned them.
+    principals: Option<Arc<PrincipalCache<identity::CachedIdentity>>>,
 }
 
 fn parse<T: FromStr<Err = String>>(text: &str) -> Result<T> {
@@ -321,18 +326,33 @@ impl TenancyStore {
             db,
             access: AccessChanges::default(),
             config: TenancyConfig::default(),
+            principals: None,
         }
+        .with_principal_cache()
     }
 
-    /// This store publishing changes that may shrink someone's access to `access` (the node's hub).
+    /// This store publishing access changes to `access` (the node's hub), and dropping the cached
+    /// principals its changes concern.
     pub fn with_access_changes(mut self, access: AccessChanges) -> Self {
         self.access = access;
-        self
+        self.with_principal_cache()
     }
 
     /// This store with `config` (the `tenancy` configuration section).
     pub fn with_config(mut self, config: TenancyConfig) -> Self {
         self.config = config;
+        self.with_principal_cache()
+    }
+
+    /// A fresh principal cache as the configuration asks, following the store's hub.
+    fn with_principal_cache(mut self) -> Self {
+        self.principals = PrincipalCache::new(
+            self.config.principal_cache_capacity,
+            Duration::from_secs(self.config.principal_cache_ttl_secs),
+        );
+        if let Some(cache) = &self.principals {
+            cache.follow(&self.access);
+        }
         self
     }
 
@@ -351,15 +371,34 @@ impl TenancyStore {
         statements(self.db.backend())
     }
 
-    /// Tells the access-change listeners that the access of `member`'s Person may have changed
-    /// (invitations link no Person and grant nothing, so there is no one to tell).
+    /// Tells the access-change listeners, on every node, that the access of `member`'s Person may
+    /// have shrunk (invitations link no Person and grant nothing, so there is no one to tell).
     async fn notify_member(&self, member: &OrgMember) {
         let Some(person) = &member.person else { return };
-        match self.person_email(person).await {
-            Ok(Some(email)) => self.access.publish(AccessChange::Users(vec![email])),
-            Ok(None) => {}
-            Err(e) => tracing::warn!(person = %person, error = %e, "cannot look up the email of a changed member"),
+        if let Some(email) = self.email_of(person).await {
+            self.access.announce(AccessChange::Users(vec![email])).await;
         }
+    }
+
+    /// Tells the access-change listeners, on every node, that `member` may grant its Person (or,
+    /// for an invitation, the invitee, whose next sign-in may accept it) more than before.
+    async fn notify_granted(&self, member: &OrgMember) {
+        let email = match (&member.person, &member.invited_person, &member.invited_email) {
+            (Some(person), _, _) | (None, Some(person), _) => self.email_of(person).await,
+            (None, None, Some(email)) => Some(email.clone()),
+            (None, None, None) => None,
+        };
+        if let Some(email) = email {
+            self.access.announce(AccessChange::Granted(vec![email])).await;
+        }
+    }
+
+    /// The email of Person `person`, if it exists (a failure is logged).
+    async fn email_of(&self, person: &str) -> Option<String> {
+        self.person_email(person).await.unwrap_or_else(|e| {
+            tracing::warn!(person = %person, error = %e, "cannot look up the email of a changed member");
+            None
+        })
     }
 
     /// The one text column `statement` returns for `key`, if it returns a row.

@@ -127,6 +127,11 @@ impl TenancyStore {
         }
         self.db.commit(tx).await?;
         tracing::info!(doctype = ORGANIZATION, docname = %organization.name, "organization created");
+        if let Some(email) = actor.email() {
+            self.access
+                .announce(AccessChange::Granted(vec![email.to_string()]))
+                .await;
+        }
         Ok(organization)
     }
 
@@ -213,11 +218,13 @@ impl TenancyStore {
                 tracing::warn!(organization = %name, error = %e, "cannot list members of a changed organization");
                 Vec::new()
             });
-            self.access.publish(AccessChange::OrganizationStatus {
-                organization: name.to_string(),
-                status: updated.status,
-                members,
-            });
+            self.access
+                .announce(AccessChange::OrganizationStatus {
+                    organization: name.to_string(),
+                    status: updated.status,
+                    members,
+                })
+                .await;
         }
         Ok(updated)
     }
@@ -237,9 +244,11 @@ impl TenancyStore {
             return Err(Error::not_found(format!("Organization {name} not found")));
         }
         tracing::info!(doctype = ORGANIZATION, docname = %name, "organization deleted");
-        self.access.publish(AccessChange::OrganizationDeleted {
-            organization: name.to_string(),
-        });
+        self.access
+            .announce(AccessChange::OrganizationDeleted {
+                organization: name.to_string(),
+            })
+            .await;
         Ok(())
     }
 

@@ -263,7 +263,11 @@ impl TenancyStore {
             )
             .await?;
         if updated.status != previous_status || updated.primary_email != previous_email {
-            self.access.publish(AccessChange::Users(vec![previous_email]));
+            let mut emails = vec![previous_email];
+            if updated.primary_email != emails[0] {
+                emails.push(updated.primary_email.clone());
+            }
+            self.access.announce(AccessChange::Users(emails)).await;
         }
         Ok(updated)
     }
@@ -272,6 +276,7 @@ impl TenancyStore {
     pub async fn delete_person(&self, actor: &Principal, name: &str) -> Result<()> {
         actor.authorize_system()?;
         validate_reference(PERSON, name)?;
+        let email = self.person_email(name).await?;
         let delete = &self.sql()?.people.delete;
         let result = self
             .db
@@ -279,6 +284,9 @@ impl TenancyStore {
             .await?;
         if result.rows_affected() == 0 {
             return Err(Error::not_found(format!("Person {name} not found")));
+        }
+        if let Some(email) = email {
+            self.access.announce(AccessChange::Users(vec![email])).await;
         }
         Ok(())
     }
