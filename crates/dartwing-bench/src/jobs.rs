@@ -9,6 +9,7 @@
 //! reported. RQ runs from a virtualenv under `target/bench-env/venv`, BullMQ from
 //! `crates/dartwing-bench/scripts/bullmq` (installed on first use).
 
+use crate::jobs_http::{HttpPlan, HttpSample};
 use anyhow::{Context, Result, anyhow, bail};
 use dartwing_core::Principal;
 use dartwing_core::access::AccessChanges;
@@ -102,9 +103,66 @@ pub struct JobsArgs {
     /// Upper bound of one measurement, in seconds.
     #[arg(long, default_value_t = 600)]
     timeout_secs: u64,
+    /// J3: the `dartwing` binary (default: next to this executable).
+    #[arg(long)]
+    binary: Option<PathBuf>,
+    /// J3: jobs enqueued over HTTP, one per `jobs.enqueue` request.
+    #[arg(long, default_value_t = 20_000)]
+    http_jobs: u32,
+    /// J3: concurrent HTTP clients enqueueing one job per request.
+    #[arg(long, default_value_t = 16)]
+    http_clients: u32,
+    /// J3: jobs enqueued with `jobs.enqueue_batch` (and inserted raw into a scratch table).
+    #[arg(long, default_value_t = 50_000)]
+    http_batch_jobs: u32,
+    /// J3: jobs per `jobs.enqueue_batch` request and per raw multi-row INSERT.
+    #[arg(long, default_value_t = 1_000)]
+    http_batch: u32,
+    /// J3: concurrent clients of `jobs.enqueue_batch` (and connections of the raw INSERT).
+    #[arg(long, default_value_t = 4)]
+    http_batch_clients: u32,
+    /// Tiny sizes, this engine only (in process and over HTTP on SQLite, and on PostgreSQL when
+    /// --database-url is given), one run: checks that every job is answered and processed exactly
+    /// once without errors, and makes no timing claim. Works with a debug build (`dartwing` next to
+    /// this executable).
+    #[arg(long)]
+    quick: bool,
 }
 
 impl JobsArgs {
+    /// The `--quick` sizes: seconds, this engine only.
+    fn quick_sizes(mut self) -> Self {
+        self.runs = 1;
+        self.jobs = 200;
+        self.single = 50;
+        self.batch = 50;
+        self.a_jobs = 20;
+        self.b_jobs = 5;
+        self.sleep_ms = 1;
+        self.forking_jobs = 0;
+        self.concurrency = 4;
+        self.http_jobs = 200;
+        self.http_clients = 4;
+        self.http_batch_jobs = 200;
+        self.http_batch = 50;
+        self.http_batch_clients = 2;
+        self.timeout_secs = self.timeout_secs.min(50);
+        self.redis_url = None;
+        self.skip.extend(["rq", "bullmq", "ceiling"].map(String::from));
+        self
+    }
+
+    /// J3's sizes.
+    fn http_plan(&self) -> HttpPlan {
+        HttpPlan {
+            single_jobs: self.http_jobs,
+            single_clients: self.http_clients,
+            batch_jobs: self.http_batch_jobs,
+            batch_size: self.http_batch,
+            batch_clients: self.http_batch_clients,
+        }
+    }
+
     fn skips(&self, part: &str) -> bool {
         self.skip.iter().any(|s| s.trim().eq_ignore_ascii_case(part))
     }
@@ -237,6 +295,7 @@ fn wait_summary(mut waits: Vec<f64>) -> Result<[f64; 3]> {
 
 /// Runs the benchmark and prints per-run figures, the median table and the goals.
 pub async fn run(args: JobsArgs) -> Result<()> {
+    let args = if args.quick { args.quick_sizes() } else { args };
     if args.runs == 0 || args.jobs == 0 {
         bail!("--runs and --jobs must be at least 1");
     }
@@ -287,6 +346,23 @@ pub async fn run(args: JobsArgs) -> Result<()> {
             "2 connections, 50 jobs/txn".into(),
         );
     }
+
+    // J3 over HTTP: PostgreSQL (and SQLite in --quick).
+    let mut http_backends: Vec<(&'static str, Option<String>)> = Vec::new();
+    if !args.skips("http") {
+        if let Some(url) = &pg {
+            http_backends.push(("PostgreSQL", Some(url.clone())));
+        }
+        if args.quick && !args.skips("sqlite") {
+            http_backends.push(("SQLite", None));
+        }
+    }
+    let binary = if http_backends.is_empty() {
+        None
+    } else {
+        Some(crate::server::locate_binary(args.binary.as_deref())?)
+    };
+    let mut http_samples: Vec<(&'static str, HttpSample)> = Vec::new();
 
     let python = if rq {
         Some(ensure_rq(args.timeout()).await?)
@@ -368,6 +444,29 @@ pub async fn run(args: JobsArgs) -> Result<()> {
             steps.push(("raw1", Step::Ceiling(url.clone(), 1)));
             steps.push(("raw50", Step::Ceiling(url.clone(), 50)));
         }
+        for (name, url) in &http_backends {
+            let Some(binary) = &binary else { break };
+            let label = format!("Dartwing {name} J3 over HTTP");
+            let started = Instant::now();
+            match crate::jobs_http::measure(binary, url.as_deref(), args.http_plan(), args.timeout()).await {
+                Ok(sample) => {
+                    println!(
+                        "- {label}: enqueue {} jobs/s ({} clients, 1 job/request), enqueue_batch {} jobs/s, raw multi-row \
+                         INSERT {} rows/s ({:.1} s)",
+                        rate(sample.enqueue),
+                        args.http_clients,
+                        rate(sample.enqueue_batch),
+                        rate(sample.raw_insert),
+                        started.elapsed().as_secs_f64()
+                    );
+                    http_samples.push((name, sample));
+                }
+                Err(error) => {
+                    println!("- {label}: ERROR {error:#}");
+                    results.errors.push(format!("run {}: {label}: {error:#}", run + 1));
+                }
+            }
+        }
         for (key, step) in steps {
             let label = step.label();
             let started = Instant::now();
@@ -391,7 +490,10 @@ pub async fn run(args: JobsArgs) -> Result<()> {
         }
     }
 
-    print_summary(&results, &args, cores, many);
+    if !args.quick {
+        print_summary(&results, &args, cores, many);
+    }
+    print_http_summary(&results, &args, &http_samples);
     if !results.errors.is_empty() {
         bail!(
             "{} measurement(s) failed: {}",
@@ -1292,4 +1394,55 @@ fn print_summary(results: &Results, args: &JobsArgs, cores: usize, many: u32) {
 
 fn percent(value: Option<f64>) -> String {
     value.map_or_else(|| "not measured".into(), |v| format!("{:.0} %", v * 100.0))
+}
+
+/// J3's medians per backend, with RQ's enqueue rate and the raw INSERT of the same run.
+fn print_http_summary(results: &Results, args: &JobsArgs, samples: &[(&'static str, HttpSample)]) {
+    if samples.is_empty() {
+        return;
+    }
+    let rq_enqueue = results.median("rqs", |s| s.enqueue_single);
+    println!(
+        "\n## J3 over HTTP (medians of {} runs): the `dartwing` binary, one node with its workers on",
+        args.runs
+    );
+    println!(
+        "jobs.enqueue: {} clients × 1 job/request ({} jobs); jobs.enqueue_batch: {} clients × {} jobs/request ({} jobs); \
+         raw: the same rows as multi-row INSERTs of {} into a scratch copy of the job table, {} connections.\n",
+        args.http_clients,
+        args.http_jobs,
+        args.http_batch_clients,
+        args.http_batch,
+        args.http_batch_jobs,
+        args.http_batch,
+        args.http_batch_clients
+    );
+    println!("| Backend | enqueue jobs/s | vs RQ enqueue | enqueue_batch jobs/s | raw INSERT rows/s | batch vs raw |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    let mut backends: Vec<&str> = samples.iter().map(|(name, _)| *name).collect();
+    backends.dedup();
+    for backend in backends {
+        let figure = |f: fn(&HttpSample) -> Option<f64>| {
+            let values: Vec<f64> = samples
+                .iter()
+                .filter(|(name, _)| *name == backend)
+                .filter_map(|(_, s)| f(s))
+                .collect();
+            median(&values)
+        };
+        let enqueue = figure(|s| s.enqueue);
+        let batch = figure(|s| s.enqueue_batch);
+        let raw = figure(|s| s.raw_insert);
+        println!(
+            "| {backend} | {} | {} | {} | {} | {} |",
+            rate(enqueue),
+            times(ratio(enqueue, rq_enqueue)),
+            rate(batch),
+            rate(raw),
+            percent(ratio(batch, raw))
+        );
+    }
+    if rq_enqueue.is_none() {
+        println!("\n(RQ's enqueue rate was not measured in this run: give --redis-url for the ratio.)");
+    }
 }

@@ -7,6 +7,7 @@
 
 mod http;
 mod jobs;
+mod jobs_http;
 mod load;
 mod realtime;
 mod scrape;

@@ -21,7 +21,7 @@ mod worker;
 pub static MIGRATIONS: dartwing_db::Migrations = dartwing_db::migrations!("jobs");
 
 pub use dartwing_core::jobs::{CronEntry, Enqueuer, JobContext, JobError, JobHandler, JobType};
-pub use store::{ClaimedJob, FailureKind, FailureOutcome, Heartbeat, JobStore};
+pub use store::{ClaimedJob, EnqueueOutcome, FailureKind, FailureOutcome, Heartbeat, JobStore};
 
 pub use crate::handler::HandlerRegistry;
 use crate::heartbeat::WorkerHeartbeats;
@@ -142,6 +142,9 @@ pub struct Jobs {
 
 /// Longest dedup key.
 const MAX_DEDUP_KEY: usize = 140;
+
+/// Most jobs one `jobs.enqueue_batch` request may carry.
+pub const MAX_ENQUEUE_BATCH: usize = 1000;
 
 impl Jobs {
     /// The job engine with its built-in job types. Capabilities add theirs with
@@ -302,42 +305,88 @@ impl Jobs {
     }
 
     /// Enqueues a job for `actor`, as its type's [`dartwing_core::EnqueuePolicy`] allows (a refusal
-    /// stores nothing). At an organization's pending cap the admins get `job_limit_warning`; in
+    /// stores nothing). Concurrent enqueues on the node commit together (group commit); each gets
+    /// its own answer. At an organization's pending cap the admins get `job_limit_warning`; in
     /// `reject` mode the call fails with 429.
     pub async fn enqueue(&self, actor: &Principal, job: NewJob) -> Result<Enqueued> {
         self.validate(actor, &job, &mut HashSet::new()).await?;
         let result = self.inner.store.enqueue(&job).await;
-        self.after_enqueue(&job, result).await
+        self.after_enqueue(&job, result, &mut HashSet::new()).await
     }
 
     /// Enqueues inside the caller's transaction (the job commits or rolls back with it).
     pub async fn enqueue_in(&self, conn: &mut sqlx::AnyConnection, actor: &Principal, job: NewJob) -> Result<Enqueued> {
         self.validate(actor, &job, &mut HashSet::new()).await?;
         let result = self.inner.store.enqueue_in(conn, &job).await;
-        self.after_enqueue(&job, result).await
+        self.after_enqueue(&job, result, &mut HashSet::new()).await
     }
 
-    /// Enqueues many jobs of one actor in one transaction (used by imports and benchmarks).
+    /// Enqueues many jobs of one actor in one transaction, all or none (used by imports and
+    /// benchmarks).
     pub async fn enqueue_many(&self, actor: &Principal, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>> {
         let mut known_orgs = HashSet::new();
         for job in &jobs {
             self.validate(actor, job, &mut known_orgs).await?;
         }
         let results = self.inner.store.enqueue_many(&jobs).await?;
+        let mut warned = HashSet::new();
         let mut out = Vec::with_capacity(results.len());
         for (job, result) in jobs.iter().zip(results) {
-            out.push(self.after_enqueue(job, Ok(result)).await?);
+            out.push(self.after_enqueue(job, Ok(result), &mut warned).await?);
         }
         Ok(out)
     }
 
-    async fn after_enqueue(&self, job: &NewJob, result: Result<(Enqueued, bool)>) -> Result<Enqueued> {
+    /// `jobs.enqueue_batch`: up to [`MAX_ENQUEUE_BATCH`] jobs of `actor` in one transaction. Every
+    /// job is checked first exactly as [`Jobs::enqueue`] checks it (its type's enqueue policy for
+    /// its organization, the organization's existence, the arguments); one that fails refuses the
+    /// whole request with that job's error, prefixed with its position (`jobs[3]: …`), and nothing
+    /// is stored. Then each job is answered in order: its job, the existing duplicate, or its own
+    /// error (429 at its organization's pending cap in `reject` mode).
+    pub async fn enqueue_batch(&self, actor: &Principal, jobs: Vec<NewJob>) -> Result<Vec<Result<Enqueued>>> {
+        if jobs.is_empty() {
+            return Err(Error::bad_request("'jobs' must list at least one job"));
+        }
+        if jobs.len() > MAX_ENQUEUE_BATCH {
+            return Err(Error::bad_request(format!(
+                "'jobs' lists {} jobs; at most {MAX_ENQUEUE_BATCH} are accepted per request",
+                jobs.len()
+            )));
+        }
+        let mut known_orgs = HashSet::new();
+        for (position, job) in jobs.iter().enumerate() {
+            self.validate(actor, job, &mut known_orgs).await.map_err(|e| {
+                let exc_type = e.exc_type();
+                Error::new(e.kind(), format!("jobs[{position}]: {}", e.message())).with_exc_type(exc_type)
+            })?;
+        }
+        let refs: Vec<&NewJob> = jobs.iter().collect();
+        let outcomes = self.inner.store.enqueue_set(&refs).await?;
+        let mut warned = HashSet::new();
+        let mut out = Vec::with_capacity(outcomes.len());
+        for (job, outcome) in jobs.iter().zip(outcomes) {
+            out.push(self.after_enqueue(job, outcome, &mut warned).await);
+        }
+        Ok(out)
+    }
+
+    /// Counts and signals a stored job; at the pending cap warns the organization's admins (once
+    /// per organization and queue in `warned`).
+    async fn after_enqueue(
+        &self,
+        job: &NewJob,
+        result: Result<(Enqueued, bool)>,
+        warned: &mut HashSet<(String, Queue)>,
+    ) -> Result<Enqueued> {
         let queue = self.inner.store.queue_for(&job.method);
         let at_limit = match &result {
             Ok((_, at_limit)) => *at_limit,
             Err(e) => e.kind() == dartwing_core::ErrorKind::RateLimited,
         };
-        if at_limit && let Some(org) = &job.organization {
+        if at_limit
+            && let Some(org) = &job.organization
+            && warned.insert((org.clone(), queue))
+        {
             self.warn_limit(org, queue, job.trace_id.as_deref()).await;
         }
         let (enqueued, _) = result?;
@@ -529,6 +578,13 @@ impl Jobs {
             Role::Scheduler,
             move |shutdown| jobs.spawn_scheduler(shutdown),
         ));
+        let store = self.store().clone();
+        capability = capability.task(BackgroundTask::new("enqueue group commit", move |shutdown| {
+            tokio::spawn(async move {
+                shutdown.cancelled().await;
+                store.close_enqueues().await;
+            })
+        }));
         if node.sample_metrics {
             let jobs = self.clone();
             capability = capability.task(BackgroundTask::new("job gauges", move |shutdown| {

@@ -26,6 +26,15 @@ pub fn routes(jobs: Jobs) -> Routes {
                 type's enqueue policy does not admit the caller (internal types are enqueued by the runtime only), 422 for an \
                 unknown type, 429 when the organization's queue is full"),
         )
+        .post(
+            &format!("{PREFIX}.enqueue_batch"),
+            enqueue_batch,
+            op("Enqueue up to 1000 jobs in one transaction: {jobs: [{method, organization, args, priority, dedup_key, \
+                run_at}, …]} → [{job_id, queue} | {error: {status, exc_type, message}}, …] in order. Each job is checked \
+                as by enqueue; one that fails its check (403, 422, 400) refuses the whole request naming its position \
+                (jobs[i]) and nothing is stored. 400 for an empty list or more than 1000 jobs. A job refused at its \
+                organization's pending cap is answered with its own 429 error"),
+        )
         .get(&format!("{PREFIX}.status"), status, op("Status of a job (?job_id=)"))
         .get(
             &format!("{PREFIX}.list"),
@@ -106,33 +115,77 @@ fn empty_object() -> Value {
     json!({})
 }
 
+impl EnqueueBody {
+    /// The job this body describes, submitted by `actor` in the request `context`.
+    fn into_job(self, actor: &dartwing_core::Principal, context: &RequestContext) -> Result<NewJob, Error> {
+        let run_at = self
+            .run_at
+            .as_deref()
+            .map(|t| {
+                t.parse::<Timestamp>()
+                    .map_err(|e| Error::bad_request(format!("'run_at': {e}")))
+            })
+            .transpose()?;
+        Ok(NewJob {
+            method: self.method,
+            organization: self.organization,
+            args: self.args,
+            priority: self.priority.unwrap_or_default(),
+            dedup_key: self.dedup_key,
+            dedup_window_secs: self.dedup_window_secs,
+            run_at,
+            trace_id: Some(context.trace_id().to_string()),
+            submitted_by: Some(actor.id().to_string()),
+        })
+    }
+}
+
 async fn enqueue(
     State(jobs): State<Jobs>,
     Extension(context): Extension<RequestContext>,
     Auth(actor): Auth,
     StrictJson(body): StrictJson<EnqueueBody>,
 ) -> ApiResult<Message<Value>> {
-    let run_at = body
-        .run_at
-        .as_deref()
-        .map(|t| {
-            t.parse::<Timestamp>()
-                .map_err(|e| Error::bad_request(format!("'run_at': {e}")))
-        })
-        .transpose()?;
-    let job = NewJob {
-        method: body.method,
-        organization: body.organization,
-        args: body.args,
-        priority: body.priority.unwrap_or_default(),
-        dedup_key: body.dedup_key,
-        dedup_window_secs: body.dedup_window_secs,
-        run_at,
-        trace_id: Some(context.trace_id().to_string()),
-        submitted_by: Some(actor.id().to_string()),
-    };
+    let job = body.into_job(&actor, &context)?;
     let enqueued = jobs.enqueue(&actor, job).await?;
     Ok(Message(serde_json::to_value(enqueued).unwrap_or(Value::Null)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnqueueBatchBody {
+    jobs: Vec<EnqueueBody>,
+}
+
+async fn enqueue_batch(
+    State(jobs): State<Jobs>,
+    Extension(context): Extension<RequestContext>,
+    Auth(actor): Auth,
+    StrictJson(body): StrictJson<EnqueueBatchBody>,
+) -> ApiResult<Message<Vec<Value>>> {
+    let batch = body
+        .jobs
+        .into_iter()
+        .enumerate()
+        .map(|(position, job)| {
+            job.into_job(&actor, &context)
+                .map_err(|e| Error::bad_request(format!("jobs[{position}]: {}", e.message())))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let answers = jobs.enqueue_batch(&actor, batch).await?;
+    Ok(Message(
+        answers
+            .into_iter()
+            .map(|answer| match answer {
+                Ok(enqueued) => serde_json::to_value(enqueued).unwrap_or(Value::Null),
+                Err(e) => json!({ "error": {
+                    "status": e.kind().http_status(),
+                    "exc_type": e.exc_type(),
+                    "message": e.message(),
+                }}),
+            })
+            .collect(),
+    ))
 }
 
 #[derive(Debug, Deserialize)]

@@ -150,6 +150,12 @@ pub struct JobsConfig {
     pub dedup_window_secs: u64,
     /// Largest JSON `args` accepted, in bytes.
     pub max_args_bytes: usize,
+    /// Group commit of enqueues on a node: while enqueues arrive concurrently, how long a group
+    /// waits for others to join its transaction, in milliseconds (a lone, sequential enqueuer
+    /// never waits); 0 commits whatever is already waiting.
+    pub enqueue_linger_ms: u64,
+    /// Most enqueues committed together in one group-commit transaction.
+    pub enqueue_batch_max: u32,
     /// Webhook delivery (`webhook.dispatch`).
     pub webhook: WebhookConfig,
 }
@@ -169,6 +175,8 @@ impl Default for JobsConfig {
             retention_days: 30,
             dedup_window_secs: 3600,
             max_args_bytes: 64 * 1024,
+            enqueue_linger_ms: 2,
+            enqueue_batch_max: 256,
             webhook: WebhookConfig::default(),
         }
     }
@@ -255,6 +263,11 @@ impl Validate for JobsConfig {
         errors.require(self.lease_secs >= 2, "jobs.lease_secs", "must be at least 2");
         errors.require(self.claim_batch >= 1, "jobs.claim_batch", "must be at least 1");
         errors.require(self.retention_days >= 1, "jobs.retention_days", "must be at least 1");
+        errors.require(
+            self.enqueue_batch_max >= 1,
+            "jobs.enqueue_batch_max",
+            "must be at least 1",
+        );
         self.webhook.validate(errors);
     }
 }
@@ -273,6 +286,7 @@ mod tests {
                 (|c| c.lease_secs = 1, "jobs.lease_secs"),
                 (|c| c.claim_batch = 0, "jobs.claim_batch"),
                 (|c| c.retention_days = 0, "jobs.retention_days"),
+                (|c| c.enqueue_batch_max = 0, "jobs.enqueue_batch_max"),
                 (
                     |c| c.webhook.allow_private = vec!["10.1.2.0".into()],
                     "jobs.webhook.allow_private",

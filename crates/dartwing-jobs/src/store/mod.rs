@@ -15,12 +15,14 @@ mod claim;
 mod cron;
 mod dead_letters;
 mod enqueue;
+mod group_commit;
 mod heartbeats;
 mod inspect;
 mod lanes;
 mod lifecycle;
 mod retention;
 
+pub use enqueue::EnqueueOutcome;
 pub use heartbeats::Heartbeat;
 
 use crate::model::{JobStatus, Queue, organization_of};
@@ -100,6 +102,8 @@ pub struct JobStore {
     config: Arc<JobsConfig>,
     routes: Arc<HashMap<String, Queue>>,
     sql: Arc<JobsSql>,
+    /// The node's group commit of enqueues (shared by the store's clones).
+    group_commit: Arc<group_commit::GroupCommit>,
 }
 
 /// The statements of every concern, for the store's backend.
@@ -147,6 +151,7 @@ impl JobStore {
             config,
             routes: Arc::new(routes),
             sql,
+            group_commit: Arc::default(),
         })
     }
 

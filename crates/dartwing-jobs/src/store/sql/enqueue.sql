@@ -2,7 +2,7 @@
 
 -- name: enter_lane
 -- The lane row serializes enqueues of one organization and queue (so the pending cap is exact)
--- and gives a due job its virtual start time: max(lane.last_vtime, queue clock) + $3.
+-- and gives its $3 due jobs their virtual start times: max(lane.last_vtime, queue clock) + 1 … + $3.
 INSERT INTO job_lane (queue, org_key, last_vtime, window_start_us, window_count)
 VALUES ($1, $2, (SELECT vclock FROM job_queue_clock WHERE queue = $1) + $3, 0, 0)
 ON CONFLICT (queue, org_key) DO UPDATE SET last_vtime = CASE
@@ -15,16 +15,13 @@ RETURNING last_vtime;
 SELECT COUNT(*) FROM job
 WHERE org_key = $1 AND queue = $2 AND status IN ('Pending', 'Queued', 'Running');
 
--- name: release_dedup_key
-UPDATE job SET dedup_key = NULL WHERE org_key = $1 AND dedup_key = $2 AND dedup_until_us <= $3;
-
--- name: insert
-INSERT INTO job (id, queue, method, org_key, args, priority, vtime, status, attempts, max_attempts,
-                 run_at_us, enqueued_at_us, timeout_us, dedup_key, dedup_until_us, trace_id, submitted_by)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $11, $12, $13, $14, $15, $16)
-ON CONFLICT (org_key, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING;
+-- name: set_lane_vtime
+-- After a set of enqueues: the lane's last virtual time once the jobs that were refused or turned
+-- out to be duplicates gave theirs back (the lane row is still held by the transaction).
+UPDATE job_lane SET last_vtime = $3 WHERE queue = $1 AND org_key = $2;
 
 -- name: deduplicated
+-- The job a duplicate answers, when a concurrent enqueue inserted it after the set read its keys.
 SELECT id, queue FROM job WHERE org_key = $1 AND dedup_key = $2;
 
 -- name: promote_due
