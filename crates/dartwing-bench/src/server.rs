@@ -349,10 +349,16 @@ impl Server {
 
     /// Creates the benchmark organization (`POST /api/resource/Organization`) and returns its name.
     pub async fn create_organization(&self, client: &reqwest::Client) -> Result<String> {
+        self.create_named_organization(client, "Bench").await
+    }
+
+    /// Creates an organization called `org_name` (the token's user becomes its Owner) and
+    /// returns its name.
+    pub async fn create_named_organization(&self, client: &reqwest::Client, org_name: &str) -> Result<String> {
         let response = client
             .post(format!("{}/api/resource/Organization", self.base))
             .bearer_auth(&self.token)
-            .json(&serde_json::json!({ "org_name": "Bench", "org_type": "Company" }))
+            .json(&serde_json::json!({ "org_name": org_name, "org_type": "Company" }))
             .send()
             .await
             .context("POST /api/resource/Organization failed")?;

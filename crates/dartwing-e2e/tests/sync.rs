@@ -612,7 +612,10 @@ dartwing_e2e::backend_tests! {
                 )
                 .await
                 .unwrap();
-            seen.extend(page.rows.iter().map(|r| r["name"].as_str().unwrap().to_string()));
+            seen.extend(page.rows.iter().map(|r| {
+                let row: serde_json::Value = serde_json::from_str(r.get()).unwrap();
+                row["name"].as_str().unwrap().to_string()
+            }));
             since = Some(page.next_since);
             if writers_done && !page.has_more {
                 break;
@@ -798,6 +801,139 @@ dartwing_e2e::backend_tests! {
             .map(|r| (r["name"].as_str().unwrap().to_string(), r["data"]["v"].clone()))
             .collect();
         assert_eq!(latest, [("T-R".to_string(), json!(3)), ("T-S".to_string(), json!(1))]);
+        s.server.stop().await;
+    }
+}
+
+dartwing_e2e::backend_tests! {
+    async fn one_batch_writes_a_document_several_times_replays_an_op_id_and_merges_stale_and_fresh_items(db) {
+        let s = site(db).await;
+        // A's history: a0 (the client's base), then a server-side status change.
+        let base_a = s
+            .diverge("Task", "MIX-A", json!({"title": "a0", "status": "Open"}), json!({"status": "Blocked"}))
+            .await;
+        let inserted = s
+            .one(op("mix-b", "insert", "Task", "MIX-B", json!({"title": "b0", "status": "Open"}), None))
+            .await;
+        let base_b = inserted["server_ts"].as_str().unwrap().to_string();
+        let batch = vec![
+            // Fresh: B's stored version is its base.
+            op("mix-1", "update", "Task", "MIX-B", json!({"status": "Started"}), Some(&base_b)),
+            // Stale, based on a version in A's history: `title` changed on the client only.
+            op("mix-2", "update", "Task", "MIX-A", json!({"title": "a1"}), Some(&base_a)),
+            // A replay of mix-1 inside the batch: its answer again, nothing applied.
+            op("mix-1", "update", "Task", "MIX-B", json!({"status": "Ignored"}), Some(&base_b)),
+            // Stale, based on the stored version that mix-1 replaced in this very batch.
+            op("mix-3", "update", "Task", "MIX-B", json!({"title": "b1"}), Some(&base_b)),
+            // No base: builds on the version this batch wrote last.
+            op("mix-4", "update", "Task", "MIX-B", json!({"title": "b2"}), None),
+        ];
+        let answers = s.upsert(batch.clone()).await;
+        let statuses: Vec<&str> = answers.iter().map(|a| a["status"].as_str().unwrap()).collect();
+        assert_eq!(statuses, ["applied"; 5], "{answers:?}");
+        assert_eq!(answers[2], answers[0], "a replayed op_id gets the first answer");
+        // The batch again, after a fresh write and followed by an update that is stale against
+        // that write and based on a version the first batch wrote (mix-1's).
+        let latest_b = answers[4]["server_ts"].as_str().unwrap().to_string();
+        let mix_1_version = answers[0]["server_ts"].as_str().unwrap().to_string();
+        let mut second = batch.clone();
+        second.insert(0, op("mix-0", "update", "Task", "MIX-B", json!({"title": "b3"}), Some(&latest_b)));
+        second.push(op("mix-5", "update", "Task", "MIX-B", json!({"status": "Done"}), Some(&mix_1_version)));
+        let replayed = s.upsert(second).await;
+        assert_eq!(&replayed[1..6], &answers[..], "the first batch's answers, byte for byte");
+        assert_eq!(replayed[0]["status"], "applied", "{replayed:?}");
+        assert_eq!(replayed[6]["status"], "applied", "{replayed:?}");
+
+        let (a, _, a_version) = s.stored("Task", "MIX-A").await.unwrap();
+        assert_eq!(a, json!({"title": "a1", "status": "Blocked"}), "the base came from the history");
+        assert_eq!(a_version, 3);
+        let (b, _, b_version) = s.stored("Task", "MIX-B").await.unwrap();
+        assert_eq!(
+            b,
+            json!({"title": "b3", "status": "Done"}),
+            "mix-3 merged against the version mix-1 replaced, mix-5 against mix-1's"
+        );
+        assert_eq!(b_version, 6);
+        assert_eq!(replayed[6]["resolved_doc"]["data"], b);
+
+        // The feed holds every change once, in write order, each row as its answer gave it.
+        let rows = s.feed_all(None, 3).await;
+        let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+        assert_eq!(
+            names,
+            ["MIX-A", "MIX-A", "MIX-B", "MIX-B", "MIX-A", "MIX-B", "MIX-B", "MIX-B", "MIX-B"]
+        );
+        let written = [&answers[0], &answers[1], &answers[3], &answers[4], &replayed[0], &replayed[6]];
+        for (row, answer) in rows[3..].iter().zip(written) {
+            assert_eq!(row, &answer["resolved_doc"]);
+        }
+        assert_eq!(s.count("sync_version").await, 9);
+        assert_eq!(s.count("sync_change").await, 9);
+        s.server.stop().await;
+    }
+
+    async fn conflicts_raised_and_resolved_in_one_batch_are_stored_per_document(db) {
+        let s = site(db).await;
+        let mut bases = Vec::new();
+        for name in ["EV-A", "EV-B"] {
+            let base = s
+                .diverge(
+                    "Calendar Event",
+                    name,
+                    json!({"title": "Standup", "starts": "09:00"}),
+                    json!({"starts": "10:00"}),
+                )
+                .await;
+            bases.push(base);
+        }
+        let conflict = |op_id: &str, name: &str, base: &str| {
+            op(op_id, "update", "Calendar Event", name, json!({"starts": "08:30"}), Some(base))
+        };
+        let mut force = op(
+            "ev-force-a",
+            "update",
+            "Calendar Event",
+            "EV-A",
+            json!({"starts": "08:45"}),
+            Some(&bases[0]),
+        );
+        force["force"] = json!(true);
+        let mut force_again = force.clone();
+        force_again["op_id"] = json!("ev-force-a2");
+        force_again["data"] = json!({"starts": "08:50"});
+        let answers = s
+            .upsert(vec![
+                conflict("ev-a", "EV-A", &bases[0]),
+                conflict("ev-b", "EV-B", &bases[1]),
+                force,
+                force_again,
+            ])
+            .await;
+        let statuses: Vec<&str> = answers.iter().map(|a| a["status"].as_str().unwrap()).collect();
+        assert_eq!(statuses, ["conflict", "conflict", "applied", "applied"], "{answers:?}");
+        let site = &s;
+        let list = |status: &str| {
+            let url = format!("{CONFLICTS}?org={}&status={status}", site.org);
+            async move { site.server.get(&url, &site.token).await.json()["message"].clone() }
+        };
+        let open = list("Open").await;
+        assert_eq!(open.as_array().unwrap().len(), 1, "{open}");
+        assert_eq!(open[0]["name"], "EV-B");
+        assert_eq!(open[0]["conflict_id"], answers[1]["conflict_id"]);
+        let resolved = list("Resolved").await;
+        assert_eq!(resolved.as_array().unwrap().len(), 1, "{resolved}");
+        assert_eq!(resolved[0]["conflict_id"], answers[0]["conflict_id"]);
+        assert_eq!(resolved[0]["resolved_by"], OWNER);
+        let resolved_by_op = sqlx::query("SELECT resolved_op_id FROM sync_conflict WHERE status = 'Resolved'")
+            .fetch_one(s.server.app.db.pool())
+            .await
+            .unwrap();
+        assert_eq!(
+            resolved_by_op.try_get::<String, _>(0).unwrap(),
+            "ev-force-a",
+            "the first forced write resolves"
+        );
+        assert_eq!(s.stored("Calendar Event", "EV-A").await.unwrap().0["starts"], "08:50");
         s.server.stop().await;
     }
 }

@@ -1,18 +1,19 @@
 //! Applying a batch of queued writes (SPEC §7) in one transaction: the organization's change
-//! counter is locked, the stored answers and current documents the batch names are read, each
-//! item is decided in order, and then the documents, change log, conflicts and answers are
-//! written.
+//! counter is locked; the stored answers, the current documents and the base versions the batch
+//! names are read (one statement each); each item is decided in order in memory; and then the
+//! documents, version history, change log, conflicts and answers are written, one statement per
+//! table whatever the batch size.
 
 use crate::merge::{self, Decision, Outcome};
 use crate::model::{Document, Item, ItemStatus, Operation, feed_row};
-use crate::store::{ChangeRow, NewConflict};
+use crate::store::{ChangeRow, NewConflict, Versions};
 use crate::{Delta, Inner, SyncError};
 use dartwing_core::config::{ConflictStrategy, DocTypeStrategy};
 use dartwing_core::ids::random_hex;
 use dartwing_core::{Error, Principal, Result, Timestamp};
 use serde_json::{Map, Value, json};
 use sqlx::AnyConnection;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// A queued write as parsed: its op_id (when usable) and the item, or why it was refused.
 pub(crate) type ParsedItem = (Option<String>, std::result::Result<Item, SyncError>);
@@ -38,7 +39,7 @@ pub(crate) async fn apply_batch(
     let mut tx = db.begin_tx().await?;
     let mut batch = Batch::load(inner, &mut tx, actor, org, &parsed).await?;
     for (op_id, item) in parsed {
-        batch.apply_item(&mut tx, op_id, item).await?;
+        batch.apply_item(op_id, item).await?;
     }
     batch.persist(&mut tx).await?;
     db.commit(tx).await?;
@@ -98,13 +99,16 @@ struct Batch<'a> {
     actor_id: String,
     /// Current documents by `(doctype, name)`, including this batch's writes.
     docs: HashMap<(String, String), Document>,
+    /// Earlier versions the items may merge against, by `(doctype, name, modified)`: those the
+    /// history had when the batch began, and the stored versions this batch's writes replaced.
+    versions: Versions,
     answers: Answers,
     writes: Writes,
 }
 
 impl<'a> Batch<'a> {
-    /// Locks the organization's change counter and reads the stored answers and current documents
-    /// the batch names.
+    /// Locks the organization's change counter and reads the stored answers, the current
+    /// documents and the base versions the batch names (one statement each).
     async fn load(
         inner: &'a Inner,
         tx: &mut AnyConnection,
@@ -116,28 +120,37 @@ impl<'a> Batch<'a> {
         let seq = store.lock_cursor(tx, org).await?;
         let op_ids: Vec<&str> = parsed.iter().filter_map(|(id, _)| id.as_deref()).collect();
         let stored = store.stored_answers(tx, org, &op_ids).await?;
-        let mut wanted: HashMap<&str, Vec<&str>> = HashMap::new();
-        for (_, item) in parsed {
-            if let Ok(Item {
-                doctype,
-                name: Some(name),
-                ..
-            }) = item
-            {
-                wanted.entry(doctype.as_str()).or_default().push(name.as_str());
-            }
-        }
-        let mut docs = HashMap::new();
-        for (doctype, names) in &wanted {
-            for doc in store.documents(tx, org, doctype, names).await? {
-                docs.insert((doc.doctype.clone(), doc.name.clone()), doc);
-            }
-        }
+        let items = || parsed.iter().filter_map(|(_, item)| item.as_ref().ok());
+        let mut seen = HashSet::new();
+        let keys: Vec<(&str, &str)> = items()
+            .filter_map(|item| Some((item.doctype.as_str(), item.name.as_deref()?)))
+            .filter(|key| seen.insert(*key))
+            .collect();
+        let docs: HashMap<(String, String), Document> = store
+            .documents(tx, org, &keys)
+            .await?
+            .into_iter()
+            .map(|doc| ((doc.doctype.clone(), doc.name.clone()), doc))
+            .collect();
+        // Stale updates of merging DocTypes name a base older than the current version; the
+        // current version itself needs no lookup (a write of this batch that replaces it keeps
+        // it in `versions`).
+        let wanted: Vec<(&str, &str, Timestamp)> = items()
+            .filter(|item| item.op == Operation::Update)
+            .filter(|item| inner.config.strategy_for(&item.doctype).strategy == ConflictStrategy::FieldLevel)
+            .filter_map(|item| {
+                let (name, base) = (item.name.as_deref()?, item.base_modified?);
+                let doc = docs.get(&(item.doctype.clone(), name.to_string()))?;
+                (doc.modified != base).then_some((item.doctype.as_str(), name, base))
+            })
+            .collect();
+        let versions = store.versions_at(tx, org, &wanted).await?;
         Ok(Self {
             inner,
             org,
             actor_id: actor.id().to_string(),
             docs,
+            versions,
             answers: Answers {
                 stored,
                 given: Vec::with_capacity(parsed.len()),
@@ -156,12 +169,7 @@ impl<'a> Batch<'a> {
     }
 
     /// Decides one item and records its answer and writes.
-    async fn apply_item(
-        &mut self,
-        tx: &mut AnyConnection,
-        op_id: Option<String>,
-        item: std::result::Result<Item, SyncError>,
-    ) -> Result<()> {
+    async fn apply_item(&mut self, op_id: Option<String>, item: std::result::Result<Item, SyncError>) -> Result<()> {
         if let Some(answer) = op_id.as_ref().and_then(|id| self.answers.stored.get(id)) {
             let answer = answer.clone();
             self.answers.given.push(answer);
@@ -180,7 +188,7 @@ impl<'a> Batch<'a> {
         let policy = self.inner.config.strategy_for(&item.doctype);
         let (item, name) = self.named(item);
         let key = (item.doctype.clone(), name.clone());
-        let base = self.base_version(tx, &item, &name, &policy).await?;
+        let base = self.base_version(&item, &name, &policy)?;
         let current = self.docs.get(&key);
         let outcome = self.decide(&item, current, &policy, base.as_ref()).await;
         let mut answer_doc = current.map(Document::feed_row).unwrap_or(Value::Null);
@@ -257,14 +265,8 @@ impl<'a> Batch<'a> {
     }
 
     /// The fields of the version the item was based on, when its strategy merges against it:
-    /// from this batch's own changes, else from the version history.
-    async fn base_version(
-        &self,
-        tx: &mut AnyConnection,
-        item: &Item,
-        name: &str,
-        policy: &DocTypeStrategy,
-    ) -> Result<Option<Map<String, Value>>> {
+    /// from this batch's own changes, else from the versions read or replaced by the batch.
+    fn base_version(&self, item: &Item, name: &str, policy: &DocTypeStrategy) -> Result<Option<Map<String, Value>>> {
         let current = self.docs.get(&(item.doctype.clone(), name.to_string()));
         let (Some(doc), Some(base_modified)) = (current, item.base_modified) else {
             return Ok(None);
@@ -281,10 +283,9 @@ impl<'a> Batch<'a> {
         match in_batch {
             Some(change) => parse_object(&change.data).map(Some),
             None => Ok(self
-                .inner
-                .store
-                .version_at(tx, self.org, &item.doctype, name, base_modified)
-                .await?),
+                .versions
+                .get(&(item.doctype.clone(), name.to_string(), base_modified))
+                .cloned()),
         }
     }
 
@@ -366,6 +367,7 @@ impl<'a> Batch<'a> {
             modified_by: self.actor_id.clone(),
         };
         let row = doc.feed_row();
+        let feed_row = row.to_string();
         tracing::debug!(organization = self.org, doctype = %doc.doctype, docname = %doc.name, status = status.as_str(), "sync change applied");
         self.writes.changes.push(ChangeRow {
             seq: self.writes.seq,
@@ -380,6 +382,7 @@ impl<'a> Batch<'a> {
             modified_by: self.actor_id.clone(),
             op_id: item.op_id.clone(),
             note,
+            feed_row: Some(feed_row),
         });
         self.writes.deltas.push(Delta {
             doctype: doc.doctype.clone(),
@@ -388,6 +391,11 @@ impl<'a> Batch<'a> {
         });
         if !self.writes.changed.contains(&key) {
             self.writes.changed.push(key.clone());
+            // The stored version this batch's first write replaces stays available as a base.
+            if let Some(stored) = self.docs.get_mut(&key) {
+                let replaced = (key.0.clone(), key.1.clone(), stored.modified);
+                self.versions.insert(replaced, std::mem::take(&mut stored.data));
+            }
         }
         if item.force && policy.strategy == ConflictStrategy::ManualResolve {
             self.writes
@@ -427,16 +435,12 @@ impl<'a> Batch<'a> {
             store.append_changes(tx, org, &writes.changes).await?;
             store.advance_cursor(tx, org, writes.seq).await?;
         }
-        for conflict in &writes.conflicts {
-            store.insert_conflict(tx, org, conflict, actor, now).await?;
-        }
-        for (doctype, name, op_id) in &writes.resolutions {
-            let resolved = store
-                .resolve_conflicts(tx, org, doctype, name, op_id, actor, now)
-                .await?;
-            if resolved > 0 {
-                tracing::info!(organization = org, doctype = %doctype, docname = %name, resolved, "sync conflicts resolved");
-            }
+        store.insert_conflicts(tx, org, &writes.conflicts, actor, now).await?;
+        let resolved = store
+            .resolve_conflicts(tx, org, &writes.resolutions, actor, now)
+            .await?;
+        for ((doctype, name), resolved) in resolved {
+            tracing::info!(organization = org, doctype = %doctype, docname = %name, resolved, "sync conflicts resolved");
         }
         store.insert_answers(tx, org, &self.answers.new, now).await?;
         Ok(())

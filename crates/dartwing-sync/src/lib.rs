@@ -185,8 +185,12 @@ impl OfflineSync {
         let has_more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
         let last = rows.last().map_or(after, |r| r.seq);
+        let rows = rows
+            .into_iter()
+            .map(|r| r.into_row())
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         Ok(FeedPage {
-            rows: rows.into_iter().map(|r| r.into_row()).collect(),
+            rows,
             next_since: Watermark::encode(org, last),
             has_more,
         })

@@ -250,8 +250,9 @@ impl ItemStatus {
 /// A feed page.
 #[derive(Debug, Clone, Serialize)]
 pub struct FeedPage {
-    /// Changes in commit order.
-    pub rows: Vec<Value>,
+    /// Changes in commit order, each the feed row (see [`feed_row`]) as serialized when the
+    /// change was written.
+    pub rows: Vec<Box<serde_json::value::RawValue>>,
     /// The watermark to send as `since` next.
     pub next_since: String,
     /// Whether more changes follow right away.

@@ -5,6 +5,7 @@ use dartwing_core::Timestamp;
 use dartwing_db::{Backend, DbError, JsonText, Micros, SqlFile, Statement};
 use serde::Serialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use sqlx::AnyConnection;
 
 const CHANGES: SqlFile = SqlFile::per_backend(
@@ -54,31 +55,45 @@ pub(crate) struct ChangeRow {
     pub(crate) modified_by: String,
     pub(crate) op_id: String,
     pub(crate) note: Option<String>,
+    /// The change's feed row as JSON text (see [`crate::model::feed_row`]); `None` only for rows
+    /// written before the change log kept it.
+    pub(crate) feed_row: Option<String>,
 }
 
-/// A change-log row as the feed reads it.
+/// A change-log row as the feed reads it: its feed row as stored, or (for a row written before
+/// the log kept feed rows) the columns to build it from.
 #[derive(sqlx::FromRow)]
 pub(crate) struct FeedEntry {
     pub(crate) seq: i64,
-    pub(crate) doctype: String,
-    pub(crate) name: String,
-    pub(crate) modified: Micros,
-    pub(crate) docstatus: i64,
-    pub(crate) data: JsonText<Value>,
-    pub(crate) deleted: i64,
+    feed_row: Option<String>,
+    doctype: Option<String>,
+    name: Option<String>,
+    modified: Option<Micros>,
+    docstatus: Option<i64>,
+    data: Option<JsonText<Value>>,
+    deleted: Option<i64>,
 }
 
 impl FeedEntry {
-    /// The feed-row shape `{name, doctype, modified, docstatus, data, deleted}`.
-    pub(crate) fn into_row(self) -> Value {
-        crate::model::feed_row(
-            &self.name,
-            &self.doctype,
-            self.modified.0,
-            self.docstatus,
-            self.data.0,
-            self.deleted != 0,
-        )
+    /// The feed row `{data, deleted, docstatus, doctype, modified, name}` as JSON: the stored
+    /// text (checked to be JSON, not parsed into values), or built from the columns.
+    pub(crate) fn into_row(self) -> Result<Box<RawValue>, DbError> {
+        let invalid = |e: serde_json::Error| DbError::Query {
+            statement: "Sync Change.feed".into(),
+            source: sqlx::Error::Decode(Box::new(e)),
+        };
+        if let Some(text) = self.feed_row {
+            return RawValue::from_string(text).map_err(invalid);
+        }
+        let row = crate::model::feed_row(
+            self.name.as_deref().unwrap_or_default(),
+            self.doctype.as_deref().unwrap_or_default(),
+            self.modified.map(|m| m.0).unwrap_or_else(|| Timestamp::from_micros(0)),
+            self.docstatus.unwrap_or_default(),
+            self.data.map_or(Value::Null, |d| d.0),
+            self.deleted.unwrap_or_default() != 0,
+        );
+        serde_json::value::to_raw_value(&row).map_err(invalid)
     }
 }
 

@@ -1,13 +1,20 @@
 //! Manual conflicts.
 
-use super::Store;
+use super::{Store, json_array};
 use crate::model::ConflictInfo;
 use dartwing_core::Timestamp;
 use dartwing_db::{Backend, DbError, JsonText, Micros, SqlFile, Statement};
+use serde::Serialize;
 use serde_json::Value;
 use sqlx::AnyConnection;
 
 const CONFLICTS: SqlFile = SqlFile::portable("Sync Conflict", "conflicts", include_str!("sql/conflicts.sql"));
+const CONFLICT_WRITES: SqlFile = SqlFile::per_backend(
+    "Sync Conflict",
+    "conflict_writes",
+    include_str!("sql/conflict_writes.sqlite.sql"),
+    include_str!("sql/conflict_writes.postgres.sql"),
+);
 
 pub(super) struct ConflictSql {
     insert: Statement,
@@ -18,13 +25,15 @@ pub(super) struct ConflictSql {
 
 impl ConflictSql {
     pub(super) fn new(backend: Backend) -> Result<Self, DbError> {
+        let mut writes = CONFLICT_WRITES.statements(backend)?;
         let mut s = CONFLICTS.statements(backend)?;
         let sql = Self {
-            insert: s.take("insert")?,
-            resolve: s.take("resolve")?,
+            insert: writes.take("insert")?,
+            resolve: writes.take("resolve")?,
             list: s.take("list")?,
             list_of_doctype: s.take("list_of_doctype")?,
         };
+        writes.finish()?;
         s.finish()?;
         Ok(sql)
     }
@@ -38,6 +47,32 @@ pub(crate) struct NewConflict {
     pub(crate) op_id: String,
     pub(crate) server_doc: Value,
     pub(crate) client_doc: Value,
+}
+
+/// A conflict to store, bound in a JSON array.
+#[derive(Serialize)]
+struct ConflictRecord<'a> {
+    id: &'a str,
+    doctype: &'a str,
+    docname: &'a str,
+    op_id: &'a str,
+    server_doc: String,
+    client_doc: String,
+}
+
+/// A forced write that resolves its document's open conflicts, bound in a JSON array.
+#[derive(Serialize)]
+struct Resolution<'a> {
+    doctype: &'a str,
+    docname: &'a str,
+    op_id: &'a str,
+}
+
+/// `(doctype, docname)` of a conflict marked resolved.
+#[derive(sqlx::FromRow)]
+struct ResolvedRow {
+    doctype: String,
+    docname: String,
 }
 
 /// A `sync_conflict` row as listed.
@@ -75,66 +110,94 @@ impl From<ConflictRow> for ConflictInfo {
 }
 
 impl Store {
-    /// Stores an open conflict raised by `actor` at `now`.
-    pub(crate) async fn insert_conflict(
+    /// Stores open conflicts raised by `actor` at `now` (one statement).
+    pub(crate) async fn insert_conflicts(
         &self,
         conn: &mut AnyConnection,
         organization: &str,
-        conflict: &NewConflict,
+        conflicts: &[NewConflict],
         actor: &str,
         now: Timestamp,
     ) -> Result<(), DbError> {
+        if conflicts.is_empty() {
+            return Ok(());
+        }
+        let records: Vec<ConflictRecord<'_>> = conflicts
+            .iter()
+            .map(|c| ConflictRecord {
+                id: &c.id,
+                doctype: &c.doctype,
+                docname: &c.docname,
+                op_id: &c.op_id,
+                server_doc: c.server_doc.to_string(),
+                client_doc: c.client_doc.to_string(),
+            })
+            .collect();
         let insert = &self.sql.conflicts.insert;
         self.db
-            .run(
-                insert,
+            .run(insert, async {
+                let records = json_array(&records);
                 insert
                     .query()
-                    .bind(conflict.id.clone())
                     .bind(organization.to_owned())
-                    .bind(conflict.doctype.clone())
-                    .bind(conflict.docname.clone())
-                    .bind(conflict.op_id.clone())
-                    .bind(conflict.server_doc.to_string())
-                    .bind(conflict.client_doc.to_string())
+                    .bind(records?)
                     .bind(Micros(now))
                     .bind(actor.to_owned())
-                    .execute(conn),
-            )
+                    .execute(conn)
+                    .await
+            })
             .await?;
         Ok(())
     }
 
-    /// Marks the open conflicts of the organization's document resolved by `op_id`; returns how
-    /// many.
-    #[allow(clippy::too_many_arguments)]
+    /// Marks the open conflicts of the organization's documents resolved, each by the op_id of
+    /// its `(doctype, docname, op_id)` (one statement; a document named twice is resolved by the
+    /// first). Returns how many each document had.
     pub(crate) async fn resolve_conflicts(
         &self,
         conn: &mut AnyConnection,
         organization: &str,
-        doctype: &str,
-        docname: &str,
-        op_id: &str,
+        resolutions: &[(String, String, String)],
         actor: &str,
         now: Timestamp,
-    ) -> Result<u64, DbError> {
+    ) -> Result<Vec<((String, String), u64)>, DbError> {
+        let mut rows: Vec<Resolution<'_>> = Vec::new();
+        for (doctype, docname, op_id) in resolutions {
+            if !rows.iter().any(|r| r.doctype == doctype && r.docname == docname) {
+                rows.push(Resolution {
+                    doctype,
+                    docname,
+                    op_id,
+                });
+            }
+        }
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
         let resolve = &self.sql.conflicts.resolve;
-        let done = self
+        let resolved = self
             .db
-            .run(
-                resolve,
+            .run(resolve, async {
+                let rows = json_array(&rows);
                 resolve
-                    .query()
+                    .query_as::<ResolvedRow>()
                     .bind(organization.to_owned())
-                    .bind(doctype.to_owned())
-                    .bind(docname.to_owned())
-                    .bind(op_id.to_owned())
+                    .bind(rows?)
                     .bind(Micros(now))
                     .bind(actor.to_owned())
-                    .execute(conn),
-            )
+                    .fetch_all(conn)
+                    .await
+            })
             .await?;
-        Ok(done.rows_affected())
+        let mut counts: Vec<((String, String), u64)> = Vec::new();
+        for row in resolved {
+            let key = (row.doctype, row.docname);
+            match counts.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((key, 1)),
+            }
+        }
+        Ok(counts)
     }
 
     /// Up to `limit` conflicts of the organization with `status` (of `doctype` only, when

@@ -7,6 +7,7 @@ use dartwing_db::{Backend, DbError, JsonText, Micros, SqlFile, Statement};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use sqlx::AnyConnection;
+use std::collections::HashMap;
 
 const DOCUMENTS: SqlFile = SqlFile::per_backend(
     "Sync Document",
@@ -17,7 +18,7 @@ const DOCUMENTS: SqlFile = SqlFile::per_backend(
 
 pub(super) struct DocumentSql {
     current: Statement,
-    version_at: Statement,
+    versions_at: Statement,
     upsert: Statement,
     /// Appends version-history rows; run with the change log ([`Store::append_changes`]).
     pub(super) insert_versions: Statement,
@@ -30,7 +31,7 @@ impl DocumentSql {
         let mut s = DOCUMENTS.statements(backend)?;
         let sql = Self {
             current: s.take("current")?,
-            version_at: s.take("version_at")?,
+            versions_at: s.take("versions_at")?,
             upsert: s.take("upsert")?,
             insert_versions: s.take("insert_versions")?,
             holders: s.take("holders")?,
@@ -77,6 +78,34 @@ impl From<DocumentRow> for Document {
     }
 }
 
+/// A version-history row found by its document and `modified`.
+#[derive(sqlx::FromRow)]
+struct VersionRow {
+    doctype: String,
+    name: String,
+    modified: Micros,
+    data: JsonText<Map<String, Value>>,
+}
+
+/// A document of a batch, bound in a JSON array.
+#[derive(Serialize)]
+struct DocumentKey<'a> {
+    doctype: &'a str,
+    name: &'a str,
+}
+
+/// A version of a document of a batch, bound in a JSON array.
+#[derive(Serialize)]
+struct VersionKey<'a> {
+    doctype: &'a str,
+    name: &'a str,
+    #[serde(serialize_with = "micros")]
+    modified: Timestamp,
+}
+
+/// The fields of versions by `(doctype, name, modified)`.
+pub(crate) type Versions = HashMap<(String, String, Timestamp), Map<String, Value>>;
+
 /// A document's final state in a batch, bound in a JSON array.
 #[derive(Serialize)]
 struct DocumentRecord<'a> {
@@ -98,24 +127,30 @@ struct DocumentRecord<'a> {
 }
 
 impl Store {
-    /// The organization's current documents of `doctype` with these names.
+    /// The organization's current documents with these `(doctype, name)` keys (one statement
+    /// whatever the number of keys and DocTypes).
     pub(crate) async fn documents(
         &self,
         conn: &mut AnyConnection,
         organization: &str,
-        doctype: &str,
-        names: &[&str],
+        keys: &[(&str, &str)],
     ) -> Result<Vec<Document>, DbError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<DocumentKey<'_>> = keys
+            .iter()
+            .map(|&(doctype, name)| DocumentKey { doctype, name })
+            .collect();
         let current = &self.sql.documents.current;
         let rows = self
             .db
             .run(current, async {
-                let names = json_array(names);
+                let keys = json_array(&keys);
                 current
                     .query_as::<DocumentRow>()
                     .bind(organization.to_owned())
-                    .bind(doctype.to_owned())
-                    .bind(names?)
+                    .bind(keys?)
                     .fetch_all(conn)
                     .await
             })
@@ -123,31 +158,42 @@ impl Store {
         Ok(rows.into_iter().map(Document::from).collect())
     }
 
-    /// The fields of the version of an organization's document modified at `modified`, if the
-    /// history has it.
-    pub(crate) async fn version_at(
+    /// The fields of the versions of the organization's documents with these `(doctype, name,
+    /// modified)` keys that the history has (one statement whatever the number of keys).
+    pub(crate) async fn versions_at(
         &self,
         conn: &mut AnyConnection,
         organization: &str,
-        doctype: &str,
-        name: &str,
-        modified: Timestamp,
-    ) -> Result<Option<Map<String, Value>>, DbError> {
-        let version_at = &self.sql.documents.version_at;
-        let data = self
+        keys: &[(&str, &str, Timestamp)],
+    ) -> Result<Versions, DbError> {
+        if keys.is_empty() {
+            return Ok(Versions::new());
+        }
+        let keys: Vec<VersionKey<'_>> = keys
+            .iter()
+            .map(|&(doctype, name, modified)| VersionKey {
+                doctype,
+                name,
+                modified,
+            })
+            .collect();
+        let versions_at = &self.sql.documents.versions_at;
+        let rows = self
             .db
-            .run(
-                version_at,
-                version_at
-                    .query_scalar::<JsonText<Map<String, Value>>>()
+            .run(versions_at, async {
+                let keys = json_array(&keys);
+                versions_at
+                    .query_as::<VersionRow>()
                     .bind(organization.to_owned())
-                    .bind(doctype.to_owned())
-                    .bind(name.to_owned())
-                    .bind(Micros(modified))
-                    .fetch_optional(conn),
-            )
+                    .bind(keys?)
+                    .fetch_all(conn)
+                    .await
+            })
             .await?;
-        Ok(data.map(|data| data.0))
+        Ok(rows
+            .into_iter()
+            .map(|row| ((row.doctype, row.name, row.modified.0), row.data.0))
+            .collect())
     }
 
     /// Writes the final state of changed documents (each keyed by its organization, DocType and

@@ -16,6 +16,7 @@ mod retention;
 
 pub(crate) use changes::ChangeRow;
 pub(crate) use conflicts::NewConflict;
+pub(crate) use documents::Versions;
 
 use dartwing_core::Timestamp;
 use dartwing_db::{Backend, Db, DbError};
@@ -116,6 +117,7 @@ mod statement_tests {
             modified_by: "user@example.com".into(),
             op_id: "op-1".into(),
             note: None,
+            feed_row: Some(r#"{"name":"T-1"}"#.into()),
         };
         let rows: Value = serde_json::from_str(&json_array(&[change]).expect("encodes")).expect("JSON");
         assert_eq!(rows[0]["deleted"], json!(1));

@@ -47,6 +47,7 @@ fn document(name: &str, modified: Timestamp) -> Document {
 
 fn change(seq: i64, doc: &Document) -> ChangeRow {
     ChangeRow {
+        feed_row: Some(doc.feed_row().to_string()),
         seq,
         doctype: doc.doctype.clone(),
         name: doc.name.clone(),
@@ -80,18 +81,27 @@ async fn a_batch_of_documents_changes_and_answers_round_trips() {
         .insert_answers(&mut tx, "org-a", &answers, modified)
         .await
         .expect("stores answers");
-    let mut read = store
-        .documents(&mut tx, "org-a", "Task", &["T-1", "T-2", "T-3"])
-        .await
-        .expect("reads");
+    let keys = [("Task", "T-1"), ("Task", "T-2"), ("Task", "T-3"), ("Note", "T-1")];
+    let mut read = store.documents(&mut tx, "org-a", &keys).await.expect("reads");
     read.sort_by(|a, b| a.name.cmp(&b.name));
     assert_eq!(read, docs);
+    let older = Timestamp::from_micros(modified.as_micros() - 1);
+    let versions = store
+        .versions_at(
+            &mut tx,
+            "org-a",
+            &[
+                ("Task", "T-2", modified),
+                ("Task", "T-1", older),
+                ("Task", "T-3", modified),
+            ],
+        )
+        .await
+        .expect("reads the history");
+    assert_eq!(versions.len(), 1);
     assert_eq!(
-        store
-            .version_at(&mut tx, "org-a", "Task", "T-2", modified)
-            .await
-            .expect("reads the history"),
-        Some(docs[1].data.clone())
+        versions.get(&("Task".to_string(), "T-2".to_string(), modified)),
+        Some(&docs[1].data)
     );
     let stored = store
         .stored_answers(&mut tx, "org-a", &["op-1", "op-2"])
@@ -103,7 +113,8 @@ async fn a_batch_of_documents_changes_and_answers_round_trips() {
 
     let feed = store.feed("org-a", Some("Task"), 1, 10).await.expect("feed");
     assert_eq!(feed.iter().map(|e| e.seq).collect::<Vec<_>>(), [2]);
-    assert_eq!(feed[0].modified, dartwing_db::Micros(modified));
+    let row = feed.into_iter().next().expect("a row").into_row().expect("JSON");
+    assert_eq!(row.get(), docs[1].feed_row().to_string());
     let among = ["org-a".to_string(), "org-b".to_string()];
     assert_eq!(
         store.holders("Task", "T-1", Some(&among)).await.expect("holders"),
@@ -119,6 +130,35 @@ async fn a_batch_of_documents_changes_and_answers_round_trips() {
 }
 
 #[tokio::test]
+async fn the_feed_serves_stored_feed_rows_and_builds_those_of_rows_written_without_one() {
+    let (store, _dir) = sqlite_store("feed-rows").await;
+    let modified = Timestamp::from_micros(1_795_000_000_000_001);
+    let docs = [document("T-1", modified), document("T-2", modified)];
+    let legacy = ChangeRow {
+        feed_row: None,
+        ..change(1, &docs[0])
+    };
+    let mut tx = store.db().begin_tx().await.expect("begins");
+    store
+        .append_changes(&mut tx, "org-a", &[legacy, change(2, &docs[1])])
+        .await
+        .expect("appends");
+    store.db().commit(tx).await.expect("commits");
+
+    for doctype in [None, Some("Task")] {
+        let rows: Vec<String> = store
+            .feed("org-a", doctype, 0, 10)
+            .await
+            .expect("feed")
+            .into_iter()
+            .map(|entry| entry.into_row().expect("row").get().to_string())
+            .collect();
+        let expected: Vec<String> = docs.iter().map(|d| d.feed_row().to_string()).collect();
+        assert_eq!(rows, expected);
+    }
+}
+
+#[tokio::test]
 async fn stored_data_that_is_not_a_json_object_fails_the_read_naming_the_statement() {
     let (store, _dir) = sqlite_store("corrupt").await;
     let doc = document("T-1", Timestamp::from_micros(1_795_000_000_000_001));
@@ -127,7 +167,7 @@ async fn stored_data_that_is_not_a_json_object_fails_the_read_naming_the_stateme
         .upsert_documents(&mut tx, &[(&doc, "[1, 2]".to_string())])
         .await
         .expect("upserts");
-    let read = store.documents(&mut tx, "org-a", "Task", &["T-1"]).await;
+    let read = store.documents(&mut tx, "org-a", &[("Task", "T-1")]).await;
     assert!(
         matches!(&read, Err(DbError::Query { statement, .. }) if statement == "Sync Document.current"),
         "{read:?}"

@@ -1,17 +1,24 @@
 -- Sync documents: the current version of each document and its version history. A batch binds
--- its names, and its rows, as one JSON array (`json_to_recordset`), so one statement carries any
--- number.
+-- its keys, and its rows, as one JSON array (`json_to_recordset`), so one statement carries any
+-- number. Lookups drive from the bound keys through a `LATERAL … LIMIT 1` subquery: one index
+-- probe per key whatever the plan cache guesses about the table's size (a generic plan that
+-- scans the organization's documents instead grows with every document written).
 
 -- name: current
-SELECT doctype, name, organization, data, docstatus, deleted, version, change_seq, creation, modified,
-       owner, modified_by
-  FROM sync_document
- WHERE organization = $1 AND doctype = $2 AND name IN (SELECT json_array_elements_text($3::json));
+SELECT d.doctype, d.name, d.organization, d.data, d.docstatus, d.deleted, d.version, d.change_seq,
+       d.creation, d.modified, d.owner, d.modified_by
+  FROM json_to_recordset($2::json) AS k (doctype TEXT, name TEXT)
+ CROSS JOIN LATERAL (SELECT * FROM sync_document
+                      WHERE organization = $1 AND doctype = k.doctype AND name = k.name
+                      LIMIT 1) AS d;
 
--- name: version_at
-SELECT data
-  FROM sync_version
- WHERE organization = $1 AND doctype = $2 AND name = $3 AND modified = $4;
+-- name: versions_at
+SELECT v.doctype, v.name, v.modified, v.data
+  FROM json_to_recordset($2::json) AS k (doctype TEXT, name TEXT, modified BIGINT)
+ CROSS JOIN LATERAL (SELECT doctype, name, modified, data FROM sync_version
+                      WHERE organization = $1 AND doctype = k.doctype AND name = k.name
+                        AND modified = k.modified
+                      LIMIT 1) AS v;
 
 -- name: upsert
 INSERT INTO sync_document (doctype, name, organization, data, docstatus, deleted, version, change_seq,

@@ -1,16 +1,21 @@
 -- Sync documents: the current version of each document and its version history. A batch binds
--- its names, and its rows, as one JSON array (`json_each`), so one statement carries any number.
+-- its keys, and its rows, as one JSON array (`json_each`), so one statement carries any number.
+-- Lookups drive from the bound keys (`CROSS JOIN` keeps them the outer loop): one index probe per
+-- key.
 
 -- name: current
-SELECT doctype, name, organization, data, docstatus, deleted, version, change_seq, creation, modified,
-       owner, modified_by
-  FROM sync_document
- WHERE organization = $1 AND doctype = $2 AND name IN (SELECT value FROM json_each($3));
+SELECT d.doctype, d.name, d.organization, d.data, d.docstatus, d.deleted, d.version, d.change_seq,
+       d.creation, d.modified, d.owner, d.modified_by
+  FROM json_each($2) AS k
+ CROSS JOIN sync_document AS d
+ WHERE d.organization = $1 AND d.doctype = k.value ->> 'doctype' AND d.name = k.value ->> 'name';
 
--- name: version_at
-SELECT data
-  FROM sync_version
- WHERE organization = $1 AND doctype = $2 AND name = $3 AND modified = $4;
+-- name: versions_at
+SELECT v.doctype, v.name, v.modified, v.data
+  FROM json_each($2) AS k
+ CROSS JOIN sync_version AS v
+ WHERE v.organization = $1 AND v.doctype = k.value ->> 'doctype' AND v.name = k.value ->> 'name'
+   AND v.modified = k.value ->> 'modified';
 
 -- name: upsert
 INSERT INTO sync_document (doctype, name, organization, data, docstatus, deleted, version, change_seq,

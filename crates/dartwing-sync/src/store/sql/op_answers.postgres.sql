@@ -1,10 +1,13 @@
 -- The write queue's stored answers: the answer given to each op_id, so a replayed write gets the
--- same answer. A batch binds its op_ids, and its answers, as one JSON array.
+-- same answer. A batch binds its op_ids, and its answers, as one JSON array; a lookup probes the
+-- index once per bound op_id (`LATERAL … LIMIT 1`, see documents.postgres.sql).
 
 -- name: stored
-SELECT op_id, answer
-  FROM sync_op
- WHERE organization = $1 AND op_id IN (SELECT json_array_elements_text($2::json));
+SELECT o.op_id, o.answer
+  FROM json_array_elements_text($2::json) AS k (op_id)
+ CROSS JOIN LATERAL (SELECT op_id, answer FROM sync_op
+                      WHERE organization = $1 AND op_id = k.op_id
+                      LIMIT 1) AS o;
 
 -- name: insert
 INSERT INTO sync_op (organization, op_id, answer, applied_at)

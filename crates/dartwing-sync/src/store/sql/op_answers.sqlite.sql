@@ -2,9 +2,10 @@
 -- same answer. A batch binds its op_ids, and its answers, as one JSON array (`json_each`).
 
 -- name: stored
-SELECT op_id, answer
-  FROM sync_op
- WHERE organization = $1 AND op_id IN (SELECT value FROM json_each($2));
+SELECT o.op_id, o.answer
+  FROM json_each($2) AS k
+ CROSS JOIN sync_op AS o
+ WHERE o.organization = $1 AND o.op_id = k.value;
 
 -- name: insert
 INSERT INTO sync_op (organization, op_id, answer, applied_at)
