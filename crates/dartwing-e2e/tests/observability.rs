@@ -319,6 +319,18 @@ dartwing_e2e::backend_tests! {
             assert_eq!(report["checks"]["database"]["status"], "ok");
             assert_eq!(report["checks"]["workers"]["status"], "ok");
         }
+        // The node clears its previous run's heartbeats when its workers start: wait until they
+        // beat, so that the row below is not cleared with them.
+        let mut beating = false;
+        for _ in 0..100 {
+            let report = server.send(Method::GET, "/health", None, None).await.json();
+            if report["checks"]["workers"]["detail"].as_str().is_some_and(|d| d.contains("on this node beating")) {
+                beating = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(beating, "the node's workers never beat");
         // A worker of this node that stopped beating makes the node unhealthy.
         sqlx::query("INSERT INTO job_worker_heartbeat (worker_id, node_id, queue, started_at_us, last_beat_us) VALUES ('w1', $1, 'default', 0, 0)")
             .bind(&server.app.node_id)
