@@ -587,6 +587,21 @@ dartwing_e2e::backend_tests! {
             server.put(&path, &root, &json!({"status": "Suspended"})).await.status,
             StatusCode::OK
         );
+        // The job engine records the pause when it hears of the suspension, just after the answer.
+        let mut recorded = false;
+        for _ in 0..100 {
+            let paused: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM job_paused_org WHERE org_key = $1")
+                .bind(&org)
+                .fetch_one(server.app.db.pool())
+                .await
+                .unwrap();
+            if paused == 1 {
+                recorded = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(recorded, "the suspension was never recorded as a pause");
         let id = enqueue(&server, "core.noop", Some(&org), json!({})).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert_eq!(
