@@ -73,14 +73,14 @@ impl AccessChange {
 
 type Listener = Box<dyn Fn(&AccessChange) + Send + Sync>;
 
-/// What a relay answers: a future that completes once the change left this node (or the relay
-/// gave up on it).
+/// What a relay answers: a future that completes once the other nodes applied the change (or the
+/// relay gave up waiting).
 pub type Relayed = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Carries the changes published on a node to the other nodes of its cluster.
 pub trait AccessRelay: Send + Sync + 'static {
     /// Sends `change` on. Takes it at once (dropping the answer does not cancel the sending); the
-    /// answer completes when the broker accepted it or the relay gave up on it.
+    /// answer completes when the other nodes applied it or the relay gave up waiting.
     fn relay(&self, change: &AccessChange) -> Relayed;
 }
 
@@ -137,8 +137,8 @@ impl AccessChanges {
         drop(self.publish_and_relay(change));
     }
 
-    /// [`AccessChanges::publish`], then waits until the change left for the other nodes, so that
-    /// an answer given after it finds the change applied everywhere it is needed.
+    /// [`AccessChanges::publish`], then waits until the other nodes applied the change, so that an
+    /// answer given after it finds the change in force everywhere.
     pub async fn announce(&self, change: AccessChange) {
         if let Some(relayed) = self.publish_and_relay(change) {
             relayed.await;

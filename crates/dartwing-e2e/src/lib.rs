@@ -69,6 +69,20 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}{}", hex::encode(bytes))
 }
 
+/// A cluster channel (access changes, job wake-ups: `purpose`) private to the test whose
+/// database lives in `dir`, so that nodes of concurrent tests sharing the PostgreSQL database or
+/// Redis never take each other for peers.
+pub fn test_channel(dir: &Path, purpose: &str) -> String {
+    let tag: String = dir
+        .file_name()
+        .and_then(|name| name.to_str())
+        .unwrap_or_default()
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
+    format!("dw_{tag}_{purpose}")
+}
+
 /// A database private to one test. A storage scenario runs on each backend as a test of its own
 /// through [`backend_tests!`].
 pub struct TestDatabase {
@@ -165,6 +179,8 @@ pub fn test_config(db: &TestDatabase) -> Config {
     };
     config.database.max_connections = 5;
     config.observability.access_log = false;
+    config.tenancy.access_channel = test_channel(db.dir.path(), "access");
+    config.jobs.wake_channel = test_channel(db.dir.path(), "jobs");
     config
 }
 
@@ -441,7 +457,8 @@ impl Drop for TestServer {
 }
 
 /// A command running `program` in `dir` that inherits no `DARTWING_*` variable from the test's
-/// environment (so only what the test sets configures the process).
+/// environment (so only what the test sets configures the process), on cluster channels of the
+/// test's own ([`test_channel`] of `dir`).
 pub fn isolated_command(program: &str, dir: &std::path::Path) -> std::process::Command {
     let mut command = std::process::Command::new(program);
     command.current_dir(dir);
@@ -450,6 +467,9 @@ pub fn isolated_command(program: &str, dir: &std::path::Path) -> std::process::C
             command.env_remove(key);
         }
     }
+    command
+        .env("DARTWING_TENANCY__ACCESS_CHANNEL", test_channel(dir, "access"))
+        .env("DARTWING_JOBS__WAKE_CHANNEL", test_channel(dir, "jobs"));
     command
 }
 

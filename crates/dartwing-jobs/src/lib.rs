@@ -14,6 +14,7 @@ pub mod routes;
 mod scheduler;
 mod slots;
 mod store;
+mod wakeups;
 pub mod webhook;
 mod worker;
 
@@ -98,6 +99,8 @@ pub(crate) struct Inner {
     pub(crate) wake: [Notify; 3],
     /// Per queue, how many times new due jobs were signalled on this node.
     pub(crate) signals: [AtomicU64; 3],
+    /// Queues whose new due jobs the other nodes of the cluster are yet to hear of.
+    pub(crate) cluster_wakeups: wakeups::PendingWakeups,
     /// Periodic jobs: the built-ins, then each capability's.
     pub(crate) cron: RwLock<Vec<CronEntry>>,
 }
@@ -185,6 +188,7 @@ impl Jobs {
                 metrics,
                 wake: [Notify::new(), Notify::new(), Notify::new()],
                 signals: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
+                cluster_wakeups: wakeups::PendingWakeups::default(),
                 cron: RwLock::new(cron),
             }),
         })
@@ -240,8 +244,15 @@ impl Jobs {
         &self.inner.wake[queue as usize]
     }
 
-    /// Tells this node's dispatcher of `queue` that jobs became due (enqueued, promoted).
+    /// Tells the dispatchers of `queue` that jobs became due (enqueued, promoted): this node's at
+    /// once, the other nodes' through [`wakeups`].
     pub(crate) fn signal(&self, queue: Queue) {
+        self.signal_here(queue);
+        self.inner.cluster_wakeups.mark(queue);
+    }
+
+    /// Tells this node's dispatcher of `queue` that jobs became due.
+    pub(crate) fn signal_here(&self, queue: Queue) {
         self.inner.signals[queue as usize].fetch_add(1, Ordering::Relaxed);
         self.wake(queue).notify_one();
     }
@@ -568,6 +579,18 @@ impl Jobs {
         let mut capability = Capability::new("jobs")
             .routes(routes::routes(self.clone()))
             .health_check(heartbeats.health_check());
+        if self.store().db().backend() == dartwing_db::Backend::Postgres {
+            let (jobs, node_id) = (self.clone(), node.node_id.clone());
+            capability = capability.task(BackgroundTask::new("job wake-ups to other nodes", move |shutdown| {
+                wakeups::spawn_sender(jobs, node_id, shutdown)
+            }));
+            let (jobs, node_id) = (self.clone(), node.node_id.clone());
+            capability = capability.task(BackgroundTask::for_role(
+                "job wake-ups from other nodes",
+                Role::Worker,
+                move |shutdown| wakeups::spawn_listener(jobs, node_id, shutdown),
+            ));
+        }
         let jobs = self.clone();
         capability = capability.task(BackgroundTask::for_role("job workers", Role::Worker, move |shutdown| {
             jobs.spawn_workers(&node.node_id, heartbeats, shutdown, node.grace)

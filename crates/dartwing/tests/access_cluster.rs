@@ -263,6 +263,91 @@ async fn membership_changes_apply_on_the_next_request_of_every_node_through_post
 }
 
 /// A provider whose token endpoint answers `fresh-<n>` to the n-th refresh.
+/// An organization deleted through one node is unknown on the next request of every node, whose
+/// caches of organization statuses were warm: a job for it is refused everywhere.
+async fn organization_deletion_applies_on_the_next_request_everywhere(
+    database_url: &str,
+    dir: &Path,
+    redis: Option<&str>,
+) {
+    let cluster = Cluster::start(dir, database_url, redis, &[None, None, None], &[]).await;
+    let admin = cluster.admin();
+    let org = cluster
+        .call(
+            0,
+            Method::POST,
+            "/api/resource/Organization",
+            &admin,
+            Some(json!({"org_name": "Doomed", "org_type": "Company"})),
+        )
+        .await["data"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let enqueue = |node: usize| {
+        let (cluster, admin, org) = (&cluster, admin.clone(), org.clone());
+        async move {
+            cluster
+                .request(
+                    node,
+                    Method::POST,
+                    "/api/method/dartwing_core.jobs.enqueue",
+                    &format!("Bearer {admin}"),
+                    Some(json!({"method": "core.noop", "organization": org, "args": {}})),
+                )
+                .await
+        }
+    };
+    for node in 0..3 {
+        let (status, body) = enqueue(node).await;
+        assert_eq!(status, StatusCode::OK, "node {node} before the deletion: {body}");
+    }
+    // The creator's membership links to the organization (and, as its last Owner, stays through
+    // the API): remove it in the database, then the organization through node 0.
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(database_url).await.unwrap();
+    sqlx::query("DELETE FROM org_member WHERE organization = $1")
+        .bind(&org)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    cluster
+        .call(
+            0,
+            Method::DELETE,
+            &format!("/api/resource/Organization/{org}"),
+            &admin,
+            None,
+        )
+        .await;
+    for node in [1, 2, 0] {
+        let (status, body) = enqueue(node).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "node {node}: a job for the deleted organization is refused on the next request: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn organization_deletion_applies_on_the_next_request_of_every_node_through_redis() {
+    let Some(db) = TestDatabase::postgres().await else {
+        return;
+    };
+    let Some(redis) = redis_url() else { return };
+    organization_deletion_applies_on_the_next_request_everywhere(&db.url, db.dir.path(), Some(&redis)).await;
+}
+
+#[tokio::test]
+async fn organization_deletion_applies_on_the_next_request_of_every_node_through_postgres_notify() {
+    let Some(db) = TestDatabase::postgres().await else {
+        return;
+    };
+    organization_deletion_applies_on_the_next_request_everywhere(&db.url, db.dir.path(), None).await;
+}
+
 async fn provider() -> (String, Arc<AtomicU32>) {
     let refreshes = Arc::new(AtomicU32::new(0));
     let counter = refreshes.clone();

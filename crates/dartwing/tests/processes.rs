@@ -29,6 +29,35 @@ async fn serve(dir: &Path, database_url: &str, node_id: &str, roles: &str) -> (C
     serve_node(&mut node(dir, database_url, &[]), node_id, roles).await
 }
 
+/// The `Authorization` value of a new system API key, created with the CLI.
+fn system_key(dir: &Path, database_url: &str, description: &str) -> String {
+    let created = node(dir, database_url, &["apikey", "create", "--description", description])
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let key: Value = serde_json::from_slice(&created.stdout).unwrap();
+    format!(
+        "token {}:{}",
+        key["api_key"].as_str().unwrap(),
+        key["api_secret"].as_str().unwrap()
+    )
+}
+
+/// Enqueues a system `core.sleep` job of `ms` through `base`; its id.
+async fn enqueue_sleep(client: &reqwest::Client, base: &str, key: &str, ms: u64) -> String {
+    let enqueued: Value = client
+        .post(format!("{base}/api/method/dartwing_core.jobs.enqueue"))
+        .header("authorization", key)
+        .json(&json!({"method": "core.sleep", "organization": null, "args": {"ms": ms}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    enqueued["message"]["job_id"].as_str().expect("enqueued").to_string()
+}
+
 async fn status(client: &reqwest::Client, base: &str, key: &str, job_id: &str) -> Value {
     let reply: Value = client
         .get(format!("{base}/api/method/dartwing_core.jobs.status?job_id={job_id}"))
@@ -57,30 +86,11 @@ async fn wait_status(client: &reqwest::Client, base: &str, key: &str, job_id: &s
 dartwing_e2e::backend_tests! {
     async fn a_job_of_a_killed_worker_completes_exactly_once_on_another_node(db) {
         let dir = db.dir.path();
-        let migrate = node(dir, &db.url, &["apikey", "create", "--description", "crash test"])
-            .output()
-            .unwrap();
-        assert!(migrate.status.success(), "{}", String::from_utf8_lossy(&migrate.stderr));
-        let key: Value = serde_json::from_slice(&migrate.stdout).unwrap();
-        let key = format!(
-            "token {}:{}",
-            key["api_key"].as_str().unwrap(),
-            key["api_secret"].as_str().unwrap()
-        );
+        let key = system_key(dir, &db.url, "crash test");
         let client = reqwest::Client::new();
 
         let (doomed, base) = serve(dir, &db.url, "doomed", "api,worker").await;
-        let enqueued: Value = client
-            .post(format!("{base}/api/method/dartwing_core.jobs.enqueue"))
-            .header("authorization", &key)
-            .json(&json!({"method": "core.sleep", "organization": null, "args": {"ms": 3000}}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let job_id = enqueued["message"]["job_id"].as_str().expect("enqueued").to_string();
+        let job_id = enqueue_sleep(&client, &base, &key, 3000).await;
         wait_status(&client, &base, &key, &job_id, "Running").await;
         doomed.signal("KILL");
         doomed.wait();
@@ -143,4 +153,42 @@ dartwing_e2e::backend_tests! {
         assert_eq!(jobs, ticks);
         pool.close().await;
     }
+}
+
+/// On PostgreSQL a job enqueued through one process starts on another process's idle worker as
+/// soon as the enqueue's `NOTIFY` arrives, not at that worker's next poll (set to two minutes here).
+#[tokio::test]
+async fn a_job_enqueued_on_one_node_wakes_an_idle_worker_on_another() {
+    let Some(db) = dartwing_e2e::TestDatabase::postgres().await else {
+        return;
+    };
+    let dir = db.dir.path();
+    let key = system_key(dir, &db.url, "wake-up test");
+    let slow_poll = |command: &mut Command| {
+        command.env("DARTWING_JOBS__POLL_INTERVAL_MS", "120000");
+    };
+    let mut worker = node(dir, &db.url, &[]);
+    slow_poll(&mut worker);
+    let (worker, _) = serve_node(&mut worker, "idle-worker", "worker").await;
+    let mut api = node(dir, &db.url, &[]);
+    slow_poll(&mut api);
+    let (api, base) = serve_node(&mut api, "api-only", "api").await;
+    // The worker's dispatchers have looked once and gone idle.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let client = reqwest::Client::new();
+    for round in 0..3 {
+        let started = Instant::now();
+        let job_id = enqueue_sleep(&client, &base, &key, 10).await;
+        let done = wait_status(&client, &base, &key, &job_id, "Completed").await;
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(15),
+            "round {round}: the job waited {took:?} for the other node's worker (its poll is 120 s): {done}"
+        );
+    }
+    api.signal("TERM");
+    worker.signal("TERM");
+    assert!(api.wait().success());
+    assert!(worker.wait().success());
 }

@@ -131,8 +131,12 @@ pub struct JobsConfig {
     /// How long a claimed job is leased to its worker; leases are renewed while it runs, and a
     /// job whose lease ran out (its worker died) is recovered.
     pub lease_secs: u64,
-    /// How often idle workers look for due jobs (enqueues on the same node wake them at once).
+    /// How often idle workers look for due jobs (enqueues wake them at once: on the same node
+    /// directly, on the other nodes of a PostgreSQL cluster through `wake_channel`).
     pub poll_interval_ms: u64,
+    /// The PostgreSQL `NOTIFY` channel on which the nodes of a cluster wake each other's workers
+    /// when jobs become due. Nodes sharing a database must use the same one.
+    pub wake_channel: String,
     /// Most jobs one claim takes (claims are batched to save commits).
     pub claim_batch: u32,
     /// How long finished jobs wait to be recorded together in one commit.
@@ -167,6 +171,7 @@ impl Default for JobsConfig {
             limit_mode: LimitMode::Reject,
             lease_secs: 30,
             poll_interval_ms: 250,
+            wake_channel: "dartwing_jobs".into(),
             claim_batch: 32,
             completion_flush_ms: 5,
             stuck_check_interval_secs: 900,
@@ -261,6 +266,11 @@ impl Validate for JobsConfig {
     fn validate(&self, errors: &mut ConfigErrors) {
         self.queues.validate(errors);
         errors.require(self.lease_secs >= 2, "jobs.lease_secs", "must be at least 2");
+        errors.require(
+            super::is_channel_name(&self.wake_channel),
+            "jobs.wake_channel",
+            super::CHANNEL_NAME_RULE,
+        );
         errors.require(self.claim_batch >= 1, "jobs.claim_batch", "must be at least 1");
         errors.require(self.retention_days >= 1, "jobs.retention_days", "must be at least 1");
         errors.require(

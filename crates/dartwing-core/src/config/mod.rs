@@ -33,6 +33,7 @@ pub use roles::{Role, Roles};
 pub use secret::Secret;
 pub use sync::{ConflictStrategy, DocTypeStrategy, SyncConfig};
 pub use tenancy::TenancyConfig;
+use validate::{CHANNEL_NAME_RULE, is_channel_name};
 pub use validate::{ConfigErrors, InvalidConfig, Validate};
 
 /// The whole runtime configuration.

@@ -37,15 +37,10 @@ impl Default for TenancyConfig {
 
 impl Validate for TenancyConfig {
     fn validate(&self, errors: &mut ConfigErrors) {
-        let channel = &self.access_channel;
         errors.require(
-            !channel.is_empty()
-                && channel.len() <= 63
-                && channel
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ':' | '.')),
+            super::is_channel_name(&self.access_channel),
             "tenancy.access_channel",
-            "must be 1-63 characters among letters, digits, '_', '-', ':' and '.'",
+            super::CHANNEL_NAME_RULE,
         );
     }
 }

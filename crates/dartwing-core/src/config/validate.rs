@@ -144,6 +144,19 @@ pub(super) fn assert_each_reported<T: Clone>(valid: &T, report: fn(&T) -> Vec<St
     }
 }
 
+/// What [`is_channel_name`] requires, as a configuration error says it.
+pub(super) const CHANNEL_NAME_RULE: &str = "must be 1-63 characters among letters, digits, '_', '-', ':' and '.'";
+
+/// Whether `name` can name a cluster channel: a PostgreSQL `NOTIFY` channel (an identifier of at
+/// most 63 bytes) and a Redis pub/sub channel alike.
+pub(super) fn is_channel_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ':' | '.'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,7 @@
 use super::{TenancyStore, parse, validate_reference};
 use dartwing_core::Result;
 use dartwing_core::access::{DocumentDirectory, DocumentOwner, OrganizationDirectory, OrganizationSummary};
-use dartwing_core::tenancy::{ORG_MEMBER, ORGANIZATION, PERSON};
+use dartwing_core::tenancy::{ORG_MEMBER, ORGANIZATION, OrgStatus, PERSON};
 
 /// The summary columns of an `organization` row.
 #[derive(sqlx::FromRow)]
@@ -64,6 +64,27 @@ impl OrganizationDirectory for TenancyStore {
 
     async fn admin_emails(&self, organization: &str) -> Result<Vec<String>> {
         TenancyStore::admin_emails(self, organization).await
+    }
+
+    async fn exists(&self, organization: &str) -> Result<bool> {
+        Ok(self.status(organization).await?.is_some())
+    }
+
+    /// From the node's cache of organization statuses when it holds `organization` (every status
+    /// change and deletion drops it there, on every node, before it answers).
+    async fn status(&self, organization: &str) -> Result<Option<OrgStatus>> {
+        let Some(cache) = &self.org_statuses else {
+            return self.organization_status(organization).await;
+        };
+        if let Some(status) = cache.get(organization) {
+            return Ok(Some(*status));
+        }
+        let ticket = cache.ticket();
+        let status = self.organization_status(organization).await?;
+        if let Some(status) = status {
+            cache.insert(ticket, organization, status, vec![organization.to_string()]);
+        }
+        Ok(status)
     }
 
     async fn suspended(&self) -> Result<Vec<String>> {

@@ -3,7 +3,7 @@
 //! concerns the user (on any node of the cluster) or its time to live ends, so membership changes
 //! apply at the next request everywhere.
 
-use super::principal_cache::Ticket;
+use super::access_cache::Ticket;
 use super::{NewPerson, TenancyStore, parse, validate_text};
 use async_trait::async_trait;
 use dartwing_core::access::AccessChange;

@@ -25,6 +25,7 @@ macro_rules! statements {
     };
 }
 
+mod access_cache;
 mod api_keys;
 mod directory;
 mod identity;
@@ -33,11 +34,11 @@ mod members;
 mod naming;
 mod organizations;
 mod people;
-mod principal_cache;
 
 pub use api_keys::{ApiKeyInfo, IssuedApiKey};
 
 use crate::list::{DocTable, ListParams, ListQuery, Visibility, row_to_object};
+use access_cache::AccessCache;
 use dartwing_core::access::{AccessChange, AccessChanges};
 use dartwing_core::config::TenancyConfig;
 use dartwing_core::names;
@@ -47,7 +48,6 @@ use dartwing_core::tenancy::{
 use dartwing_core::{Error, Result, Timestamp};
 use dartwing_db::{Backend, Db, DbError, Statement};
 use naming::RESERVED_SERIES;
-use principal_cache::PrincipalCache;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::str::FromStr;
@@ -225,7 +225,10 @@ pub struct TenancyStore {
     access: AccessChanges,
     config: TenancyConfig,
     /// What sign-in loaded for each user, while no access change concerned them.
-    principals: Option<Arc<PrincipalCache<identity::CachedIdentity>>>,
+    principals: Option<Arc<AccessCache<identity::CachedIdentity>>>,
+    /// Organizations' statuses, while no access change concerned them (existing organizations
+    /// only: one created later is looked up, not answered "absent" from here).
+    org_statuses: Option<Arc<AccessCache<OrgStatus>>>,
 }
 
 fn parse<T: FromStr<Err = String>>(text: &str) -> Result<T> {
@@ -327,30 +330,37 @@ impl TenancyStore {
             access: AccessChanges::default(),
             config: TenancyConfig::default(),
             principals: None,
+            org_statuses: None,
         }
-        .with_principal_cache()
+        .with_caches()
     }
 
     /// This store publishing access changes to `access` (the node's hub), and dropping the cached
-    /// principals its changes concern.
+    /// principals and organization statuses its changes concern.
     pub fn with_access_changes(mut self, access: AccessChanges) -> Self {
         self.access = access;
-        self.with_principal_cache()
+        self.with_caches()
     }
 
     /// This store with `config` (the `tenancy` configuration section).
     pub fn with_config(mut self, config: TenancyConfig) -> Self {
         self.config = config;
-        self.with_principal_cache()
+        self.with_caches()
     }
 
-    /// A fresh principal cache as the configuration asks, following the store's hub.
-    fn with_principal_cache(mut self) -> Self {
-        self.principals = PrincipalCache::new(
+    /// Fresh principal and organization-status caches as the configuration asks, following the
+    /// store's hub.
+    fn with_caches(mut self) -> Self {
+        let (capacity, ttl) = (
             self.config.principal_cache_capacity,
             Duration::from_secs(self.config.principal_cache_ttl_secs),
         );
+        self.principals = AccessCache::new(capacity, ttl);
         if let Some(cache) = &self.principals {
+            cache.follow(&self.access);
+        }
+        self.org_statuses = AccessCache::new(capacity, ttl);
+        if let Some(cache) = &self.org_statuses {
             cache.follow(&self.access);
         }
         self

@@ -1,9 +1,10 @@
-//! The node's cache of principals: what the identity store loaded for a user (Person, identity
-//! binding, memberships), kept between requests and dropped by every access change that concerns
-//! the user — wherever in the cluster it was published — and after a short time to live.
+//! The node's caches of what access decisions are made from — principals (what the identity store
+//! loaded for a user: Person, identity binding, memberships) and organizations' statuses — kept
+//! between requests and dropped by every access change that concerns them, wherever in the cluster
+//! it was published, and after a short time to live.
 //!
 //! A load that overlaps an invalidation is not kept: each load takes a [`Ticket`] before it reads,
-//! and [`PrincipalCache::insert`] refuses it when any invalidation happened since, so a change
+//! and [`AccessCache::insert`] refuses it when any invalidation happened since, so a change
 //! committed while the load read the old rows never leaves them cached.
 
 use dartwing_core::access::{AccessChange, AccessChanges};
@@ -12,13 +13,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-/// What a load saw of the invalidations: [`PrincipalCache::insert`] keeps its result only when
+/// What a load saw of the invalidations: [`AccessCache::insert`] keeps its result only when
 /// none happened since.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Ticket(u64);
 
-/// A bounded map from a user's email to what was loaded for it, with a time to live.
-pub(super) struct PrincipalCache<V> {
+/// A bounded map from a key (a user's email, an organization's name) to what was loaded for it,
+/// with the organizations it concerns and a time to live.
+pub(super) struct AccessCache<V> {
     capacity: usize,
     ttl: Duration,
     /// Counts the invalidations.
@@ -28,8 +30,8 @@ pub(super) struct PrincipalCache<V> {
 
 struct State<V> {
     entries: HashMap<String, Entry<V>>,
-    /// Emails in the order they were inserted (an email may appear more than once; the entry's
-    /// own time tells which is current).
+    /// Keys in the order they were inserted (a key may appear more than once; the entry's own
+    /// time tells which is current).
     order: VecDeque<(String, Instant)>,
 }
 
@@ -39,7 +41,7 @@ struct Entry<V> {
     organizations: Vec<String>,
 }
 
-impl<V: Send + Sync + 'static> PrincipalCache<V> {
+impl<V: Send + Sync + 'static> AccessCache<V> {
     /// A cache of at most `capacity` users, each kept `ttl` at most; `None` when either is zero.
     pub(super) fn new(capacity: usize, ttl: Duration) -> Option<Arc<Self>> {
         (capacity > 0 && !ttl.is_zero()).then(|| {
@@ -65,10 +67,10 @@ impl<V: Send + Sync + 'static> PrincipalCache<V> {
         });
     }
 
-    /// The value cached for `email`, unless it expired.
-    pub(super) fn get(&self, email: &str) -> Option<Arc<V>> {
+    /// The value cached for `key`, unless it expired.
+    pub(super) fn get(&self, key: &str) -> Option<Arc<V>> {
         let state = self.state.read().ok()?;
-        let entry = state.entries.get(email)?;
+        let entry = state.entries.get(key)?;
         (entry.loaded.elapsed() < self.ttl).then(|| entry.value.clone())
     }
 
@@ -77,9 +79,9 @@ impl<V: Send + Sync + 'static> PrincipalCache<V> {
         Ticket(self.generation.load(Ordering::SeqCst))
     }
 
-    /// Keeps `value`, loaded for `email` (a member of `organizations`) after `ticket` was taken,
-    /// unless an invalidation happened since.
-    pub(super) fn insert(&self, ticket: Ticket, email: &str, value: V, organizations: Vec<String>) {
+    /// Keeps `value`, loaded for `key` (concerning `organizations`: a user's memberships, an
+    /// organization itself) after `ticket` was taken, unless an invalidation happened since.
+    pub(super) fn insert(&self, ticket: Ticket, key: &str, value: V, organizations: Vec<String>) {
         let Ok(mut state) = self.state.write() else { return };
         // Invalidations bump the generation before they take the lock: checked under it, no
         // invalidation can slip between this check and the insert.
@@ -95,13 +97,13 @@ impl<V: Send + Sync + 'static> PrincipalCache<V> {
                 state.entries.remove(&oldest);
             }
         }
-        state.order.push_back((email.to_string(), now));
+        state.order.push_back((key.to_string(), now));
         if state.order.len() > self.capacity.saturating_mul(2) {
             let State { entries, order } = &mut *state;
-            order.retain(|(email, inserted)| entries.get(email).is_some_and(|e| e.loaded == *inserted));
+            order.retain(|(key, inserted)| entries.get(key).is_some_and(|e| e.loaded == *inserted));
         }
         state.entries.insert(
-            email.to_string(),
+            key.to_string(),
             Entry {
                 value: Arc::new(value),
                 loaded: now,
@@ -153,14 +155,14 @@ mod tests {
     use super::*;
     use dartwing_core::tenancy::OrgStatus;
 
-    fn cache(capacity: usize) -> Arc<PrincipalCache<&'static str>> {
-        PrincipalCache::new(capacity, Duration::from_secs(60)).unwrap()
+    fn cache(capacity: usize) -> Arc<AccessCache<&'static str>> {
+        AccessCache::new(capacity, Duration::from_secs(60)).unwrap()
     }
 
     #[test]
     fn zero_capacity_or_time_to_live_turns_the_cache_off() {
-        assert!(PrincipalCache::<()>::new(0, Duration::from_secs(1)).is_none());
-        assert!(PrincipalCache::<()>::new(1, Duration::ZERO).is_none());
+        assert!(AccessCache::<()>::new(0, Duration::from_secs(1)).is_none());
+        assert!(AccessCache::<()>::new(1, Duration::ZERO).is_none());
     }
 
     #[test]
@@ -210,7 +212,7 @@ mod tests {
         }
         assert_eq!(cache.len(), 3);
         assert!(cache.get("e").is_some());
-        let short = PrincipalCache::new(3, Duration::from_millis(1)).unwrap();
+        let short = AccessCache::new(3, Duration::from_millis(1)).unwrap();
         short.insert(short.ticket(), "a", (), Vec::new());
         std::thread::sleep(Duration::from_millis(5));
         assert!(short.get("a").is_none());
