@@ -11,6 +11,10 @@
 //   idle        start 1 fresh node and open N idle connections to it: how many connected, RSS per
 //               connection. Beyond 20,000 connections the clients' source addresses are spread over
 //               127.0.0.x (a source address has ~28,000 ephemeral ports).
+//   delta       (Dartwing only) start 1 fresh node; S clients subscribe to sync:Task:{org}; the owner
+//               writes Task documents through sync.upsert_batch over HTTP at a steady item rate; per
+//               item, the time from sending the write to each subscriber receiving its sync_delta
+//               (p50/p99/max), loss and duplicates, and the server's CPU.
 // The summary prints medians over the runs as a Markdown table with Dartwing/reference ratios.
 //
 // Run through `cargo run -p dartwing-bench --release -- realtime` (which builds the server and
@@ -43,7 +47,11 @@ const HELP = `usage: node driver.mjs [options]
   --step-secs S           seconds per step (default 5)
   --p99-goal MS           latency goal that ends the stepping (default 100)
   --idle N                idle connections to one node (default 10000; 0 skips)
-  --scenarios LIST        fanout,idle (default: both)
+  --scenarios LIST        fanout,idle,delta (default: fanout,idle)
+  --delta-rate N          delta: items written per second (default 1000)
+  --delta-secs S          delta: seconds of writing (default 10)
+  --delta-batch N         delta: items per upsert_batch request (default 10)
+  --delta-subscribers N   delta: subscribed sockets (default 10)
   --runs N                repetitions; the summary shows medians (default 3)
   --workers N             load-generator processes (default 2; idle uses one per 12,500 connections at least)
   --strict                exit 1 when a step lost or duplicated a message, or a client failed to connect
@@ -63,6 +71,10 @@ function parseArgs(argv) {
     p99Goal: 100,
     idle: 10000,
     scenarios: ["fanout", "idle"],
+    deltaRate: 1000,
+    deltaSecs: 10,
+    deltaBatch: 10,
+    deltaSubscribers: 10,
     runs: 3,
     strict: false,
     workers: 2,
@@ -89,6 +101,10 @@ function parseArgs(argv) {
       case "--p99-goal": opts.p99Goal = Number(val()); break;
       case "--idle": opts.idle = Number(val()); break;
       case "--scenarios": opts.scenarios = list(val()); break;
+      case "--delta-rate": opts.deltaRate = Number(val()); break;
+      case "--delta-secs": opts.deltaSecs = Number(val()); break;
+      case "--delta-batch": opts.deltaBatch = Number(val()); break;
+      case "--delta-subscribers": opts.deltaSubscribers = Number(val()); break;
       case "--strict": opts.strict = true; break;
       case "--runs": opts.runs = Number(val()); break;
       case "--workers": opts.workers = Number(val()); break;
@@ -101,7 +117,10 @@ function parseArgs(argv) {
     if (!["dartwing", "reference"].includes(s)) throw new Error(`unknown system ${s}`);
   }
   for (const s of opts.scenarios) {
-    if (!["fanout", "idle"].includes(s)) throw new Error(`unknown scenario ${s}`);
+    if (!["fanout", "idle", "delta"].includes(s)) throw new Error(`unknown scenario ${s}`);
+  }
+  if (opts.scenarios.includes("delta") && !opts.systems.includes("dartwing")) {
+    throw new Error("the delta scenario measures the dartwing system only");
   }
   if (!opts.scenarios.includes("fanout")) opts.rooms = [];
   if (!opts.scenarios.includes("idle")) opts.idle = 0;
@@ -523,6 +542,90 @@ async function idle(system, opts, secret) {
   return result;
 }
 
+// The sync path end to end on one node: a write through sync.upsert_batch over HTTP until its
+// sync_delta reaches every subscribed socket.
+async function delta(opts, secret, run) {
+  const cluster = new Cluster("dartwing", opts, secret, 1);
+  const loadgen = new LoadGen(1);
+  const result = { system: "dartwing", rate: opts.deltaRate, subscribers: opts.deltaSubscribers };
+  const step = 1_000_000 + run;
+  try {
+    await cluster.start();
+    const base = cluster.nodes[0].base;
+    const [org] = await createOrganizations(base, secret, 1);
+    const token = tokenFor(secret, userEmail(0));
+    const room = `sync:Task:${org}`;
+    const clients = Array.from({ length: opts.deltaSubscribers }, () => ({ url: base, token, room }));
+    const conn = await loadgen.connect(clients, 30000);
+    if (conn.subscribed !== opts.deltaSubscribers) {
+      throw new Error(`${conn.subscribed} of ${opts.deltaSubscribers} subscribed: ${conn.errors.join("; ")}`);
+    }
+    const pid = cluster.pids()[0];
+    const cpu0 = cpuSeconds(pid);
+    const batches = Math.max(1, Math.round((opts.deltaRate * opts.deltaSecs) / opts.deltaBatch));
+    const interval = (1000 * opts.deltaBatch) / opts.deltaRate;
+    const url = `${base}/api/method/dartwing_core.sync.upsert_batch`;
+    const headers = { authorization: `Bearer ${token}`, "content-type": "application/json" };
+    let written = 0;
+    let refused = 0;
+    const t0 = now();
+    for (let b = 0; b < batches; b++) {
+      const due = t0 + b * interval;
+      if (due > now()) await sleep(due - now());
+      const sentAt = now();
+      const items = Array.from({ length: opts.deltaBatch }, (_, i) => {
+        const q = b * opts.deltaBatch + i;
+        return {
+          op_id: `delta-${run}-${q}`, op: "insert", doctype: "Task", name: `${org}-D${run}-${q}`,
+          data: { title: `delta ${q}`, s: step, q, t: sentAt }, client_ts: new Date(sentAt).toISOString(),
+        };
+      });
+      const res = await fetch(url, { method: "POST", headers, body: JSON.stringify({ org, items }) });
+      const body = await res.json().catch(() => ({}));
+      const answers = body?.message?.results ?? body?.message ?? [];
+      if (res.status !== 200 || !Array.isArray(answers)) {
+        throw new Error(`upsert_batch answered ${res.status}: ${JSON.stringify(body).slice(0, 300)}`);
+      }
+      const applied = answers.filter((a) => a.status === "applied").length;
+      written += applied;
+      refused += opts.deltaBatch - applied;
+    }
+    const writeMs = now() - t0;
+    const expected = written * opts.deltaSubscribers;
+    const drainStart = now();
+    let received = await loadgen.received();
+    while (received < expected && now() - drainStart < 10000) {
+      await sleep(100);
+      received = await loadgen.received();
+    }
+    const secs = (now() - t0) / 1000;
+    const cpu = cpuSeconds(pid) - cpu0;
+    const st = await loadgen.stats(step);
+    const unique = st.received - st.duplicates;
+    Object.assign(result, {
+      written,
+      refused,
+      writtenPerSec: written / (writeMs / 1000),
+      expected,
+      received: st.received,
+      duplicates: st.duplicates,
+      loss: Math.max(0, expected - unique),
+      deliveredPerSec: unique / (writeMs / 1000),
+      p50: percentile(st.hist, st.received, 0.5),
+      p99: percentile(st.hist, st.received, 0.99),
+      max: st.hist.length ? (st.hist[st.hist.length - 1][0] + 1) * 0.1 : NaN,
+      serverCpu: (100 * cpu) / secs,
+    });
+    console.error(`  dartwing delta: ${result.writtenPerSec.toFixed(0)} items/s written (${refused} not applied), ${result.deliveredPerSec.toFixed(0)} deltas/s delivered to ${opts.deltaSubscribers} sockets, p50 ${result.p50.toFixed(1)} ms p99 ${result.p99.toFixed(1)} ms max ${result.max.toFixed(1)} ms, loss ${result.loss} dup ${result.duplicates}, server CPU ${result.serverCpu.toFixed(0)}%`);
+  } catch (e) {
+    result.error = e.message;
+  } finally {
+    await loadgen.close();
+    await cluster.stop();
+  }
+  return result;
+}
+
 // ---------------------------------------------------------------- summary
 
 function median(xs) {
@@ -577,6 +680,16 @@ function summarize(opts, all) {
     row(scen, "connected", systems.map((s) => median(by(s, "idle").map((r) => r.connected))));
     row(scen, "RSS per connection (KiB)", systems.map((s) => median(by(s, "idle").map((r) => r.rssPerConnKiB))), 1);
   }
+  if (opts.scenarios.includes("delta")) {
+    const scen = `delta, 1 node, ${opts.deltaRate} items/s × ${opts.deltaSubscribers} sockets`;
+    const pick = (f) => systems.map((s) => median(by(s, "delta").map(f)));
+    row(scen, "items written/s (upsert_batch over HTTP)", pick((r) => r.writtenPerSec));
+    row(scen, "sync_delta delivered/s", pick((r) => r.deliveredPerSec));
+    row(scen, "write → sync_delta p50 (ms)", pick((r) => r.p50), 1);
+    row(scen, "write → sync_delta p99 (ms)", pick((r) => r.p99), 1);
+    row(scen, "write → sync_delta max (ms)", pick((r) => r.max), 1);
+    row(scen, "server CPU (% of a core)", pick((r) => r.serverCpu));
+  }
   return lines.join("\n");
 }
 
@@ -585,8 +698,16 @@ function summarize(opts, all) {
 function strictProblems(opts, all) {
   const problems = [];
   for (const r of all) {
-    const name = r.kind === "fanout" ? `run ${r.run} ${r.system} fan-out R=${r.rooms}` : `run ${r.run} ${r.system} idle`;
-    if (r.kind === "fanout") {
+    const name = r.kind === "fanout" ? `run ${r.run} ${r.system} fan-out R=${r.rooms}` : `run ${r.run} ${r.system} ${r.kind}`;
+    if (r.kind === "delta") {
+      if (r.error) problems.push(`${name}: ${r.error}`);
+      else {
+        if (!(r.written > 0)) problems.push(`${name}: nothing written`);
+        if (r.refused > 0) problems.push(`${name}: ${r.refused} item(s) not applied`);
+        if (r.loss > 0) problems.push(`${name}: ${r.loss} delta(s) lost`);
+        if (r.duplicates > 0) problems.push(`${name}: ${r.duplicates} duplicate delta(s)`);
+      }
+    } else if (r.kind === "fanout") {
       if (r.connectShortfall) problems.push(`${name}: ${r.connectShortfall}`);
       if (!(r.steps || []).length) problems.push(`${name}: no step ran`);
       for (const st of r.steps || []) {
@@ -656,6 +777,12 @@ async function main() {
           console.error(`run ${run}/${opts.runs}: ${system} idle connections N=${opts.idle}`);
           all.push({ kind: "idle", run, ...(await idle(system, opts, secret)) });
         }
+        if (system === "dartwing" && opts.scenarios.includes("delta")) {
+          console.error(`run ${run}/${opts.runs}: dartwing write → sync_delta at ${opts.deltaRate} items/s`);
+          const r = await delta(opts, secret, run);
+          if (r.error) console.error(`  dartwing delta: ${r.error}`);
+          all.push({ kind: "delta", run, ...r });
+        }
       }
     }
   } finally {
@@ -667,7 +794,7 @@ async function main() {
   console.log(summarize(opts, all));
   const failures = all.filter((r) => r.error);
   if (failures.length) {
-    console.log(`\n${failures.length} measurement(s) failed: ${failures.map((f) => `${f.system} R=${f.rooms}: ${f.error}`).join(" | ")}`);
+    console.log(`\n${failures.length} measurement(s) failed: ${failures.map((f) => `${f.system} ${f.kind === "fanout" ? `R=${f.rooms}` : f.kind}: ${f.error}`).join(" | ")}`);
     process.exitCode = 1;
   }
   if (opts.strict) {

@@ -3,7 +3,10 @@
 // It opens Socket.IO clients (socket.io-client 4, WebSocket transport, one connection each),
 // subscribes each to its room, and counts the `bench` events it receives: per benchmark step the
 // number received, duplicates (a room sequence number not above the last one seen by that socket)
-// and a latency histogram (publish timestamp → receipt, 0.1 ms buckets).
+// and a latency histogram (publish timestamp → receipt, 0.1 ms buckets). `sync_delta` events whose
+// document data carries the same fields (`s` step, `q` sequence, `t` write time) are counted the
+// same way (a duplicate is a sequence number that socket has already seen: a batch's deltas may
+// arrive in any order).
 //
 // Messages from the driver:
 //   {cmd:"connect", clients:[{url, token, room|null, localAddress?}], concurrency, timeoutMs}
@@ -44,9 +47,22 @@ function onBench(state, message) {
   stats.hist[bucket]++;
 }
 
+function onDelta(state, row) {
+  const t = now();
+  receivedTotal++;
+  const data = row && row.data;
+  if (!data || typeof data.s !== "number") return;
+  const stats = stepStats(data.s);
+  stats.received++;
+  if (state.deltas.has(data.q)) stats.duplicates++;
+  else state.deltas.add(data.q);
+  const bucket = Math.min(BUCKETS - 1, Math.max(0, Math.floor((t - data.t) / BUCKET_MS)));
+  stats.hist[bucket]++;
+}
+
 function openClient(spec, timeoutMs) {
   return new Promise((resolve) => {
-    const state = { lastSeq: -1 };
+    const state = { lastSeq: -1, deltas: new Set() };
     const socket = io(spec.url, {
       path: "/socket.io/",
       transports: ["websocket"],
@@ -66,6 +82,7 @@ function openClient(spec, timeoutMs) {
     };
     const timer = setTimeout(() => done({ ok: false, error: "timed out" }), timeoutMs);
     socket.on("bench", (message) => onBench(state, message));
+    socket.on("sync_delta", (row) => onDelta(state, row));
     socket.on("connect_error", (e) => {
       done({ ok: false, error: `connect_error: ${e.message}` });
       socket.close();

@@ -5,6 +5,7 @@
 //! over HTTP. See `dartwing-bench http --help`. `dartwing-bench jobs` measures background jobs,
 //! `dartwing-bench realtime` the Socket.IO gateway next to Node.js socket.io.
 
+mod driver;
 mod http;
 mod jobs;
 mod jobs_http;
@@ -37,6 +38,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The database driver: the runtime's portable (Any) pool next to sqlx's native PostgreSQL pool.
+    #[command(long_about = driver::LONG_ABOUT)]
+    Driver(driver::DriverArgs),
     /// Authenticated document reads over HTTP, per backend, with observability on and off.
     #[command(long_about = http::LONG_ABOUT)]
     Http(http::HttpArgs),
@@ -67,6 +71,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
+        Command::Driver(args) => runtime.block_on(driver::run(args)),
         Command::Http(args) => runtime.block_on(http::run(args)),
         Command::Jobs(args) => runtime.block_on(jobs::run(args)),
         Command::Scrape(args) => runtime.block_on(scrape::run(args)),

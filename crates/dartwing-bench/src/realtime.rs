@@ -73,9 +73,21 @@ pub struct RealtimeArgs {
     /// Idle connections to one node (0 skips the idle measurement).
     #[arg(long, default_value_t = 10_000)]
     idle: u32,
-    /// Scenarios to run, comma separated: fanout, idle.
+    /// Scenarios to run, comma separated: fanout, idle, delta.
     #[arg(long, default_value = "fanout,idle")]
     scenarios: String,
+    /// Delta: items written per second through sync.upsert_batch.
+    #[arg(long, default_value_t = 1000)]
+    delta_rate: u32,
+    /// Delta: seconds of writing.
+    #[arg(long, default_value_t = 10)]
+    delta_secs: u32,
+    /// Delta: items per upsert_batch request.
+    #[arg(long, default_value_t = 10)]
+    delta_batch: u32,
+    /// Delta: subscribed sockets.
+    #[arg(long, default_value_t = 10)]
+    delta_subscribers: u32,
     /// Fail when a step lost or duplicated a message or a client did not connect or subscribe.
     #[arg(long)]
     strict: bool,
@@ -109,7 +121,11 @@ impl RealtimeArgs {
             step_secs: 1,
             p99_goal: 60_000,
             idle: 100,
-            scenarios: "fanout,idle".into(),
+            scenarios: "fanout,idle,delta".into(),
+            delta_rate: 50,
+            delta_secs: 2,
+            delta_batch: 5,
+            delta_subscribers: 3,
             runs: 1,
             workers: 1,
             strict: true,
@@ -161,6 +177,10 @@ async fn drive(args: &RealtimeArgs, dir: &Path, binary: Option<&Path>, schema: O
     command.args(["--p99-goal", &args.p99_goal.to_string()]);
     command.args(["--idle", &args.idle.to_string()]);
     command.args(["--scenarios", &args.scenarios]);
+    command.args(["--delta-rate", &args.delta_rate.to_string()]);
+    command.args(["--delta-secs", &args.delta_secs.to_string()]);
+    command.args(["--delta-batch", &args.delta_batch.to_string()]);
+    command.args(["--delta-subscribers", &args.delta_subscribers.to_string()]);
     if args.strict {
         command.arg("--strict");
     }

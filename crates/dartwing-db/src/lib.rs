@@ -19,7 +19,7 @@ use dartwing_core::config::DatabaseConfig;
 use dartwing_observe::{HealthCheck, Metrics};
 use futures::future::BoxFuture;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{Any, AnyPool, Executor, Transaction};
+use sqlx::{Any, AnyPool, Connection as _, Executor, Transaction};
 use std::future::Future;
 use std::path::Path;
 use std::str::FromStr;
@@ -103,6 +103,10 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     builder.create(dir)
 }
 
+/// A pooled connection idle for this long is pinged before it is used again; one used more recently
+/// is handed out without that extra round trip.
+const CHECK_IDLE_AFTER: Duration = Duration::from_secs(1);
+
 /// A connection pool to the runtime's database, with query metrics.
 #[derive(Clone)]
 pub struct Db {
@@ -137,6 +141,17 @@ impl Db {
             .max_connections(config.max_connections)
             .min_connections(config.min_connections)
             .acquire_timeout(Duration::from_millis(config.acquire_timeout_ms))
+            // A connection in steady use is handed out as it is; one idle for a while is checked
+            // first (a round trip), so one broken meanwhile (a database restart) is replaced.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= CHECK_IDLE_AFTER {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
