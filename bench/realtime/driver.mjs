@@ -358,6 +358,15 @@ class LoadGen {
   }
 }
 
+// p50, p99 and max latency (ms) of a load generator's stats (0.1 ms histogram buckets).
+function latencies(st) {
+  return {
+    p50: percentile(st.hist, st.received, 0.5),
+    p99: percentile(st.hist, st.received, 0.99),
+    max: st.hist.length ? (st.hist[st.hist.length - 1][0] + 1) * 0.1 : NaN,
+  };
+}
+
 function percentile(hist, total, p) {
   if (!total) return NaN;
   const rank = Math.ceil(total * p);
@@ -478,9 +487,7 @@ async function fanout(system, opts, secret, rooms, orgNames, redis) {
         duplicates: st.duplicates,
         loss: Math.max(0, expected - unique),
         deliveredPerSec: unique / (publishMs / 1000),
-        p50: percentile(st.hist, st.received, 0.5),
-        p99: percentile(st.hist, st.received, 0.99),
-        max: st.hist.length ? (st.hist[st.hist.length - 1][0] + 1) * 0.1 : NaN,
+        ...latencies(st),
         // CPU as % of one core over the step (publishing + drain).
         serverCpu: (100 * (sum(cpu1.servers) - sum(cpu0.servers))) / secs,
         // Server CPU time (3 nodes, user + system) over the step ÷ unique deliveries.
@@ -611,9 +618,7 @@ async function delta(opts, secret, run) {
       duplicates: st.duplicates,
       loss: Math.max(0, expected - unique),
       deliveredPerSec: unique / (writeMs / 1000),
-      p50: percentile(st.hist, st.received, 0.5),
-      p99: percentile(st.hist, st.received, 0.99),
-      max: st.hist.length ? (st.hist[st.hist.length - 1][0] + 1) * 0.1 : NaN,
+      ...latencies(st),
       serverCpu: (100 * cpu) / secs,
     });
     console.error(`  dartwing delta: ${result.writtenPerSec.toFixed(0)} items/s written (${refused} not applied), ${result.deliveredPerSec.toFixed(0)} deltas/s delivered to ${opts.deltaSubscribers} sockets, p50 ${result.p50.toFixed(1)} ms p99 ${result.p99.toFixed(1)} ms max ${result.max.toFixed(1)} ms, loss ${result.loss} dup ${result.duplicates}, server CPU ${result.serverCpu.toFixed(0)}%`);
