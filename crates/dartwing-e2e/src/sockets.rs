@@ -27,16 +27,16 @@ fn agents_dir() -> PathBuf {
 }
 
 /// Runs `install` once across concurrent test processes (a directory as the lock), unless
-/// `done` already exists.
-fn install_once(dir: &Path, done: &Path, install: impl FnOnce()) {
+/// `done` says it already ran.
+fn install_once(dir: &Path, done: impl Fn() -> bool, install: impl FnOnce()) {
     let lock = dir.join(".install-lock");
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
-        if done.exists() {
+        if done() {
             return;
         }
         if std::fs::create_dir(&lock).is_ok() {
-            if !done.exists() {
+            if !done() {
                 install();
             }
             let _ = std::fs::remove_dir(&lock);
@@ -63,19 +63,26 @@ pub fn ensure_installed(kind: ClientKind) {
         ClientKind::Js => {
             let dir = agents_dir().join("js");
             let done = dir.join("node_modules/socket.io-client/package.json");
-            install_once(&dir, &done, || {
-                run(
-                    std::process::Command::new("npm")
-                        .args(["ci", "--no-audit", "--no-fund"])
-                        .current_dir(&dir),
-                    "npm ci (socket.io-client)",
-                );
-            });
+            install_once(
+                &dir,
+                || done.exists(),
+                || {
+                    run(
+                        std::process::Command::new("npm")
+                            .args(["ci", "--no-audit", "--no-fund"])
+                            .current_dir(&dir),
+                        "npm ci (socket.io-client)",
+                    );
+                },
+            );
         }
         ClientKind::Python => {
             let dir = agents_dir().join("python");
-            let done = dir.join(".venv/installed");
-            install_once(&dir, &done, || {
+            // The marker holds the requirements it installed: a changed list installs again.
+            let marker = dir.join(".venv/installed");
+            let requirements = dir.join("requirements.txt");
+            let done = || std::fs::read(&marker).ok() == std::fs::read(&requirements).ok();
+            install_once(&dir, done, || {
                 run(
                     std::process::Command::new("python3")
                         .args(["-m", "venv", ".venv"])
@@ -86,9 +93,9 @@ pub fn ensure_installed(kind: ClientKind) {
                     std::process::Command::new(dir.join(".venv/bin/pip"))
                         .args(["install", "-q", "-r", "requirements.txt"])
                         .current_dir(&dir),
-                    "pip install (python-socketio)",
+                    "pip install (python-socketio, requests)",
                 );
-                std::fs::write(&done, b"").expect("install marker");
+                std::fs::copy(&requirements, &marker).expect("install marker");
             });
         }
     }
@@ -98,6 +105,11 @@ pub fn ensure_installed(kind: ClientKind) {
 pub fn python() -> PathBuf {
     ensure_installed(ClientKind::Python);
     agents_dir().join("python/.venv/bin/python")
+}
+
+/// A Python program of the agents' directory, to run with [`python`].
+pub fn python_program(file: &str) -> PathBuf {
+    agents_dir().join("python").join(file)
 }
 
 /// An agent process holding any number of named client connections.
@@ -196,6 +208,15 @@ impl SocketAgent {
         let reply = self.call(command).await;
         assert_eq!(reply["ok"], json!(true), "{:?} emit {event}: {reply}", self.kind);
         reply["ack"].clone()
+    }
+
+    /// Emits `event` with `data` without asking for an acknowledgement (as
+    /// `socket.emit('join_room', room)` in the Dart client).
+    pub async fn send(&mut self, name: &str, event: &str, data: Value) {
+        let reply = self
+            .call(json!({"cmd": "emit", "client": name, "event": event, "data": data, "no_ack": true}))
+            .await;
+        assert_eq!(reply["ok"], json!(true), "{:?} send {event}: {reply}", self.kind);
     }
 
     /// `subscribe` to `room`; returns the ack (`{"ok": true}` or `{"ok": false, "error"}`).

@@ -113,6 +113,76 @@ async fn handshake_requires_a_valid_token() {
     server.stop().await;
 }
 
+/// The Flutter quickstart's calls: `socket.emit('join_room', 'org:<name>')` (a plain string, no
+/// acknowledgement), then events of the organization's room; `leave_room` stops them; a room the
+/// user may not join stays closed.
+#[tokio::test]
+async fn join_room_and_leave_room_take_a_plain_room_string() {
+    let db = TestDatabase::sqlite();
+    let server = TestServer::start(&db).await;
+    let org = server.create_org("owner@example.com", "Acme").await;
+    let other = server.create_org("stranger@example.com", "Other").await;
+    for kind in ClientKind::ALL {
+        let mut agent = SocketAgent::start(kind).await;
+        agent
+            .connect("owner", &server.base, &server.token("owner@example.com"))
+            .await
+            .unwrap();
+        agent.send("owner", "join_room", json!(format!("org:{org}"))).await;
+        agent.send("owner", "join_room", json!(format!("org:{other}"))).await;
+        // With an acknowledgement, join_room answers as subscribe does.
+        let refusal = refused(
+            &agent
+                .emit("owner", "join_room", Some(json!(format!("org:{other}"))))
+                .await,
+        );
+        assert!(refusal.contains("Not permitted"), "{kind:?}: {refusal}");
+        assert_eq!(
+            agent
+                .emit("owner", "join_room", Some(json!({"room": format!("org:{org}")})))
+                .await,
+            ok()
+        );
+        for room in [&org, &other] {
+            publish(
+                &server,
+                json!({"event": "job_progress", "message": {"room": room}, "room": format!("org:{room}")}),
+            )
+            .await;
+        }
+        let got = agent
+            .wait_for("owner", "job_progress", 1, Duration::from_secs(10))
+            .await;
+        assert_eq!(got, [json!({"room": org})], "{kind:?}");
+        tokio::time::sleep(SETTLE).await;
+        let (events, _) = agent.events("owner").await;
+        assert_eq!(
+            events.iter().filter(|(e, _)| e == "job_progress").count(),
+            1,
+            "{kind:?}: nothing from the other organization's room: {events:?}"
+        );
+
+        agent.send("owner", "leave_room", json!(format!("org:{org}"))).await;
+        tokio::time::sleep(SETTLE).await;
+        agent.clear("owner").await;
+        publish(
+            &server,
+            json!({"event": "job_progress", "message": {"room": org}, "room": format!("org:{org}")}),
+        )
+        .await;
+        tokio::time::sleep(SETTLE).await;
+        assert!(
+            agent
+                .wait_for("owner", "job_progress", 1, Duration::ZERO)
+                .await
+                .is_empty(),
+            "{kind:?}: left the room"
+        );
+        agent.stop().await;
+    }
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn user_targeting_reaches_only_that_user() {
     let db = TestDatabase::sqlite();

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use sqlx::Row;
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 const UPSERT: &str = "/api/method/dartwing_core.sync.upsert_batch";
 const FEED: &str = "/api/method/dartwing_core.sync.feed";
@@ -134,6 +135,54 @@ impl Site {
 }
 
 dartwing_e2e::backend_tests! {
+    async fn the_feed_starts_after_a_time_and_items_may_come_without_op_id(db) {
+        let s = site(db).await;
+        // The sync spec's item shape: no op_id.
+        let item = |name: &str| json!({
+            "doctype": "Task", "name": name, "data": {"title": name}, "client_ts": now(), "op": "insert",
+        });
+        let first = s.one(item("T-EARLY")).await;
+        assert_eq!(first["status"], "applied", "{first}");
+        assert!(first["op_id"].is_null(), "{first}");
+        let early = first["server_ts"].as_str().unwrap().to_string();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let later = s.one(item("T-LATER")).await;
+        assert_eq!(later["status"], "applied", "{later}");
+
+        let names = |page: &Value| -> Vec<String> {
+            page["message"]["rows"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap().to_string()).collect()
+        };
+        // RFC 3339 and Frappe's `YYYY-MM-DD HH:MM:SS.ffffff` (UTC) name the same time.
+        let frappe_form = early.trim_end_matches('Z').replacen('T', " ", 1);
+        for since in [early.clone(), frappe_form] {
+            let reply = s.feed(&format!("since={}", urlencoding::encode(&since))).await;
+            assert_eq!(reply.status, StatusCode::OK, "{since}: {}", reply.text);
+            assert_eq!(names(&reply.json()), ["T-LATER"], "{since}");
+        }
+        let all = s.feed("since=2000-01-01T00:00:00Z").await.json();
+        assert_eq!(names(&all), ["T-EARLY", "T-LATER"]);
+        // A time after every change: nothing yet, and its watermark continues with what comes next.
+        let future = s.feed("since=2999-01-01T00:00:00Z").await.json();
+        assert!(names(&future).is_empty());
+        let next = future["message"]["next_since"].as_str().unwrap().to_string();
+        s.one(item("T-NEXT")).await;
+        assert_eq!(names(&s.feed(&format!("since={next}")).await.json()), ["T-NEXT"]);
+        for bad in ["yesterday", "2026-01-31", "2026-13-01%2010:00:00"] {
+            let reply = s.feed(&format!("since={bad}")).await;
+            assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{bad}: {}", reply.text);
+            assert_eq!(reply.json()["exc_type"], "InvalidWatermarkError");
+        }
+        // Without an op_id a write is not remembered: the same insert sent again is decided again
+        // (with an op_id the replay would get the first answer back).
+        let insert = item("T-TWICE");
+        let once = s.one(insert.clone()).await;
+        assert_eq!(once["status"], "applied", "{once}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let twice = s.one(insert).await;
+        assert_ne!(once, twice, "decided again, not the stored answer");
+        s.server.stop().await;
+    }
+
     async fn offline_create_update_delete_replayed_in_order_and_twice_gives_identical_answers(db) {
         let s = site(db).await;
         let batch = vec![

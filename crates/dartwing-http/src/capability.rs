@@ -191,6 +191,22 @@ impl<S: Clone + Send + Sync + 'static> RoutesBuilder<S> {
         self.add(path, Method::POST, axum::routing::post(handler), operation)
     }
 
+    /// A procedure that changes nothing, served on `GET` (arguments in the query string) and on
+    /// `POST` (arguments in the body, as `frappe.call` sends every call); its handler reads them
+    /// with [`crate::MethodArgs`].
+    pub fn read<H: Handler<T, S> + Clone, T: 'static>(mut self, path: &str, handler: H, operation: Value) -> Self {
+        let route = axum::routing::get(handler.clone()).post(handler);
+        self.router = self.router.route(path, route);
+        for method in [Method::GET, Method::POST] {
+            self.docs.push(RouteDoc {
+                path: path.to_string(),
+                method,
+                operation: operation.clone(),
+            });
+        }
+        self
+    }
+
     /// A `PUT` route described by `operation`.
     pub fn put<H: Handler<T, S>, T: 'static>(self, path: &str, handler: H, operation: Value) -> Self {
         self.add(path, Method::PUT, axum::routing::put(handler), operation)

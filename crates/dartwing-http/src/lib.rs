@@ -8,6 +8,7 @@ pub mod context;
 pub mod error;
 pub mod extract;
 pub mod listener;
+pub mod method_args;
 pub mod openapi;
 pub mod stack;
 
@@ -16,6 +17,7 @@ pub use capability::{BackgroundTask, Capability, RouteDoc, Routes};
 pub use context::RequestContext;
 pub use error::ApiError;
 pub use extract::{Data, Message, StrictJson, StrictQuery};
+pub use method_args::MethodArgs;
 
 /// Result of a handler: a value or an error rendered as `{"exc_type", "message"}`.
 pub type ApiResult<T> = Result<T, ApiError>;

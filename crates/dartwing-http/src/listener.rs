@@ -113,7 +113,7 @@ pub async fn serve(
         let Ok(service) = make_service.call(remote).await;
         let body_timeout = limits.body_timeout;
         let service = service.map_request(move |request: Request<Incoming>| {
-            request.map(|body| Body::new(TimeoutBody::new(body_timeout, body)))
+            trim_method_slash(request.map(|body| Body::new(TimeoutBody::new(body_timeout, body))))
         });
         let connection = Counted { stream, _slot: slot };
         let mut stop = stop_rx.clone();
@@ -199,6 +199,31 @@ impl AsyncWrite for Counted {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
     }
+}
+
+/// Where procedures are served.
+const METHOD_PREFIX: &str = "/api/method/";
+
+/// `frappeclient` calls `/api/method/<name>/`: the trailing slash names the same procedure.
+/// Rewritten before routing (a route layer runs after it).
+fn trim_method_slash<B>(mut request: Request<B>) -> Request<B> {
+    let path = request.uri().path();
+    if path.len() <= METHOD_PREFIX.len() || !path.starts_with(METHOD_PREFIX) || !path.ends_with('/') {
+        return request;
+    }
+    let trimmed = path.trim_end_matches('/');
+    let path_and_query = match request.uri().query() {
+        Some(query) => format!("{trimmed}?{query}"),
+        None => trimmed.to_string(),
+    };
+    let mut parts = request.uri().clone().into_parts();
+    if let Ok(path_and_query) = axum::http::uri::PathAndQuery::try_from(path_and_query) {
+        parts.path_and_query = Some(path_and_query);
+        if let Ok(uri) = axum::http::Uri::from_parts(parts) {
+            *request.uri_mut() = uri;
+        }
+    }
+    request
 }
 
 /// Whether `error` (a body or extraction error) is a request body that stalled past the body

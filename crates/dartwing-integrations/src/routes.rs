@@ -4,7 +4,7 @@ use crate::vault::TokenVault;
 use axum::extract::State;
 use dartwing_core::Error;
 use dartwing_http::openapi::{COMMON_ERRORS, operation};
-use dartwing_http::{ApiResult, Auth, Message, Routes, StrictJson, StrictQuery};
+use dartwing_http::{ApiResult, Auth, Message, MethodArgs, Routes, StrictQuery};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -30,13 +30,13 @@ pub fn routes(vault: TokenVault) -> Routes {
             disconnect,
             op("Revoke and remove an integration's tokens {organization, integration}; Owners/Admins"),
         )
-        .get(
+        .read(
             &format!("{PREFIX}.status"),
             status,
             op("Integrations of an organization (?organization=) → [{integration, status, expires_at, last_refreshed, \
                 error_message, connected_by, connected_at, scopes}]; never token material"),
         )
-        .get(
+        .read(
             &format!("{PREFIX}.audit_log"),
             audit_log,
             op("Audit log of an organization's integrations (?organization=&limit=); Owners/Admins"),
@@ -64,7 +64,7 @@ fn to_value<T: serde::Serialize>(value: T) -> Value {
 async fn connect(
     State(vault): State<TokenVault>,
     Auth(actor): Auth,
-    StrictJson(body): StrictJson<IntegrationBody>,
+    MethodArgs(body): MethodArgs<IntegrationBody>,
 ) -> ApiResult<Message<Value>> {
     let start = vault.connect(&actor, &body.organization, &body.integration).await?;
     Ok(Message(to_value(start)))
@@ -111,7 +111,7 @@ async fn callback(
 async fn disconnect(
     State(vault): State<TokenVault>,
     Auth(actor): Auth,
-    StrictJson(body): StrictJson<IntegrationBody>,
+    MethodArgs(body): MethodArgs<IntegrationBody>,
 ) -> ApiResult<Message<Value>> {
     let done = vault.disconnect(&actor, &body.organization, &body.integration).await?;
     Ok(Message(to_value(done)))
@@ -126,7 +126,7 @@ struct OrgQuery {
 async fn status(
     State(vault): State<TokenVault>,
     Auth(actor): Auth,
-    StrictQuery(query): StrictQuery<OrgQuery>,
+    MethodArgs(query): MethodArgs<OrgQuery>,
 ) -> ApiResult<Message<Value>> {
     Ok(Message(to_value(vault.status(&actor, &query.organization).await?)))
 }
@@ -134,7 +134,7 @@ async fn status(
 async fn audit_log(
     State(vault): State<TokenVault>,
     Auth(actor): Auth,
-    StrictQuery(query): StrictQuery<OrgQuery>,
+    MethodArgs(query): MethodArgs<OrgQuery>,
 ) -> ApiResult<Message<Value>> {
     let limit = query.limit.unwrap_or(100).clamp(1, 500);
     Ok(Message(to_value(
@@ -145,7 +145,7 @@ async fn audit_log(
 async fn get_access_token(
     State(vault): State<TokenVault>,
     Auth(actor): Auth,
-    StrictJson(body): StrictJson<IntegrationBody>,
+    MethodArgs(body): MethodArgs<IntegrationBody>,
 ) -> ApiResult<Message<Value>> {
     let token = vault
         .service_access_token(&actor, &body.integration, &body.organization)

@@ -9,7 +9,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use dartwing_core::{Error, Timestamp};
 use dartwing_http::openapi::{COMMON_ERRORS, operation};
-use dartwing_http::{ApiResult, Auth, Message, RequestContext, Routes, StrictJson, StrictQuery};
+use dartwing_http::{ApiResult, Auth, Message, MethodArgs, RequestContext, Routes};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -35,8 +35,8 @@ pub fn routes(jobs: Jobs) -> Routes {
                 (jobs[i]) and nothing is stored. 400 for an empty list or more than 1000 jobs. A job refused at its \
                 organization's pending cap is answered with its own 429 error"),
         )
-        .get(&format!("{PREFIX}.status"), status, op("Status of a job (?job_id=)"))
-        .get(
+        .read(&format!("{PREFIX}.status"), status, op("Status of a job (?job_id=)"))
+        .read(
             &format!("{PREFIX}.list"),
             list,
             op("Jobs of the caller's organizations (?organization=&status=&limit=)"),
@@ -46,7 +46,7 @@ pub fn routes(jobs: Jobs) -> Routes {
             cancel,
             op("Cancel a pending or running job {job_id}"),
         )
-        .get(
+        .read(
             &format!("{PREFIX}.dead_letters"),
             dead_letters,
             op("Dead letters (?organization=); Owners/Admins or system administrators"),
@@ -66,7 +66,7 @@ pub fn routes(jobs: Jobs) -> Routes {
             ignore_dead_letter,
             op("Mark a dead letter Ignored {name, notes}"),
         )
-        .get(
+        .read(
             &format!("{PREFIX}.webhook_secret"),
             webhook_secret,
             op("The organization's webhook signing secret (?organization=) → {organization, secret, created_at}; generated \
@@ -144,7 +144,7 @@ async fn enqueue(
     State(jobs): State<Jobs>,
     Extension(context): Extension<RequestContext>,
     Auth(actor): Auth,
-    StrictJson(body): StrictJson<EnqueueBody>,
+    MethodArgs(body): MethodArgs<EnqueueBody>,
 ) -> ApiResult<Message<Value>> {
     let job = body.into_job(&actor, &context)?;
     let enqueued = jobs.enqueue(&actor, job).await?;
@@ -161,7 +161,7 @@ async fn enqueue_batch(
     State(jobs): State<Jobs>,
     Extension(context): Extension<RequestContext>,
     Auth(actor): Auth,
-    StrictJson(body): StrictJson<EnqueueBatchBody>,
+    MethodArgs(body): MethodArgs<EnqueueBatchBody>,
 ) -> ApiResult<Message<Vec<Value>>> {
     let batch = body
         .jobs
@@ -196,7 +196,7 @@ struct JobIdQuery {
 async fn status(
     State(jobs): State<Jobs>,
     Auth(actor): Auth,
-    StrictQuery(query): StrictQuery<JobIdQuery>,
+    MethodArgs(query): MethodArgs<JobIdQuery>,
 ) -> ApiResult<Message<crate::model::JobInfo>> {
     Ok(Message(jobs.status(&actor, &query.job_id).await?))
 }
@@ -211,7 +211,7 @@ struct ListQuery {
 async fn list(
     State(jobs): State<Jobs>,
     Auth(actor): Auth,
-    StrictQuery(query): StrictQuery<ListQuery>,
+    MethodArgs(query): MethodArgs<ListQuery>,
 ) -> ApiResult<Message<Vec<crate::model::JobInfo>>> {
     let status = query.status.as_deref().map(str::parse::<JobStatus>).transpose()?;
     let limit = query.limit.unwrap_or(100).clamp(1, 500);
@@ -229,7 +229,7 @@ struct JobIdBody {
 async fn cancel(
     State(jobs): State<Jobs>,
     Auth(actor): Auth,
-    StrictJson(body): StrictJson<JobIdBody>,
+    MethodArgs(body): MethodArgs<JobIdBody>,
 ) -> ApiResult<Message<Value>> {
     let status = jobs.cancel(&actor, &body.job_id).await?;
     Ok(Message(json!({ "job_id": body.job_id, "status": status })))
@@ -244,7 +244,7 @@ struct DeadLetterQuery {
 async fn dead_letters(
     State(jobs): State<Jobs>,
     Auth(actor): Auth,
-    StrictQuery(query): StrictQuery<DeadLetterQuery>,
+    MethodArgs(query): MethodArgs<DeadLetterQuery>,
 ) -> ApiResult<Message<Vec<crate::model::DeadLetter>>> {
     let limit = query.limit.unwrap_or(100).clamp(1, 500);
     Ok(Message(
@@ -263,7 +263,7 @@ struct DeadLetterBody {
 async fn retry_dead_letter(
     State(jobs): State<Jobs>,
     Auth(actor): Auth,
-    StrictJson(body): StrictJson<DeadLetterBody>,
+    MethodArgs(body): MethodArgs<DeadLetterBody>,
 ) -> ApiResult<Message<Value>> {
     let enqueued = jobs
         .retry_dead_letter(&actor, &body.name, body.notes.as_deref())
@@ -274,7 +274,7 @@ async fn retry_dead_letter(
 async fn resolve_dead_letter(
     State(jobs): State<Jobs>,
     Auth(actor): Auth,
-    StrictJson(body): StrictJson<DeadLetterBody>,
+    MethodArgs(body): MethodArgs<DeadLetterBody>,
 ) -> ApiResult<Message<crate::model::DeadLetter>> {
     Ok(Message(
         jobs.settle_dead_letter(&actor, &body.name, DeadLetterStatus::Resolved, body.notes.as_deref())
@@ -285,7 +285,7 @@ async fn resolve_dead_letter(
 async fn ignore_dead_letter(
     State(jobs): State<Jobs>,
     Auth(actor): Auth,
-    StrictJson(body): StrictJson<DeadLetterBody>,
+    MethodArgs(body): MethodArgs<DeadLetterBody>,
 ) -> ApiResult<Message<crate::model::DeadLetter>> {
     Ok(Message(
         jobs.settle_dead_letter(&actor, &body.name, DeadLetterStatus::Ignored, body.notes.as_deref())
@@ -319,7 +319,7 @@ fn secret_answer(secret: SigningSecret) -> impl IntoResponse {
 async fn webhook_secret(
     State(jobs): State<Jobs>,
     Auth(actor): Auth,
-    StrictQuery(query): StrictQuery<OrganizationQuery>,
+    MethodArgs(query): MethodArgs<OrganizationQuery>,
 ) -> ApiResult<impl IntoResponse> {
     Ok(secret_answer(jobs.webhook_secret(&actor, &query.organization).await?))
 }
@@ -327,7 +327,7 @@ async fn webhook_secret(
 async fn rotate_webhook_secret(
     State(jobs): State<Jobs>,
     Auth(actor): Auth,
-    StrictJson(body): StrictJson<OrganizationBody>,
+    MethodArgs(body): MethodArgs<OrganizationBody>,
 ) -> ApiResult<impl IntoResponse> {
     Ok(secret_answer(
         jobs.rotate_webhook_secret(&actor, &body.organization).await?,
@@ -337,7 +337,7 @@ async fn rotate_webhook_secret(
 async fn webhook_hosts(
     State(jobs): State<Jobs>,
     Auth(actor): Auth,
-    StrictQuery(query): StrictQuery<OrganizationQuery>,
+    MethodArgs(query): MethodArgs<OrganizationQuery>,
 ) -> ApiResult<Message<Value>> {
     let hosts = jobs.webhook_hosts(&actor, &query.organization).await?;
     Ok(Message(json!({ "organization": query.organization, "hosts": hosts })))
@@ -353,7 +353,7 @@ struct WebhookHostsBody {
 async fn set_webhook_hosts(
     State(jobs): State<Jobs>,
     Auth(actor): Auth,
-    StrictJson(body): StrictJson<WebhookHostsBody>,
+    MethodArgs(body): MethodArgs<WebhookHostsBody>,
 ) -> ApiResult<Message<Value>> {
     let hosts = jobs.set_webhook_hosts(&actor, &body.organization, &body.hosts).await?;
     Ok(Message(json!({ "organization": body.organization, "hosts": hosts })))

@@ -645,21 +645,25 @@ async fn authenticate<A: Adapter>(
     socket.join(format!("user:{email}"));
     socket.on("subscribe", on_subscribe::<A>);
     socket.on("unsubscribe", on_unsubscribe::<A>);
+    // The names the Dartwing Flutter clients and Frappe's socket.io use for the same requests.
+    socket.on("join_room", on_subscribe::<A>);
+    socket.on("leave_room", on_unsubscribe::<A>);
     Ok(())
 }
 
 /// The handshake middleware has set the socket up; nothing is left for the connect handler.
 async fn on_connect<A: Adapter>(_socket: SocketRef<A>) {}
 
+/// The room a request names: `{"room": "<room>"}` or the room itself as a string.
 fn requested_room(data: Result<Value, impl fmt::Display>) -> Result<Room, Refusal> {
-    let room = data
-        .ok()
-        .as_ref()
-        .and_then(|v| v.get("room"))
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .ok_or_else(|| Refusal("expected {\"room\": \"<room>\"}".into()))?;
-    Room::parse(&room).map_err(|e| Refusal(e.0))
+    let data = data.ok();
+    let room = match &data {
+        Some(Value::String(room)) => Some(room.as_str()),
+        Some(value) => value.get("room").and_then(Value::as_str),
+        None => None,
+    }
+    .ok_or_else(|| Refusal("expected {\"room\": \"<room>\"} or \"<room>\"".into()))?;
+    Room::parse(room).map_err(|e| Refusal(e.0))
 }
 
 fn answer(result: Result<(), Refusal>) -> Value {

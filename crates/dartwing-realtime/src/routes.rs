@@ -6,7 +6,7 @@ use axum::Extension;
 use axum::extract::State;
 use dartwing_core::{Error, PrincipalKind};
 use dartwing_http::openapi::error_ref;
-use dartwing_http::{ApiError, Auth, Message, RequestContext, Routes, StrictJson};
+use dartwing_http::{ApiError, Auth, Message, MethodArgs, RequestContext, Routes};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -43,7 +43,7 @@ async fn publish(
     State(gateway): State<Realtime>,
     Auth(principal): Auth,
     Extension(context): Extension<RequestContext>,
-    StrictJson(request): StrictJson<PublishRequest>,
+    MethodArgs(request): MethodArgs<PublishRequest>,
 ) -> Result<Message<Value>, ApiError> {
     let event = ChannelEvent {
         event: request.event,

@@ -238,8 +238,9 @@ impl<'a> Batch<'a> {
                 }
             }
         }
-        let answer = answer(&item.op_id, status, server_ts, answer_doc, extra);
-        self.answers.give(Some(item.op_id), item.doctype, status, answer);
+        let answer = answer(item.client_op_id(), status, server_ts, answer_doc, extra);
+        let op_id = item.replayable.then_some(item.op_id);
+        self.answers.give(op_id, item.doctype, status, answer);
         Ok(())
     }
 
@@ -408,9 +409,9 @@ impl<'a> Batch<'a> {
 
     /// Answers the item `Rejected` for `error`.
     fn reject(&mut self, item: &Item, now: Timestamp, error: &SyncError) {
-        let answer = rejected(Some(&item.op_id), now, error);
+        let answer = rejected(item.client_op_id(), now, error);
         self.answers.give(
-            Some(item.op_id.clone()),
+            item.replayable.then(|| item.op_id.clone()),
             item.doctype.clone(),
             ItemStatus::Rejected,
             answer,
@@ -484,7 +485,7 @@ fn parse_object(text: &str) -> Result<Map<String, Value>> {
 /// The answer to a decided item: its status, the server's time of it and the resolved document
 /// (plus a manual conflict's details in `extra`).
 fn answer(
-    op_id: &str,
+    op_id: Option<&str>,
     status: ItemStatus,
     server_ts: Timestamp,
     resolved_doc: Value,

@@ -12,7 +12,10 @@ pub enum SyncError {
     #[error("'{0}' is managed by the server and cannot be set")]
     ReservedField(String),
     /// The watermark was not issued by this server for this organization (400 `InvalidWatermarkError`).
-    #[error("'since' is not a valid watermark for this organization")]
+    #[error(
+        "'since' is neither a watermark this server issued for this organization nor a timestamp \
+         (2026-01-31T10:00:00Z, or 2026-01-31 10:00:00 in UTC)"
+    )]
     InvalidWatermark,
     /// The watermark is older than the retained change log (410 `ResyncRequired`).
     #[error(

@@ -26,7 +26,7 @@ use crate::apply::{Applied, ParsedItem};
 use crate::metrics::SyncMetrics;
 use crate::model::{ConflictInfo, FeedPage};
 use crate::store::Store;
-use crate::watermark::Watermark;
+use crate::watermark::{FeedStart, Watermark};
 use dartwing_core::access::{AccessChange, AccessChanges, SharedDirectory};
 use dartwing_core::config::SyncConfig;
 use dartwing_core::jobs::{CronEntry, JobType};
@@ -65,7 +65,7 @@ pub struct FeedRequest {
     pub org: String,
     /// Only this DocType (all when `None`).
     pub doctype: Option<String>,
-    /// Watermark from the previous page (`None` = from the beginning).
+    /// Watermark from the previous page, or a time (see [`FeedStart`]); `None` = from the beginning.
     pub since: Option<String>,
     /// Page size (default and cap from configuration).
     pub limit: Option<u32>,
@@ -166,16 +166,26 @@ impl OfflineSync {
             .since
             .as_deref()
             .filter(|s| !s.is_empty())
-            .map(|s| Watermark::decode(org, s))
+            .map(|s| FeedStart::parse(org, s))
             .transpose()?;
         let store = &self.inner.store;
         let after = match since {
-            Some(mark) => {
+            Some(FeedStart::After(mark)) => {
                 let cursor = store.cursor(org).await?;
                 if mark.seq < cursor.pruned_seq || mark.seq > cursor.seq {
                     return Err(SyncError::ResyncRequired.into());
                 }
                 mark.seq
+            }
+            Some(FeedStart::AfterTime(time)) => {
+                let cursor = store.cursor(org).await?;
+                let (first_after, oldest) = store.start_after_time(org, time).await?;
+                // Compacted changes are older than every change kept: a time before the oldest
+                // kept one may fall among them.
+                if cursor.pruned_seq > 0 && oldest.is_none_or(|oldest| time < oldest) {
+                    return Err(SyncError::ResyncRequired.into());
+                }
+                first_after.map_or(cursor.seq, |seq| seq - 1)
             }
             None => 0,
         };

@@ -298,6 +298,7 @@ mod tests {
     fn update(data: Value, base: &str) -> Item {
         Item {
             op_id: "op".into(),
+            replayable: true,
             doctype: "Task".into(),
             name: Some("T-1".into()),
             data: map(data),

@@ -51,7 +51,8 @@ impl Operation {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawItem {
-    op_id: String,
+    #[serde(default)]
+    op_id: Option<String>,
     doctype: String,
     #[serde(default)]
     name: Option<String>,
@@ -68,8 +69,11 @@ struct RawItem {
 /// A validated queued write.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Item {
-    /// Client's unique id of the write.
+    /// Client's unique id of the write, or one the server gave a write that came without.
     pub op_id: String,
+    /// Whether the client named the write (`op_id`): only then is its answer kept, so that a
+    /// replay of it gets the same answer instead of being applied again.
+    pub replayable: bool,
     /// DocType.
     pub doctype: String,
     /// Document name (absent on inserts that want a server name).
@@ -86,6 +90,13 @@ pub struct Item {
     pub force: bool,
 }
 
+impl Item {
+    /// The op_id the client gave the write, if any.
+    pub fn client_op_id(&self) -> Option<&str> {
+        self.replayable.then_some(self.op_id.as_str())
+    }
+}
+
 /// The op_id of a raw item, if it has a usable one (so even a rejected item can be remembered).
 pub fn op_id_of(raw: &Value) -> Option<String> {
     raw.get("op_id")
@@ -100,7 +111,7 @@ pub fn parse_item(raw: Value) -> Result<Item, SyncError> {
         return Err(SyncError::BadItem("each item must be a JSON object".into()));
     }
     let item: RawItem = serde_json::from_value(raw).map_err(|e| SyncError::BadItem(e.to_string()))?;
-    if !valid_name(&item.op_id) {
+    if item.op_id.as_deref().is_some_and(|id| !valid_name(id)) {
         return Err(SyncError::BadItem(format!(
             "'op_id' must be 1-{MAX_NAME_CHARS} printable characters"
         )));
@@ -129,7 +140,10 @@ pub fn parse_item(raw: Value) -> Result<Item, SyncError> {
         return Err(SyncError::ReservedField(field.clone()));
     }
     Ok(Item {
-        op_id: item.op_id,
+        replayable: item.op_id.is_some(),
+        op_id: item
+            .op_id
+            .unwrap_or_else(|| format!("server-{}", dartwing_core::ids::random_hex(8))),
         doctype: item.doctype,
         name: item.name,
         data,

@@ -5,7 +5,7 @@ use crate::{FeedRequest, OfflineSync};
 use axum::Extension;
 use axum::extract::State;
 use dartwing_http::openapi::error_ref;
-use dartwing_http::{ApiResult, Auth, Message, RequestContext, Routes, StrictJson, StrictQuery};
+use dartwing_http::{ApiResult, Auth, Message, MethodArgs, RequestContext, Routes};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -24,17 +24,17 @@ pub fn routes(sync: OfflineSync) -> Routes {
             "413": error_ref("TooLarge"),
         } })
     };
-    let feed = "Change feed (?org=&doctype=&since=&limit=, or the same as a JSON body) → {rows, next_since, has_more}";
+    let feed_summary =
+        "Change feed (?org=&doctype=&since=&limit=, or the same as a JSON body) → {rows, next_since, has_more}";
     Routes::builder()
-        .get(&format!("{PREFIX}.feed"), feed_get, op(feed))
-        .post(&format!("{PREFIX}.feed"), feed_post, op(feed))
+        .read(&format!("{PREFIX}.feed"), feed, op(feed_summary))
         .post(
             &format!("{PREFIX}.upsert_batch"),
             upsert_batch,
             op("Apply queued writes {org, items: [{op_id, doctype, name?, data, client_ts, op, base_modified?, force?}]} → \
                 one answer per item"),
         )
-        .get(
+        .read(
             &format!("{PREFIX}.conflicts"),
             conflicts,
             op("Manual conflicts (?org=&doctype=&status=Open|Resolved&limit=)"),
@@ -65,18 +65,10 @@ impl From<FeedParams> for FeedRequest {
     }
 }
 
-async fn feed_get(
+async fn feed(
     State(sync): State<OfflineSync>,
     Auth(actor): Auth,
-    StrictQuery(params): StrictQuery<FeedParams>,
-) -> ApiResult<Message<FeedPage>> {
-    Ok(Message(sync.feed(&actor, &params.into()).await?))
-}
-
-async fn feed_post(
-    State(sync): State<OfflineSync>,
-    Auth(actor): Auth,
-    StrictJson(params): StrictJson<FeedParams>,
+    MethodArgs(params): MethodArgs<FeedParams>,
 ) -> ApiResult<Message<FeedPage>> {
     Ok(Message(sync.feed(&actor, &params.into()).await?))
 }
@@ -92,7 +84,7 @@ async fn upsert_batch(
     State(sync): State<OfflineSync>,
     Extension(context): Extension<RequestContext>,
     Auth(actor): Auth,
-    StrictJson(body): StrictJson<UpsertBody>,
+    MethodArgs(body): MethodArgs<UpsertBody>,
 ) -> ApiResult<Message<Vec<Value>>> {
     let trace_id = context.trace_id().as_str().to_string();
     Ok(Message(
@@ -116,7 +108,7 @@ struct ConflictParams {
 async fn conflicts(
     State(sync): State<OfflineSync>,
     Auth(actor): Auth,
-    StrictQuery(params): StrictQuery<ConflictParams>,
+    MethodArgs(params): MethodArgs<ConflictParams>,
 ) -> ApiResult<Message<Vec<ConflictInfo>>> {
     Ok(Message(
         sync.conflicts(

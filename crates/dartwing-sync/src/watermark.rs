@@ -1,4 +1,4 @@
-//! The feed's opaque watermark.
+//! The feed's opaque watermark, and where a feed starts: after a watermark or after a time.
 //!
 //! A watermark names a position in one organization's change log: `v1:<organization>:<seq>`,
 //! hex-encoded so clients treat it as opaque. Change-log rows of an organization commit in `seq`
@@ -6,6 +6,7 @@
 //! with a greater seq" is exactly the set of changes the client has not seen.
 
 use crate::SyncError;
+use dartwing_core::Timestamp;
 
 const VERSION: &str = "v1";
 
@@ -40,6 +41,41 @@ impl Watermark {
         }
         Ok(Self { seq })
     }
+}
+
+/// Where a feed page starts, as the client's `since` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedStart {
+    /// After a watermark the feed issued.
+    After(Watermark),
+    /// After the changes written up to this time (Frappe clients send `modified` times): the
+    /// feed starts at the first change written later. Changes are ordered by their seq, not
+    /// their time, so a page may repeat a change written at about that time; clients apply
+    /// rows idempotently.
+    AfterTime(Timestamp),
+}
+
+impl FeedStart {
+    /// Reads `since`: a watermark of `organization`, an ISO 8601 timestamp, or Frappe's
+    /// `YYYY-MM-DD HH:MM:SS[.ffffff]` (UTC).
+    pub fn parse(organization: &str, since: &str) -> Result<Self, SyncError> {
+        if let Ok(mark) = Watermark::decode(organization, since) {
+            return Ok(Self::After(mark));
+        }
+        parse_time(since)
+            .map(Self::AfterTime)
+            .ok_or(SyncError::InvalidWatermark)
+    }
+}
+
+fn parse_time(text: &str) -> Option<Timestamp> {
+    if let Ok(time) = text.parse() {
+        return Some(time);
+    }
+    // Frappe's own datetime form: a space for the `T` and no offset (the site's time zone,
+    // which for this server is UTC).
+    let (date, time) = text.split_once(' ')?;
+    format!("{date}T{time}Z").parse().ok()
 }
 
 #[cfg(test)]
@@ -93,6 +129,39 @@ mod tests {
                     prop_assert!(decoded.seq >= 0);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn since_is_a_watermark_or_a_time() {
+        let w = Watermark::encode("ORG-2026-00001", 7);
+        assert_eq!(
+            FeedStart::parse("ORG-2026-00001", &w),
+            Ok(FeedStart::After(Watermark { seq: 7 }))
+        );
+        let time: Timestamp = "2026-01-31T10:00:00.250000Z".parse().expect("valid");
+        for text in [
+            "2026-01-31T10:00:00.25Z",
+            "2026-01-31T11:00:00.25+01:00",
+            "2026-01-31 10:00:00.250000",
+        ] {
+            assert_eq!(
+                FeedStart::parse("ORG-2026-00001", text),
+                Ok(FeedStart::AfterTime(time)),
+                "{text}"
+            );
+        }
+        for bad in [
+            "2026-01-31",
+            "yesterday",
+            "2026-13-01 10:00:00",
+            &Watermark::encode("ORG-2026-00002", 7),
+        ] {
+            assert_eq!(
+                FeedStart::parse("ORG-2026-00001", bad),
+                Err(SyncError::InvalidWatermark),
+                "{bad}"
+            );
         }
     }
 }

@@ -13,7 +13,7 @@ use dartwing_core::tenancy::{
     MemberRole, MemberStatus, ORG_MEMBER, ORGANIZATION, OrgStatus, OrgType, PERSON, PersonStatus,
 };
 use dartwing_http::openapi::error_ref;
-use dartwing_http::{ApiResult, Auth, Data, Message, Routes, StrictJson, StrictQuery};
+use dartwing_http::{ApiResult, Auth, Data, Message, MethodArgs, Routes, StrictJson, StrictQuery};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -284,7 +284,7 @@ async fn update(
 async fn accept_invitation(
     State(store): State<TenancyStore>,
     Auth(actor): Auth,
-    StrictJson(body): StrictJson<AcceptInvitationBody>,
+    MethodArgs(body): MethodArgs<AcceptInvitationBody>,
 ) -> ApiResult<Message<Value>> {
     let invitation = match (body.organization, body.name) {
         (Some(organization), None) => InvitationRef::Organization(organization),

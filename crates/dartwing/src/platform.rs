@@ -96,7 +96,7 @@ impl Platform {
                     &unavailable,
                 ),
             )
-            .get(
+            .read(
                 "/api/method/dartwing_core.observability.health.health",
                 health_method,
                 op(
@@ -118,7 +118,7 @@ impl Platform {
                             "200": { "description": "text/plain; version=0.0.4" },
                             "401": error_ref("Unauthenticated") } })
             };
-            routes = routes.get("/metrics", metrics, metrics_op()).get(
+            routes = routes.get("/metrics", metrics, metrics_op()).read(
                 "/api/method/dartwing_core.observability.api.metrics",
                 metrics,
                 metrics_op(),

@@ -39,6 +39,10 @@ async function handle(cmd) {
     case "emit": {
       if (!state) return { ok: false, error: "no such client" };
       const args = cmd.data === undefined ? [] : [cmd.data];
+      if (cmd.no_ack) {
+        state.socket.emit(cmd.event, ...args);
+        return { ok: true };
+      }
       try {
         const ack = await state.socket.timeout(cmd.timeout_ms ?? 15000).emitWithAck(cmd.event, ...args);
         return { ok: true, ack };

@@ -58,6 +58,9 @@ async def handle(cmd):
     if kind == "emit":
         if state is None:
             return {"ok": False, "error": "no such client"}
+        if cmd.get("no_ack"):
+            await state["client"].emit(cmd["event"], cmd.get("data"))
+            return {"ok": True}
         try:
             ack = await state["client"].call(
                 cmd["event"], cmd.get("data"), timeout=cmd.get("timeout_ms", 15000) / 1000

@@ -20,6 +20,7 @@ pub(super) struct ChangeSql {
     insert: Statement,
     feed: Statement,
     feed_of_doctype: Statement,
+    start_after_time: Statement,
 }
 
 impl ChangeSql {
@@ -30,6 +31,7 @@ impl ChangeSql {
             insert: log.take("insert")?,
             feed: feed.take("feed")?,
             feed_of_doctype: feed.take("feed_of_doctype")?,
+            start_after_time: feed.take("start_after_time")?,
         };
         log.finish()?;
         feed.finish()?;
@@ -172,5 +174,27 @@ impl Store {
                     .await
             }
         }
+    }
+
+    /// Where a feed starting from `time` begins in the organization's change log: the seq of the
+    /// first change written after it, and the time of the oldest change kept.
+    pub(crate) async fn start_after_time(
+        &self,
+        organization: &str,
+        time: Timestamp,
+    ) -> Result<(Option<i64>, Option<Timestamp>), DbError> {
+        let start = &self.sql.changes.start_after_time;
+        let (first_after, oldest): (Option<i64>, Option<i64>) = self
+            .db
+            .run(
+                start,
+                start
+                    .query_as()
+                    .bind(organization.to_owned())
+                    .bind(time.as_micros())
+                    .fetch_one(self.db.pool()),
+            )
+            .await?;
+        Ok((first_after, oldest.map(Timestamp::from_micros)))
     }
 }

@@ -27,3 +27,9 @@ SELECT seq, feed_row,
  WHERE organization = $1 AND seq > $2 AND doctype = $3
  ORDER BY seq
  LIMIT $4;
+
+-- name: start_after_time
+-- Where a feed that starts from time $2 (µs) begins in organization $1's change log: the first
+-- change written after it, and the time of the oldest change kept (NULLs when there is none).
+SELECT (SELECT MIN(seq) FROM sync_change WHERE organization = $1 AND modified > $2) AS first_after,
+       (SELECT MIN(modified) FROM sync_change WHERE organization = $1) AS oldest;

@@ -1,0 +1,194 @@
+//! Frappe calling conventions on `/api/method`: the same procedures called the way Frappe's
+//! Python client (`frappeclient`, through Python `requests`) and `frappe.call` send them — form
+//! and multipart bodies whose values are JSON or text, query arguments on GET, `cmd`, the
+//! trailing slash — with the JSON body's checks. On SQLite and PostgreSQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use async_trait::async_trait;
+use dartwing_core::{Action, EnqueuePolicy};
+use dartwing_e2e::TestServer;
+use dartwing_e2e::sockets::{python, python_program};
+use dartwing_jobs::{HandlerRegistry, JobContext, JobError, JobHandler};
+use serde_json::{Value, json};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
+
+/// A job type a Member may enqueue; it records the arguments it ran with.
+#[derive(Clone, Default)]
+struct Report(Arc<Mutex<Vec<Value>>>);
+
+#[async_trait]
+impl JobHandler for Report {
+    async fn run(&self, _ctx: &JobContext, args: Value) -> Result<(), JobError> {
+        self.0.lock().unwrap().push(args);
+        Ok(())
+    }
+}
+
+impl Report {
+    /// The arguments of the first `count` runs, sorted by their text.
+    async fn ran(&self, count: usize) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let mut seen = self.0.lock().unwrap().clone();
+            if seen.len() >= count {
+                seen.sort_by_key(Value::to_string);
+                return seen;
+            }
+            assert!(Instant::now() < deadline, "only {} of {count} jobs ran", seen.len());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// One call of the plan: style (`get`, `form`, `frappe.call`, `multipart`), procedure, arguments.
+fn call(style: &str, method: &str, args: Value) -> Value {
+    json!({ "style": style, "method": method, "args": args })
+}
+
+/// Runs `calls` through the Python client and returns `(status, body)` per call.
+async fn frappe_calls(server: &TestServer, token: &str, calls: Vec<Value>) -> Vec<(u16, Value)> {
+    let plan = json!({ "base_url": server.url(""), "authorization": format!("Bearer {token}"), "calls": calls });
+    let mut child = tokio::process::Command::new(python())
+        .arg(python_program("frappe_calls.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python runs");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(plan.to_string().as_bytes()).await.unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().await.unwrap();
+    assert!(
+        output.status.success(),
+        "frappe_calls.py failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let results: Vec<Value> = serde_json::from_slice(&output.stdout).expect("JSON results");
+    results
+        .into_iter()
+        .map(|r| (r["status"].as_u64().unwrap() as u16, r["body"].clone()))
+        .collect()
+}
+
+fn count_jobs(list: &Value) -> usize {
+    list["message"].as_array().map(Vec::len).unwrap_or_default()
+}
+
+/// The job ids of a `jobs.list` answer, sorted (their statuses move while the jobs run).
+fn job_ids(list: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = list["message"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|job| job["job_id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+dartwing_e2e::backend_tests! {
+    async fn frappe_style_calls_reach_the_same_procedures_with_the_same_checks(db) {
+        let mut handlers = HandlerRegistry::new();
+        let report = Report::default();
+        handlers.register_with("report.build", EnqueuePolicy::Members(Action::Write), report.clone());
+        let server = TestServer::start_full(db, |_| {}, handlers, Arc::default()).await;
+        let org = server.create_org("owner@example.com", "Acme").await;
+        let token = server.token("owner@example.com");
+        const ENQUEUE: &str = "dartwing_core.jobs.enqueue";
+        const STATUS: &str = "dartwing_core.jobs.status";
+        const LIST: &str = "dartwing_core.jobs.list";
+        const CANCEL: &str = "dartwing_core.jobs.cancel";
+        const UPSERT: &str = "dartwing_core.sync.upsert_batch";
+        const FEED: &str = "dartwing_core.sync.feed";
+
+        let results = frappe_calls(&server, &token, vec![
+            // 0: frappeclient.post_api: a form whose `args` is JSON text and `priority` plain text.
+            call("form", ENQUEUE, json!({
+                "method": "report.build", "organization": org, "args": {"pages": 3, "title": "Q1"}, "priority": "High",
+            })),
+            // 1: multipart text fields; this one waits, to be cancelled.
+            call("multipart", ENQUEUE, json!({
+                "method": "report.build", "organization": org, "args": {"pages": 1}, "run_at": "2099-01-01T00:00:00Z",
+            })),
+            // 2: frappe.call (POST form with `cmd`) of a read.
+            call("frappe.call", LIST, json!({ "organization": org, "limit": 10 })),
+            // 3: frappeclient.get_api of the same read.
+            call("get", LIST, json!({ "organization": org, "limit": "10" })),
+            // 4: sync through a form: `items` is JSON text.
+            call("form", UPSERT, json!({ "org": org, "items": [{
+                "op_id": "op-form-1", "op": "insert", "doctype": "Task", "name": "TASK-FORM-1",
+                "data": {"title": "From a form", "status": "Open"}, "client_ts": "2026-01-01T00:00:00Z",
+            }]})),
+            // 5: the feed through GET.
+            call("get", FEED, json!({ "org": org, "doctype": "Task", "limit": 50 })),
+            // 6: the feed through frappe.call.
+            call("frappe.call", FEED, json!({ "org": org, "doctype": "Task" })),
+        ]).await;
+        for (i, (status, body)) in results.iter().enumerate() {
+            assert_eq!(*status, 200, "call {i}: {body}");
+        }
+        let first = results[0].1["message"]["job_id"].as_str().unwrap().to_string();
+        let second = results[1].1["message"]["job_id"].as_str().unwrap().to_string();
+        assert_eq!(
+            report.ran(1).await,
+            [json!({"pages": 3, "title": "Q1"})],
+            "the JSON text of a form value became the job's object"
+        );
+        let waiting = server.app.jobs.store().info(&second).await.unwrap();
+        assert_eq!((waiting.method.as_str(), waiting.status.as_str()), ("report.build", "Pending"));
+        assert_eq!(count_jobs(&results[2].1), 2, "{}", results[2].1);
+        assert_eq!(job_ids(&results[2].1), job_ids(&results[3].1), "GET and frappe.call read the same list");
+        assert_eq!(results[4].1["message"][0]["status"], "applied", "{}", results[4].1);
+        for page in [&results[5].1, &results[6].1] {
+            let rows = page["message"]["rows"].as_array().unwrap();
+            assert!(
+                rows.iter().any(|r| r["name"] == "TASK-FORM-1" && r["data"]["title"] == "From a form"),
+                "{page}"
+            );
+        }
+        let status = frappe_calls(&server, &token, vec![
+            call("get", STATUS, json!({ "job_id": first })),
+            call("frappe.call", STATUS, json!({ "job_id": first })),
+            call("form", CANCEL, json!({ "job_id": second })),
+        ]).await;
+        assert_eq!(status[0].0, 200, "{}", status[0].1);
+        assert_eq!(status[0].1["message"]["job_id"], first.as_str());
+        assert_eq!(status[1].0, 200, "{}", status[1].1);
+        assert_eq!(status[1].1["message"]["job_id"], first.as_str());
+        assert_eq!(status[2].0, 200, "{}", status[2].1);
+
+        // The JSON body's checks hold for forms and queries, and a refused call stores nothing.
+        let refused = frappe_calls(&server, &token, vec![
+            // 0: a number that is not one, named.
+            call("get", LIST, json!({ "organization": org, "limit": "many" })),
+            // 1: an unknown argument.
+            call("form", ENQUEUE, json!({ "method": "report.build", "organization": org, "colour": "red" })),
+            // 2: an argument given twice.
+            call("form", ENQUEUE, json!([["method", "report.build"], ["organization", org], ["organization", "other"]])),
+            // 3: a list that is not JSON.
+            call("form", UPSERT, json!({ "org": org, "items": "not a list" })),
+            // 4: a state-changing procedure is not served on GET.
+            call("get", ENQUEUE, json!({ "method": "report.build", "organization": org })),
+            // 5: another organization's jobs, through a form.
+            call("frappe.call", LIST, json!({ "organization": "ORG-NOT-MINE" })),
+        ]).await;
+        let expect = [400, 400, 400, 400, 405, 403];
+        for (i, ((status, body), want)) in refused.iter().zip(expect).enumerate() {
+            assert_eq!(*status, want, "refused call {i}: {body}");
+            assert!(body["exc_type"].is_string() && body["message"].is_string(), "call {i}: {body}");
+        }
+        assert!(refused[0].1["message"].as_str().unwrap().contains("`limit`"), "{}", refused[0].1);
+        assert!(refused[1].1["message"].as_str().unwrap().contains("colour"), "{}", refused[1].1);
+        assert!(refused[2].1["message"].as_str().unwrap().contains("more than once"), "{}", refused[2].1);
+        assert!(refused[3].1["message"].as_str().unwrap().contains("`items`"), "{}", refused[3].1);
+        // Nothing refused was stored: the organization still has its two jobs.
+        let after = frappe_calls(&server, &token, vec![call("get", LIST, json!({ "organization": org }))]).await;
+        assert_eq!(count_jobs(&after[0].1), 2, "{}", after[0].1);
+        server.stop().await;
+    }
+}
