@@ -640,7 +640,7 @@ impl JobHandler for Reports {
 }
 
 #[tokio::test]
-async fn progress_is_stored_and_sent_to_the_submitter() {
+async fn progress_and_status_changes_are_stored_and_sent_to_the_organization_room() {
     let db = TestDatabase::sqlite();
     let publisher = Arc::new(RecordingPublisher::default());
     let mut handlers = HandlerRegistry::new();
@@ -657,14 +657,49 @@ async fn progress_is_stored_and_sent_to_the_submitter() {
     let id = reply.json()["message"]["job_id"].as_str().unwrap().to_string();
     let info = finished(&server, &id).await;
     assert_eq!(info.progress, Some(json!({"percent": 50.0, "message": "half way"})));
+    let room = Target::Room(format!("org:{org}"));
     let progress: Vec<_> = publisher
         .events()
         .into_iter()
         .filter(|(e, _, _)| e == "job_progress")
         .collect();
     assert_eq!(progress.len(), 1);
-    assert_eq!(progress[0].2, Target::User("owner@example.com".into()));
-    assert_eq!(progress[0].1["job_id"], id.as_str());
+    assert_eq!(progress[0].2, room);
+    let message = &progress[0].1;
+    assert_eq!(
+        (&message["job_id"], &message["job_type"], &message["status"]),
+        (&json!(id), &json!("report.generate"), &json!("Running"))
+    );
+    assert_eq!(
+        (&message["progress"], &message["progress_message"]),
+        (&json!(50.0), &json!("half way"))
+    );
+    assert!(
+        message["updated_at"].as_str().unwrap().parse::<Timestamp>().is_ok(),
+        "{message}"
+    );
+    // Every recorded status change, in order, to the same room.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let changes = loop {
+        let changes: Vec<(Value, Value)> = publisher
+            .events()
+            .into_iter()
+            .filter(|(e, m, target)| e == "job_status_changed" && m["job_id"] == id.as_str() && *target == room)
+            .map(|(_, m, _)| (m["from_status"].clone(), m["to_status"].clone()))
+            .collect();
+        if changes.len() >= 3 || Instant::now() > deadline {
+            break changes;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        changes,
+        [
+            (Value::Null, json!("Queued")),
+            (json!("Queued"), json!("Running")),
+            (json!("Running"), json!("Completed")),
+        ]
+    );
     server.stop().await;
 }
 

@@ -183,6 +183,66 @@ async fn join_room_and_leave_room_take_a_plain_room_string() {
     server.stop().await;
 }
 
+/// The Flutter quickstart's job listener, with the official JS client making the Dart client's
+/// calls: `join_room` with `org:<organization>`, then `job_progress` and `job_status_changed` of
+/// a job submitted over HTTP.
+#[tokio::test]
+async fn the_quickstart_listener_sees_a_jobs_progress_and_status_changes() {
+    let db = TestDatabase::sqlite();
+    let server = TestServer::start_with(&db, |c| c.jobs.poll_interval_ms = 20).await;
+    let org = server.create_org("owner@example.com", "Acme").await;
+    let token = server.token("owner@example.com");
+    let mut agent = SocketAgent::start(ClientKind::Js).await;
+    agent.connect("flutter", &server.base, &token).await.unwrap();
+    agent.send("flutter", "join_room", json!(format!("org:{org}"))).await;
+    tokio::time::sleep(SETTLE).await;
+    let reply = server
+        .post(
+            "/api/method/dartwing_core.jobs.enqueue",
+            &token,
+            &json!({"method": "core.sleep", "organization": org, "args": {"ms": 200, "progress": true}}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let job_id = reply.json()["message"]["job_id"].clone();
+    let changes = agent
+        .wait_for("flutter", "job_status_changed", 3, Duration::from_secs(20))
+        .await;
+    let steps: Vec<(Value, Value)> = changes
+        .iter()
+        .map(|c| {
+            assert_eq!(c["job_id"], job_id, "{c}");
+            (c["from_status"].clone(), c["to_status"].clone())
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            (Value::Null, json!("Queued")),
+            (json!("Queued"), json!("Running")),
+            (json!("Running"), json!("Completed")),
+        ]
+    );
+    assert!(
+        changes
+            .iter()
+            .all(|c| c.get("output_reference").is_some() && c["updated_at"].is_string())
+    );
+    let progress = agent.wait_for("flutter", "job_progress", 1, Duration::ZERO).await;
+    assert_eq!(progress.len(), 1, "{progress:?}");
+    assert_eq!(
+        (
+            &progress[0]["job_id"],
+            progress[0]["progress"].as_f64(),
+            &progress[0]["status"]
+        ),
+        (&job_id, Some(50.0), &json!("Running"))
+    );
+    assert!(progress[0]["progress_message"].is_string(), "{}", progress[0]);
+    agent.stop().await;
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn user_targeting_reaches_only_that_user() {
     let db = TestDatabase::sqlite();

@@ -1,26 +1,27 @@
 //! The job types a node runs: registered by name with their enqueue policy, and the engine's side
 //! of a running attempt ([`AttemptControl`]: cancellation and progress).
 
+use crate::events::{JobEvents, JobRef};
 use crate::store::JobStore;
 use async_trait::async_trait;
 use dartwing_core::EnqueuePolicy;
 use dartwing_core::jobs::{JobControl, JobError, JobHandler, JobType};
-use dartwing_core::publish::{SharedPublisher, Target};
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 /// The engine's side of one attempt: its cancellation token, and where progress goes (the job's
-/// row, and `job_progress` to the submitting user).
+/// row, and `job_progress`, see [`crate::events`]).
 pub(crate) struct AttemptControl {
     pub(crate) job_id: String,
     pub(crate) method: String,
+    pub(crate) organization: Option<String>,
     pub(crate) trace_id: Option<String>,
     pub(crate) cancel: CancellationToken,
     pub(crate) submitted_by: Option<String>,
     pub(crate) store: JobStore,
-    pub(crate) publisher: SharedPublisher,
+    pub(crate) events: JobEvents,
 }
 
 #[async_trait]
@@ -39,14 +40,17 @@ impl JobControl for AttemptControl {
             .set_progress(&self.job_id, &progress)
             .await
             .map_err(JobError::from)?;
-        if let Some(user) = self.submitted_by.as_deref().filter(|u| u.contains('@')) {
-            self.publisher.publish(
-                "job_progress",
-                json!({ "job_id": self.job_id, "method": self.method, "progress": progress }),
-                Target::User(user.to_string()),
-                self.trace_id.as_deref(),
-            );
-        }
+        self.events.progress(
+            JobRef {
+                id: &self.job_id,
+                method: &self.method,
+                organization: self.organization.as_deref(),
+                submitted_by: self.submitted_by.as_deref(),
+                trace_id: self.trace_id.as_deref(),
+            },
+            percent.clamp(0.0, 100.0),
+            message,
+        );
         Ok(())
     }
 }

@@ -6,6 +6,7 @@
 //! expires; cron ticks are enqueued exactly once across nodes. See `docs/jobs.md`.
 
 pub mod builtin;
+mod events;
 mod handler;
 pub mod heartbeat;
 pub mod model;
@@ -31,7 +32,7 @@ use crate::webhook::WebhookSettings;
 use dartwing_core::access::{AccessChanges, SharedDirectory};
 use dartwing_core::config::{JobsConfig, Role};
 use dartwing_core::publish::{SharedPublisher, Target};
-use dartwing_core::{Action, Error, Principal, Result};
+use dartwing_core::{Action, Error, Principal, Result, Timestamp};
 use dartwing_db::Db;
 use dartwing_http::{BackgroundTask, Capability};
 use dartwing_observe::Metrics;
@@ -91,6 +92,8 @@ pub(crate) struct Inner {
     /// assembled (before any role starts).
     pub(crate) registry: RwLock<HandlerRegistry>,
     pub(crate) publisher: SharedPublisher,
+    /// `job_status_changed` and `job_progress`.
+    pub(crate) events: events::JobEvents,
     pub(crate) directory: SharedDirectory,
     /// Organization changes and reconciliations, applied in order by one task
     /// ([`organizations::follow`]).
@@ -165,6 +168,7 @@ impl Jobs {
         let metrics = JobMetrics::new(metrics)?;
         let cron = scheduler::builtin_entries(&config);
         let webhook_settings = WebhookSettings::new(db.clone(), directory.clone())?;
+        let events = events::JobEvents::new(publisher.clone(), config.status_events);
         let store = JobStore::new(db, Arc::new(config))?;
         let mut registry = HandlerRegistry::default();
         builtin::register(
@@ -183,6 +187,7 @@ impl Jobs {
                 webhook_settings,
                 registry: RwLock::new(registry),
                 publisher,
+                events,
                 directory,
                 organization_changes,
                 metrics,
@@ -322,7 +327,28 @@ impl Jobs {
     pub async fn enqueue(&self, actor: &Principal, job: NewJob) -> Result<Enqueued> {
         self.validate(actor, &job, &mut HashSet::new()).await?;
         let result = self.inner.store.enqueue(&job).await;
-        self.after_enqueue(&job, result, &mut HashSet::new()).await
+        let enqueued = self.after_enqueue(&job, result, &mut HashSet::new()).await?;
+        self.announce_enqueued(actor, &job, &enqueued);
+        Ok(enqueued)
+    }
+
+    /// `job_status_changed` for a job just stored (not for a duplicate, which was not).
+    fn announce_enqueued(&self, actor: &Principal, job: &NewJob, enqueued: &Enqueued) {
+        if enqueued.deduplicated {
+            return;
+        }
+        let waits = job.run_at.is_some_and(|at| at > Timestamp::now());
+        self.inner.events.status_changed(
+            events::JobRef {
+                id: &enqueued.job_id,
+                method: &job.method,
+                organization: job.organization.as_deref(),
+                submitted_by: actor.email(),
+                trace_id: job.trace_id.as_deref(),
+            },
+            None,
+            if waits { JobStatus::Pending } else { JobStatus::Queued },
+        );
     }
 
     /// Enqueues inside the caller's transaction (the job commits or rolls back with it).
@@ -343,7 +369,9 @@ impl Jobs {
         let mut warned = HashSet::new();
         let mut out = Vec::with_capacity(results.len());
         for (job, result) in jobs.iter().zip(results) {
-            out.push(self.after_enqueue(job, Ok(result), &mut warned).await?);
+            let enqueued = self.after_enqueue(job, Ok(result), &mut warned).await?;
+            self.announce_enqueued(actor, job, &enqueued);
+            out.push(enqueued);
         }
         Ok(out)
     }
@@ -376,7 +404,11 @@ impl Jobs {
         let mut warned = HashSet::new();
         let mut out = Vec::with_capacity(outcomes.len());
         for (job, outcome) in jobs.iter().zip(outcomes) {
-            out.push(self.after_enqueue(job, outcome, &mut warned).await);
+            let answer = self.after_enqueue(job, outcome, &mut warned).await;
+            if let Ok(enqueued) = &answer {
+                self.announce_enqueued(actor, job, enqueued);
+            }
+            out.push(answer);
         }
         Ok(out)
     }
@@ -487,6 +519,17 @@ impl Jobs {
         }
         let status = self.inner.store.cancel(job_id).await?;
         if status == JobStatus::Canceled {
+            self.inner.events.status_changed(
+                events::JobRef {
+                    id: job_id,
+                    method: &info.method,
+                    organization: info.organization.as_deref(),
+                    submitted_by: None,
+                    trace_id: None,
+                },
+                Some(info.status),
+                JobStatus::Canceled,
+            );
             let m = &self.inner.metrics;
             m.completed
                 .with_label_values(&[

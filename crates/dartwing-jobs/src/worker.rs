@@ -4,6 +4,7 @@
 //! recorded together every few milliseconds; leases are renewed while jobs run.
 
 use crate::Jobs;
+use crate::events::JobRef;
 use crate::handler::AttemptControl;
 use crate::heartbeat::WorkerHeartbeats;
 use crate::model::{JobStatus, Queue};
@@ -40,7 +41,7 @@ pub(crate) fn spawn(
             tracing::warn!(error = %e, "cannot reconcile the paused organizations; keeping the last record");
         }
         let running: Running = Arc::default();
-        let (done_tx, done_rx) = mpsc::unbounded_channel::<String>();
+        let (done_tx, done_rx) = mpsc::unbounded_channel::<Success>();
         let stop_claiming = shutdown.child_token();
         let mut tasks = Vec::new();
         let mut all_slots = Vec::new();
@@ -114,7 +115,7 @@ struct Dispatcher {
     worker_id: String,
     slots: Arc<Slots>,
     running: Running,
-    done: mpsc::UnboundedSender<String>,
+    done: mpsc::UnboundedSender<Success>,
     /// Set when a claim for the organizations below their share found nothing more: which
     /// organizations were at their share, the enqueue signal count and when. Until an enqueue,
     /// the poll interval or one of those organizations dropping below its share, the ones at
@@ -256,6 +257,47 @@ fn principal_for(job: &ClaimedJob) -> Principal {
     }
 }
 
+/// A successful attempt waiting to be recorded, with what its event needs.
+struct Success {
+    id: String,
+    method: String,
+    organization: Option<String>,
+    submitted_by: Option<String>,
+    trace_id: Option<String>,
+}
+
+impl Success {
+    fn of(job: &ClaimedJob) -> Self {
+        Self {
+            id: job.id.clone(),
+            method: job.method.clone(),
+            organization: job.organization.clone(),
+            submitted_by: job.submitted_by.clone(),
+            trace_id: job.trace_id.clone(),
+        }
+    }
+
+    fn job(&self) -> JobRef<'_> {
+        JobRef {
+            id: &self.id,
+            method: &self.method,
+            organization: self.organization.as_deref(),
+            submitted_by: self.submitted_by.as_deref(),
+            trace_id: self.trace_id.as_deref(),
+        }
+    }
+}
+
+fn job_ref(job: &ClaimedJob) -> JobRef<'_> {
+    JobRef {
+        id: &job.id,
+        method: &job.method,
+        organization: job.organization.as_deref(),
+        submitted_by: job.submitted_by.as_deref(),
+        trace_id: job.trace_id.as_deref(),
+    }
+}
+
 enum Outcome {
     Completed,
     Failed(JobError),
@@ -263,7 +305,7 @@ enum Outcome {
     Canceled,
 }
 
-async fn run(jobs: Jobs, job: ClaimedJob, worker_id: &str, running: Running, done: mpsc::UnboundedSender<String>) {
+async fn run(jobs: Jobs, job: ClaimedJob, worker_id: &str, running: Running, done: mpsc::UnboundedSender<Success>) {
     let span = tracing::info_span!(
         "job",
         job_id = %job.id,
@@ -278,6 +320,8 @@ async fn run(jobs: Jobs, job: ClaimedJob, worker_id: &str, running: Running, don
         if let Ok(mut map) = running.lock() {
             map.insert(job.id.clone(), cancel.clone());
         }
+        let events = &jobs.inner.events;
+        events.status_changed(job_ref(&job), Some(JobStatus::Queued), JobStatus::Running);
         let ctx = JobContext {
             job_id: job.id.clone(),
             method: job.method.clone(),
@@ -288,11 +332,12 @@ async fn run(jobs: Jobs, job: ClaimedJob, worker_id: &str, running: Running, don
             control: Arc::new(AttemptControl {
                 job_id: job.id.clone(),
                 method: job.method.clone(),
+                organization: job.organization.clone(),
                 trace_id: job.trace_id.clone(),
                 cancel: cancel.clone(),
                 submitted_by: job.submitted_by.clone(),
                 store: jobs.store().clone(),
-                publisher: jobs.inner.publisher.clone(),
+                events: events.clone(),
             }),
         };
         let started = Instant::now();
@@ -328,7 +373,7 @@ async fn run(jobs: Jobs, job: ClaimedJob, worker_id: &str, running: Running, don
         };
         let (kind, reason) = match outcome {
             Outcome::Completed => {
-                if done.send(job.id.clone()).is_ok() {
+                if done.send(Success::of(&job)).is_ok() {
                     final_status(JobStatus::Completed);
                 }
                 tracing::debug!(duration_ms = started.elapsed().as_millis() as u64, "job completed");
@@ -336,7 +381,10 @@ async fn run(jobs: Jobs, job: ClaimedJob, worker_id: &str, running: Running, don
             }
             Outcome::Canceled => {
                 match jobs.store().mark_canceled(&job.id, worker_id).await {
-                    Ok(()) => final_status(JobStatus::Canceled),
+                    Ok(()) => {
+                        final_status(JobStatus::Canceled);
+                        events.status_changed(job_ref(&job), Some(JobStatus::Running), JobStatus::Canceled);
+                    }
                     Err(e) => tracing::error!(error = %e, "recording a cancellation failed"),
                 }
                 tracing::info!("job cancelled");
@@ -352,10 +400,12 @@ async fn run(jobs: Jobs, job: ClaimedJob, worker_id: &str, running: Running, don
         match jobs.store().fail(&job, worker_id, kind, &reason).await {
             Ok(FailureOutcome::Retried) => {
                 m.retried.with_label_values(&[job.queue.as_str(), &job.method]).inc();
+                events.status_changed(job_ref(&job), Some(JobStatus::Running), JobStatus::Pending);
                 tracing::warn!(error_type = ?kind, error = %reason, "job attempt failed; retry scheduled");
             }
             Ok(FailureOutcome::DeadLettered(status)) => {
                 final_status(status);
+                events.status_changed(job_ref(&job), Some(JobStatus::Running), status);
                 tracing::error!(error_type = ?kind, error = %reason, "job failed; moved to the dead-letter queue");
                 jobs.check_dlq_alert(job.trace_id.as_deref()).await;
             }
@@ -370,7 +420,7 @@ async fn run(jobs: Jobs, job: ClaimedJob, worker_id: &str, running: Running, don
 }
 
 /// Records successes in batches: whatever finished within `completion_flush_ms` commits together.
-async fn flush_completions(jobs: Jobs, worker_id: String, mut done: mpsc::UnboundedReceiver<String>) {
+async fn flush_completions(jobs: Jobs, worker_id: String, mut done: mpsc::UnboundedReceiver<Success>) {
     let window = Duration::from_millis(jobs.store().config().completion_flush_ms);
     let mut batch = Vec::new();
     while let Some(first) = done.recv().await {
@@ -378,14 +428,22 @@ async fn flush_completions(jobs: Jobs, worker_id: String, mut done: mpsc::Unboun
         let deadline = tokio::time::Instant::now() + window;
         while batch.len() < 512 {
             match tokio::time::timeout_at(deadline, done.recv()).await {
-                Ok(Some(id)) => batch.push(id),
+                Ok(Some(success)) => batch.push(success),
                 _ => break,
             }
         }
+        let ids: Vec<String> = batch.iter().map(|success| success.id.clone()).collect();
         let mut attempt = 0;
         loop {
-            match jobs.store().complete_many(&worker_id, &batch).await {
-                Ok(_) => break,
+            match jobs.store().complete_many(&worker_id, &ids).await {
+                Ok(_) => {
+                    for success in &batch {
+                        jobs.inner
+                            .events
+                            .status_changed(success.job(), Some(JobStatus::Running), JobStatus::Completed);
+                    }
+                    break;
+                }
                 Err(e) if attempt < 5 => {
                     attempt += 1;
                     tracing::warn!(error = %e, jobs = batch.len(), "recording completions failed; retrying");

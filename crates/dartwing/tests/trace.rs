@@ -59,6 +59,7 @@ async fn one_trace_id_follows_a_request_into_its_job_and_realtime_event() {
 
     let mut agent = SocketAgent::start(ClientKind::Js).await;
     agent.connect("ann", &base, &token).await.unwrap();
+    assert_eq!(agent.subscribe("ann", &format!("org:{org}")).await, json!({"ok": true}));
 
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let reply = http

@@ -162,6 +162,8 @@ pub struct JobsConfig {
     pub enqueue_batch_max: u32,
     /// Webhook delivery (`webhook.dispatch`).
     pub webhook: WebhookConfig,
+    /// Send `job_status_changed` to the job's organization room on every recorded status change.
+    pub status_events: bool,
 }
 
 impl Default for JobsConfig {
@@ -183,6 +185,7 @@ impl Default for JobsConfig {
             enqueue_linger_ms: 2,
             enqueue_batch_max: 256,
             webhook: WebhookConfig::default(),
+            status_events: true,
         }
     }
 }
