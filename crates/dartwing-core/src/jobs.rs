@@ -122,7 +122,7 @@ pub struct NewJob {
     pub run_at: Option<Timestamp>,
     /// Trace id of the request that enqueued it.
     pub trace_id: Option<String>,
-    /// Email (or key) of the submitter; receives `job_progress` events.
+    /// Email (or key) of the submitter; a job of no organization sends its events to this user.
     pub submitted_by: Option<String>,
 }
 
@@ -195,7 +195,7 @@ pub trait JobControl: Send + Sync {
     async fn cancelled(&self);
     /// Whether cancellation was requested.
     fn is_cancelled(&self) -> bool;
-    /// Records progress (`percent` 0–100) and tells the submitter (`job_progress`).
+    /// Records progress (`percent` 0–100) and announces it (`job_progress`).
     async fn progress(&self, percent: f64, message: &str) -> std::result::Result<(), JobError>;
 }
 
@@ -231,7 +231,7 @@ impl JobContext {
         self.control.is_cancelled()
     }
 
-    /// Records progress and sends `job_progress` to the submitting user.
+    /// Records progress and sends `job_progress` to the job's organization room.
     pub async fn progress(&self, percent: f64, message: &str) -> std::result::Result<(), JobError> {
         self.control.progress(percent, message).await
     }

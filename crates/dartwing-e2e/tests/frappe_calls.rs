@@ -192,3 +192,173 @@ dartwing_e2e::backend_tests! {
         server.stop().await;
     }
 }
+
+/// `pdf_generation` of the contract's examples: reports progress, then succeeds.
+struct PdfGeneration;
+
+#[async_trait]
+impl JobHandler for PdfGeneration {
+    async fn run(&self, ctx: &JobContext, _args: Value) -> Result<(), JobError> {
+        ctx.progress(45.0, "Processing page 5 of 11...").await?;
+        Ok(())
+    }
+}
+
+/// `fax_send` of the contract's examples: a permanent failure, straight to the dead-letter queue.
+struct FaxSend;
+
+#[async_trait]
+impl JobHandler for FaxSend {
+    async fn run(&self, _ctx: &JobContext, _args: Value) -> Result<(), JobError> {
+        Err(JobError::Permanent("Invalid fax number format".into()))
+    }
+}
+
+/// Polls `get_job_status` until `status`.
+async fn status_until(server: &TestServer, token: &str, job_id: &str, status: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let reply = frappe_calls(
+            server,
+            token,
+            vec![call("get", JOB_STATUS, json!({ "job_id": job_id }))],
+        )
+        .await;
+        let (code, body) = reply.into_iter().next().unwrap();
+        assert_eq!(code, 200, "{body}");
+        if body["message"]["status"] == status {
+            return body["message"].clone();
+        }
+        assert!(Instant::now() < deadline, "job {job_id} never reached {status}: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+const SUBMIT: &str = "dartwing.dartwing_core.api.jobs.submit_job";
+const JOB_STATUS: &str = "dartwing.dartwing_core.api.jobs.get_job_status";
+const LIST_JOBS: &str = "dartwing.dartwing_core.api.jobs.list_jobs";
+const CANCEL_JOB: &str = "dartwing.dartwing_core.api.jobs.cancel_job";
+const RETRY_JOB: &str = "dartwing.dartwing_core.api.jobs.retry_job";
+
+fn keys(value: &Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = value.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    keys
+}
+
+dartwing_e2e::backend_tests! {
+    async fn the_frappe_job_api_answers_in_the_contracts_shapes(db) {
+        let mut handlers = HandlerRegistry::new();
+        handlers
+            .register_with("pdf_generation", EnqueuePolicy::Members(Action::Write), PdfGeneration)
+            .register_with("fax_send", EnqueuePolicy::Members(Action::Write), FaxSend);
+        let server = TestServer::start_full(
+            db,
+            |c| {
+                c.jobs.poll_interval_ms = 20;
+                c.jobs.completion_flush_ms = 2;
+            },
+            handlers,
+            Arc::default(),
+        )
+        .await;
+        let org = server.create_org("owner@example.com", "Acme").await;
+        server.create_org("stranger@example.com", "Other").await;
+        let token = server.token("owner@example.com");
+        let parameters = json!({"template": "monthly_report", "date_range": ["2025-01-01", "2025-01-31"]});
+
+        // 1. Submit Job: the contract's request as frappeclient posts it, then the same again.
+        let submit = json!({"job_type": "pdf_generation", "organization": org, "parameters": parameters, "priority": "Normal", "depends_on": null});
+        let answers = frappe_calls(&server, &token, vec![
+            call("form", SUBMIT, submit.clone()),
+            call("form", SUBMIT, submit.clone()),
+            call("form", SUBMIT, json!({"job_type": "unknown_type", "organization": org})),
+            call("form", SUBMIT, json!({"job_type": "pdf_generation", "organization": org, "depends_on": "JOB-1"})),
+            call("form", SUBMIT, json!({"job_type": "pdf_generation", "organization": "ORG-NOT-MINE"})),
+        ]).await;
+        let (code, first) = &answers[0];
+        assert_eq!(*code, 200, "{first}");
+        assert_eq!(keys(&first["message"]), ["job_id", "message", "status"]);
+        assert_eq!(first["message"]["message"], "Job submitted successfully");
+        let job_id = first["message"]["job_id"].as_str().unwrap().to_string();
+        let (code, duplicate) = &answers[1];
+        assert_eq!(*code, 409, "{duplicate}");
+        assert_eq!(keys(&duplicate["message"]), ["error", "existing_job_id", "status"]);
+        assert_eq!(duplicate["message"]["error"], "Duplicate job detected");
+        assert_eq!(duplicate["message"]["existing_job_id"], job_id.as_str());
+        let (code, unknown) = &answers[2];
+        assert_eq!((*code, &unknown["exc_type"]), (400, &json!("ValidationError")), "{unknown}");
+        assert_eq!(unknown["message"], "Invalid job type: unknown_type");
+        assert_eq!(answers[3].0, 400, "{}", answers[3].1);
+        assert_eq!(answers[4].0, 403, "{}", answers[4].1);
+        assert_eq!(answers[4].1["exc_type"], "PermissionError");
+
+        // 2. Get Job Status, once completed.
+        let done = status_until(&server, &token, &job_id, "Completed").await;
+        for key in ["job_id", "job_type", "status", "progress", "progress_message", "created_at", "started_at",
+                    "completed_at", "retry_count", "output_reference"] {
+            assert!(done.get(key).is_some(), "{key} missing: {done}");
+        }
+        assert_eq!(done["job_type"], "pdf_generation");
+        assert_eq!((done["progress"].as_f64(), &done["progress_message"]), (Some(45.0), &json!("Processing page 5 of 11...")));
+        assert_eq!(done["retry_count"], 0);
+        assert!(done["completed_at"].is_string() && done["output_reference"].is_null(), "{done}");
+
+        // A failed job: Dead Letter with its error, then retry_job.
+        let fax = frappe_calls(&server, &token, vec![
+            call("form", SUBMIT, json!({"job_type": "fax_send", "organization": org, "parameters": {"to": "+1-INVALID"}})),
+        ]).await;
+        let fax_id = fax[0].1["message"]["job_id"].as_str().unwrap().to_string();
+        let dead = status_until(&server, &token, &fax_id, "Dead Letter").await;
+        assert_eq!((&dead["error_message"], &dead["error_type"]), (&json!("Invalid fax number format"), &json!("Permanent")));
+
+        // 3. List Jobs, 4. Cancel Job, 5. Retry Job.
+        let answers = frappe_calls(&server, &token, vec![
+            call("get", LIST_JOBS, json!({"organization": org, "limit": 1, "offset": 0})),
+            call("get", LIST_JOBS, json!({"organization": org, "status": "Dead Letter", "job_type": "fax_send"})),
+            call("form", CANCEL_JOB, json!({"job_id": job_id})),
+            call("form", RETRY_JOB, json!({"job_id": fax_id})),
+            call("form", RETRY_JOB, json!({"job_id": job_id})),
+            call("get", LIST_JOBS, json!({"organization": "ORG-NOT-MINE"})),
+            call("get", JOB_STATUS, json!({"job_id": "JOB-DOES-NOT-EXIST"})),
+        ]).await;
+        let (code, page) = &answers[0];
+        assert_eq!(*code, 200, "{page}");
+        assert_eq!(keys(&page["message"]), ["jobs", "limit", "offset", "total"]);
+        assert_eq!((&page["message"]["total"], &page["message"]["limit"]), (&json!(2), &json!(1)));
+        assert_eq!(page["message"]["jobs"].as_array().unwrap().len(), 1);
+        assert_eq!(keys(&page["message"]["jobs"][0]), ["created_at", "job_id", "job_type", "organization", "progress", "status"]);
+        let dead_letters = answers[1].1["message"]["jobs"].as_array().unwrap();
+        assert_eq!(dead_letters.len(), 1, "{}", answers[1].1);
+        assert_eq!((&dead_letters[0]["job_id"], &dead_letters[0]["status"]), (&json!(fax_id), &json!("Dead Letter")));
+        let (code, cancel) = &answers[2];
+        assert_eq!((*code, &cancel["exc_type"]), (400, &json!("ValidationError")), "{cancel}");
+        assert_eq!(cancel["message"], "Cannot cancel job in status: Completed");
+        let (code, retried) = &answers[3];
+        assert_eq!(*code, 200, "{retried}");
+        assert_eq!((&retried["message"]["status"], &retried["message"]["message"]), (&json!("Queued"), &json!("Job re-queued for execution")));
+        assert_eq!(answers[4].0, 400, "a completed job is not in the dead-letter queue: {}", answers[4].1);
+        assert_eq!(answers[5].0, 403, "{}", answers[5].1);
+        assert_eq!((answers[6].0, &answers[6].1["exc_type"]), (404, &json!("DoesNotExistError")), "{}", answers[6].1);
+
+        // Cancel a job that waits.
+        let waiting = server
+            .post(
+                "/api/method/dartwing_core.jobs.enqueue",
+                &token,
+                &json!({"method": "pdf_generation", "organization": org, "run_at": "2099-01-01T00:00:00Z"}),
+            )
+            .await
+            .json()["message"]["job_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let canceled = frappe_calls(&server, &token, vec![call("frappe.call", CANCEL_JOB, json!({"job_id": waiting}))]).await;
+        assert_eq!(canceled[0].0, 200, "{}", canceled[0].1);
+        assert_eq!(
+            canceled[0].1["message"],
+            json!({"job_id": waiting, "status": "Canceled", "message": "Job canceled successfully"})
+        );
+        server.stop().await;
+    }
+}

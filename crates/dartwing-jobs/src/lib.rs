@@ -7,6 +7,7 @@
 
 pub mod builtin;
 mod events;
+pub mod frappe_api;
 mod handler;
 pub mod heartbeat;
 pub mod model;
@@ -493,6 +494,32 @@ impl Jobs {
         self.inner.store.list(scope.as_deref(), status, limit).await
     }
 
+    /// A page of jobs of one organization, or of every organization the actor can read, newest
+    /// first, with how many there are in all; optionally only of `statuses` and job type `method`.
+    pub async fn page(
+        &self,
+        actor: &Principal,
+        organization: Option<&str>,
+        statuses: Option<&[JobStatus]>,
+        method: Option<&str>,
+        limit: u32,
+        offset: u64,
+    ) -> Result<(Vec<JobInfo>, i64)> {
+        let scope = self.scope(actor, organization)?;
+        self.inner
+            .store
+            .page(scope.as_deref(), statuses, method, limit, offset)
+            .await
+    }
+
+    /// Whether a job type of this name is registered on this node.
+    pub fn has_job_type(&self, method: &str) -> bool {
+        self.inner
+            .registry
+            .read()
+            .is_ok_and(|registry| registry.policy(method).is_some())
+    }
+
     fn scope(&self, actor: &Principal, organization: Option<&str>) -> Result<Option<Vec<String>>> {
         Ok(match (organization, actor.readable_organizations()) {
             (Some(org), _) => {
@@ -621,6 +648,7 @@ impl Jobs {
         let heartbeats = WorkerHeartbeats::new(self.store().clone(), node.node_id.clone(), node.heartbeat_timeout);
         let mut capability = Capability::new("jobs")
             .routes(routes::routes(self.clone()))
+            .routes(frappe_api::routes(self.clone()))
             .health_check(heartbeats.health_check());
         if self.store().db().backend() == dartwing_db::Backend::Postgres {
             let (jobs, node_id) = (self.clone(), node.node_id.clone());

@@ -84,10 +84,14 @@ pub struct JobInfo {
     pub progress: Option<Value>,
     /// Attempts started so far.
     pub attempts: i64,
+    /// Attempts it may have in all (the first and the retries).
+    pub max_attempts: i64,
     /// Last error message, if any.
     pub error: Option<String>,
     /// When it was enqueued.
     pub enqueued_at: Timestamp,
+    /// When it is or was due: its `run_at`, or when its retry's back-off ends.
+    pub run_at: Option<Timestamp>,
     /// When its last attempt started.
     pub started_at: Option<Timestamp>,
     /// When it finished.

@@ -23,6 +23,7 @@ pub(super) struct DeadLettersSql {
     all: Statement,
     of_organizations: Statement,
     get: Statement,
+    of_job: Statement,
     settle: Statement,
 }
 
@@ -36,6 +37,7 @@ impl DeadLettersSql {
             all: s.take("all")?,
             of_organizations: by_backend.take("of_organizations")?,
             get: s.take("get")?,
+            of_job: s.take("of_job")?,
             settle: s.take("settle")?,
         };
         s.finish()?;
@@ -147,6 +149,22 @@ impl JobStore {
             .await?;
         row.ok_or_else(|| Error::not_found(format!("Dead letter {name} not found")))?
             .try_into()
+    }
+
+    /// The newest dead letter of a job, if it has one.
+    pub async fn dead_letter_of_job(&self, job_id: &str) -> Result<Option<DeadLetter>> {
+        let sql = &self.sql.dead_letters;
+        let row: Option<DeadLetterRow> = self
+            .db
+            .run(
+                &sql.of_job,
+                sql.of_job
+                    .query_as()
+                    .bind(job_id.to_string())
+                    .fetch_optional(self.db.pool()),
+            )
+            .await?;
+        row.map(DeadLetter::try_from).transpose()
     }
 
     /// Sets a Pending dead letter's status (Retried, Resolved or Ignored) with notes, on

@@ -21,6 +21,8 @@ pub(super) struct InspectSql {
     list_with_status: Statement,
     list_of_organizations: Statement,
     list_of_organizations_with_status: Statement,
+    page: Statement,
+    page_total: Statement,
     queue_depths: Statement,
     org_job_counts: Statement,
 }
@@ -35,6 +37,8 @@ impl InspectSql {
             list_with_status: s.take("list_with_status")?,
             list_of_organizations: by_backend.take("list_of_organizations")?,
             list_of_organizations_with_status: by_backend.take("list_of_organizations_with_status")?,
+            page: by_backend.take("page")?,
+            page_total: by_backend.take("page_total")?,
             queue_depths: s.take("queue_depths")?,
             org_job_counts: s.take("org_job_counts")?,
         };
@@ -53,7 +57,9 @@ struct JobInfoRow {
     queue: String,
     org_key: String,
     attempts: i64,
+    max_attempts: i64,
     enqueued_at_us: Micros,
+    run_at_us: Option<Micros>,
     started_at_us: Option<Micros>,
     finished_at_us: Option<Micros>,
     progress: Option<JsonText<Value>>,
@@ -72,8 +78,10 @@ impl TryFrom<JobInfoRow> for JobInfo {
             organization: organization_of(row.org_key),
             progress: row.progress.map(|p| p.0),
             attempts: row.attempts,
+            max_attempts: row.max_attempts,
             error: row.error,
             enqueued_at: row.enqueued_at_us.into(),
+            run_at: row.run_at_us.map(Into::into),
             started_at: row.started_at_us.map(Into::into),
             finished_at: row.finished_at_us.map(Into::into),
         })
@@ -144,6 +152,54 @@ impl JobStore {
         };
         let rows = self.db.run(statement, query.fetch_all(self.db.pool())).await?;
         rows.into_iter().map(JobInfo::try_from).collect()
+    }
+
+    /// A page of jobs, newest first, and how many there are in all: of the given organizations
+    /// (`None`: all), with one of `statuses` (`None`: any), of job type `method` (`None`: any).
+    pub async fn page(
+        &self,
+        organizations: Option<&[String]>,
+        statuses: Option<&[JobStatus]>,
+        method: Option<&str>,
+        limit: u32,
+        offset: u64,
+    ) -> Result<(Vec<JobInfo>, i64)> {
+        if organizations.is_some_and(<[String]>::is_empty) {
+            return Ok((Vec::new(), 0));
+        }
+        let sql = &self.sql.inspect;
+        let organizations = organizations.map(json_list);
+        let statuses = statuses.map(|s| json_list(s.iter().map(|status| status.as_str())));
+        let method = method.map(str::to_string);
+        let offset = i64::try_from(offset).map_err(|_| Error::bad_request("'offset' is too large"))?;
+        let rows: Vec<JobInfoRow> = self
+            .db
+            .run(
+                &sql.page,
+                sql.page
+                    .query_as()
+                    .bind(organizations.clone())
+                    .bind(statuses.clone())
+                    .bind(method.clone())
+                    .bind(i64::from(limit))
+                    .bind(offset)
+                    .fetch_all(self.db.pool()),
+            )
+            .await?;
+        let total: i64 = self
+            .db
+            .run(
+                &sql.page_total,
+                sql.page_total
+                    .query_scalar()
+                    .bind(organizations)
+                    .bind(statuses)
+                    .bind(method)
+                    .fetch_one(self.db.pool()),
+            )
+            .await?;
+        let jobs = rows.into_iter().map(JobInfo::try_from).collect::<Result<_>>()?;
+        Ok((jobs, total))
     }
 
     /// Jobs waiting (Pending or Queued) per queue.

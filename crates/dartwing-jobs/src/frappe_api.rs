@@ -1,0 +1,333 @@
+//! The Frappe app's job API, `/api/method/dartwing.dartwing_core.api.jobs.*`, for clients
+//! written against the Dartwing job engine contract (specs/011): its parameter names, answer
+//! shapes, statuses and status codes, over the same code paths (and permission checks) as
+//! `dartwing_core.jobs.*`.
+//!
+//! How the contract maps onto this engine:
+//! - `job_type` is a registered job type (what `dartwing_core.jobs.enqueue` calls `method`);
+//!   `parameters` are its `args`.
+//! - A submission is a duplicate when the same job type with the same parameters was submitted
+//!   for the organization within `jobs.dedup_window_secs`: 409 with `existing_job_id`.
+//! - Statuses: a job waiting out a retry's back-off is `Queued` with `next_retry_at`; a job that
+//!   failed for good (`Failed` or `Timed Out` here) is `Dead Letter`.
+//! - `retry_job` re-enqueues the job's dead letter (Owners/Admins, as for dead letters) as a new
+//!   job: its answer's `job_id` is the new job's, `retry_of` the failed one's.
+//! - Not yet: `depends_on` (refused with 400), `output_reference` (always `null`),
+//!   `get_job_metrics` and `get_job_history`.
+
+use crate::Jobs;
+use crate::model::{JobInfo, JobStatus, NewJob, Priority};
+use axum::Extension;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use dartwing_core::{Error, ErrorKind};
+use dartwing_http::openapi::{COMMON_ERRORS, operation};
+use dartwing_http::{ApiResult, Auth, Message, MethodArgs, RequestContext, Routes};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+const PREFIX: &str = "/api/method/dartwing.dartwing_core.api.jobs";
+
+/// Default and largest page of `list_jobs`.
+const LIST_DEFAULT: u32 = 20;
+const LIST_MAX: u32 = 100;
+
+/// The contract's routes with their state applied.
+pub fn routes(jobs: Jobs) -> Routes {
+    let op = |summary: &str| operation("Jobs (Frappe app contract)", summary, COMMON_ERRORS);
+    Routes::builder()
+        .post(
+            &format!("{PREFIX}.submit_job"),
+            submit_job,
+            op("Submit a job {job_type, organization, parameters, priority: Low|Normal|High|Critical} → {job_id, status, \
+                message}; 409 {message: {error, existing_job_id, status}} for the same job type and parameters within \
+                the dedup window; 400 for an unknown job type or depends_on (not supported)"),
+        )
+        .read(
+            &format!("{PREFIX}.get_job_status"),
+            get_job_status,
+            op("A job's status (?job_id=) → {job_id, job_type, status, progress, progress_message, created_at, \
+                started_at, completed_at, retry_count, max_retries, next_retry_at, output_reference, error_message, \
+                error_type}"),
+        )
+        .read(
+            &format!("{PREFIX}.list_jobs"),
+            list_jobs,
+            op("Jobs, newest first (?organization=&status=&job_type=&limit=20 (≤ 100)&offset=0) → {jobs: [{job_id, \
+                job_type, status, progress, created_at}], total, limit, offset}"),
+        )
+        .post(
+            &format!("{PREFIX}.cancel_job"),
+            cancel_job,
+            op("Cancel a pending, queued or running job {job_id} → {job_id, status, message}; 400 once it finished"),
+        )
+        .post(
+            &format!("{PREFIX}.retry_job"),
+            retry_job,
+            op("Re-enqueue a job in the dead-letter queue {job_id} → {job_id, status: Queued, message}; Owners/Admins"),
+        )
+        .with_state(jobs)
+}
+
+/// A 400 with the contract's `ValidationError`.
+fn invalid(message: impl Into<String>) -> Error {
+    Error::new(ErrorKind::BadRequest, message).with_exc_type("ValidationError")
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubmitBody {
+    job_type: String,
+    organization: String,
+    #[serde(default)]
+    parameters: Option<Value>,
+    #[serde(default)]
+    priority: Option<Priority>,
+    #[serde(default)]
+    depends_on: Option<String>,
+}
+
+/// The dedup key of a submission: its job type and parameters (JSON with sorted keys) hashed.
+fn job_hash(job_type: &str, parameters: &Value) -> String {
+    let mut digest = Sha256::new();
+    digest.update(job_type.as_bytes());
+    digest.update([0]);
+    digest.update(parameters.to_string().as_bytes());
+    format!("job-hash:{}", hex::encode(digest.finalize()))
+}
+
+async fn submit_job(
+    State(jobs): State<Jobs>,
+    Extension(context): Extension<RequestContext>,
+    Auth(actor): Auth,
+    MethodArgs(body): MethodArgs<SubmitBody>,
+) -> ApiResult<Response> {
+    if body.depends_on.as_deref().is_some_and(|parent| !parent.is_empty()) {
+        return Err(invalid(
+            "depends_on is not supported by this runtime: submit the dependent job once its parent completed",
+        )
+        .into());
+    }
+    if !jobs.has_job_type(&body.job_type) {
+        return Err(invalid(format!("Invalid job type: {}", body.job_type)).into());
+    }
+    let parameters = body.parameters.unwrap_or_else(|| json!({}));
+    let job = NewJob {
+        dedup_key: Some(job_hash(&body.job_type, &parameters)),
+        dedup_window_secs: None,
+        method: body.job_type,
+        organization: Some(body.organization),
+        args: parameters,
+        priority: body.priority.unwrap_or_default(),
+        run_at: None,
+        trace_id: Some(context.trace_id().to_string()),
+        submitted_by: Some(actor.id().to_string()),
+    };
+    let enqueued = jobs.enqueue(&actor, job).await?;
+    let status = jobs.status(&actor, &enqueued.job_id).await?;
+    if enqueued.deduplicated {
+        let body = json!({ "message": {
+            "error": "Duplicate job detected",
+            "existing_job_id": enqueued.job_id,
+            "status": contract_status(&status),
+        }});
+        return Ok((StatusCode::CONFLICT, axum::Json(body)).into_response());
+    }
+    Ok(Message(json!({
+        "job_id": enqueued.job_id,
+        "status": contract_status(&status),
+        "message": "Job submitted successfully",
+    }))
+    .into_response())
+}
+
+/// A job's status as the contract names it.
+fn contract_status(job: &JobInfo) -> &'static str {
+    match job.status {
+        JobStatus::Pending if job.attempts > 0 => "Queued",
+        JobStatus::Failed | JobStatus::TimedOut => "Dead Letter",
+        other => other.as_str(),
+    }
+}
+
+/// The contract's statuses a `status` filter names, as this engine's.
+fn engine_statuses(status: &str) -> Result<Vec<JobStatus>, Error> {
+    Ok(match status {
+        "Dead Letter" => vec![JobStatus::Failed, JobStatus::TimedOut],
+        "Queued" => vec![JobStatus::Queued, JobStatus::Pending],
+        other => vec![other.parse().map_err(|_| {
+            invalid(format!(
+                "Invalid status: {other} (one of Pending, Queued, Running, Completed, Dead Letter, Canceled)"
+            ))
+        })?],
+    })
+}
+
+fn progress_percent(job: &JobInfo) -> Value {
+    match job.progress.as_ref().and_then(|p| p.get("percent")) {
+        Some(percent) => percent.clone(),
+        None if job.status == JobStatus::Completed => json!(100),
+        None => json!(0),
+    }
+}
+
+/// `get_job_status`'s answer.
+fn status_view(job: &JobInfo) -> Value {
+    let dead = matches!(job.status, JobStatus::Failed | JobStatus::TimedOut);
+    let waiting_retry = job.status == JobStatus::Pending && job.attempts > 0;
+    let error_type = match job.status {
+        JobStatus::TimedOut => Some("Timeout"),
+        JobStatus::Failed if job.attempts < job.max_attempts => Some("Permanent"),
+        JobStatus::Failed => Some("Transient"),
+        _ if waiting_retry => Some("Transient"),
+        _ => None,
+    };
+    let mut view = summary(job);
+    view.extend([
+        (
+            "progress_message".to_string(),
+            job.progress
+                .as_ref()
+                .and_then(|p| p.get("message"))
+                .cloned()
+                .unwrap_or_default(),
+        ),
+        ("started_at".into(), json!(job.started_at)),
+        (
+            "completed_at".into(),
+            json!(if job.status.is_final() { job.finished_at } else { None }),
+        ),
+        ("retry_count".into(), json!((job.attempts - 1).max(0))),
+        ("max_retries".into(), json!((job.max_attempts - 1).max(0))),
+        (
+            "next_retry_at".into(),
+            json!(if waiting_retry { job.run_at } else { None }),
+        ),
+        ("output_reference".into(), Value::Null),
+        (
+            "error_message".into(),
+            json!(if dead || waiting_retry { job.error.clone() } else { None }),
+        ),
+        ("error_type".into(), json!(error_type)),
+    ]);
+    Value::Object(view)
+}
+
+/// A job as `list_jobs` lists it (and the start of `get_job_status`'s answer).
+fn summary(job: &JobInfo) -> Map<String, Value> {
+    let mut fields = Map::new();
+    fields.insert("job_id".into(), json!(job.job_id));
+    fields.insert("job_type".into(), json!(job.method));
+    fields.insert("organization".into(), json!(job.organization));
+    fields.insert("status".into(), json!(contract_status(job)));
+    fields.insert("progress".into(), progress_percent(job));
+    fields.insert("created_at".into(), json!(job.enqueued_at));
+    fields
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JobIdArgs {
+    job_id: String,
+}
+
+async fn get_job_status(
+    State(jobs): State<Jobs>,
+    Auth(actor): Auth,
+    MethodArgs(args): MethodArgs<JobIdArgs>,
+) -> ApiResult<Message<Value>> {
+    Ok(Message(status_view(&jobs.status(&actor, &args.job_id).await?)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListArgs {
+    #[serde(default)]
+    organization: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    job_type: Option<String>,
+    #[serde(default)]
+    limit: Option<u32>,
+    #[serde(default)]
+    offset: Option<u64>,
+}
+
+async fn list_jobs(
+    State(jobs): State<Jobs>,
+    Auth(actor): Auth,
+    MethodArgs(args): MethodArgs<ListArgs>,
+) -> ApiResult<Message<Value>> {
+    let limit = match args.limit {
+        Some(0) => return Err(invalid("'limit' must be at least 1").into()),
+        Some(limit) => limit.min(LIST_MAX),
+        None => LIST_DEFAULT,
+    };
+    let offset = args.offset.unwrap_or_default();
+    let statuses = args.status.as_deref().map(engine_statuses).transpose()?;
+    let (page, total) = jobs
+        .page(
+            &actor,
+            args.organization.as_deref(),
+            statuses.as_deref(),
+            args.job_type.as_deref(),
+            limit,
+            offset,
+        )
+        .await?;
+    let listed: Vec<Value> = page.iter().map(|job| Value::Object(summary(job))).collect();
+    Ok(Message(
+        json!({ "jobs": listed, "total": total, "limit": limit, "offset": offset }),
+    ))
+}
+
+async fn cancel_job(
+    State(jobs): State<Jobs>,
+    Auth(actor): Auth,
+    MethodArgs(args): MethodArgs<JobIdArgs>,
+) -> ApiResult<Message<Value>> {
+    let job = jobs.status(&actor, &args.job_id).await?;
+    if job.status.is_final() {
+        return Err(invalid(format!("Cannot cancel job in status: {}", contract_status(&job))).into());
+    }
+    let status = jobs.cancel(&actor, &args.job_id).await?;
+    let message = if status == JobStatus::Canceled {
+        "Job canceled successfully"
+    } else {
+        "Cancellation requested: the job stops at its next checkpoint"
+    };
+    Ok(Message(
+        json!({ "job_id": args.job_id, "status": status.as_str(), "message": message }),
+    ))
+}
+
+async fn retry_job(
+    State(jobs): State<Jobs>,
+    Auth(actor): Auth,
+    MethodArgs(args): MethodArgs<JobIdArgs>,
+) -> ApiResult<Message<Value>> {
+    let job = jobs.status(&actor, &args.job_id).await?;
+    let letter = match jobs.store().dead_letter_of_job(&job.job_id).await? {
+        Some(letter) if matches!(job.status, JobStatus::Failed | JobStatus::TimedOut) => letter,
+        _ => {
+            return Err(invalid(format!(
+                "Only a job in the dead-letter queue can be retried; this one is {}",
+                contract_status(&job)
+            ))
+            .into());
+        }
+    };
+    let enqueued = jobs
+        .retry_dead_letter(&actor, &letter.name, Some("retried through retry_job"))
+        .await?;
+    // The retry is a new job (the failed one stays as it ended, with its dead letter Retried).
+    Ok(Message(json!({
+        "job_id": enqueued.job_id,
+        "retry_of": job.job_id,
+        "status": "Queued",
+        "message": "Job re-queued for execution",
+    })))
+}
