@@ -1,6 +1,7 @@
 //! The deployment files under `deploy/` stay true to the runtime: the Prometheus rules pass
 //! `promtool check rules` and their unit tests, every alert is tested firing and silent and links
-//! its runbook, and every metric the rules and Grafana dashboards query is a catalog family.
+//! its runbook, every metric the rules and Grafana dashboards query is a catalog family, and the
+//! Alertmanager example passes `amtool check-config` and routes every severity the rules use.
 //!
 //! The file reading lives in `support/deploy_files.rs`, which the end-to-end suite shares to
 //! compare the same names with a live `/metrics` scrape.
@@ -17,35 +18,76 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
-/// Runs promtool with `args` in the workspace root. `None` when promtool is not installed
-/// outside CI; in CI (`CI=true`) a missing promtool fails the test.
-fn promtool(args: &[&str]) -> Option<std::process::Output> {
-    match Command::new("promtool")
-        .args(args)
-        .current_dir(workspace_root())
-        .output()
-    {
+/// Runs `tool` (from the Debian package `package`) with `args` in the workspace root. `None`
+/// when it is not installed outside CI; in CI (`CI=true`) a missing tool fails the test.
+fn run_tool(tool: &str, package: &str, args: &[&str]) -> Option<std::process::Output> {
+    match Command::new(tool).args(args).current_dir(workspace_root()).output() {
         Ok(output) => Some(output),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             assert_ne!(
                 std::env::var("CI").as_deref(),
                 Ok("true"),
-                "promtool is not installed (apt-get install prometheus); CI must run the rule checks"
+                "{tool} is not installed (apt-get install {package}); CI must run the checks"
             );
-            eprintln!("promtool not installed: rule checks not run (they fail in CI)");
+            eprintln!("{tool} not installed: its checks not run (they fail in CI)");
             None
         }
-        Err(e) => panic!("promtool could not run: {e}"),
+        Err(e) => panic!("{tool} could not run: {e}"),
     }
+}
+
+fn promtool(args: &[&str]) -> Option<std::process::Output> {
+    run_tool("promtool", "prometheus", args)
 }
 
 fn assert_success(output: &std::process::Output) {
     assert!(
         output.status.success(),
-        "promtool failed:\n{}\n{}",
+        "the check failed:\n{}\n{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+#[test]
+fn alertmanager_example_is_valid_and_routes_critical_to_the_pager_and_warnings_to_chat() {
+    const CONFIG: &str = "deploy/alertmanager/alertmanager.yml";
+    let Some(output) = run_tool("amtool", "prometheus-alertmanager", &["check-config", CONFIG]) else {
+        return;
+    };
+    assert_success(&output);
+    let severities: BTreeSet<String> = alerts()
+        .iter()
+        .map(|rule| rule.labels.get("severity").cloned().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        severities,
+        BTreeSet::from(["critical".to_string(), "warning".to_string()])
+    );
+    for (severity, receivers) in [("critical", "chat,pager"), ("warning", "chat")] {
+        let output = run_tool(
+            "amtool",
+            "prometheus-alertmanager",
+            &[
+                "config",
+                "routes",
+                "test",
+                "--config.file",
+                CONFIG,
+                &format!("severity={severity}"),
+                "alertname=Example",
+            ],
+        )
+        .unwrap();
+        assert_success(&output);
+        let mut routed: Vec<String> = String::from_utf8_lossy(&output.stdout)
+            .trim()
+            .split(',')
+            .map(str::to_string)
+            .collect();
+        routed.sort();
+        assert_eq!(routed.join(","), receivers, "{severity}");
+    }
 }
 
 fn alerts() -> Vec<AlertRule> {
