@@ -297,18 +297,57 @@ pub struct CronEntry {
     pub method: String,
     /// Period.
     pub every: Duration,
+    /// Where ticks fall within the period, from the Unix epoch: ticks are at `offset + k × every`.
+    pub offset: Duration,
     /// Job arguments.
     pub args: Value,
 }
 
 impl CronEntry {
-    /// A schedule named after its job type, with no arguments.
+    /// A schedule named after its job type, with no arguments, ticking at every multiple of
+    /// `every` since the Unix epoch.
     pub fn every(method: &str, every: Duration) -> Self {
         Self {
             name: method.to_string(),
             method: method.to_string(),
             every,
+            offset: Duration::ZERO,
             args: Value::Object(Default::default()),
         }
+    }
+
+    /// A schedule named after its job type ticking once a day at `hour`:00 UTC.
+    pub fn daily_at(method: &str, hour: u32) -> Self {
+        Self {
+            offset: Duration::from_secs(u64::from(hour % 24) * 3600),
+            ..Self::every(method, Duration::from_secs(86_400))
+        }
+    }
+
+    /// The latest tick at or before `now_us` (microseconds since the Unix epoch).
+    pub fn tick_at(&self, now_us: i64) -> i64 {
+        let every = i64::try_from(self.every.as_micros()).unwrap_or(i64::MAX).max(1);
+        let offset = i64::try_from(self.offset.as_micros()).unwrap_or(0);
+        now_us - (now_us - offset).rem_euclid(every)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn daily_ticks_fall_at_their_hour() {
+        let at = |text: &str| {
+            text.parse::<crate::Timestamp>()
+                .map(crate::Timestamp::as_micros)
+                .unwrap_or_default()
+        };
+        let purge = CronEntry::daily_at("jobs.dlq_purge", 3);
+        assert_eq!(purge.tick_at(at("2026-12-02T12:30:00Z")), at("2026-12-02T03:00:00Z"));
+        assert_eq!(purge.tick_at(at("2026-12-02T02:59:59Z")), at("2026-12-01T03:00:00Z"));
+        assert_eq!(purge.tick_at(at("2026-12-02T03:00:00Z")), at("2026-12-02T03:00:00Z"));
+        let every = CronEntry::every("jobs.detect_stuck", Duration::from_secs(900));
+        assert_eq!(every.tick_at(at("2026-12-02T12:31:00Z")), at("2026-12-02T12:30:00Z"));
     }
 }

@@ -558,7 +558,7 @@ dartwing_e2e::backend_tests! {
         assert_eq!(published[0].2, Target::Room("room:system-alerts".into()));
         let alerts = agent.wait_for("admin", "dlq_alert", 1, Duration::from_secs(10)).await;
         assert_eq!(alerts.len(), 1);
-        assert_eq!(alerts[0]["dlq_depth"], 1);
+        assert_eq!((&alerts[0]["count"], &alerts[0]["dlq_depth"]), (&json!(1), &json!(1)));
         tokio::time::sleep(Duration::from_millis(300)).await;
         for client in ["member", "owner"] {
             let (events, connected) = agent.events(client).await;

@@ -758,7 +758,8 @@ impl Jobs {
                 );
                 self.inner.publisher.publish(
                     "dlq_alert",
-                    json!({ "dlq_depth": depth, "threshold": threshold }),
+                    // `count` as the job isolation spec names it; `dlq_depth` as before.
+                    json!({ "count": depth, "dlq_depth": depth, "threshold": threshold }),
                     Target::Room(DLQ_ALERT_ROOM.to_string()),
                     trace_id,
                 );

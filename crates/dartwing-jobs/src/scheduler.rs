@@ -14,15 +14,15 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// The built-in schedules: stuck-job detection, and the daily purges of dead letters and of
-/// finished jobs.
+/// finished jobs at `jobs.purge_hour_utc`.
 pub(crate) fn builtin_entries(config: &JobsConfig) -> Vec<CronEntry> {
     vec![
         CronEntry::every(
             STUCK_DETECTION_JOB,
             Duration::from_secs(config.stuck_check_interval_secs.max(1)),
         ),
-        CronEntry::every(DLQ_PURGE_JOB, Duration::from_secs(86_400)),
-        CronEntry::every(PURGE_FINISHED_JOB, Duration::from_secs(86_400)),
+        CronEntry::daily_at(DLQ_PURGE_JOB, config.purge_hour_utc),
+        CronEntry::daily_at(PURGE_FINISHED_JOB, config.purge_hour_utc),
     ]
 }
 
@@ -40,8 +40,7 @@ pub(crate) fn spawn(jobs: Jobs, shutdown: CancellationToken) -> JoinHandle<()> {
             }
             let now = Timestamp::now().as_micros();
             for entry in &schedules {
-                let every = i64::try_from(entry.every.as_micros()).unwrap_or(i64::MAX).max(1);
-                let tick = now - now.rem_euclid(every);
+                let tick = entry.tick_at(now);
                 if last.get(&entry.name).is_some_and(|seen| *seen >= tick) {
                     continue;
                 }

@@ -164,6 +164,8 @@ pub struct JobsConfig {
     pub webhook: WebhookConfig,
     /// Send `job_status_changed` to the job's organization room on every recorded status change.
     pub status_events: bool,
+    /// Hour of the day (UTC, 0–23) at which the daily purges of dead letters and finished jobs run.
+    pub purge_hour_utc: u32,
 }
 
 impl Default for JobsConfig {
@@ -186,6 +188,7 @@ impl Default for JobsConfig {
             enqueue_batch_max: 256,
             webhook: WebhookConfig::default(),
             status_events: true,
+            purge_hour_utc: 3,
         }
     }
 }
@@ -275,6 +278,11 @@ impl Validate for JobsConfig {
             super::CHANNEL_NAME_RULE,
         );
         errors.require(self.claim_batch >= 1, "jobs.claim_batch", "must be at least 1");
+        errors.require(
+            self.purge_hour_utc < 24,
+            "jobs.purge_hour_utc",
+            "must be an hour of the day, 0 to 23",
+        );
         errors.require(self.retention_days >= 1, "jobs.retention_days", "must be at least 1");
         errors.require(
             self.enqueue_batch_max >= 1,
@@ -298,6 +306,7 @@ mod tests {
             &[
                 (|c| c.lease_secs = 1, "jobs.lease_secs"),
                 (|c| c.claim_batch = 0, "jobs.claim_batch"),
+                (|c| c.purge_hour_utc = 24, "jobs.purge_hour_utc"),
                 (|c| c.retention_days = 0, "jobs.retention_days"),
                 (|c| c.enqueue_batch_max = 0, "jobs.enqueue_batch_max"),
                 (
