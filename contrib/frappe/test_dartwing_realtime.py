@@ -4,6 +4,7 @@ Delivery through a real gateway is tested by the Rust cluster suite, which runs 
 """
 
 import json
+import os
 import sys
 import types
 import unittest
@@ -76,6 +77,34 @@ class PatchTest(unittest.TestCase):
     def test_payload_requires_an_event(self):
         with self.assertRaises(ValueError):
             dartwing_realtime.payload("")
+
+
+class ModuleTest(unittest.TestCase):
+    def test_the_specs_path_is_the_same_module(self):
+        from dartwing_core.realtime import redis_adapter
+
+        self.assertIs(redis_adapter, dartwing_realtime)
+
+    def test_the_redis_url_comes_from_the_environment_then_frappes_site_configuration(self):
+        saved = {name: os.environ.pop(name, None) for name in ("DARTWING_REDIS_URL", "REDIS_SOCKETIO_URL")}
+        frappe = fake_frappe()
+        frappe.conf = {"redis_socketio": "redis://socketio:12311", "redis_cache": "redis://cache:13311"}
+        sys.modules["frappe"] = frappe
+        try:
+            self.assertEqual(dartwing_realtime.redis_url(), "redis://socketio:12311")
+            del frappe.conf["redis_socketio"]
+            self.assertEqual(dartwing_realtime.redis_url(), "redis://cache:13311")
+            os.environ["REDIS_SOCKETIO_URL"] = "redis://from-env:6379"
+            self.assertEqual(dartwing_realtime.redis_url(), "redis://from-env:6379")
+            os.environ["DARTWING_REDIS_URL"] = "redis://dartwing:6379"
+            self.assertEqual(dartwing_realtime.redis_url(), "redis://dartwing:6379")
+        finally:
+            sys.modules.pop("frappe", None)
+            for name, value in saved.items():
+                os.environ.pop(name, None)
+                if value is not None:
+                    os.environ[name] = value
+        self.assertEqual(dartwing_realtime.redis_url(), saved["DARTWING_REDIS_URL"] or saved["REDIS_SOCKETIO_URL"] or "redis://127.0.0.1:6379")
 
 
 if __name__ == "__main__":

@@ -298,16 +298,19 @@ async fn three_nodes_deliver_every_publish_path_exactly_once_per_socket() {
     let everyone = counts(&mut js, &js_clients, "everyone").await;
     assert!(everyone.values().all(|n| *n == 1), "{everyone:?}");
 
-    // The Python publisher of contrib/frappe, through the same channel.
+    // The Python publisher of contrib/frappe, through the same channel, imported under the path
+    // the socket.io scaling spec names and finding Redis as a Frappe bench sets it.
     let contrib = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contrib/frappe");
     let output = std::process::Command::new(dartwing_e2e::sockets::python())
         .current_dir(&contrib)
-        .env("DARTWING_REDIS_URL", &redis)
+        .env_remove("DARTWING_REDIS_URL")
+        .env("REDIS_SOCKETIO_URL", &redis)
         .env("DARTWING_REALTIME_CHANNEL", &cluster.channel)
         .args([
             "-c",
             &format!(
-                "import dartwing_realtime as d; n = d.publish('from_python', {{'ok': 1}}, room='org:{org}'); assert n == 3, n"
+                "from dartwing_core.realtime import redis_adapter as d; \
+                 n = d.publish('from_python', {{'ok': 1}}, room='org:{org}'); assert n == 3, n"
             ),
         ])
         .output()

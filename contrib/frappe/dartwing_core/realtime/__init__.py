@@ -1,0 +1,1 @@
+"""Realtime publishing to the Dartwing Core gateway (see ``redis_adapter``)."""
