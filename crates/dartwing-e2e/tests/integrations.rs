@@ -536,6 +536,41 @@ dartwing_e2e::backend_tests! {
         f.server.stop().await;
     }
 
+    async fn a_failing_provider_opens_its_circuit_until_a_trial_call_succeeds(db) {
+        let f = fixture(db, |c| {
+            c.integrations.circuit_breaker_failures = 2;
+            c.integrations.circuit_breaker_open_secs = 1;
+        })
+        .await;
+        f.connect_expiring_in(Duration::from_secs(60)).await;
+        let circuit = |text: &str| -> Option<f64> {
+            text.lines()
+                .find(|l| l.starts_with(&format!("integration_circuit_breaker_state{{integration=\"{PROVIDER}\"}}")))
+                .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        };
+        assert_eq!(circuit(&f.server.metrics().await), Some(0.0));
+        f.provider.set_mode(Mode::ServerError);
+        for _ in 0..2 {
+            let reply = f.get_token().await;
+            assert_eq!(exc_type(&reply), "IntegrationRefreshFailed", "{}", reply.text);
+        }
+        assert_eq!(f.provider.refreshes(), 2);
+        // Open: refused at once, the provider is not called, the row is left as it was.
+        let reply = f.get_token().await;
+        assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{}", reply.text);
+        assert_eq!(exc_type(&reply), "IntegrationCircuitOpen");
+        assert_eq!(f.provider.refreshes(), 2);
+        assert_eq!(circuit(&f.server.metrics().await), Some(2.0));
+        // After the open period one trial goes out; the provider is back, so the circuit closes.
+        f.provider.set_mode(Mode::Ok);
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+        let reply = f.get_token().await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        assert_eq!(f.provider.refreshes(), 3);
+        assert_eq!(circuit(&f.server.metrics().await), Some(0.0));
+        f.server.stop().await;
+    }
+
     async fn provider_5xx_sets_error_then_the_next_cycle_recovers(db) {
         let f = fixture(db, |_| {}).await;
         f.connect_expiring_in(Duration::from_secs(60)).await;
@@ -807,7 +842,11 @@ dartwing_e2e::backend_tests! {
             .await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
         assert_eq!(reply.json()["message"]["revoked"], true);
-        assert_eq!(f.provider.state.lock().unwrap().revocations, vec![refresh]);
+        assert_eq!(
+            f.provider.state.lock().unwrap().revocations,
+            vec![refresh, access],
+            "both tokens revoked (RFC 7009), the refresh token first"
+        );
         let row = f.row().await;
         assert_eq!(row.status.as_str(), "Disconnected");
         assert!(row.access_token.is_none() && row.refresh_token.is_none());

@@ -55,7 +55,8 @@ pub enum Field {
 }
 
 impl Field {
-    fn as_str(self) -> &'static str {
+    /// The field's name, as stored and as RFC 7009 hints name a token.
+    pub fn as_str(self) -> &'static str {
         match self {
             Field::AccessToken => "access_token",
             Field::RefreshToken => "refresh_token",

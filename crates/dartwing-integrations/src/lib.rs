@@ -4,6 +4,7 @@
 //! PKCE connect flow, expiry notifications (realtime event + queued email), the proactive
 //! refresh job, key rotation, metrics and an audit log. See `docs/integrations.md`.
 
+pub mod breaker;
 pub mod error;
 mod jobs;
 pub mod keyring;

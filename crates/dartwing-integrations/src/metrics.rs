@@ -25,6 +25,7 @@ pub struct VaultMetrics {
     token_expiry: IntGaugeVec,
     requests_total: IntCounterVec,
     duration: HistogramVec,
+    circuit_state: IntGaugeVec,
     providers: Vec<String>,
 }
 
@@ -39,6 +40,7 @@ impl VaultMetrics {
             token_expiry: metrics.gauge(&catalog::INTEGRATION_TOKEN_EXPIRY_SECONDS)?,
             requests_total: metrics.counter(&catalog::INTEGRATION_REQUESTS_TOTAL)?,
             duration: metrics.histogram(&catalog::INTEGRATION_DURATION_SECONDS)?,
+            circuit_state: metrics.gauge(&catalog::INTEGRATION_CIRCUIT_BREAKER_STATE)?,
             providers: providers.iter().map(|p| p.to_string()).collect(),
             metrics,
         };
@@ -51,6 +53,7 @@ impl VaultMetrics {
                 this.refresh_total.with_label_values(&[provider, result]);
             }
             this.refresh_latency.with_label_values(&[provider]);
+            this.circuit_state.with_label_values(&[provider]).set(0);
             for operation in OPERATIONS {
                 this.duration.with_label_values(&[provider, operation]);
                 for result in ["ok", "error"] {
@@ -59,6 +62,11 @@ impl VaultMetrics {
             }
         }
         Ok(this)
+    }
+
+    /// The circuit breaker state gauge, when metrics are on.
+    pub fn circuit_state(&self) -> Option<IntGaugeVec> {
+        self.on().then(|| self.circuit_state.clone())
     }
 
     fn on(&self) -> bool {

@@ -270,15 +270,21 @@ impl Provider {
         Ok(grant(answer))
     }
 
-    /// Revokes `refresh_token` at the provider (RFC 7009: a form POST of `token` and
-    /// `token_type_hint`, client authenticated like the token requests). `Ok(false)` when the
-    /// provider has no revocation endpoint. (Done here rather than through `oauth2`, which refuses
-    /// non-HTTPS revocation URLs, so that local providers and tests work the same way.)
-    pub async fn revoke(&self, http: &reqwest::Client, refresh_token: &str) -> Result<bool, ProviderError> {
+    /// Revokes `token` (`token_type_hint` `refresh_token` or `access_token`) at the provider
+    /// (RFC 7009: a form POST of `token` and `token_type_hint`, client authenticated like the token
+    /// requests). `Ok(false)` when the provider has no revocation endpoint. (Done here rather than
+    /// through `oauth2`, which refuses non-HTTPS revocation URLs, so that local providers and tests
+    /// work the same way.)
+    pub async fn revoke(
+        &self,
+        http: &reqwest::Client,
+        token: &str,
+        token_type_hint: &str,
+    ) -> Result<bool, ProviderError> {
         let Some(url) = &self.revoke_url else {
             return Ok(false);
         };
-        let mut form = vec![("token", refresh_token), ("token_type_hint", "refresh_token")];
+        let mut form = vec![("token", token), ("token_type_hint", token_type_hint)];
         let mut request = http.post(url);
         match &self.client_secret {
             Some(secret) => request = request.basic_auth(&self.client_id, Some(secret.expose())),

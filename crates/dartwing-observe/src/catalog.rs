@@ -333,6 +333,13 @@ pub const INTEGRATION_DURATION_SECONDS: MetricSpec = histogram(
     INTEGRATION_DURATION_BUCKETS,
 );
 
+/// State of each provider's circuit breaker.
+pub const INTEGRATION_CIRCUIT_BREAKER_STATE: MetricSpec = gauge(
+    "integration_circuit_breaker_state",
+    "Circuit breaker of calls to each OAuth2 provider on this node: 0 closed, 1 half-open, 2 open.",
+    &["integration"],
+);
+
 /// Every metric family the runtime exports, for documentation and the catalog test.
 pub const ALL: &[MetricSpec] = &[
     HTTP_REQUESTS_TOTAL,
@@ -374,6 +381,7 @@ pub const ALL: &[MetricSpec] = &[
     INTEGRATION_TOKEN_EXPIRY_SECONDS,
     INTEGRATION_REQUESTS_TOTAL,
     INTEGRATION_DURATION_SECONDS,
+    INTEGRATION_CIRCUIT_BREAKER_STATE,
 ];
 
 /// Label value used for tenants beyond the tracked budget.

@@ -28,6 +28,11 @@ pub struct IntegrationsConfig {
     pub http_timeout_ms: u64,
     /// How long a connect flow's `state` stays valid.
     pub state_ttl_secs: u64,
+    /// Failed calls in a row to one provider (no answer, or a server error) that open its circuit
+    /// breaker on a node; 0 never opens it.
+    pub circuit_breaker_failures: u32,
+    /// How long an open circuit refuses calls before one trial call may go out.
+    pub circuit_breaker_open_secs: u64,
     /// Public base URL of the API (e.g. `https://api.example.com`); the OAuth redirect URI is
     /// `<public_base_url>/api/method/dartwing_core.integrations.callback`. Default `http://<listen>`.
     #[serde(deserialize_with = "text::optional")]
@@ -49,6 +54,8 @@ impl Default for IntegrationsConfig {
             proactive_refresh_window_secs: 600,
             http_timeout_ms: 10_000,
             state_ttl_secs: 600,
+            circuit_breaker_failures: 5,
+            circuit_breaker_open_secs: 30,
             public_base_url: None,
             providers: BTreeMap::new(),
             smtp: SmtpConfig::default(),
@@ -189,6 +196,11 @@ impl Validate for IntegrationsConfig {
             "must be at least 1",
         );
         errors.require(
+            self.circuit_breaker_open_secs >= 1,
+            "integrations.circuit_breaker_open_secs",
+            "must be at least 1",
+        );
+        errors.require(
             self.public_base_url.as_deref().is_none_or(is_http_url),
             "integrations.public_base_url",
             "must be an http:// or https:// URL",
@@ -249,6 +261,10 @@ mod tests {
                     "integrations.proactive_refresh_window_secs",
                 ),
                 (|c| c.http_timeout_ms = 0, "integrations.http_timeout_ms"),
+                (
+                    |c| c.circuit_breaker_open_secs = 0,
+                    "integrations.circuit_breaker_open_secs",
+                ),
                 (|c| c.state_ttl_secs = 0, "integrations.state_ttl_secs"),
                 (
                     |c| c.public_base_url = Some("api.example.com".into()),

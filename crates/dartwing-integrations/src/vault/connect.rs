@@ -5,6 +5,7 @@
 use super::status::IntegrationInfo;
 use super::{TokenVault, micros, now_us, truncate};
 use crate::keyring::Field;
+use crate::provider::ProviderError;
 use crate::store::ConnectState;
 use dartwing_core::{Action, Error, Principal, Result};
 use serde::Serialize;
@@ -83,11 +84,15 @@ impl TokenVault {
             self.inner
                 .keys
                 .decrypt(organization, integration, Field::PkceVerifier, &pending.pkce_verifier)?;
+        self.inner.breakers.permit(integration)?;
         let begun = Instant::now();
         let result = provider.exchange_code(&self.inner.http, code, &verifier).await;
         self.inner
             .metrics
             .provider_call(integration, "exchange", result.is_ok(), begun.elapsed());
+        self.inner
+            .breakers
+            .record(integration, !matches!(result, Err(ProviderError::Failed(_))));
         let grant = result.map_err(|e| {
             tracing::warn!(organization, integration, error = %e, "authorization code exchange failed");
             Error::new(

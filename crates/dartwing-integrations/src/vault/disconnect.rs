@@ -68,39 +68,45 @@ impl TokenVault {
         })
     }
 
-    /// Revokes the row's refresh token at its provider; whether the provider confirmed it. A
-    /// token that cannot be decrypted, or a failed call, is logged and not revoked.
+    /// Revokes the row's tokens at its provider (the refresh token, then the access token, as
+    /// RFC 7009 allows); whether the provider confirmed the first of them. A token that cannot be
+    /// decrypted, a failed call or an open circuit is logged and not revoked.
     async fn revoke_at_provider(&self, row: &IntegrationRow) -> bool {
         let (organization, integration) = (row.organization.as_str(), row.integration.as_str());
-        let token = row
-            .refresh_token
-            .as_deref()
-            .map(|s| {
-                self.inner
-                    .keys
-                    .decrypt(organization, integration, Field::RefreshToken, s)
-            })
-            .transpose();
-        match (token, self.inner.providers.get(integration)) {
-            (Ok(Some(token)), Some(provider)) if provider.can_revoke() => {
-                let begun = Instant::now();
-                let result = provider.revoke(&self.inner.http, &token).await;
-                self.inner
-                    .metrics
-                    .provider_call(integration, "revoke", result.is_ok(), begun.elapsed());
-                match result {
-                    Ok(done) => done,
-                    Err(e) => {
-                        tracing::warn!(organization, integration, error = %e, "revocation failed; removing the tokens anyway");
-                        false
-                    }
+        let Some(provider) = self.inner.providers.get(integration).filter(|p| p.can_revoke()) else {
+            return false;
+        };
+        let tokens = [
+            (Field::RefreshToken, row.refresh_token.as_deref()),
+            (Field::AccessToken, row.access_token.as_deref()),
+        ];
+        let mut confirmed = None;
+        for (field, sealed) in tokens {
+            let Some(sealed) = sealed else { continue };
+            let token = match self.inner.keys.decrypt(organization, integration, field, sealed) {
+                Ok(token) => token,
+                Err(e) => {
+                    tracing::warn!(organization, integration, token = field.as_str(), error = %e, "cannot decrypt the token to revoke it; removing it anyway");
+                    confirmed.get_or_insert(false);
+                    continue;
                 }
+            };
+            if let Err(open) = self.inner.breakers.permit(integration) {
+                tracing::warn!(organization, integration, error = %open, "not revoking: the provider's circuit is open; removing the tokens anyway");
+                return confirmed.unwrap_or(false);
             }
-            (Err(e), _) => {
-                tracing::warn!(organization, integration, error = %e, "cannot decrypt the refresh token to revoke it; removing it anyway");
+            let begun = Instant::now();
+            let result = provider.revoke(&self.inner.http, &token, field.as_str()).await;
+            self.inner
+                .metrics
+                .provider_call(integration, "revoke", result.is_ok(), begun.elapsed());
+            self.inner.breakers.record(integration, result.is_ok());
+            let done = result.unwrap_or_else(|e| {
+                tracing::warn!(organization, integration, token = field.as_str(), error = %e, "revocation failed; removing the tokens anyway");
                 false
-            }
-            _ => false,
+            });
+            confirmed.get_or_insert(done);
         }
+        confirmed.unwrap_or(false)
     }
 }

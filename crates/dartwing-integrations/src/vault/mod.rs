@@ -24,6 +24,7 @@ pub use proactive::RefreshRun;
 pub use status::{IntegrationInfo, StatusReport};
 pub use tokens::AccessToken;
 
+use crate::breaker::CircuitBreakers;
 use crate::keyring::KeyRing;
 use crate::metrics::VaultMetrics;
 use crate::provider::Providers;
@@ -62,6 +63,8 @@ pub(crate) struct Inner {
     pub(crate) publisher: SharedPublisher,
     pub(crate) enqueuer: SharedEnqueuer,
     pub(crate) metrics: VaultMetrics,
+    /// Per provider: calls stop for a while after repeated failures.
+    pub(crate) breakers: CircuitBreakers,
     pub(crate) config: dartwing_core::config::IntegrationsConfig,
     locks: Mutex<HashMap<refresh::TokenKey, refresh::RefreshLock>>,
     holder: String,
@@ -140,6 +143,11 @@ impl TokenVault {
             .map_err(|e| format!("cannot build the provider HTTP client: {e}"))?;
         let metrics = VaultMetrics::new(metrics, &providers.names()).map_err(|e| e.to_string())?;
         let store = VaultStore::new(db).map_err(|e| e.to_string())?;
+        let breakers = CircuitBreakers::new(
+            settings.circuit_breaker_failures,
+            Duration::from_secs(settings.circuit_breaker_open_secs),
+            metrics.circuit_state(),
+        );
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
@@ -150,6 +158,7 @@ impl TokenVault {
                 publisher,
                 enqueuer,
                 metrics,
+                breakers,
                 config: settings,
                 locks: Mutex::new(HashMap::new()),
                 holder: format!("{node_id}/{}", dartwing_core::ids::random_hex(4)),

@@ -157,6 +157,11 @@ impl TokenVault {
                 return Err(e);
             }
         };
+        // An open circuit refuses at once and leaves the row as it is.
+        if let Err(open) = self.inner.breakers.permit(integration) {
+            self.give_back_lease(organization, integration).await;
+            return Err(open);
+        }
         let outcome = self.call_provider(integration, refresh_token.as_deref()).await;
         match outcome {
             Ok(grant) => {
@@ -224,6 +229,9 @@ impl TokenVault {
                 self.inner
                     .metrics
                     .provider_call(integration, "refresh", result.is_ok(), begun.elapsed());
+                // A refused refresh token is an answer: the provider is up.
+                let provider_up = !matches!(result, Err(ProviderError::Failed(_)));
+                self.inner.breakers.record(integration, provider_up);
                 self.inner.metrics.refresh_latency(integration, begun.elapsed());
                 result
             }
