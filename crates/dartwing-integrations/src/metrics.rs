@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Results of `integration_refresh_total`.
+/// Outcomes (`status`) of `integration_token_refresh_total`.
 const REFRESH_RESULTS: [&str; 3] = ["success", "invalid_grant", "error"];
 /// Operations of the provider call families.
 const OPERATIONS: [&str; 3] = ["exchange", "refresh", "revoke"];
@@ -34,7 +34,7 @@ impl VaultMetrics {
     pub fn new(metrics: Arc<Metrics>, providers: &[&str]) -> Result<Self, RegistrationError> {
         let this = Self {
             tokens: metrics.gauge(&catalog::INTEGRATION_TOKENS_TOTAL)?,
-            refresh_total: metrics.counter(&catalog::INTEGRATION_REFRESH_TOTAL)?,
+            refresh_total: metrics.counter(&catalog::INTEGRATION_TOKEN_REFRESH_TOTAL)?,
             refresh_latency: metrics.histogram(&catalog::INTEGRATION_REFRESH_LATENCY_MS)?,
             expiring_soon: metrics.gauge(&catalog::INTEGRATION_EXPIRING_SOON)?,
             token_expiry: metrics.gauge(&catalog::INTEGRATION_TOKEN_EXPIRY_SECONDS)?,

@@ -295,10 +295,10 @@ pub const INTEGRATION_TOKENS_TOTAL: MetricSpec = gauge(
     &["integration", "status"],
 );
 /// Token refreshes.
-pub const INTEGRATION_REFRESH_TOTAL: MetricSpec = counter(
-    "integration_refresh_total",
-    "Token refreshes by provider and result (success, invalid_grant, error).",
-    &["integration", "result"],
+pub const INTEGRATION_TOKEN_REFRESH_TOTAL: MetricSpec = counter(
+    "integration_token_refresh_total",
+    "Token refreshes by provider and outcome (status: success, invalid_grant, error).",
+    &["integration", "status"],
 );
 /// Token refresh latency.
 pub const INTEGRATION_REFRESH_LATENCY_MS: MetricSpec = histogram(
@@ -375,7 +375,7 @@ pub const ALL: &[MetricSpec] = &[
     SYNC_FEED_ROWS_TOTAL,
     SYNC_FEED_REQUESTS_TOTAL,
     INTEGRATION_TOKENS_TOTAL,
-    INTEGRATION_REFRESH_TOTAL,
+    INTEGRATION_TOKEN_REFRESH_TOTAL,
     INTEGRATION_REFRESH_LATENCY_MS,
     INTEGRATION_EXPIRING_SOON,
     INTEGRATION_TOKEN_EXPIRY_SECONDS,
