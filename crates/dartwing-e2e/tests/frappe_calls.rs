@@ -341,6 +341,32 @@ dartwing_e2e::backend_tests! {
         assert_eq!(answers[5].0, 403, "{}", answers[5].1);
         assert_eq!((answers[6].0, &answers[6].1["exc_type"]), (404, &json!("DoesNotExistError")), "{}", answers[6].1);
 
+        // 6. Get Job Metrics.
+        const METRICS: &str = "dartwing.dartwing_core.api.jobs.get_job_metrics";
+        let answers = frappe_calls(&server, &token, vec![
+            call("get", METRICS, json!({"organization": org})),
+            call("get", METRICS, json!({"organization": "ORG-NOT-MINE"})),
+        ]).await;
+        let (code, metrics) = &answers[0];
+        assert_eq!(*code, 200, "{metrics}");
+        let metrics = &metrics["message"];
+        assert_eq!(
+            keys(metrics),
+            ["failure_rate_by_type", "job_count_by_status", "processing_time", "queue_depth_by_priority", "timestamp", "window_hours"]
+        );
+        assert_eq!(
+            keys(&metrics["job_count_by_status"]),
+            ["Canceled", "Completed", "Dead Letter", "Failed", "Pending", "Queued", "Running"]
+        );
+        assert_eq!(metrics["job_count_by_status"]["Completed"], 1, "{metrics}");
+        assert!(metrics["job_count_by_status"]["Dead Letter"].as_i64().unwrap() >= 1, "{metrics}");
+        assert_eq!(keys(&metrics["queue_depth_by_priority"]), ["Critical", "High", "Low", "Normal"]);
+        assert_eq!(metrics["failure_rate_by_type"]["pdf_generation"], 0.0, "{metrics}");
+        assert_eq!(metrics["failure_rate_by_type"]["fax_send"], 1.0, "{metrics}");
+        assert!(metrics["processing_time"]["average_seconds"].as_f64().is_some_and(|s| s >= 0.0), "{metrics}");
+        assert!(metrics["processing_time"]["p95_seconds"].as_f64().is_some(), "{metrics}");
+        assert_eq!(answers[1].0, 403, "{}", answers[1].1);
+
         // Cancel a job that waits.
         let waiting = server
             .post(

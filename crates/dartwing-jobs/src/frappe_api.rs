@@ -12,8 +12,10 @@
 //!   failed for good (`Failed` or `Timed Out` here) is `Dead Letter`.
 //! - `retry_job` re-enqueues the job's dead letter (Owners/Admins, as for dead letters) as a new
 //!   job: its answer's `job_id` is the new job's, `retry_of` the failed one's.
-//! - Not yet: `depends_on` (refused with 400), `output_reference` (always `null`),
-//!   `get_job_metrics` and `get_job_history`.
+//! - `get_job_metrics`: counts of every job kept, and run times and failure rates of the jobs
+//!   finished in the last 24 hours (at most the latest 10,000).
+//! - Not yet: `depends_on` (refused with 400), `output_reference` (always `null`) and
+//!   `get_job_history`.
 
 use crate::Jobs;
 use crate::model::{JobInfo, JobStatus, NewJob, Priority};
@@ -62,6 +64,13 @@ pub fn routes(jobs: Jobs) -> Routes {
             &format!("{PREFIX}.cancel_job"),
             cancel_job,
             op("Cancel a pending, queued or running job {job_id} → {job_id, status, message}; 400 once it finished"),
+        )
+        .read(
+            &format!("{PREFIX}.get_job_metrics"),
+            get_job_metrics,
+            op("Job metrics (?organization=; all readable organizations when omitted) → {job_count_by_status, \
+                queue_depth_by_priority, processing_time: {average_seconds, p95_seconds}, failure_rate_by_type, \
+                window_hours, timestamp}; run times and failure rates over the jobs finished in the last 24 hours"),
         )
         .post(
             &format!("{PREFIX}.retry_job"),
@@ -330,4 +339,94 @@ async fn retry_job(
         "status": "Queued",
         "message": "Job re-queued for execution",
     })))
+}
+
+/// How far back `get_job_metrics` looks for run times and failure rates, and how many finished
+/// jobs at most.
+const METRICS_WINDOW: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+const METRICS_SAMPLE: u32 = 10_000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetricsArgs {
+    #[serde(default)]
+    organization: Option<String>,
+}
+
+async fn get_job_metrics(
+    State(jobs): State<Jobs>,
+    Auth(actor): Auth,
+    MethodArgs(args): MethodArgs<MetricsArgs>,
+) -> ApiResult<Message<Value>> {
+    let now = dartwing_core::Timestamp::now();
+    let since = dartwing_core::Timestamp::from_micros(
+        now.as_micros() - i64::try_from(METRICS_WINDOW.as_micros()).unwrap_or(i64::MAX),
+    );
+    let rows = jobs
+        .job_metrics(&actor, args.organization.as_deref(), since, METRICS_SAMPLE)
+        .await?;
+    Ok(Message(metrics_view(&rows, now)))
+}
+
+/// The contract's metrics from the store's rows.
+fn metrics_view(rows: &crate::JobMetricsRows, now: dartwing_core::Timestamp) -> Value {
+    let mut by_status: Map<String, Value> = [
+        "Pending",
+        "Queued",
+        "Running",
+        "Completed",
+        "Failed",
+        "Dead Letter",
+        "Canceled",
+    ]
+    .iter()
+    .map(|status| (status.to_string(), json!(0)))
+    .collect();
+    for (status, jobs) in &rows.by_status {
+        let name = match status.as_str() {
+            "Failed" | "Timed Out" => "Dead Letter",
+            other => other,
+        };
+        let count = by_status.entry(name.to_string()).or_insert(json!(0));
+        *count = json!(count.as_i64().unwrap_or(0) + jobs);
+    }
+    let mut by_priority = Map::new();
+    for priority in [Priority::Critical, Priority::High, Priority::Normal, Priority::Low] {
+        let waiting: i64 = rows
+            .waiting_by_rank
+            .iter()
+            .filter(|(rank, _)| *rank == priority.rank())
+            .map(|(_, jobs)| jobs)
+            .sum();
+        by_priority.insert(format!("{priority:?}"), json!(waiting));
+    }
+    let mut run_secs: Vec<f64> = rows
+        .finished
+        .iter()
+        .map(|(_, _, us)| (*us).max(0) as f64 / 1e6)
+        .collect();
+    run_secs.sort_by(f64::total_cmp);
+    let average = (!run_secs.is_empty()).then(|| run_secs.iter().sum::<f64>() / run_secs.len() as f64);
+    let p95 =
+        (!run_secs.is_empty()).then(|| run_secs[((run_secs.len() as f64 * 0.95).ceil() as usize).saturating_sub(1)]);
+    let mut per_type: std::collections::BTreeMap<&str, (u64, u64)> = std::collections::BTreeMap::new();
+    for (method, status, _) in &rows.finished {
+        let entry = per_type.entry(method.as_str()).or_default();
+        entry.0 += 1;
+        if status == "Failed" || status == "Timed Out" {
+            entry.1 += 1;
+        }
+    }
+    let failure_rate: Map<String, Value> = per_type
+        .into_iter()
+        .map(|(method, (finished, failed))| (method.to_string(), json!(failed as f64 / finished as f64)))
+        .collect();
+    json!({
+        "job_count_by_status": by_status,
+        "queue_depth_by_priority": by_priority,
+        "processing_time": { "average_seconds": average, "p95_seconds": p95 },
+        "failure_rate_by_type": failure_rate,
+        "window_hours": METRICS_WINDOW.as_secs() / 3600,
+        "timestamp": now,
+    })
 }

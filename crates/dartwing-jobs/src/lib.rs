@@ -24,7 +24,7 @@ mod worker;
 pub static MIGRATIONS: dartwing_db::Migrations = dartwing_db::migrations!("jobs");
 
 pub use dartwing_core::jobs::{CronEntry, Enqueuer, JobContext, JobError, JobHandler, JobType};
-pub use store::{ClaimedJob, EnqueueOutcome, FailureKind, FailureOutcome, Heartbeat, JobStore};
+pub use store::{ClaimedJob, EnqueueOutcome, FailureKind, FailureOutcome, Heartbeat, JobMetricsRows, JobStore};
 
 pub use crate::handler::HandlerRegistry;
 use crate::heartbeat::WorkerHeartbeats;
@@ -510,6 +510,20 @@ impl Jobs {
             .store
             .page(scope.as_deref(), statuses, method, limit, offset)
             .await
+    }
+
+    /// The rows behind `get_job_metrics` for one organization or every organization the actor
+    /// can read: jobs per status, waiting jobs per priority, and up to `sample` jobs finished
+    /// since `since`.
+    pub async fn job_metrics(
+        &self,
+        actor: &Principal,
+        organization: Option<&str>,
+        since: Timestamp,
+        sample: u32,
+    ) -> Result<JobMetricsRows> {
+        let scope = self.scope(actor, organization)?;
+        self.inner.store.job_metrics(scope.as_deref(), since, sample).await
     }
 
     /// Whether a job type of this name is registered on this node.

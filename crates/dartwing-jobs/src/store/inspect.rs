@@ -3,7 +3,7 @@
 
 use super::{JobStore, json_list};
 use crate::model::{JobInfo, JobStatus, organization_of};
-use dartwing_core::{Error, Result};
+use dartwing_core::{Error, Result, Timestamp};
 use dartwing_db::{Backend, DbError, JsonText, Micros, SqlFile, Statement};
 use serde_json::Value;
 
@@ -23,6 +23,9 @@ pub(super) struct InspectSql {
     list_of_organizations_with_status: Statement,
     page: Statement,
     page_total: Statement,
+    status_counts: Statement,
+    waiting_by_priority: Statement,
+    finished_since: Statement,
     queue_depths: Statement,
     org_job_counts: Statement,
 }
@@ -39,6 +42,9 @@ impl InspectSql {
             list_of_organizations_with_status: by_backend.take("list_of_organizations_with_status")?,
             page: by_backend.take("page")?,
             page_total: by_backend.take("page_total")?,
+            status_counts: by_backend.take("status_counts")?,
+            waiting_by_priority: by_backend.take("waiting_by_priority")?,
+            finished_since: by_backend.take("finished_since")?,
             queue_depths: s.take("queue_depths")?,
             org_job_counts: s.take("org_job_counts")?,
         };
@@ -86,6 +92,17 @@ impl TryFrom<JobInfoRow> for JobInfo {
             finished_at: row.finished_at_us.map(Into::into),
         })
     }
+}
+
+/// The rows behind `get_job_metrics`.
+#[derive(Debug, Default)]
+pub struct JobMetricsRows {
+    /// (status, jobs).
+    pub by_status: Vec<(String, i64)>,
+    /// (priority rank, Pending or Queued jobs).
+    pub waiting_by_rank: Vec<(i64, i64)>,
+    /// (job type, final status, run time of the last attempt in µs) of recently finished jobs.
+    pub finished: Vec<(String, String, i64)>,
 }
 
 /// Jobs waiting in one queue.
@@ -200,6 +217,56 @@ impl JobStore {
             .await?;
         let jobs = rows.into_iter().map(JobInfo::try_from).collect::<Result<_>>()?;
         Ok((jobs, total))
+    }
+
+    /// What `get_job_metrics` reports, of the given organizations (`None`: all): jobs per status,
+    /// waiting jobs per priority rank, and up to `sample` jobs finished since `since`.
+    pub async fn job_metrics(
+        &self,
+        organizations: Option<&[String]>,
+        since: Timestamp,
+        sample: u32,
+    ) -> Result<JobMetricsRows> {
+        if organizations.is_some_and(<[String]>::is_empty) {
+            return Ok(JobMetricsRows::default());
+        }
+        let sql = &self.sql.inspect;
+        let organizations = organizations.map(json_list);
+        let pool = self.db.pool();
+        let by_status: Vec<(String, i64)> = self
+            .db
+            .run(
+                &sql.status_counts,
+                sql.status_counts.query_as().bind(organizations.clone()).fetch_all(pool),
+            )
+            .await?;
+        let waiting_by_rank: Vec<(i64, i64)> = self
+            .db
+            .run(
+                &sql.waiting_by_priority,
+                sql.waiting_by_priority
+                    .query_as()
+                    .bind(organizations.clone())
+                    .fetch_all(pool),
+            )
+            .await?;
+        let finished: Vec<(String, String, i64)> = self
+            .db
+            .run(
+                &sql.finished_since,
+                sql.finished_since
+                    .query_as()
+                    .bind(organizations)
+                    .bind(since.as_micros())
+                    .bind(i64::from(sample))
+                    .fetch_all(pool),
+            )
+            .await?;
+        Ok(JobMetricsRows {
+            by_status,
+            waiting_by_rank,
+            finished,
+        })
     }
 
     /// Jobs waiting (Pending or Queued) per queue.

@@ -24,6 +24,7 @@ mod retention;
 
 pub use enqueue::EnqueueOutcome;
 pub use heartbeats::Heartbeat;
+pub use inspect::JobMetricsRows;
 
 use crate::model::{JobStatus, Queue, organization_of};
 use dartwing_core::config::{JobsConfig, QueueConfig};

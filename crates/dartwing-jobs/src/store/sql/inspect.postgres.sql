@@ -29,3 +29,19 @@ SELECT COUNT(*) FROM job
 WHERE ($1::jsonb IS NULL OR org_key = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb))))
   AND ($2::jsonb IS NULL OR status = ANY(ARRAY(SELECT jsonb_array_elements_text($2::jsonb))))
   AND ($3::text IS NULL OR method = $3);
+
+-- name: status_counts
+-- Jobs per status, of the organizations in $1 (NULL: all).
+SELECT status, COUNT(*) AS jobs FROM job WHERE ($1::jsonb IS NULL OR org_key = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)))) GROUP BY status;
+
+-- name: waiting_by_priority
+-- Pending and Queued jobs per priority (0 Low … 3 Critical), of the organizations in $1.
+SELECT priority, COUNT(*) AS jobs FROM job
+WHERE ($1::jsonb IS NULL OR org_key = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)))) AND status IN ('Pending', 'Queued') GROUP BY priority;
+
+-- name: finished_since
+-- Jobs of the organizations in $1 that finished at or after $2 (µs), newest first, at most $3:
+-- their type, final status and run time of the last attempt.
+SELECT method, status, finished_at_us - started_at_us AS run_us FROM job
+WHERE ($1::jsonb IS NULL OR org_key = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)))) AND finished_at_us >= $2 AND started_at_us IS NOT NULL
+ORDER BY finished_at_us DESC LIMIT $3;
