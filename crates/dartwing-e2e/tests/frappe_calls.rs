@@ -388,3 +388,69 @@ dartwing_e2e::backend_tests! {
         server.stop().await;
     }
 }
+
+dartwing_e2e::backend_tests! {
+    async fn job_types_are_configured_and_listed(db) {
+        let mut handlers = HandlerRegistry::new();
+        handlers.register_with("pdf_generation", EnqueuePolicy::Members(Action::Write), PdfGeneration);
+        let server = TestServer::start_full(
+            db,
+            |c| {
+                c.jobs.poll_interval_ms = 20;
+                c.jobs.job_types.insert(
+                    "pdf_generation".into(),
+                    dartwing_core::config::JobTypeConfig {
+                        description: Some("Monthly report as PDF".into()),
+                        queue: Some(dartwing_jobs::model::Queue::Critical),
+                        timeout_secs: Some(5),
+                        retries: Some(0),
+                        dedup_window_secs: Some(60),
+                        submit: Some(dartwing_core::config::SubmitRule::Admins),
+                    },
+                );
+                c.jobs.job_types.insert(
+                    "ocr_processing".into(),
+                    dartwing_core::config::JobTypeConfig { description: Some("not on this node".into()), ..Default::default() },
+                );
+            },
+            handlers,
+            Arc::default(),
+        )
+        .await;
+        let org = server.create_org("owner@example.com", "Acme").await;
+        server.add_member(&org, "member@example.com", "Member").await;
+        let owner = server.token("owner@example.com");
+        let member = server.token("member@example.com");
+
+        let listed = frappe_calls(&server, &member, vec![call("get", "dartwing_core.jobs.job_types", json!({}))]).await;
+        assert_eq!(listed[0].0, 200, "{}", listed[0].1);
+        let types = listed[0].1["message"].as_array().unwrap().clone();
+        let pdf = types.iter().find(|t| t["name"] == "pdf_generation").unwrap();
+        assert_eq!(
+            (&pdf["queue"], &pdf["timeout_secs"], &pdf["max_retries"], &pdf["dedup_window_secs"], &pdf["available"]),
+            (&json!("critical"), &json!(5), &json!(0), &json!(60), &json!(true)),
+            "{pdf}"
+        );
+        assert_eq!(pdf["submit"], "Owners and Admins of the organization");
+        assert_eq!(pdf["description"], "Monthly report as PDF");
+        let ocr = types.iter().find(|t| t["name"] == "ocr_processing").unwrap();
+        assert_eq!(ocr["available"], false, "{ocr}");
+        assert!(types.iter().any(|t| t["name"] == "core.noop"), "registered types are listed too");
+
+        // Who may submit: the configured rule, not the registration's.
+        let submit = json!({"job_type": "pdf_generation", "organization": org, "parameters": {"month": 1}});
+        let answers = frappe_calls(&server, &member, vec![call("form", SUBMIT, submit.clone())]).await;
+        assert_eq!(answers[0].0, 403, "a Member may not submit an Admins type: {}", answers[0].1);
+        let answers = frappe_calls(&server, &owner, vec![
+            call("form", SUBMIT, submit),
+            call("form", SUBMIT, json!({"job_type": "ocr_processing", "organization": org})),
+        ]).await;
+        assert_eq!(answers[0].0, 200, "{}", answers[0].1);
+        assert_eq!(answers[1].0, 400, "a configured type without a handler: {}", answers[1].1);
+        let job_id = answers[0].1["message"]["job_id"].as_str().unwrap().to_string();
+        let job = status_until(&server, &owner, &job_id, "Completed").await;
+        assert_eq!(job["max_retries"], 0, "{job}");
+        assert_eq!(server.app.jobs.store().info(&job_id).await.unwrap().queue.as_str(), "critical");
+        server.stop().await;
+    }
+}

@@ -24,16 +24,18 @@ mod worker;
 pub static MIGRATIONS: dartwing_db::Migrations = dartwing_db::migrations!("jobs");
 
 pub use dartwing_core::jobs::{CronEntry, Enqueuer, JobContext, JobError, JobHandler, JobType};
-pub use store::{ClaimedJob, EnqueueOutcome, FailureKind, FailureOutcome, Heartbeat, JobMetricsRows, JobStore};
+pub use store::{
+    ClaimedJob, EnqueueOutcome, FailureKind, FailureOutcome, Heartbeat, JobMetricsRows, JobStore, TypeSettings,
+};
 
 pub use crate::handler::HandlerRegistry;
 use crate::heartbeat::WorkerHeartbeats;
-use crate::model::{DeadLetter, DeadLetterStatus, Enqueued, JobInfo, JobStatus, NewJob, Queue};
+use crate::model::{DeadLetter, DeadLetterStatus, Enqueued, JobInfo, JobStatus, JobTypeInfo, NewJob, Queue};
 use crate::webhook::WebhookSettings;
 use dartwing_core::access::{AccessChanges, SharedDirectory};
-use dartwing_core::config::{JobsConfig, Role};
+use dartwing_core::config::{JobsConfig, Role, SubmitRule};
 use dartwing_core::publish::{SharedPublisher, Target};
-use dartwing_core::{Action, Error, Principal, Result, Timestamp};
+use dartwing_core::{Action, EnqueuePolicy, Error, Principal, Result, Timestamp};
 use dartwing_db::Db;
 use dartwing_http::{BackgroundTask, Capability};
 use dartwing_observe::Metrics;
@@ -312,13 +314,55 @@ impl Jobs {
     /// (403 otherwise), as the permission module decides.
     fn authorize_enqueue(&self, actor: &Principal, method: &str, organization: Option<&str>) -> Result<()> {
         let policy = self
+            .policy(method)
+            .ok_or_else(|| Error::validation(format!("No handler for job type '{method}'")))?;
+        actor.authorize_enqueue(method, policy, organization)
+    }
+
+    /// Who may enqueue `method`: its `jobs.job_types.<method>.submit` setting, else its
+    /// registration; a type the runtime alone enqueues stays so. `None` without a handler.
+    fn policy(&self, method: &str) -> Option<EnqueuePolicy> {
+        let registered = self.inner.registry.read().ok()?.policy(method)?;
+        let configured = self.inner.store.config().job_types.get(method).and_then(|t| t.submit);
+        Some(match (registered, configured) {
+            (EnqueuePolicy::System, _) | (_, None) => registered,
+            (_, Some(SubmitRule::Members)) => EnqueuePolicy::Members(Action::Write),
+            (_, Some(SubmitRule::Admins)) => EnqueuePolicy::Members(Action::ManageOrganization),
+            (_, Some(SubmitRule::PlatformAdmins)) => EnqueuePolicy::PlatformAdmins,
+        })
+    }
+
+    /// The job types: every registered one and every configured one, with their settings and
+    /// who may submit them (`dartwing_core.jobs.job_types`).
+    pub fn job_types(&self) -> Vec<JobTypeInfo> {
+        let registered = self
             .inner
             .registry
             .read()
-            .ok()
-            .and_then(|r| r.policy(method))
-            .ok_or_else(|| Error::validation(format!("No handler for job type '{method}'")))?;
-        actor.authorize_enqueue(method, policy, organization)
+            .map(|registry| registry.methods())
+            .unwrap_or_default();
+        let configured = &self.inner.store.config().job_types;
+        let mut names: Vec<&String> = registered.iter().chain(configured.keys()).collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+            .into_iter()
+            .map(|name| {
+                let settings = self.inner.store.type_settings(name);
+                let policy = self.policy(name);
+                JobTypeInfo {
+                    name: name.clone(),
+                    description: configured.get(name).and_then(|t| t.description.clone()),
+                    queue: settings.queue,
+                    timeout_secs: settings.timeout_secs,
+                    max_retries: settings.retries,
+                    retry_delays_secs: self.inner.store.queue_config(settings.queue).retry_delays_secs.clone(),
+                    dedup_window_secs: settings.dedup_window_secs,
+                    submit: policy.map_or("nobody: no handler runs it on this node", EnqueuePolicy::describe),
+                    available: policy.is_some(),
+                }
+            })
+            .collect()
     }
 
     /// Enqueues a job for `actor`, as its type's [`dartwing_core::EnqueuePolicy`] allows (a refusal
@@ -528,10 +572,7 @@ impl Jobs {
 
     /// Whether a job type of this name is registered on this node.
     pub fn has_job_type(&self, method: &str) -> bool {
-        self.inner
-            .registry
-            .read()
-            .is_ok_and(|registry| registry.policy(method).is_some())
+        self.policy(method).is_some()
     }
 
     fn scope(&self, actor: &Principal, organization: Option<&str>) -> Result<Option<Vec<String>>> {

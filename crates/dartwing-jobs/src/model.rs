@@ -167,3 +167,27 @@ pub fn organization_of(org_key: String) -> Option<String> {
 pub fn truncate(text: &str, max: usize) -> String {
     text.chars().take(max).collect()
 }
+
+/// A job type as `dartwing_core.jobs.job_types` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobTypeInfo {
+    /// Its name (`method` of an enqueue, `job_type` of the Frappe job API).
+    pub name: String,
+    /// What it does (`jobs.job_types.<name>.description`).
+    pub description: Option<String>,
+    /// The queue its jobs go to.
+    pub queue: Queue,
+    /// Run time limit of one attempt.
+    pub timeout_secs: u64,
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    /// Delays before the retries (its queue's).
+    pub retry_delays_secs: Vec<u64>,
+    /// Default window of a dedup key.
+    pub dedup_window_secs: u64,
+    /// Who may submit it, in words.
+    pub submit: &'static str,
+    /// Whether a handler for it runs on this node (a configured type without one is listed but
+    /// cannot be submitted).
+    pub available: bool,
+}

@@ -90,7 +90,17 @@ pub fn routes(jobs: Jobs) -> Routes {
             op("Replace the organization's webhook hosts {organization, hosts: [\"hooks.example.com\", \"*.example.com\"]}; \
                 Owners/Admins"),
         )
+        .read(
+            &format!("{PREFIX}.job_types"),
+            job_types,
+            op("The job types → [{name, description, queue, timeout_secs, max_retries, retry_delays_secs, \
+                dedup_window_secs, submit, available}]: every registered type and every one in jobs.job_types"),
+        )
         .with_state(jobs)
+}
+
+async fn job_types(State(jobs): State<Jobs>, Auth(_actor): Auth) -> ApiResult<Message<Vec<crate::model::JobTypeInfo>>> {
+    Ok(Message(jobs.job_types()))
 }
 
 #[derive(Debug, Deserialize)]

@@ -13,6 +13,38 @@ pub enum LimitMode {
     Warn,
 }
 
+/// Who may submit jobs of a configured job type (`jobs.job_types.<name>.submit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubmitRule {
+    /// Members and above of the job's organization (Write).
+    Members,
+    /// Owners and Admins of the job's organization.
+    Admins,
+    /// Platform administrators only.
+    PlatformAdmins,
+}
+
+/// Settings of one job type (`[jobs.job_types."<name>"]`): each one given overrides what the
+/// job type's queue, or its registration, says. The types are listed by
+/// `dartwing_core.jobs.job_types`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobTypeConfig {
+    /// What the type does, for the listing.
+    pub description: Option<String>,
+    /// The queue its jobs go to.
+    pub queue: Option<crate::jobs::Queue>,
+    /// A running job is cancelled after this long.
+    pub timeout_secs: Option<u64>,
+    /// Retries after the first attempt before a job is dead-lettered.
+    pub retries: Option<u32>,
+    /// Default window of a dedup key (and of the Frappe job API's duplicate detection).
+    pub dedup_window_secs: Option<u64>,
+    /// Who may submit it. A type the runtime alone enqueues stays so whatever this says.
+    pub submit: Option<SubmitRule>,
+}
+
 /// Settings of one queue (SPEC §8 defaults).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -162,6 +194,8 @@ pub struct JobsConfig {
     pub enqueue_batch_max: u32,
     /// Webhook delivery (`webhook.dispatch`).
     pub webhook: WebhookConfig,
+    /// Per job type settings, by job type name.
+    pub job_types: std::collections::BTreeMap<String, JobTypeConfig>,
     /// Send `job_status_changed` to the job's organization room on every recorded status change.
     pub status_events: bool,
     /// Hour of the day (UTC, 0–23) at which the daily purges of dead letters and finished jobs run.
@@ -188,6 +222,7 @@ impl Default for JobsConfig {
             enqueue_batch_max: 256,
             webhook: WebhookConfig::default(),
             status_events: true,
+            job_types: std::collections::BTreeMap::new(),
             purge_hour_utc: 3,
         }
     }
@@ -271,6 +306,18 @@ impl Validate for WebhookConfig {
 impl Validate for JobsConfig {
     fn validate(&self, errors: &mut ConfigErrors) {
         self.queues.validate(errors);
+        for (name, job_type) in &self.job_types {
+            errors.require(
+                !name.trim().is_empty() && name.len() <= 140,
+                "jobs.job_types",
+                "job type names are 1 to 140 characters",
+            );
+            errors.require(
+                job_type.timeout_secs != Some(0),
+                format!("jobs.job_types.{name}.timeout_secs"),
+                "must be at least 1",
+            );
+        }
         errors.require(self.lease_secs >= 2, "jobs.lease_secs", "must be at least 2");
         errors.require(
             super::is_channel_name(&self.wake_channel),

@@ -26,7 +26,7 @@ pub use auth::AuthConfig;
 pub use database::DatabaseConfig;
 pub use http::HttpConfig;
 pub use integrations::{IntegrationsConfig, ProviderConfig, SmtpConfig, SmtpSecurity};
-pub use jobs::{JobsConfig, LimitMode, QueueConfig, QueuesConfig, WebhookConfig};
+pub use jobs::{JobTypeConfig, JobsConfig, LimitMode, QueueConfig, QueuesConfig, SubmitRule, WebhookConfig};
 pub use observability::{LogFormat, ObservabilityConfig};
 pub use realtime::{CustomRoomPolicy, RealtimeConfig};
 pub use roles::{Role, Roles};

@@ -386,9 +386,9 @@ impl JobStore {
         now: i64,
         run_at: i64,
     ) -> JobRow<'a> {
-        let config = self.queue_config(queue);
-        let window = job.dedup_window_secs.unwrap_or(self.config.dedup_window_secs);
-        let timeout_us = i64::try_from(config.timeout_secs).unwrap_or(i64::MAX / 2_000_000) * 1_000_000;
+        let settings = self.type_settings(&job.method);
+        let window = job.dedup_window_secs.unwrap_or(settings.dedup_window_secs);
+        let timeout_us = i64::try_from(settings.timeout_secs).unwrap_or(i64::MAX / 2_000_000) * 1_000_000;
         JobRow {
             id: random_hex(12),
             queue: queue.as_str(),
@@ -398,7 +398,7 @@ impl JobStore {
             priority: job.priority.rank(),
             vtime: lane_vtime - job.priority.vtime_shift(),
             status: if due { JobStatus::Queued } else { JobStatus::Pending }.as_str(),
-            max_attempts: i64::from(config.retries) + 1,
+            max_attempts: i64::from(settings.retries) + 1,
             run_at_us: run_at,
             enqueued_at_us: now,
             timeout_us,

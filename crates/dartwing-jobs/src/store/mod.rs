@@ -107,6 +107,19 @@ pub struct JobStore {
     group_commit: Arc<group_commit::GroupCommit>,
 }
 
+/// What a job type's jobs get when enqueued (see [`JobStore::type_settings`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TypeSettings {
+    /// Its queue.
+    pub queue: Queue,
+    /// Run time limit of one attempt.
+    pub timeout_secs: u64,
+    /// Retries after the first attempt.
+    pub retries: u32,
+    /// Default dedup window.
+    pub dedup_window_secs: u64,
+}
+
 /// The statements of every concern, for the store's backend.
 struct JobsSql {
     enqueue: enqueue::EnqueueSql,
@@ -146,6 +159,12 @@ impl JobStore {
                 routes.insert(method.clone(), queue);
             }
         }
+        // A job type's own setting wins over the queues' lists.
+        for (method, job_type) in &config.job_types {
+            if let Some(queue) = job_type.queue {
+                routes.insert(method.clone(), queue);
+            }
+        }
         let sql = Arc::new(JobsSql::new(db.backend())?);
         Ok(Self {
             db,
@@ -169,6 +188,22 @@ impl JobStore {
     /// The queue a job type is routed to (unknown types: `default`).
     pub fn queue_for(&self, method: &str) -> Queue {
         self.routes.get(method).copied().unwrap_or(Queue::Default)
+    }
+
+    /// A job type's run time limit, retries and default dedup window: its own settings
+    /// (`jobs.job_types`), else its queue's (the window: `jobs.dedup_window_secs`).
+    pub fn type_settings(&self, method: &str) -> TypeSettings {
+        let queue = self.queue_for(method);
+        let queue_config = self.queue_config(queue);
+        let own = self.config.job_types.get(method);
+        TypeSettings {
+            queue,
+            timeout_secs: own.and_then(|t| t.timeout_secs).unwrap_or(queue_config.timeout_secs),
+            retries: own.and_then(|t| t.retries).unwrap_or(queue_config.retries),
+            dedup_window_secs: own
+                .and_then(|t| t.dedup_window_secs)
+                .unwrap_or(self.config.dedup_window_secs),
+        }
     }
 
     /// The settings of `queue`.
