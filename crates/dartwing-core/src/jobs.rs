@@ -124,6 +124,9 @@ pub struct NewJob {
     pub trace_id: Option<String>,
     /// Email (or key) of the submitter; a job of no organization sends its events to this user.
     pub submitted_by: Option<String>,
+    /// Another job of the same organization this one waits for: it starts once that one
+    /// Completed, and is canceled if that one ends any other way.
+    pub depends_on: Option<String>,
 }
 
 impl NewJob {
@@ -139,6 +142,7 @@ impl NewJob {
             run_at: None,
             trace_id: None,
             submitted_by: None,
+            depends_on: None,
         }
     }
 }

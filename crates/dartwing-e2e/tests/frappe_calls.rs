@@ -454,3 +454,70 @@ dartwing_e2e::backend_tests! {
         server.stop().await;
     }
 }
+
+dartwing_e2e::backend_tests! {
+    async fn a_dependent_job_waits_for_its_parent_and_is_canceled_when_the_parent_does_not_complete(db) {
+        let mut handlers = HandlerRegistry::new();
+        handlers.register_with("pdf_generation", EnqueuePolicy::Members(Action::Write), PdfGeneration);
+        let server = TestServer::start_full(
+            db,
+            |c| {
+                c.jobs.poll_interval_ms = 20;
+                c.jobs.completion_flush_ms = 2;
+            },
+            handlers,
+            Arc::default(),
+        )
+        .await;
+        let org = server.create_org("owner@example.com", "Acme").await;
+        let token = server.token("owner@example.com");
+        let answers = frappe_calls(&server, &token, vec![
+            call("form", SUBMIT, json!({"job_type": "core.sleep", "organization": org, "parameters": {"ms": 600}})),
+        ]).await;
+        let parent = answers[0].1["message"]["job_id"].as_str().unwrap().to_string();
+        let answers = frappe_calls(&server, &token, vec![
+            call("form", SUBMIT, json!({"job_type": "pdf_generation", "organization": org, "depends_on": parent})),
+            call("form", SUBMIT, json!({"job_type": "pdf_generation", "organization": org, "depends_on": "nope", "parameters": {"n": 2}})),
+        ]).await;
+        assert_eq!(answers[0].0, 200, "{}", answers[0].1);
+        assert_eq!(answers[0].1["message"]["status"], "Pending", "waits for its parent: {}", answers[0].1);
+        let child = answers[0].1["message"]["job_id"].as_str().unwrap().to_string();
+        assert_eq!((answers[1].0, &answers[1].1["exc_type"]), (400, &json!("ValidationError")), "{}", answers[1].1);
+        let done = status_until(&server, &token, &child, "Completed").await;
+        let parent_done = status_until(&server, &token, &parent, "Completed").await;
+        let at = |v: &Value| v.as_str().unwrap().parse::<dartwing_core::Timestamp>().unwrap();
+        assert!(
+            at(&done["started_at"]) >= at(&parent_done["completed_at"]),
+            "the child started after its parent completed: {done} {parent_done}"
+        );
+
+        // A parent that will not complete: canceled while waiting, and its dependent with it.
+        let waiting_parent = server
+            .post(
+                "/api/method/dartwing_core.jobs.enqueue",
+                &token,
+                &json!({"method": "pdf_generation", "organization": org, "run_at": "2099-01-01T00:00:00Z"}),
+            )
+            .await
+            .json()["message"]["job_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let answers = frappe_calls(&server, &token, vec![
+            call("form", SUBMIT, json!({"job_type": "pdf_generation", "organization": org, "depends_on": waiting_parent, "parameters": {"n": 3}})),
+            call("form", CANCEL_JOB, json!({"job_id": waiting_parent})),
+        ]).await;
+        assert_eq!(answers[0].0, 200, "{}", answers[0].1);
+        assert_eq!(answers[1].0, 200, "{}", answers[1].1);
+        let orphan = answers[0].1["message"]["job_id"].as_str().unwrap().to_string();
+        let canceled = status_until(&server, &token, &orphan, "Canceled").await;
+        assert!(canceled["completed_at"].is_string(), "{canceled}");
+        // A parent that already ended unsuccessfully is refused at once.
+        let refused = frappe_calls(&server, &token, vec![
+            call("form", SUBMIT, json!({"job_type": "pdf_generation", "organization": org, "depends_on": waiting_parent, "parameters": {"n": 4}})),
+        ]).await;
+        assert_eq!(refused[0].0, 400, "{}", refused[0].1);
+        assert!(refused[0].1["message"].as_str().unwrap().contains("ended Canceled"), "{}", refused[0].1);
+        server.stop().await;
+    }
+}

@@ -14,8 +14,9 @@
 //!   job: its answer's `job_id` is the new job's, `retry_of` the failed one's.
 //! - `get_job_metrics`: counts of every job kept, and run times and failure rates of the jobs
 //!   finished in the last 24 hours (at most the latest 10,000).
-//! - Not yet: `depends_on` (refused with 400), `output_reference` (always `null`) and
-//!   `get_job_history`.
+//! - `depends_on`: the job waits (Pending) until its parent Completed, and is canceled if the
+//!   parent ends any other way.
+//! - Not yet: `output_reference` (always `null`) and `get_job_history`.
 
 use crate::Jobs;
 use crate::model::{JobInfo, JobStatus, NewJob, Priority};
@@ -45,7 +46,7 @@ pub fn routes(jobs: Jobs) -> Routes {
             submit_job,
             op("Submit a job {job_type, organization, parameters, priority: Low|Normal|High|Critical} → {job_id, status, \
                 message}; 409 {message: {error, existing_job_id, status}} for the same job type and parameters within \
-                the dedup window; 400 for an unknown job type or depends_on (not supported)"),
+                the dedup window; 400 for an unknown job type or a depends_on that can never complete"),
         )
         .read(
             &format!("{PREFIX}.get_job_status"),
@@ -113,12 +114,6 @@ async fn submit_job(
     Auth(actor): Auth,
     MethodArgs(body): MethodArgs<SubmitBody>,
 ) -> ApiResult<Response> {
-    if body.depends_on.as_deref().is_some_and(|parent| !parent.is_empty()) {
-        return Err(invalid(
-            "depends_on is not supported by this runtime: submit the dependent job once its parent completed",
-        )
-        .into());
-    }
     if !jobs.has_job_type(&body.job_type) {
         return Err(invalid(format!("Invalid job type: {}", body.job_type)).into());
     }
@@ -133,6 +128,7 @@ async fn submit_job(
         run_at: None,
         trace_id: Some(context.trace_id().to_string()),
         submitted_by: Some(actor.id().to_string()),
+        depends_on: body.depends_on.filter(|parent| !parent.is_empty()),
     };
     let enqueued = jobs.enqueue(&actor, job).await?;
     let status = jobs.status(&actor, &enqueued.job_id).await?;

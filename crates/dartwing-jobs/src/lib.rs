@@ -25,7 +25,8 @@ pub static MIGRATIONS: dartwing_db::Migrations = dartwing_db::migrations!("jobs"
 
 pub use dartwing_core::jobs::{CronEntry, Enqueuer, JobContext, JobError, JobHandler, JobType};
 pub use store::{
-    ClaimedJob, EnqueueOutcome, FailureKind, FailureOutcome, Heartbeat, JobMetricsRows, JobStore, TypeSettings,
+    CanceledDependent, ClaimedJob, EnqueueOutcome, FailureKind, FailureOutcome, Heartbeat, JobMetricsRows, JobStore,
+    TypeSettings,
 };
 
 pub use crate::handler::HandlerRegistry;
@@ -370,11 +371,72 @@ impl Jobs {
     /// its own answer. At an organization's pending cap the admins get `job_limit_warning`; in
     /// `reject` mode the call fails with 429.
     pub async fn enqueue(&self, actor: &Principal, job: NewJob) -> Result<Enqueued> {
+        let job = self.hold_for_parent(job).await?;
         self.validate(actor, &job, &mut HashSet::new()).await?;
         let result = self.inner.store.enqueue(&job).await;
         let enqueued = self.after_enqueue(&job, result, &mut HashSet::new()).await?;
         self.announce_enqueued(actor, &job, &enqueued);
         Ok(enqueued)
+    }
+
+    /// A job with `depends_on`: its parent must be a job of the same organization that has not
+    /// ended unsuccessfully. While the parent is unfinished the job is held (Pending, due at
+    /// [`store::WAITING_FOR_PARENT_US`]) until the workers' upkeep releases or cancels it. A 400
+    /// `ValidationError` otherwise, naming what is wrong (a parent in another organization reads
+    /// as not found).
+    async fn hold_for_parent(&self, mut job: NewJob) -> Result<NewJob> {
+        let Some(parent_id) = job.depends_on.clone() else {
+            return Ok(job);
+        };
+        let refuse = |message: String| {
+            Error::new(dartwing_core::ErrorKind::BadRequest, message).with_exc_type("ValidationError")
+        };
+        if job.run_at.is_some() {
+            return Err(refuse(
+                "'depends_on' and 'run_at' cannot be combined: the job starts when its parent completed".into(),
+            ));
+        }
+        let not_found = || refuse(format!("depends_on: job {parent_id} not found in this organization"));
+        let parent = match self.inner.store.info(&parent_id).await {
+            Ok(parent) if parent.organization == job.organization => parent,
+            Ok(_) => return Err(not_found()),
+            Err(e) if e.kind() == dartwing_core::ErrorKind::NotFound => return Err(not_found()),
+            Err(e) => return Err(e),
+        };
+        match parent.status {
+            JobStatus::Completed => {}
+            JobStatus::Failed | JobStatus::TimedOut | JobStatus::Canceled => {
+                return Err(refuse(format!(
+                    "depends_on: job {parent_id} ended {}; this job would never start",
+                    parent.status.as_str()
+                )));
+            }
+            JobStatus::Pending | JobStatus::Queued | JobStatus::Running => {
+                job.run_at = Some(Timestamp::from_micros(store::WAITING_FOR_PARENT_US));
+            }
+        }
+        Ok(job)
+    }
+
+    /// Jobs waiting for a parent: released (due now) once it Completed, canceled (with their
+    /// `job_status_changed`) once it ended any other way. Run by the workers' upkeep.
+    pub(crate) async fn settle_dependents(&self) -> Result<()> {
+        for job in self.inner.store.settle_dependents().await? {
+            let organization = crate::model::organization_of(job.org_key.clone());
+            tracing::info!(job_id = %job.id, "job canceled: its parent did not complete");
+            self.inner.events.status_changed(
+                events::JobRef {
+                    id: &job.id,
+                    method: &job.method,
+                    organization: organization.as_deref(),
+                    submitted_by: job.submitted_by.as_deref(),
+                    trace_id: None,
+                },
+                Some(JobStatus::Pending),
+                JobStatus::Canceled,
+            );
+        }
+        Ok(())
     }
 
     /// `job_status_changed` for a job just stored (not for a duplicate, which was not).
@@ -398,6 +460,7 @@ impl Jobs {
 
     /// Enqueues inside the caller's transaction (the job commits or rolls back with it).
     pub async fn enqueue_in(&self, conn: &mut sqlx::AnyConnection, actor: &Principal, job: NewJob) -> Result<Enqueued> {
+        let job = self.hold_for_parent(job).await?;
         self.validate(actor, &job, &mut HashSet::new()).await?;
         let result = self.inner.store.enqueue_in(conn, &job).await;
         self.after_enqueue(&job, result, &mut HashSet::new()).await
@@ -407,6 +470,11 @@ impl Jobs {
     /// benchmarks).
     pub async fn enqueue_many(&self, actor: &Principal, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>> {
         let mut known_orgs = HashSet::new();
+        let mut held = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            held.push(self.hold_for_parent(job).await?);
+        }
+        let jobs = held;
         for job in &jobs {
             self.validate(actor, job, &mut known_orgs).await?;
         }
@@ -438,11 +506,19 @@ impl Jobs {
             )));
         }
         let mut known_orgs = HashSet::new();
-        for (position, job) in jobs.iter().enumerate() {
-            self.validate(actor, job, &mut known_orgs).await.map_err(|e| {
+        let at = |position: usize| {
+            move |e: Error| {
                 let exc_type = e.exc_type();
                 Error::new(e.kind(), format!("jobs[{position}]: {}", e.message())).with_exc_type(exc_type)
-            })?;
+            }
+        };
+        let mut held = Vec::with_capacity(jobs.len());
+        for (position, job) in jobs.into_iter().enumerate() {
+            held.push(self.hold_for_parent(job).await.map_err(at(position))?);
+        }
+        let jobs = held;
+        for (position, job) in jobs.iter().enumerate() {
+            self.validate(actor, job, &mut known_orgs).await.map_err(at(position))?;
         }
         let refs: Vec<&NewJob> = jobs.iter().collect();
         let outcomes = self.inner.store.enqueue_set(&refs).await?;

@@ -119,6 +119,8 @@ struct EnqueueBody {
     dedup_window_secs: Option<u64>,
     #[serde(default)]
     run_at: Option<String>,
+    #[serde(default)]
+    depends_on: Option<String>,
 }
 
 fn empty_object() -> Value {
@@ -146,6 +148,7 @@ impl EnqueueBody {
             run_at,
             trace_id: Some(context.trace_id().to_string()),
             submitted_by: Some(actor.id().to_string()),
+            depends_on: self.depends_on,
         })
     }
 }

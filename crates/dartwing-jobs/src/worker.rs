@@ -478,6 +478,9 @@ async fn upkeep(
             _ = shutdown.cancelled() => break,
             _ = tick.tick() => {}
         }
+        if let Err(e) = jobs.settle_dependents().await {
+            tracing::warn!(error = %e, "settling jobs that wait for a parent failed");
+        }
         match jobs.store().promote_due().await {
             Ok(0) => {}
             Ok(_) => Queue::ALL.iter().for_each(|q| jobs.signal(*q)),

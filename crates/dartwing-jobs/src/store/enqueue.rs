@@ -31,6 +31,8 @@ pub(super) struct EnqueueSql {
     insert_many: Statement,
     deduplicated: Statement,
     promote_due: Statement,
+    release_dependents: Statement,
+    cancel_orphaned_dependents: Statement,
 }
 
 impl EnqueueSql {
@@ -46,6 +48,8 @@ impl EnqueueSql {
             insert_many: by_backend.take("insert_many")?,
             deduplicated: s.take("deduplicated")?,
             promote_due: s.take("promote_due")?,
+            release_dependents: s.take("release_dependents")?,
+            cancel_orphaned_dependents: s.take("cancel_orphaned_dependents")?,
         };
         s.finish()?;
         by_backend.finish()?;
@@ -92,6 +96,7 @@ struct JobRow<'a> {
     dedup_until_us: Option<i64>,
     trace_id: Option<&'a str>,
     submitted_by: Option<&'a str>,
+    depends_on: Option<&'a str>,
 }
 
 /// One (queue, organization) lane of a set, held by the transaction once entered.
@@ -409,6 +414,7 @@ impl JobStore {
                 .map(|_| now + i64::try_from(window).unwrap_or(0) * 1_000_000),
             trace_id: job.trace_id.as_deref(),
             submitted_by: job.submitted_by.as_deref(),
+            depends_on: job.depends_on.as_deref(),
         }
     }
 
@@ -431,6 +437,35 @@ impl JobStore {
         Ok(all)
     }
 
+    /// Jobs waiting for a parent: those whose parent Completed become due now (the next
+    /// promotion queues them), those whose parent ended any other way are canceled and returned.
+    pub async fn settle_dependents(&self) -> Result<Vec<CanceledDependent>> {
+        let sql = &self.sql.enqueue;
+        let now = Timestamp::now().as_micros();
+        self.db
+            .run(
+                &sql.release_dependents,
+                sql.release_dependents
+                    .query()
+                    .bind(now)
+                    .bind(WAITING_FOR_PARENT_US)
+                    .execute(self.db.pool()),
+            )
+            .await?;
+        let canceled: Vec<CanceledDependent> = self
+            .db
+            .run(
+                &sql.cancel_orphaned_dependents,
+                sql.cancel_orphaned_dependents
+                    .query_as()
+                    .bind(now)
+                    .bind(WAITING_FOR_PARENT_US)
+                    .fetch_all(self.db.pool()),
+            )
+            .await?;
+        Ok(canceled)
+    }
+
     /// Moves due Pending jobs (scheduled or backing off) to Queued at the queue clock.
     pub async fn promote_due(&self) -> Result<u64> {
         let sql = &self.sql.enqueue;
@@ -446,6 +481,22 @@ impl JobStore {
             .await?;
         Ok(result.rows_affected())
     }
+}
+
+/// `run_at_us` of a job waiting for its parent (9999-12-31T23:59:59Z): never due by itself.
+pub const WAITING_FOR_PARENT_US: i64 = 253_402_300_799_000_000;
+
+/// A waiting job canceled because its parent did not complete.
+#[derive(Debug, sqlx::FromRow)]
+pub struct CanceledDependent {
+    /// The job.
+    pub id: String,
+    /// Its type.
+    pub method: String,
+    /// Its organization's stored key.
+    pub org_key: String,
+    /// Who submitted it.
+    pub submitted_by: Option<String>,
 }
 
 /// The 429 of a job refused at its organization's pending cap (`reject` mode).

@@ -22,7 +22,7 @@ mod lanes;
 mod lifecycle;
 mod retention;
 
-pub use enqueue::EnqueueOutcome;
+pub use enqueue::{CanceledDependent, EnqueueOutcome, WAITING_FOR_PARENT_US};
 pub use heartbeats::Heartbeat;
 pub use inspect::JobMetricsRows;
 

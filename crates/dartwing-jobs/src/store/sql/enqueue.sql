@@ -30,3 +30,19 @@ UPDATE job SET status = 'Queued',
     vtime = (SELECT vclock FROM job_queue_clock c WHERE c.queue = job.queue) + 1
         - CASE priority WHEN 3 THEN 256 WHEN 2 THEN 64 WHEN 0 THEN -64 ELSE 0 END
 WHERE status = 'Pending' AND run_at_us <= $1;
+
+-- name: release_dependents
+-- Jobs waiting for a parent ($2: the waiting mark of run_at_us) whose parent Completed become due
+-- now ($1); the promotion that follows queues them.
+UPDATE job SET run_at_us = $1
+WHERE status = 'Pending' AND depends_on IS NOT NULL AND run_at_us = $2
+  AND EXISTS (SELECT 1 FROM job AS parent WHERE parent.id = job.depends_on AND parent.status = 'Completed');
+
+-- name: cancel_orphaned_dependents
+-- Jobs waiting for a parent that ended any other way, or is gone, are canceled at $1.
+UPDATE job SET status = 'Canceled', finished_at_us = $1,
+    error = 'its parent job ' || depends_on || ' did not complete'
+WHERE status = 'Pending' AND depends_on IS NOT NULL AND run_at_us = $2
+  AND NOT EXISTS (SELECT 1 FROM job AS parent WHERE parent.id = job.depends_on
+                  AND parent.status IN ('Pending', 'Queued', 'Running', 'Completed'))
+RETURNING id, method, org_key, submitted_by;
