@@ -193,6 +193,20 @@ dartwing_e2e::backend_tests! {
     }
 }
 
+/// A node whose workers poll every 20 ms and record successes every 2 ms, with `handlers`.
+async fn quick_server(
+    db: &dartwing_e2e::TestDatabase,
+    handlers: HandlerRegistry,
+    adjust: impl FnOnce(&mut dartwing_core::config::Config),
+) -> TestServer {
+    let quick = |c: &mut dartwing_core::config::Config| {
+        c.jobs.poll_interval_ms = 20;
+        c.jobs.completion_flush_ms = 2;
+        adjust(c);
+    };
+    TestServer::start_full(db, quick, handlers, Arc::default()).await
+}
+
 /// `pdf_generation` of the contract's examples: reports progress, then succeeds.
 struct PdfGeneration;
 
@@ -252,16 +266,7 @@ dartwing_e2e::backend_tests! {
         handlers
             .register_with("pdf_generation", EnqueuePolicy::Members(Action::Write), PdfGeneration)
             .register_with("fax_send", EnqueuePolicy::Members(Action::Write), FaxSend);
-        let server = TestServer::start_full(
-            db,
-            |c| {
-                c.jobs.poll_interval_ms = 20;
-                c.jobs.completion_flush_ms = 2;
-            },
-            handlers,
-            Arc::default(),
-        )
-        .await;
+        let server = quick_server(db, handlers, |_| {}).await;
         let org = server.create_org("owner@example.com", "Acme").await;
         server.create_org("stranger@example.com", "Other").await;
         let token = server.token("owner@example.com");
@@ -393,10 +398,10 @@ dartwing_e2e::backend_tests! {
     async fn job_types_are_configured_and_listed(db) {
         let mut handlers = HandlerRegistry::new();
         handlers.register_with("pdf_generation", EnqueuePolicy::Members(Action::Write), PdfGeneration);
-        let server = TestServer::start_full(
+        let server = quick_server(
             db,
+            handlers,
             |c| {
-                c.jobs.poll_interval_ms = 20;
                 c.jobs.job_types.insert(
                     "pdf_generation".into(),
                     dartwing_core::config::JobTypeConfig {
@@ -413,8 +418,6 @@ dartwing_e2e::backend_tests! {
                     dartwing_core::config::JobTypeConfig { description: Some("not on this node".into()), ..Default::default() },
                 );
             },
-            handlers,
-            Arc::default(),
         )
         .await;
         let org = server.create_org("owner@example.com", "Acme").await;
@@ -459,16 +462,7 @@ dartwing_e2e::backend_tests! {
     async fn a_dependent_job_waits_for_its_parent_and_is_canceled_when_the_parent_does_not_complete(db) {
         let mut handlers = HandlerRegistry::new();
         handlers.register_with("pdf_generation", EnqueuePolicy::Members(Action::Write), PdfGeneration);
-        let server = TestServer::start_full(
-            db,
-            |c| {
-                c.jobs.poll_interval_ms = 20;
-                c.jobs.completion_flush_ms = 2;
-            },
-            handlers,
-            Arc::default(),
-        )
-        .await;
+        let server = quick_server(db, handlers, |_| {}).await;
         let org = server.create_org("owner@example.com", "Acme").await;
         let token = server.token("owner@example.com");
         let answers = frappe_calls(&server, &token, vec![
