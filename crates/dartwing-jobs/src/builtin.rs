@@ -22,6 +22,7 @@ pub(crate) fn register(
     settings: WebhookSettings,
     production: bool,
     purged: IntCounterVec,
+    stuck_recovered: IntCounterVec,
 ) -> Result<(), String> {
     let config: &JobsConfig = store.config();
     let networks = config
@@ -43,7 +44,13 @@ pub(crate) fn register(
                 purged,
             },
         )
-        .register(STUCK_DETECTION_JOB, StuckDetection { store: store.clone() });
+        .register(
+            STUCK_DETECTION_JOB,
+            StuckDetection {
+                store: store.clone(),
+                recovered: stuck_recovered,
+            },
+        );
     Ok(())
 }
 
@@ -175,12 +182,16 @@ impl JobHandler for FinishedJobPurge {
 /// `jobs.stuck_detection`: recovers jobs whose worker died or that overran twice their timeout.
 pub struct StuckDetection {
     store: JobStore,
+    /// `jobs_stuck_recovered_total`.
+    recovered: IntCounterVec,
 }
 
 #[async_trait]
 impl JobHandler for StuckDetection {
     async fn run(&self, _ctx: &JobContext, _args: Value) -> Result<(), JobError> {
         let (retried, dead) = self.store.recover_stuck().await?;
+        self.recovered.with_label_values(&["retried"]).inc_by(retried);
+        self.recovered.with_label_values(&["dead_lettered"]).inc_by(dead);
         tracing::info!(retried, dead_lettered = dead, "stuck job detection done");
         Ok(())
     }

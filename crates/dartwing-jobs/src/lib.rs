@@ -62,6 +62,8 @@ pub(crate) struct JobMetrics {
     pub(crate) org_job_count: IntGaugeVec,
     pub(crate) retried: IntCounterVec,
     pub(crate) purged: IntCounterVec,
+    pub(crate) stuck_recovered: IntCounterVec,
+    pub(crate) workers_alive: IntGaugeVec,
 }
 
 impl JobMetrics {
@@ -70,6 +72,10 @@ impl JobMetrics {
             tracing::error!(error = %e, "job metrics registration failed");
             Error::internal()
         };
+        let stuck_recovered = metrics.counter(&catalog::JOBS_STUCK_RECOVERED_TOTAL).map_err(fail)?;
+        for outcome in ["retried", "dead_lettered"] {
+            stuck_recovered.with_label_values(&[outcome]);
+        }
         Ok(Self {
             enqueued: metrics.counter(&catalog::JOBS_ENQUEUED_TOTAL).map_err(fail)?,
             completed: metrics.counter(&catalog::JOBS_COMPLETED_TOTAL).map_err(fail)?,
@@ -79,6 +85,8 @@ impl JobMetrics {
             org_job_count: metrics.gauge(&catalog::ORG_JOB_COUNT).map_err(fail)?,
             retried: metrics.counter(&catalog::JOBS_RETRIED_TOTAL).map_err(fail)?,
             purged: metrics.counter(&catalog::JOBS_PURGED_TOTAL).map_err(fail)?,
+            stuck_recovered,
+            workers_alive: metrics.gauge(&catalog::JOB_WORKERS_ALIVE).map_err(fail)?,
             metrics,
         })
     }
@@ -110,6 +118,9 @@ pub(crate) struct Inner {
     pub(crate) cluster_wakeups: wakeups::PendingWakeups,
     /// Periodic jobs: the built-ins, then each capability's.
     pub(crate) cron: RwLock<Vec<CronEntry>>,
+    /// How old a worker heartbeat may be (`observability.worker_heartbeat_timeout_secs`), once
+    /// the node's capability is built.
+    pub(crate) heartbeat_timeout: std::sync::OnceLock<std::time::Duration>,
 }
 
 /// How the node runs its part of the job engine.
@@ -181,6 +192,7 @@ impl Jobs {
             webhook_settings.clone(),
             production,
             metrics.purged.clone(),
+            metrics.stuck_recovered.clone(),
         )
         .map_err(|e| Error::new(dartwing_core::ErrorKind::Internal, e))?;
         let organization_changes =
@@ -199,6 +211,7 @@ impl Jobs {
                 signals: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
                 cluster_wakeups: wakeups::PendingWakeups::default(),
                 cron: RwLock::new(cron),
+                heartbeat_timeout: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -776,6 +789,7 @@ impl Jobs {
     /// their heartbeats and the `workers` health check), the cron scheduler (role `scheduler`)
     /// and, when metrics are on, the sampler of its gauges.
     pub fn capability(&self, node: WorkerNode) -> Capability {
+        let _ = self.inner.heartbeat_timeout.set(node.heartbeat_timeout);
         let heartbeats = WorkerHeartbeats::new(self.store().clone(), node.node_id.clone(), node.heartbeat_timeout);
         let mut capability = Capability::new("jobs")
             .routes(routes::routes(self.clone()))
@@ -863,6 +877,20 @@ impl Jobs {
         if let Ok(depth) = store.dlq_depth().await {
             m.dlq_depth.with_label_values(&[] as &[&str]).set(depth);
         }
+        if let Ok(heartbeats) = store.heartbeats().await {
+            let timeout = self.heartbeat_timeout();
+            let deadline = Timestamp::now().as_micros() - i64::try_from(timeout.as_micros()).unwrap_or(i64::MAX);
+            for queue in Queue::ALL {
+                let alive = heartbeats
+                    .iter()
+                    .filter(|beat| beat.worker_id.ends_with(&format!(":{queue}")))
+                    .filter(|beat| beat.last_beat.0.as_micros() >= deadline)
+                    .count();
+                m.workers_alive
+                    .with_label_values(&[queue.as_str()])
+                    .set(i64::try_from(alive).unwrap_or(i64::MAX));
+            }
+        }
         if let Ok(counts) = store.org_job_counts().await {
             m.org_job_count.reset();
             for (key, queue, count) in counts {
@@ -870,6 +898,15 @@ impl Jobs {
                 m.org_job_count.with_label_values(&[&org, &queue]).add(count);
             }
         }
+    }
+
+    /// How old a worker heartbeat may be before the worker counts as dead.
+    fn heartbeat_timeout(&self) -> std::time::Duration {
+        self.inner.heartbeat_timeout.get().copied().unwrap_or_else(|| {
+            std::time::Duration::from_secs(
+                dartwing_core::config::ObservabilityConfig::default().worker_heartbeat_timeout_secs,
+            )
+        })
     }
 
     /// After a job was dead-lettered: raise `dlq_alert` to administrators at the threshold.

@@ -190,6 +190,18 @@ pub const JOBS_RETRIED_TOTAL: MetricSpec = counter(
     &["queue", "method"],
 );
 
+/// Running jobs recovered by stuck-job detection.
+pub const JOBS_STUCK_RECOVERED_TOTAL: MetricSpec = counter(
+    "jobs_stuck_recovered_total",
+    "Running jobs whose worker stopped renewing their lease or that overran twice their timeout, recovered by jobs.stuck_detection, by outcome (retried, dead_lettered).",
+    &["outcome"],
+);
+/// Live workers per queue.
+pub const JOB_WORKERS_ALIVE: MetricSpec = gauge(
+    "job_workers_alive",
+    "Workers of the cluster serving each queue whose heartbeat is recent (within observability.worker_heartbeat_timeout_secs), read from the database.",
+    &["queue"],
+);
 /// Finished jobs purged.
 pub const JOBS_PURGED_TOTAL: MetricSpec = counter(
     "jobs_purged_total",
@@ -212,6 +224,12 @@ pub const SOCKETIO_CONNECTIONS_TOTAL: MetricSpec = gauge(
 pub const SOCKETIO_ROOMS_TOTAL: MetricSpec = gauge(
     "socketio_rooms_total",
     "Rooms with at least one socket connected to this node (user rooms included).",
+    &["server_id"],
+);
+/// Whether the node's realtime channel to Redis is up.
+pub const REALTIME_REDIS_CONNECTED: MetricSpec = gauge(
+    "realtime_redis_connected",
+    "1 while this node's realtime connection to Redis is up, 0 while it is down: events published on other nodes do not reach this node's sockets while it is 0. Always 1 on a node without Redis (nothing to connect to).",
     &["server_id"],
 );
 /// Events published through this node.
@@ -382,6 +400,9 @@ pub const ALL: &[MetricSpec] = &[
     INTEGRATION_REQUESTS_TOTAL,
     INTEGRATION_DURATION_SECONDS,
     INTEGRATION_CIRCUIT_BREAKER_STATE,
+    REALTIME_REDIS_CONNECTED,
+    JOBS_STUCK_RECOVERED_TOTAL,
+    JOB_WORKERS_ALIVE,
 ];
 
 /// Label value used for tenants beyond the tracked budget.

@@ -100,6 +100,7 @@ impl Shared {
 struct RealtimeMetrics {
     connections: IntGaugeVec,
     rooms: IntGaugeVec,
+    redis_connected: IntGaugeVec,
     published: IntCounterVec,
     delivered: IntCounterVec,
     dropped: IntCounterVec,
@@ -116,6 +117,7 @@ impl RealtimeMetrics {
         Ok(Self {
             connections: metrics.gauge(&catalog::SOCKETIO_CONNECTIONS_TOTAL)?,
             rooms: metrics.gauge(&catalog::SOCKETIO_ROOMS_TOTAL)?,
+            redis_connected: metrics.gauge(&catalog::REALTIME_REDIS_CONNECTED)?,
             published: metrics.counter(&catalog::SOCKETIO_MESSAGES_PUBLISHED)?,
             delivered: metrics.counter(&catalog::SOCKETIO_MESSAGES_DELIVERED)?,
             dropped,
@@ -479,6 +481,10 @@ impl Realtime {
             .with_label_values(&[node_id])
             .set(connections as i64);
         metrics.rooms.with_label_values(&[node_id]).set(rooms as i64);
+        metrics
+            .redis_connected
+            .with_label_values(&[node_id])
+            .set(i64::from(self.cluster_connected()));
     }
 
     /// Removes `email`'s sockets, on every node, from the rooms the user may no longer join;
