@@ -202,7 +202,7 @@ dartwing_e2e::backend_tests! {
             &[("integration", "Google"), ("status", "Connected")]
         ));
         assert!(
-            text.lines().any(|l| l == "integration_expiring_soon 1"),
+            text.lines().any(|l| l == "integration_expiring_soon{integration=\"Google\"} 1"),
             "one token expires within the hour"
         );
         assert!(has_sample(

@@ -44,7 +44,6 @@ impl VaultMetrics {
             providers: providers.iter().map(|p| p.to_string()).collect(),
             metrics,
         };
-        this.expiring_soon.with_label_values(&[] as &[&str]).set(0);
         for provider in providers {
             for status in IntegrationStatus::ALL {
                 this.tokens.with_label_values(&[provider, status.as_str()]).set(0);
@@ -53,6 +52,7 @@ impl VaultMetrics {
                 this.refresh_total.with_label_values(&[provider, result]);
             }
             this.refresh_latency.with_label_values(&[provider]);
+            this.expiring_soon.with_label_values(&[provider]).set(0);
             this.circuit_state.with_label_values(&[provider]).set(0);
             for operation in OPERATIONS {
                 this.duration.with_label_values(&[provider, operation]);
@@ -123,11 +123,11 @@ impl VaultMetrics {
                 .set(count.tokens);
         }
         let mut soonest: HashMap<(String, String), i64> = HashMap::new();
-        let mut expiring_soon = 0;
+        let mut expiring_soon: HashMap<&str, i64> = self.providers.iter().map(|p| (p.as_str(), 0)).collect();
         for expiry in expiries {
             let seconds = (expiry.expires_at_us - now_us) / 1_000_000;
             if seconds < 3600 {
-                expiring_soon += 1;
+                *expiring_soon.entry(expiry.integration.as_str()).or_default() += 1;
             }
             let org = self.metrics.org_label(&expiry.organization).into_owned();
             soonest
@@ -139,6 +139,8 @@ impl VaultMetrics {
         for ((integration, org), seconds) in soonest {
             self.token_expiry.with_label_values(&[&integration, &org]).set(seconds);
         }
-        self.expiring_soon.with_label_values(&[] as &[&str]).set(expiring_soon);
+        for (integration, tokens) in expiring_soon {
+            self.expiring_soon.with_label_values(&[integration]).set(tokens);
+        }
     }
 }

@@ -328,8 +328,8 @@ pub const INTEGRATION_REFRESH_LATENCY_MS: MetricSpec = histogram(
 /// Tokens close to expiry.
 pub const INTEGRATION_EXPIRING_SOON: MetricSpec = gauge(
     "integration_expiring_soon",
-    "Connected integrations whose access token expires within an hour.",
-    &[],
+    "Connected integrations whose access token expires within an hour, per provider.",
+    &["integration"],
 );
 /// Seconds until each token expires.
 pub const INTEGRATION_TOKEN_EXPIRY_SECONDS: MetricSpec = gauge(
