@@ -122,3 +122,116 @@ pub async fn serve(command: &mut Command, listen: &str, within: Duration, what: 
     wait_healthy(&base, within, what).await;
     (child, base)
 }
+
+/// Nodes of the `dartwing` binary, each a process of its own, sharing whatever their commands
+/// share (database, Redis, channels), with the JWT secret the tests sign their tokens with.
+pub struct NodeCluster {
+    nodes: Vec<(ChildGuard, String)>,
+    jwt: dartwing_http::JwtVerifier,
+    http: reqwest::Client,
+}
+
+impl NodeCluster {
+    /// Starts one node per prepared command (binary, environment, `--config`, …) as `serve`
+    /// with `roles`, node ids `node-1`, `node-2`, …, and the JWT `secret`; waits (up to 60 s
+    /// each) until every node is healthy.
+    pub async fn start(commands: Vec<Command>, roles: &str, secret: &str) -> Self {
+        let mut nodes = Vec::new();
+        for (index, mut command) in commands.into_iter().enumerate() {
+            command.env("DARTWING_JWT_SECRET", secret);
+            nodes.push(spawn_node(&mut command, &format!("node-{}", index + 1), roles));
+        }
+        for (_, base) in &nodes {
+            wait_healthy(base, Duration::from_secs(60), "a cluster node").await;
+        }
+        Self {
+            nodes,
+            jwt: dartwing_http::JwtVerifier::new(Some(secret), &dartwing_core::config::AuthConfig::default()),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// The HTTP client of the cluster's requests.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// How many nodes there are.
+    pub fn size(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// `http://host:port` of node `node` (0-based).
+    pub fn base(&self, node: usize) -> &str {
+        &self.nodes[node].1
+    }
+
+    /// A user token for `email`.
+    pub fn token(&self, email: &str) -> String {
+        self.jwt
+            .issue_dev_token(email, false, Duration::from_secs(600))
+            .expect("token")
+    }
+
+    /// A platform administrator's token.
+    pub fn admin(&self) -> String {
+        self.jwt
+            .issue_dev_token("root@example.com", true, Duration::from_secs(600))
+            .expect("token")
+    }
+
+    /// A request to `node` with an `Authorization` header value and an optional JSON body; its
+    /// status and JSON body (`null` when it has none).
+    pub async fn request(
+        &self,
+        node: usize,
+        method: reqwest::Method,
+        path: &str,
+        authorization: &str,
+        body: Option<serde_json::Value>,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base(node)))
+            .header("authorization", authorization);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let reply = request.send().await.expect("request sent");
+        let status = reply.status();
+        (status, reply.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// A request with a bearer token that must succeed; its body.
+    pub async fn call(
+        &self,
+        node: usize,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<serde_json::Value>,
+    ) -> serde_json::Value {
+        let (status, body) = self.request(node, method, path, &format!("Bearer {token}"), body).await;
+        assert!(status.is_success(), "{path}: {status} {body}");
+        body
+    }
+
+    /// The Person name of `email` (provisioned by this first request of theirs).
+    pub async fn person_of(&self, email: &str) -> String {
+        let people = self
+            .call(
+                0,
+                reqwest::Method::GET,
+                "/api/resource/Person?fields=[\"name\",\"primary_email\"]",
+                &self.token(email),
+                None,
+            )
+            .await;
+        people["data"]
+            .as_array()
+            .and_then(|people| people.iter().find(|p| p["primary_email"] == email))
+            .and_then(|person| person["name"].as_str())
+            .unwrap_or_else(|| panic!("no Person for {email}: {people}"))
+            .to_string()
+    }
+}

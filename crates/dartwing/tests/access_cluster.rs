@@ -9,14 +9,11 @@
 use axum::routing::post;
 mod support;
 
-use dartwing_core::config::AuthConfig;
-use dartwing_e2e::process::{ChildGuard, free_listen_address, wait_healthy};
+use dartwing_e2e::process::NodeCluster;
 use dartwing_e2e::{TestDatabase, redis_url, unique};
-use dartwing_http::JwtVerifier;
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -27,10 +24,14 @@ const OWNER: &str = "owner@example.com";
 const MEMBER: &str = "member@example.com";
 
 /// Nodes sharing one database (and Redis when given) and an access channel of their own.
-struct Cluster {
-    nodes: Vec<(ChildGuard, String)>,
-    jwt: JwtVerifier,
-    http: reqwest::Client,
+struct Cluster(NodeCluster);
+
+impl std::ops::Deref for Cluster {
+    type Target = NodeCluster;
+
+    fn deref(&self) -> &NodeCluster {
+        &self.0
+    }
 }
 
 impl Cluster {
@@ -43,76 +44,26 @@ impl Cluster {
         env: &[(&str, &str)],
     ) -> Self {
         let channel = unique("dw_access_test_");
-        let mut nodes = Vec::new();
-        for (index, config) in configs.iter().enumerate() {
-            let listen = free_listen_address();
-            let mut command = dartwing_e2e::isolated_command(BINARY, dir);
-            if let Some(config) = config {
-                command.arg("--config").arg(config);
-            }
-            command
-                .env("DARTWING_DATABASE_URL", database_url)
-                .env("DARTWING_JWT_SECRET", SECRET)
-                .env("DARTWING_TENANCY__ACCESS_CHANNEL", &channel)
-                .env("DARTWING_ROLES", "api")
-                .args(["serve", "--listen", &listen, "--node-id", &format!("node-{index}")])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
-            if let Some(redis) = redis {
-                command.env("DARTWING_REDIS_URL", redis);
-            }
-            for (key, value) in env {
-                command.env(key, value);
-            }
-            nodes.push((ChildGuard::spawn(&mut command), format!("http://{listen}")));
-        }
-        for (_, base) in &nodes {
-            wait_healthy(base, Duration::from_secs(60), "a cluster node").await;
-        }
-        Self {
-            nodes,
-            jwt: JwtVerifier::new(Some(SECRET), &AuthConfig::default()),
-            http: reqwest::Client::new(),
-        }
-    }
-
-    fn token(&self, email: &str) -> String {
-        self.jwt
-            .issue_dev_token(email, false, Duration::from_secs(600))
-            .unwrap()
-    }
-
-    fn admin(&self) -> String {
-        self.jwt
-            .issue_dev_token("root@example.com", true, Duration::from_secs(600))
-            .unwrap()
-    }
-
-    async fn request(
-        &self,
-        node: usize,
-        method: Method,
-        path: &str,
-        auth: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.nodes[node].1))
-            .header("authorization", auth);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let reply = request.send().await.unwrap();
-        let status = reply.status();
-        (status, reply.json().await.unwrap_or(Value::Null))
-    }
-
-    /// A request with a bearer token that must succeed; its body.
-    async fn call(&self, node: usize, method: Method, path: &str, token: &str, body: Option<Value>) -> Value {
-        let (status, body) = self.request(node, method, path, &format!("Bearer {token}"), body).await;
-        assert!(status.is_success(), "{path}: {status} {body}");
-        body
+        let commands = configs
+            .iter()
+            .map(|config| {
+                let mut command = dartwing_e2e::isolated_command(BINARY, dir);
+                if let Some(config) = config {
+                    command.arg("--config").arg(config);
+                }
+                command
+                    .env("DARTWING_DATABASE_URL", database_url)
+                    .env("DARTWING_TENANCY__ACCESS_CHANNEL", &channel);
+                if let Some(redis) = redis {
+                    command.env("DARTWING_REDIS_URL", redis);
+                }
+                for (key, value) in env {
+                    command.env(key, value);
+                }
+                command
+            })
+            .collect();
+        Self(NodeCluster::start(commands, "api", SECRET).await)
     }
 
     /// The status of `email` reading organization `org` through `node`.
@@ -129,27 +80,6 @@ impl Cluster {
         self.request(node, Method::PUT, &path, &auth, Some(json!({"org_name": name})))
             .await
             .0
-    }
-
-    async fn person_of(&self, email: &str) -> String {
-        let people = self
-            .call(
-                0,
-                Method::GET,
-                "/api/resource/Person?fields=[\"name\",\"primary_email\"]",
-                &self.token(email),
-                None,
-            )
-            .await;
-        people["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["primary_email"] == json!(email))
-            .unwrap()["name"]
-            .as_str()
-            .unwrap()
-            .to_string()
     }
 }
 

@@ -5,11 +5,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use dartwing_core::config::AuthConfig;
-use dartwing_e2e::process::{ChildGuard, free_listen_address, free_port, wait_healthy};
+use dartwing_e2e::process::{ChildGuard, NodeCluster, free_port, wait_healthy};
 use dartwing_e2e::sockets::{ClientKind, SocketAgent};
 use dartwing_e2e::{TestDatabase, redis_url, unique};
-use dartwing_http::JwtVerifier;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::Path;
@@ -23,85 +21,49 @@ const SETTLE: Duration = Duration::from_millis(700);
 
 /// Nodes sharing one database, one Redis, and a channel/prefix of their own (tests run in parallel).
 struct Cluster {
-    nodes: Vec<(ChildGuard, String)>,
+    nodes: NodeCluster,
     channel: String,
     redis: String,
-    jwt: JwtVerifier,
-    http: reqwest::Client,
+}
+
+impl std::ops::Deref for Cluster {
+    type Target = NodeCluster;
+
+    fn deref(&self) -> &NodeCluster {
+        &self.nodes
+    }
 }
 
 impl Cluster {
     async fn start(dir: &Path, database_url: &str, redis: &str, count: usize, extra_env: &[(&str, &str)]) -> Self {
         let channel = unique("dartwing:test:");
         let prefix = unique("dw-sio-");
-        let mut nodes = Vec::new();
-        for index in 1..=count {
-            let listen = free_listen_address();
-            let mut command = dartwing_e2e::isolated_command(BINARY, dir);
-            command
-                .env("DARTWING_DATABASE_URL", database_url)
-                .env("DARTWING_REDIS_URL", redis)
-                .env("DARTWING_JWT_SECRET", SECRET)
-                .env("DARTWING_REALTIME__CHANNEL", &channel)
-                .env("DARTWING_REALTIME__ADAPTER_PREFIX", &prefix)
-                .env("DARTWING_ROLES", "api,realtime")
-                .args(["serve", "--listen", &listen, "--node-id", &format!("node-{index}")])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
-            for (key, value) in extra_env {
-                command.env(key, value);
-            }
-            nodes.push((ChildGuard::spawn(&mut command), format!("http://{listen}")));
-        }
-        let cluster = Self {
-            nodes,
+        let commands = (0..count)
+            .map(|_| {
+                let mut command = dartwing_e2e::isolated_command(BINARY, dir);
+                command
+                    .env("DARTWING_DATABASE_URL", database_url)
+                    .env("DARTWING_REDIS_URL", redis)
+                    .env("DARTWING_REALTIME__CHANNEL", &channel)
+                    .env("DARTWING_REALTIME__ADAPTER_PREFIX", &prefix);
+                for (key, value) in extra_env {
+                    command.env(key, value);
+                }
+                command
+            })
+            .collect();
+        Self {
+            nodes: NodeCluster::start(commands, "api,realtime", SECRET).await,
             channel,
             redis: redis.to_string(),
-            jwt: JwtVerifier::new(Some(SECRET), &AuthConfig::default()),
-            http: reqwest::Client::new(),
-        };
-        for (_, base) in &cluster.nodes {
-            wait_healthy(base, Duration::from_secs(60), "a cluster node").await;
         }
-        cluster
-    }
-
-    fn base(&self, node: usize) -> &str {
-        &self.nodes[node].1
-    }
-
-    fn token(&self, email: &str) -> String {
-        self.jwt
-            .issue_dev_token(email, false, Duration::from_secs(600))
-            .unwrap()
-    }
-
-    fn admin(&self) -> String {
-        self.jwt
-            .issue_dev_token("root@example.com", true, Duration::from_secs(600))
-            .unwrap()
     }
 
     async fn health(&self, base: &str) -> (u16, Value) {
-        match self.http.get(format!("{base}/health")).send().await {
+        match self.http().get(format!("{base}/health")).send().await {
             Ok(reply) => (reply.status().as_u16(), reply.json().await.unwrap_or(Value::Null)),
             Err(_) => (0, Value::Null),
         }
-    }
-
-    async fn call(&self, node: usize, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> Value {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.base(node)))
-            .bearer_auth(token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let reply = request.send().await.unwrap();
-        let status = reply.status();
-        let body: Value = reply.json().await.unwrap_or(Value::Null);
-        assert!(status.is_success(), "{path}: {status} {body}");
-        body
     }
 
     async fn publish(&self, node: usize, body: Value) {
@@ -119,11 +81,7 @@ impl Cluster {
             .query_async(&mut connection)
             .await
             .unwrap();
-        assert_eq!(
-            receivers as usize,
-            self.nodes.len(),
-            "every node listens on the channel"
-        );
+        assert_eq!(receivers as usize, self.size(), "every node listens on the channel");
     }
 
     async fn create_org(&self, owner: &str) -> String {
@@ -141,24 +99,7 @@ impl Cluster {
 
     /// Adds `email` to `org` (provisioning the person through a first request); returns the Org Member name.
     async fn add_member(&self, org: &str, email: &str, role: &str) -> String {
-        let people = self
-            .call(
-                0,
-                reqwest::Method::GET,
-                "/api/resource/Person?fields=[\"name\",\"primary_email\"]",
-                &self.token(email),
-                None,
-            )
-            .await;
-        let person = people["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["primary_email"] == json!(email))
-            .unwrap()["name"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let person = self.person_of(email).await;
         let body = self
             .call(
                 0,
