@@ -192,7 +192,10 @@ impl From<Error> for JobError {
     }
 }
 
-/// What a running job can ask of the engine: cancellation and progress.
+/// Longest `output_reference` a handler may record.
+pub const MAX_OUTPUT_REFERENCE_CHARS: usize = 1000;
+
+/// What a running job can ask of the engine: cancellation, progress and where its result is.
 #[async_trait]
 pub trait JobControl: Send + Sync {
     /// Resolves when the job is cancelled (or its worker shuts down).
@@ -201,6 +204,8 @@ pub trait JobControl: Send + Sync {
     fn is_cancelled(&self) -> bool;
     /// Records progress (`percent` 0–100) and announces it (`job_progress`).
     async fn progress(&self, percent: f64, message: &str) -> std::result::Result<(), JobError>;
+    /// Records where the job's result is (`output_reference`).
+    async fn output_reference(&self, reference: &str) -> std::result::Result<(), JobError>;
 }
 
 /// Everything a handler may use: the job's identity, a principal scoped to the job's organization
@@ -238,6 +243,18 @@ impl JobContext {
     /// Records progress and sends `job_progress` to the job's organization room.
     pub async fn progress(&self, percent: f64, message: &str) -> std::result::Result<(), JobError> {
         self.control.progress(percent, message).await
+    }
+
+    /// Records where the job's result is — a file path, URL or document name, at most
+    /// [`MAX_OUTPUT_REFERENCE_CHARS`] characters — shown as `output_reference` by the job API and
+    /// in the `job_status_changed` of its completion.
+    pub async fn output_reference(&self, reference: &str) -> std::result::Result<(), JobError> {
+        if reference.chars().count() > MAX_OUTPUT_REFERENCE_CHARS {
+            return Err(JobError::Permanent(format!(
+                "output_reference is longer than {MAX_OUTPUT_REFERENCE_CHARS} characters"
+            )));
+        }
+        self.control.output_reference(reference).await
     }
 }
 

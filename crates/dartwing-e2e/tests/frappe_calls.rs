@@ -214,6 +214,7 @@ struct PdfGeneration;
 impl JobHandler for PdfGeneration {
     async fn run(&self, ctx: &JobContext, _args: Value) -> Result<(), JobError> {
         ctx.progress(45.0, "Processing page 5 of 11...").await?;
+        ctx.output_reference("/files/report-2025-001.pdf").await?;
         Ok(())
     }
 }
@@ -307,7 +308,8 @@ dartwing_e2e::backend_tests! {
         assert_eq!(done["job_type"], "pdf_generation");
         assert_eq!((done["progress"].as_f64(), &done["progress_message"]), (Some(45.0), &json!("Processing page 5 of 11...")));
         assert_eq!(done["retry_count"], 0);
-        assert!(done["completed_at"].is_string() && done["output_reference"].is_null(), "{done}");
+        assert!(done["completed_at"].is_string(), "{done}");
+        assert_eq!(done["output_reference"], "/files/report-2025-001.pdf", "{done}");
 
         // A failed job: Dead Letter with its error, then retry_job.
         let fax = frappe_calls(&server, &token, vec![

@@ -635,7 +635,8 @@ struct Reports;
 #[async_trait]
 impl JobHandler for Reports {
     async fn run(&self, ctx: &JobContext, _args: Value) -> Result<(), JobError> {
-        ctx.progress(50.0, "half way").await
+        ctx.progress(50.0, "half way").await?;
+        ctx.output_reference("/files/report.pdf").await
     }
 }
 
@@ -681,11 +682,17 @@ async fn progress_and_status_changes_are_stored_and_sent_to_the_organization_roo
     // Every recorded status change, in order, to the same room.
     let deadline = Instant::now() + Duration::from_secs(10);
     let changes = loop {
-        let changes: Vec<(Value, Value)> = publisher
+        let changes: Vec<(Value, Value, Value)> = publisher
             .events()
             .into_iter()
             .filter(|(e, m, target)| e == "job_status_changed" && m["job_id"] == id.as_str() && *target == room)
-            .map(|(_, m, _)| (m["from_status"].clone(), m["to_status"].clone()))
+            .map(|(_, m, _)| {
+                (
+                    m["from_status"].clone(),
+                    m["to_status"].clone(),
+                    m["output_reference"].clone(),
+                )
+            })
             .collect();
         if changes.len() >= 3 || Instant::now() > deadline {
             break changes;
@@ -695,11 +702,12 @@ async fn progress_and_status_changes_are_stored_and_sent_to_the_organization_roo
     assert_eq!(
         changes,
         [
-            (Value::Null, json!("Queued")),
-            (json!("Queued"), json!("Running")),
-            (json!("Running"), json!("Completed")),
+            (Value::Null, json!("Queued"), Value::Null),
+            (json!("Queued"), json!("Running"), Value::Null),
+            (json!("Running"), json!("Completed"), json!("/files/report.pdf")),
         ]
     );
+    assert_eq!(info.output_reference.as_deref(), Some("/files/report.pdf"));
     server.stop().await;
 }
 

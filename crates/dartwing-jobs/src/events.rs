@@ -53,8 +53,9 @@ impl JobEvents {
         }
     }
 
-    /// `job_status_changed`: `{job_id, job_type, from_status, to_status, output_reference, updated_at}`.
-    pub(crate) fn status_changed(&self, job: JobRef<'_>, from: Option<JobStatus>, to: JobStatus) {
+    /// `job_status_changed`: `{job_id, job_type, from_status, to_status, output_reference, updated_at}`;
+    /// `output` is the `output_reference` a completed job recorded.
+    pub(crate) fn status_changed(&self, job: JobRef<'_>, from: Option<JobStatus>, to: JobStatus, output: Option<&str>) {
         if !self.status_changes {
             return;
         }
@@ -64,7 +65,7 @@ impl JobEvents {
             "organization": job.organization,
             "from_status": from.map(JobStatus::as_str),
             "to_status": to.as_str(),
-            "output_reference": Value::Null,
+            "output_reference": output,
             "updated_at": Timestamp::now(),
         });
         self.send(job, "job_status_changed", message);

@@ -16,7 +16,8 @@
 //!   finished in the last 24 hours (at most the latest 10,000).
 //! - `depends_on`: the job waits (Pending) until its parent Completed, and is canceled if the
 //!   parent ends any other way.
-//! - Not yet: `output_reference` (always `null`) and `get_job_history`.
+//! - `output_reference` is what the handler recorded with `JobContext::output_reference`.
+//! - Not yet: `get_job_history`.
 
 use crate::Jobs;
 use crate::model::{JobInfo, JobStatus, NewJob, Priority};
@@ -210,7 +211,7 @@ fn status_view(job: &JobInfo) -> Value {
             "next_retry_at".into(),
             json!(if waiting_retry { job.run_at } else { None }),
         ),
-        ("output_reference".into(), Value::Null),
+        ("output_reference".into(), json!(job.output_reference)),
         (
             "error_message".into(),
             json!(if dead || waiting_retry { job.error.clone() } else { None }),

@@ -22,6 +22,15 @@ pub(crate) struct AttemptControl {
     pub(crate) submitted_by: Option<String>,
     pub(crate) store: JobStore,
     pub(crate) events: JobEvents,
+    /// The `output_reference` the handler recorded, for its completion event.
+    pub(crate) output: std::sync::Mutex<Option<String>>,
+}
+
+impl AttemptControl {
+    /// The `output_reference` the handler recorded, if any.
+    pub(crate) fn recorded_output(&self) -> Option<String> {
+        self.output.lock().ok().and_then(|output| output.clone())
+    }
 }
 
 #[async_trait]
@@ -51,6 +60,17 @@ impl JobControl for AttemptControl {
             percent.clamp(0.0, 100.0),
             message,
         );
+        Ok(())
+    }
+
+    async fn output_reference(&self, reference: &str) -> Result<(), JobError> {
+        self.store
+            .set_output_reference(&self.job_id, reference)
+            .await
+            .map_err(JobError::from)?;
+        if let Ok(mut output) = self.output.lock() {
+            *output = Some(reference.to_string());
+        }
         Ok(())
     }
 }

@@ -447,6 +447,7 @@ impl Jobs {
                 },
                 Some(JobStatus::Pending),
                 JobStatus::Canceled,
+                None,
             );
         }
         Ok(())
@@ -468,6 +469,7 @@ impl Jobs {
             },
             None,
             if waits { JobStatus::Pending } else { JobStatus::Queued },
+            None,
         );
     }
 
@@ -700,6 +702,7 @@ impl Jobs {
                 },
                 Some(info.status),
                 JobStatus::Canceled,
+                None,
             );
             let m = &self.inner.metrics;
             m.completed

@@ -88,6 +88,8 @@ pub struct JobInfo {
     pub max_attempts: i64,
     /// Last error message, if any.
     pub error: Option<String>,
+    /// Where its result is, as its handler recorded it.
+    pub output_reference: Option<String>,
     /// When it was enqueued.
     pub enqueued_at: Timestamp,
     /// When it is or was due: its `run_at`, or when its retry's back-off ends.

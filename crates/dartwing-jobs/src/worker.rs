@@ -264,16 +264,18 @@ struct Success {
     organization: Option<String>,
     submitted_by: Option<String>,
     trace_id: Option<String>,
+    output_reference: Option<String>,
 }
 
 impl Success {
-    fn of(job: &ClaimedJob) -> Self {
+    fn of(job: &ClaimedJob, output_reference: Option<String>) -> Self {
         Self {
             id: job.id.clone(),
             method: job.method.clone(),
             organization: job.organization.clone(),
             submitted_by: job.submitted_by.clone(),
             trace_id: job.trace_id.clone(),
+            output_reference,
         }
     }
 
@@ -321,7 +323,18 @@ async fn run(jobs: Jobs, job: ClaimedJob, worker_id: &str, running: Running, don
             map.insert(job.id.clone(), cancel.clone());
         }
         let events = &jobs.inner.events;
-        events.status_changed(job_ref(&job), Some(JobStatus::Queued), JobStatus::Running);
+        events.status_changed(job_ref(&job), Some(JobStatus::Queued), JobStatus::Running, None);
+        let control = Arc::new(AttemptControl {
+            job_id: job.id.clone(),
+            method: job.method.clone(),
+            organization: job.organization.clone(),
+            trace_id: job.trace_id.clone(),
+            cancel: cancel.clone(),
+            submitted_by: job.submitted_by.clone(),
+            store: jobs.store().clone(),
+            events: events.clone(),
+            output: std::sync::Mutex::new(None),
+        });
         let ctx = JobContext {
             job_id: job.id.clone(),
             method: job.method.clone(),
@@ -329,16 +342,7 @@ async fn run(jobs: Jobs, job: ClaimedJob, worker_id: &str, running: Running, don
             principal: principal_for(&job),
             attempt: job.attempt,
             trace_id: job.trace_id.clone(),
-            control: Arc::new(AttemptControl {
-                job_id: job.id.clone(),
-                method: job.method.clone(),
-                organization: job.organization.clone(),
-                trace_id: job.trace_id.clone(),
-                cancel: cancel.clone(),
-                submitted_by: job.submitted_by.clone(),
-                store: jobs.store().clone(),
-                events: events.clone(),
-            }),
+            control: control.clone(),
         };
         let started = Instant::now();
         let outcome = match jobs.handler(&job.method) {
@@ -373,7 +377,7 @@ async fn run(jobs: Jobs, job: ClaimedJob, worker_id: &str, running: Running, don
         };
         let (kind, reason) = match outcome {
             Outcome::Completed => {
-                if done.send(Success::of(&job)).is_ok() {
+                if done.send(Success::of(&job, control.recorded_output())).is_ok() {
                     final_status(JobStatus::Completed);
                 }
                 tracing::debug!(duration_ms = started.elapsed().as_millis() as u64, "job completed");
@@ -383,7 +387,7 @@ async fn run(jobs: Jobs, job: ClaimedJob, worker_id: &str, running: Running, don
                 match jobs.store().mark_canceled(&job.id, worker_id).await {
                     Ok(()) => {
                         final_status(JobStatus::Canceled);
-                        events.status_changed(job_ref(&job), Some(JobStatus::Running), JobStatus::Canceled);
+                        events.status_changed(job_ref(&job), Some(JobStatus::Running), JobStatus::Canceled, None);
                     }
                     Err(e) => tracing::error!(error = %e, "recording a cancellation failed"),
                 }
@@ -400,12 +404,12 @@ async fn run(jobs: Jobs, job: ClaimedJob, worker_id: &str, running: Running, don
         match jobs.store().fail(&job, worker_id, kind, &reason).await {
             Ok(FailureOutcome::Retried) => {
                 m.retried.with_label_values(&[job.queue.as_str(), &job.method]).inc();
-                events.status_changed(job_ref(&job), Some(JobStatus::Running), JobStatus::Pending);
+                events.status_changed(job_ref(&job), Some(JobStatus::Running), JobStatus::Pending, None);
                 tracing::warn!(error_type = ?kind, error = %reason, "job attempt failed; retry scheduled");
             }
             Ok(FailureOutcome::DeadLettered(status)) => {
                 final_status(status);
-                events.status_changed(job_ref(&job), Some(JobStatus::Running), status);
+                events.status_changed(job_ref(&job), Some(JobStatus::Running), status, None);
                 tracing::error!(error_type = ?kind, error = %reason, "job failed; moved to the dead-letter queue");
                 jobs.check_dlq_alert(job.trace_id.as_deref()).await;
             }
@@ -438,9 +442,12 @@ async fn flush_completions(jobs: Jobs, worker_id: String, mut done: mpsc::Unboun
             match jobs.store().complete_many(&worker_id, &ids).await {
                 Ok(_) => {
                     for success in &batch {
-                        jobs.inner
-                            .events
-                            .status_changed(success.job(), Some(JobStatus::Running), JobStatus::Completed);
+                        jobs.inner.events.status_changed(
+                            success.job(),
+                            Some(JobStatus::Running),
+                            JobStatus::Completed,
+                            success.output_reference.as_deref(),
+                        );
                     }
                     break;
                 }

@@ -70,6 +70,7 @@ struct JobInfoRow {
     finished_at_us: Option<Micros>,
     progress: Option<JsonText<Value>>,
     error: Option<String>,
+    output_reference: Option<String>,
 }
 
 impl TryFrom<JobInfoRow> for JobInfo {
@@ -86,6 +87,7 @@ impl TryFrom<JobInfoRow> for JobInfo {
             attempts: row.attempts,
             max_attempts: row.max_attempts,
             error: row.error,
+            output_reference: row.output_reference,
             enqueued_at: row.enqueued_at_us.into(),
             run_at: row.run_at_us.map(Into::into),
             started_at: row.started_at_us.map(Into::into),

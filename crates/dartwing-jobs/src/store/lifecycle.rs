@@ -25,6 +25,7 @@ pub(super) struct LifecycleSql {
     cancel_requests: Statement,
     stuck: Statement,
     set_progress: Statement,
+    set_output_reference: Statement,
     cancel_waiting: Statement,
     request_cancel: Statement,
 }
@@ -43,6 +44,7 @@ impl LifecycleSql {
             cancel_requests: s.take("cancel_requests")?,
             stuck: s.take("stuck")?,
             set_progress: s.take("set_progress")?,
+            set_output_reference: s.take("set_output_reference")?,
             cancel_waiting: s.take("cancel_waiting")?,
             request_cancel: s.take("request_cancel")?,
         };
@@ -272,6 +274,22 @@ impl JobStore {
                 sql.set_progress
                     .query()
                     .bind(progress.to_string())
+                    .bind(job_id.to_string())
+                    .execute(self.db.pool()),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Records where a job's result is.
+    pub async fn set_output_reference(&self, job_id: &str, reference: &str) -> Result<()> {
+        let sql = &self.sql.lifecycle;
+        self.db
+            .run(
+                &sql.set_output_reference,
+                sql.set_output_reference
+                    .query()
+                    .bind(reference.to_string())
                     .bind(job_id.to_string())
                     .execute(self.db.pool()),
             )

@@ -2,13 +2,13 @@
 
 -- name: list_of_organizations
 SELECT id, method, status, queue, org_key, attempts, max_attempts, enqueued_at_us, run_at_us,
-    started_at_us, finished_at_us, progress, error
+    started_at_us, finished_at_us, progress, error, output_reference
 FROM job WHERE org_key IN (SELECT jsonb_array_elements_text($1::jsonb))
 ORDER BY enqueued_at_us DESC, id LIMIT $2;
 
 -- name: list_of_organizations_with_status
 SELECT id, method, status, queue, org_key, attempts, max_attempts, enqueued_at_us, run_at_us,
-    started_at_us, finished_at_us, progress, error
+    started_at_us, finished_at_us, progress, error, output_reference
 FROM job WHERE org_key IN (SELECT jsonb_array_elements_text($1::jsonb)) AND status = $2
 ORDER BY enqueued_at_us DESC, id LIMIT $3;
 
@@ -16,7 +16,7 @@ ORDER BY enqueued_at_us DESC, id LIMIT $3;
 -- A page of jobs, newest first: of the organizations in $1 (NULL: all), with a status in $2 (a
 -- JSON array; NULL: any) and of job type $3 (NULL: any), $4 rows from offset $5.
 SELECT id, method, status, queue, org_key, attempts, max_attempts, enqueued_at_us, run_at_us,
-    started_at_us, finished_at_us, progress, error
+    started_at_us, finished_at_us, progress, error, output_reference
 FROM job
 WHERE ($1::jsonb IS NULL OR org_key = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb))))
   AND ($2::jsonb IS NULL OR status = ANY(ARRAY(SELECT jsonb_array_elements_text($2::jsonb))))

@@ -2,13 +2,13 @@
 
 -- name: list_of_organizations
 SELECT id, method, status, queue, org_key, attempts, max_attempts, enqueued_at_us, run_at_us,
-    started_at_us, finished_at_us, progress, error
+    started_at_us, finished_at_us, progress, error, output_reference
 FROM job WHERE org_key IN (SELECT value FROM json_each($1))
 ORDER BY enqueued_at_us DESC, id LIMIT $2;
 
 -- name: list_of_organizations_with_status
 SELECT id, method, status, queue, org_key, attempts, max_attempts, enqueued_at_us, run_at_us,
-    started_at_us, finished_at_us, progress, error
+    started_at_us, finished_at_us, progress, error, output_reference
 FROM job WHERE org_key IN (SELECT value FROM json_each($1)) AND status = $2
 ORDER BY enqueued_at_us DESC, id LIMIT $3;
 
@@ -16,7 +16,7 @@ ORDER BY enqueued_at_us DESC, id LIMIT $3;
 -- A page of jobs, newest first: of the organizations in $1 (NULL: all), with a status in $2 (a
 -- JSON array; NULL: any) and of job type $3 (NULL: any), $4 rows from offset $5.
 SELECT id, method, status, queue, org_key, attempts, max_attempts, enqueued_at_us, run_at_us,
-    started_at_us, finished_at_us, progress, error
+    started_at_us, finished_at_us, progress, error, output_reference
 FROM job
 WHERE ($1 IS NULL OR org_key IN (SELECT value FROM json_each($1)))
   AND ($2 IS NULL OR status IN (SELECT value FROM json_each($2)))

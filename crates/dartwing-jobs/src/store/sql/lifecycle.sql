@@ -35,6 +35,9 @@ WHERE status = 'Running' AND (lease_until_us < $1 OR started_at_us + 2 * timeout
 -- name: set_progress
 UPDATE job SET progress = $1 WHERE id = $2;
 
+-- name: set_output_reference
+UPDATE job SET output_reference = $1 WHERE id = $2;
+
 -- name: cancel_waiting
 UPDATE job SET status = 'Canceled', finished_at_us = $1 WHERE id = $2 AND status IN ('Pending', 'Queued');
 
