@@ -286,6 +286,7 @@ dartwing_e2e::backend_tests! {
         assert_eq!(*code, 200, "{first}");
         assert_eq!(keys(&first["message"]), ["job_id", "message", "status"]);
         assert_eq!(first["message"]["message"], "Job submitted successfully");
+        assert_eq!(first["message"]["status"], "Queued", "the status it was stored with");
         let job_id = first["message"]["job_id"].as_str().unwrap().to_string();
         let (code, duplicate) = &answers[1];
         assert_eq!(*code, 409, "{duplicate}");
@@ -514,6 +515,57 @@ dartwing_e2e::backend_tests! {
         ]).await;
         assert_eq!(refused[0].0, 400, "{}", refused[0].1);
         assert!(refused[0].1["message"].as_str().unwrap().contains("ended Canceled"), "{}", refused[0].1);
+        server.stop().await;
+    }
+}
+
+/// The Python job client of `contrib/frappe` (`dartwing_core.jobs`) against the real server.
+const PYTHON_CLIENT: &str = r#"
+import os
+from dartwing_core import jobs
+org = os.environ["ORG"]
+job = jobs.submit_job("pdf_generation", org, {"month": 1})
+assert job["status"] in ("Queued", "Pending"), job
+done = jobs.wait_for(job["job_id"], timeout=20, interval=0.05)
+assert done["status"] == "Completed", done
+assert done["output_reference"] == "/files/report-2025-001.pdf", done
+try:
+    jobs.submit_job("pdf_generation", org, {"month": 1})
+    raise SystemExit("a duplicate was accepted")
+except jobs.DuplicateJob as duplicate:
+    assert duplicate.existing_job_id == job["job_id"], duplicate.existing_job_id
+try:
+    jobs.submit_job("unknown_type", org)
+    raise SystemExit("an unknown job type was accepted")
+except jobs.DartwingJobError as refused:
+    assert (refused.status, refused.exc_type) == (400, "ValidationError"), refused
+listed = jobs.list_jobs(organization=org)
+assert listed["total"] == 1 and listed["jobs"][0]["job_id"] == job["job_id"], listed
+print("ok")
+"#;
+
+dartwing_e2e::backend_tests! {
+    async fn the_python_job_client_submits_and_follows_jobs(db) {
+        let mut handlers = HandlerRegistry::new();
+        handlers.register_with("pdf_generation", EnqueuePolicy::Members(Action::Write), PdfGeneration);
+        let server = quick_server(db, handlers, |_| {}).await;
+        let org = server.create_org("owner@example.com", "Acme").await;
+        let contrib = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contrib/frappe");
+        let output = tokio::process::Command::new(python())
+            .current_dir(&contrib)
+            .env("DARTWING_URL", server.url(""))
+            .env("DARTWING_AUTHORIZATION", format!("Bearer {}", server.token("owner@example.com")))
+            .env("ORG", &org)
+            .args(["-c", PYTHON_CLIENT])
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            output.status.success() && String::from_utf8_lossy(&output.stdout).trim() == "ok",
+            "{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
         server.stop().await;
     }
 }

@@ -141,9 +141,16 @@ async fn submit_job(
         }});
         return Ok((StatusCode::CONFLICT, axum::Json(body)).into_response());
     }
+    // The status it was stored with: Pending while it waits (for its parent), else Queued — a
+    // worker may already have started it by now.
+    let submitted = if status.status == JobStatus::Pending {
+        "Pending"
+    } else {
+        "Queued"
+    };
     Ok(Message(json!({
         "job_id": enqueued.job_id,
-        "status": contract_status(&status),
+        "status": submitted,
         "message": "Job submitted successfully",
     }))
     .into_response())
