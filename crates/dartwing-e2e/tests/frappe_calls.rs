@@ -229,6 +229,19 @@ impl JobHandler for FaxSend {
     }
 }
 
+/// A `pdf_generation` job of `org` that waits (its `run_at` is far away); its id.
+async fn waiting_job(server: &TestServer, token: &str, org: &str) -> String {
+    let reply = server
+        .post(
+            "/api/method/dartwing_core.jobs.enqueue",
+            token,
+            &json!({"method": "pdf_generation", "organization": org, "run_at": "2099-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(reply.status, reqwest::StatusCode::OK, "{}", reply.text);
+    reply.json()["message"]["job_id"].as_str().unwrap().to_string()
+}
+
 /// Polls `get_job_status` until `status`.
 async fn status_until(server: &TestServer, token: &str, job_id: &str, status: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -376,17 +389,7 @@ dartwing_e2e::backend_tests! {
         assert_eq!(answers[1].0, 403, "{}", answers[1].1);
 
         // Cancel a job that waits.
-        let waiting = server
-            .post(
-                "/api/method/dartwing_core.jobs.enqueue",
-                &token,
-                &json!({"method": "pdf_generation", "organization": org, "run_at": "2099-01-01T00:00:00Z"}),
-            )
-            .await
-            .json()["message"]["job_id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let waiting = waiting_job(&server, &token, &org).await;
         let canceled = frappe_calls(&server, &token, vec![call("frappe.call", CANCEL_JOB, json!({"job_id": waiting}))]).await;
         assert_eq!(canceled[0].0, 200, "{}", canceled[0].1);
         assert_eq!(
@@ -489,17 +492,7 @@ dartwing_e2e::backend_tests! {
         );
 
         // A parent that will not complete: canceled while waiting, and its dependent with it.
-        let waiting_parent = server
-            .post(
-                "/api/method/dartwing_core.jobs.enqueue",
-                &token,
-                &json!({"method": "pdf_generation", "organization": org, "run_at": "2099-01-01T00:00:00Z"}),
-            )
-            .await
-            .json()["message"]["job_id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let waiting_parent = waiting_job(&server, &token, &org).await;
         let answers = frappe_calls(&server, &token, vec![
             call("form", SUBMIT, json!({"job_type": "pdf_generation", "organization": org, "depends_on": waiting_parent, "parameters": {"n": 3}})),
             call("form", CANCEL_JOB, json!({"job_id": waiting_parent})),
