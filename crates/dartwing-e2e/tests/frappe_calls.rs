@@ -282,7 +282,7 @@ dartwing_e2e::backend_tests! {
             .register_with("fax_send", EnqueuePolicy::Members(Action::Write), FaxSend);
         let server = quick_server(db, handlers, |_| {}).await;
         let org = server.create_org("owner@example.com", "Acme").await;
-        server.create_org("stranger@example.com", "Other").await;
+        let other = server.create_org("stranger@example.com", "Other").await;
         let token = server.token("owner@example.com");
         let parameters = json!({"template": "monthly_report", "date_range": ["2025-01-01", "2025-01-31"]});
 
@@ -387,6 +387,32 @@ dartwing_e2e::backend_tests! {
         assert!(metrics["processing_time"]["average_seconds"].as_f64().is_some_and(|s| s >= 0.0), "{metrics}");
         assert!(metrics["processing_time"]["p95_seconds"].as_f64().is_some(), "{metrics}");
         assert_eq!(answers[1].0, 403, "{}", answers[1].1);
+
+        // A member of another organization: this organization's jobs do not exist for them, a
+        // dependency on one reads as not found, and the same submission in their own
+        // organization is not a duplicate of this one's.
+        let stranger = server.token("stranger@example.com");
+        let answers = frappe_calls(&server, &stranger, vec![
+            call("get", JOB_STATUS, json!({"job_id": job_id})),
+            call("form", CANCEL_JOB, json!({"job_id": job_id})),
+            call("form", RETRY_JOB, json!({"job_id": fax_id})),
+            call("form", SUBMIT, json!({"job_type": "pdf_generation", "organization": other, "parameters": parameters})),
+            call("form", SUBMIT, json!({"job_type": "pdf_generation", "organization": other, "depends_on": job_id, "parameters": {"n": 9}})),
+            call("form", SUBMIT, json!({"job_type": "pdf_generation", "organization": other, "depends_on": "JOB-NONE", "parameters": {"n": 9}})),
+        ]).await;
+        for (i, (code, body)) in answers[..3].iter().enumerate() {
+            assert_eq!((*code, &body["exc_type"]), (404, &json!("DoesNotExistError")), "call {i}: {body}");
+        }
+        assert_eq!(answers[3].0, 200, "not a duplicate across organizations: {}", answers[3].1);
+        assert_ne!(answers[3].1["message"]["job_id"], job_id.as_str());
+        assert_eq!(answers[4].0, 400, "{}", answers[4].1);
+        assert_eq!(
+            answers[4].1["message"].as_str().unwrap().replace(&job_id, "JOB"),
+            answers[5].1["message"].as_str().unwrap().replace("JOB-NONE", "JOB"),
+            "a foreign parent reads exactly like one that does not exist"
+        );
+        let job = server.app.jobs.store().info(&job_id).await.unwrap();
+        assert_eq!(job.status.as_str(), "Completed", "the stranger's cancel changed nothing");
 
         // Cancel a job that waits.
         let waiting = waiting_job(&server, &token, &org).await;
